@@ -1,0 +1,244 @@
+//! The Consume operation: poll a topic until a minimum number of records is held or the wait
+//! ends, in polls of at most max.poll.records records each (the platform's semantics).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::connection::METADATA_TIMEOUT;
+use crate::{Connection, ConnectorError, ConsumedRecord, Header, Limits};
+
+/// Where a consumer group with no committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// The oldest record still in the partition.
+    Earliest,
+    /// Only records produced after the consumer joins (Kafka's default).
+    #[default]
+    Latest,
+}
+
+/// A Consume operation's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumeSettings {
+    /// Topic to read.
+    pub topic: String,
+    /// Consumer group whose committed offsets say where to start.
+    pub consumer_group: String,
+    /// Stop once at least this many records are held; 0 reads until `max_wait` ends.
+    pub minimum_messages: u32,
+    /// The longest the operation waits for records, including joining the group.
+    pub max_wait: Duration,
+    /// Where to start without a committed offset.
+    pub offset_reset: OffsetReset,
+    /// Commit the consumed records' offsets before returning them.
+    pub autocommit: bool,
+}
+
+/// What one Consume operation returned.
+#[derive(Debug, Clone)]
+pub struct ConsumeOutcome {
+    /// The records, in the order they were polled (per partition: offset order).
+    pub records: Vec<ConsumedRecord>,
+    /// How many polls it took (each hands over at most max.poll.records records).
+    pub polls: u32,
+}
+
+/// Within one poll, how long to wait for the next record once the first has arrived. The
+/// fetched batch is already in librdkafka's local queue by then, so this only bounds the wait
+/// when fewer than max.poll.records records are available.
+const POLL_LINGER: Duration = Duration::from_millis(20);
+
+/// Runs a Consume operation on tokio's blocking pool.
+///
+/// Fails as a whole when the cluster is unreachable, the topic does not exist, or committing
+/// fails. Dropping the future does not stop the blocking poll loop early; it ends by
+/// `max_wait` at the latest.
+pub async fn consume(
+    connection: &Connection,
+    settings: ConsumeSettings,
+    limits: Limits,
+) -> Result<ConsumeOutcome, ConnectorError> {
+    let connection = connection.clone();
+    tokio::task::spawn_blocking(move || consume_blocking(&connection, &settings, limits))
+        .await
+        .map_err(|e| ConnectorError::Internal(format!("consume task failed: {e}")))?
+}
+
+fn consume_blocking(
+    connection: &Connection,
+    settings: &ConsumeSettings,
+    limits: Limits,
+) -> Result<ConsumeOutcome, ConnectorError> {
+    let deadline = Instant::now() + settings.max_wait;
+    let mut config = connection.client_config();
+    config
+        .set("group.id", &settings.consumer_group)
+        // Offsets follow documents: nothing is stored or committed behind our back.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            match settings.offset_reset {
+                OffsetReset::Earliest => "earliest",
+                OffsetReset::Latest => "latest",
+            },
+        )
+        .set_log_level(RDKafkaLogLevel::Warning);
+    let consumer: BaseConsumer = config.create().map_err(ConnectorError::ClientConfig)?;
+
+    let metadata = consumer
+        .fetch_metadata(Some(&settings.topic), METADATA_TIMEOUT)
+        .map_err(|e| connection.unreachable(e))?;
+    let exists = metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == settings.topic && t.error().is_none() && !t.partitions().is_empty());
+    if !exists {
+        return Err(ConnectorError::UnknownTopic(settings.topic.clone()));
+    }
+    consumer
+        .subscribe(&[&settings.topic])
+        .map_err(|source| consume_error(settings, source))?;
+
+    let max_poll_records = limits.max_poll_records.get() as usize;
+    let minimum = settings.minimum_messages as usize;
+    let mut records = Vec::new();
+    let mut polls = 0;
+    loop {
+        let before = records.len();
+        poll_once(&consumer, settings, max_poll_records, deadline, &mut records)?;
+        if records.len() > before {
+            polls += 1;
+            tracing::debug!(
+                topic = %settings.topic,
+                poll = polls,
+                records = records.len() - before,
+                "poll returned records"
+            );
+        }
+        let enough = minimum > 0 && records.len() >= minimum;
+        if enough || Instant::now() >= deadline {
+            break;
+        }
+    }
+
+    if settings.autocommit && !records.is_empty() {
+        commit(&consumer, settings, &records)?;
+    }
+    Ok(ConsumeOutcome { records, polls })
+}
+
+/// One poll in the platform's sense: waits for a first record until the deadline, then takes
+/// what is already fetched, up to `max` records.
+fn poll_once(
+    consumer: &BaseConsumer,
+    settings: &ConsumeSettings,
+    max: usize,
+    deadline: Instant,
+    records: &mut Vec<ConsumedRecord>,
+) -> Result<(), ConnectorError> {
+    let mut taken = 0;
+    while taken < max {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let wait = if taken == 0 {
+            deadline - now
+        } else {
+            POLL_LINGER.min(deadline - now)
+        };
+        match consumer.poll(wait) {
+            None if taken == 0 => continue,
+            None => break,
+            Some(Ok(message)) => {
+                records.push(to_record(&message));
+                taken += 1;
+            }
+            Some(Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+            ))) => return Err(ConnectorError::UnknownTopic(settings.topic.clone())),
+            // Broker hiccups (transport errors, leader moves) are retried by librdkafka; they
+            // only end the operation through the deadline.
+            Some(Err(error)) => {
+                tracing::warn!(topic = %settings.topic, %error, "transient consume error");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn commit(
+    consumer: &BaseConsumer,
+    settings: &ConsumeSettings,
+    records: &[ConsumedRecord],
+) -> Result<(), ConnectorError> {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for record in records {
+        let entry = next
+            .entry((&record.topic, record.partition))
+            .or_insert(record.offset + 1);
+        *entry = (*entry).max(record.offset + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in &next {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(|source| commit_error(settings, source))?;
+    }
+    let result = consumer
+        .commit(&list, CommitMode::Sync)
+        .map_err(|source| commit_error(settings, source));
+    // A list passed to commit() must be gone before the consumer is destroyed, or librdkafka's
+    // destroy can hang (seen with its mock cluster).
+    drop(list);
+    result?;
+    for ((topic, partition), offset) in next {
+        tracing::debug!(topic, partition, offset, "committed");
+    }
+    Ok(())
+}
+
+fn to_record(message: &BorrowedMessage<'_>) -> ConsumedRecord {
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| Header {
+                    name: h.key.to_string(),
+                    value: h.value.map(<[u8]>::to_vec),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ConsumedRecord {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        timestamp_ms: message.timestamp().to_millis(),
+        headers,
+    }
+}
+
+fn consume_error(settings: &ConsumeSettings, source: KafkaError) -> ConnectorError {
+    ConnectorError::Consume {
+        topic: settings.topic.clone(),
+        source,
+    }
+}
+
+fn commit_error(settings: &ConsumeSettings, source: KafkaError) -> ConnectorError {
+    ConnectorError::Commit {
+        group: settings.consumer_group.clone(),
+        source,
+    }
+}

@@ -1,0 +1,20 @@
+//! The Kafka connector of Sluice.
+//!
+//! A [`Connection`] says where and how to reach Kafka; the operations ([`produce`], [`consume`])
+//! run over typed records. This crate knows nothing of XML, processes or documents: the runtime
+//! host maps its documents onto [`ProduceRecord`]s and [`ConsumedRecord`]s.
+//!
+//! Every blocking librdkafka call runs on tokio's blocking pool, so the async functions here are
+//! safe to call from async worker threads.
+
+mod connection;
+pub mod consume;
+mod embedded;
+mod error;
+pub mod produce;
+mod record;
+
+pub use connection::{Bootstrap, Connection, ConnectionConfig, Limits};
+pub use embedded::EmbeddedBroker;
+pub use error::{ConnectorError, ErrorKind};
+pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};

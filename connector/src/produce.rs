@@ -1,0 +1,308 @@
+//! The Produce operation: send a batch of records, one result per record.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header as RdHeader, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::types::RDKafkaRespErr;
+
+use crate::connection::METADATA_TIMEOUT;
+use crate::{Connection, ConnectorError, Delivered, Limits, ProduceRecord};
+
+/// How many replicas must acknowledge a record before it counts as delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// Fire and forget (`acks=0`): no delivery guarantee, no offsets reported.
+    None,
+    /// The partition leader only (`acks=1`).
+    Leader,
+    /// Every in-sync replica (`acks=all`), with the idempotent producer. Our default: the platform
+    /// we replace defaults to `acks=0`, which loses data silently when a broker fails.
+    #[default]
+    All,
+}
+
+/// Compression codec for produced batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// No compression (the platform's default).
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    fn librdkafka_name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
+            Self::Snappy => "snappy",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        }
+    }
+}
+
+/// A Produce operation's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceSettings {
+    /// Topic records go to unless a record names its own.
+    pub topic: String,
+    /// Acknowledgement level.
+    pub acks: Acks,
+    /// Batch compression.
+    pub compression: Compression,
+    /// How long librdkafka keeps retrying one record before it reports the record as failed.
+    pub delivery_timeout: Duration,
+}
+
+impl ProduceSettings {
+    /// librdkafka's `message.timeout.ms` default is 5 minutes; a process step that hangs that
+    /// long on a dead broker looks broken, so ours is shorter. Operations can raise it.
+    pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
+/// Why one record was not delivered. The other records of the batch are unaffected.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProduceError {
+    /// Larger than the host's max.request.size.
+    #[error("message is {size} bytes; max.request.size is {max} bytes")]
+    TooLarge {
+        /// Key plus payload plus headers, in bytes.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The target topic does not exist.
+    #[error("topic \"{0}\" does not exist")]
+    UnknownTopic(String),
+    /// The broker or librdkafka rejected the record.
+    #[error("delivery to topic \"{topic}\" failed: {reason}")]
+    Delivery {
+        /// Target topic.
+        topic: String,
+        /// librdkafka's description.
+        reason: String,
+        /// Whether sending it again may succeed.
+        retriable: bool,
+    },
+}
+
+/// A producer bound to one Produce operation.
+pub struct Producer {
+    inner: FutureProducer,
+    connection: Connection,
+    settings: ProduceSettings,
+    limits: Limits,
+}
+
+/// Room for the record batch and request framing on top of the largest message we accept, so a
+/// message of exactly max.request.size still fits librdkafka's request limit.
+const REQUEST_OVERHEAD: u64 = 64 * 1024;
+
+/// Back-off while librdkafka's local queue is full. This is flow control against a
+/// librdkafka-owned queue, not a wait for an event we could subscribe to.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+impl Producer {
+    /// Creates the librdkafka producer. Nothing is sent until [`Producer::produce`].
+    pub fn new(
+        connection: &Connection,
+        settings: ProduceSettings,
+        limits: Limits,
+    ) -> Result<Self, ConnectorError> {
+        let mut config = connection.client_config();
+        let acks = match settings.acks {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        };
+        // librdkafka caps message.max.bytes at 1,000,000,000.
+        let max_bytes = (limits.max_request_size + REQUEST_OVERHEAD).min(1_000_000_000);
+        config
+            .set("acks", acks)
+            .set("enable.idempotence", (settings.acks == Acks::All).to_string())
+            .set("compression.codec", settings.compression.librdkafka_name())
+            .set(
+                "message.timeout.ms",
+                settings.delivery_timeout.as_millis().to_string(),
+            )
+            .set("message.max.bytes", max_bytes.to_string());
+        let inner = config.create().map_err(ConnectorError::ClientConfig)?;
+        Ok(Self {
+            inner,
+            connection: connection.clone(),
+            settings,
+            limits,
+        })
+    }
+
+    /// Sends every record and returns one result per record, in input order.
+    ///
+    /// All records are enqueued before any delivery report is awaited, so a batch costs one
+    /// round of broker requests, not one per record. `on_delivered` is called with the running
+    /// count of records that have their result, for progress reporting.
+    ///
+    /// Fails as a whole only when the cluster cannot be reached. Cancel-safe in the sense that
+    /// dropping the future stops waiting; records already enqueued may still be delivered.
+    pub async fn produce(
+        &self,
+        records: Vec<ProduceRecord>,
+        on_delivered: impl Fn(usize),
+    ) -> Result<Vec<Result<Delivered, ProduceError>>, ConnectorError> {
+        let missing = self.missing_topics(&records).await?;
+        let mut results: Vec<Option<Result<Delivered, ProduceError>>> = vec![None; records.len()];
+        let mut pending = FuturesUnordered::new();
+        let mut done = 0;
+
+        for (index, record) in records.iter().enumerate() {
+            let topic = record.topic.as_deref().unwrap_or(&self.settings.topic);
+            let size = record_size(record);
+            if size > self.limits.max_request_size {
+                results[index] = Some(Err(ProduceError::TooLarge {
+                    size,
+                    max: self.limits.max_request_size,
+                }));
+                continue;
+            }
+            if missing.contains(topic) {
+                results[index] = Some(Err(ProduceError::UnknownTopic(topic.to_string())));
+                continue;
+            }
+            let mut future_record = FutureRecord::to(topic).payload(&record.payload[..]);
+            if let Some(key) = &record.key {
+                future_record = future_record.key(&key[..]);
+            }
+            if !record.headers.is_empty() {
+                let headers = record.headers.iter().fold(OwnedHeaders::new(), |h, header| {
+                    h.insert(RdHeader {
+                        key: &header.name,
+                        value: header.value.as_deref(),
+                    })
+                });
+                future_record = future_record.headers(headers);
+            }
+            let delivery = loop {
+                match self.inner.send_result(future_record) {
+                    Ok(delivery) => break Ok(delivery),
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        future_record = r;
+                        tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                    }
+                    Err((error, _)) => break Err(error),
+                }
+            };
+            match delivery {
+                Ok(delivery) => {
+                    pending.push(async move { (index, topic.to_string(), delivery.await) })
+                }
+                Err(error) => results[index] = Some(Err(delivery_error(topic, &error))),
+            }
+        }
+        done += results.iter().flatten().count();
+        if done > 0 {
+            on_delivered(done);
+        }
+
+        while let Some((index, topic, outcome)) = pending.next().await {
+            results[index] = Some(match outcome {
+                Ok(Ok(delivery)) => Ok(Delivered {
+                    topic,
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                }),
+                Ok(Err((error, _message))) => Err(delivery_error(&topic, &error)),
+                Err(_canceled) => Err(ProduceError::Delivery {
+                    topic,
+                    reason: "the producer was shut down before the broker answered".into(),
+                    retriable: true,
+                }),
+            });
+            done += 1;
+            on_delivered(done);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every record has a result once all deliveries are in"))
+            .collect())
+    }
+
+    /// Asks the cluster which of the batch's topics do not exist, so those records fail at once
+    /// instead of after the delivery timeout (brokers that do not auto-create topics leave a
+    /// record for a missing topic queued until it times out).
+    async fn missing_topics(
+        &self,
+        records: &[ProduceRecord],
+    ) -> Result<BTreeSet<String>, ConnectorError> {
+        let topics: BTreeSet<String> = records
+            .iter()
+            .map(|r| r.topic.as_deref().unwrap_or(&self.settings.topic).to_string())
+            .collect();
+        let producer = self.inner.clone();
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut missing = BTreeSet::new();
+            for topic in topics {
+                let metadata = producer
+                    .client()
+                    .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+                    .map_err(|e| connection.unreachable(e))?;
+                let exists = metadata.topics().iter().any(|t| {
+                    t.name() == topic
+                        && t.error().is_none_or(|e| e != RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+                        && !t.partitions().is_empty()
+                });
+                if !exists {
+                    missing.insert(topic);
+                }
+            }
+            Ok(missing)
+        })
+        .await
+        .map_err(|e| ConnectorError::Internal(format!("topic metadata task failed: {e}")))?
+    }
+}
+
+/// The bytes a record occupies in a request, as Kafka's max.request.size counts them.
+fn record_size(record: &ProduceRecord) -> u64 {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.name.len() + h.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    (record.payload.len() + record.key.as_ref().map_or(0, Vec::len) + headers) as u64
+}
+
+fn delivery_error(topic: &str, error: &KafkaError) -> ProduceError {
+    let retriable = match error.rdkafka_error_code() {
+        Some(code) => matches!(
+            code,
+            RDKafkaErrorCode::MessageTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::QueueFull
+                | RDKafkaErrorCode::NotEnoughReplicas
+                | RDKafkaErrorCode::NotEnoughReplicasAfterAppend
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+        ),
+        None => false,
+    };
+    ProduceError::Delivery {
+        topic: topic.to_string(),
+        reason: error.to_string(),
+        retriable,
+    }
+}

@@ -1,0 +1,91 @@
+//! Raw component structs: they mirror the XML exactly and hold every value as written (text),
+//! so that all checks, and their messages, live in one place: the validation in
+//! `definitions.rs`. Unknown elements and attributes are refused here.
+
+use serde::Deserialize;
+
+/// `<connection id="…">`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawConnection {
+    #[serde(rename = "@id")]
+    pub id: Option<String>,
+    #[serde(rename = "@xmlns")]
+    pub _xmlns: Option<String>,
+    pub description: Option<String>,
+    pub bootstrap_servers: Option<String>,
+    pub client_id: Option<String>,
+    pub consumer_group: Option<String>,
+}
+
+/// `<operation id="…" type="produce|consume" connection="…">`: one struct for every type, so
+/// a field of the wrong type gets "does not apply to a produce operation", not "unknown".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawOperation {
+    #[serde(rename = "@id")]
+    pub id: Option<String>,
+    #[serde(rename = "@xmlns")]
+    pub _xmlns: Option<String>,
+    #[serde(rename = "@type")]
+    pub kind: Option<String>,
+    #[serde(rename = "@connection")]
+    pub connection: Option<String>,
+    pub description: Option<String>,
+    pub topic: Option<String>,
+    // Produce
+    pub acks: Option<String>,
+    pub compression: Option<String>,
+    pub delivery_timeout: Option<String>,
+    // Consume
+    pub consumer_group: Option<String>,
+    pub minimum_messages: Option<String>,
+    pub maximum_wait: Option<String>,
+    pub offset_reset: Option<String>,
+    pub autocommit: Option<String>,
+}
+
+/// `<process id="…">`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawProcess {
+    #[serde(rename = "@id")]
+    pub id: Option<String>,
+    #[serde(rename = "@xmlns")]
+    pub _xmlns: Option<String>,
+    pub description: Option<String>,
+    pub start: Option<RawStart>,
+    pub steps: Option<RawSteps>,
+}
+
+/// `<start operation="…"/>`; without `operation`, documents come from `sluice run --input`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStart {
+    #[serde(rename = "@operation")]
+    pub operation: Option<String>,
+}
+
+/// `<steps>…</steps>`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSteps {
+    #[serde(rename = "$value", default)]
+    pub steps: Vec<RawStep>,
+}
+
+/// One step, named by its element.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RawStep {
+    /// `<connector operation="…"/>`: runs a connector operation on the documents.
+    Connector(RawConnectorStep),
+}
+
+/// `<connector operation="…"/>`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConnectorStep {
+    #[serde(rename = "@operation")]
+    pub operation: Option<String>,
+}

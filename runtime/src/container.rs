@@ -1,0 +1,189 @@
+//! Container properties: the limits the runtime host's owner sets in `container.properties`
+//! (Java-properties syntax), taking precedence over operation settings where seed 003 says so.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+use sluice_connector::Limits;
+
+/// The host's container properties, typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContainerProperties {
+    /// Limits every Kafka operation runs under.
+    pub kafka: Limits,
+}
+
+/// A problem in `container.properties`: `file:line: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyProblem {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong and what would be valid.
+    pub message: String,
+}
+
+impl fmt::Display for PropertyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// Errors that stop the host from starting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ContainerPropertiesError(pub Vec<PropertyProblem>);
+
+/// The properties we know, under our names. The integration platform we replace prefixes them
+/// with `com.boomi.connector.`; that spelling is accepted too, so its files can be reused.
+const MAX_REQUEST_SIZE: &str = "kafka.max.request.size";
+const MAX_POLL_RECORDS: &str = "kafka.max.poll.records";
+const KNOWN: &[&str] = &[MAX_REQUEST_SIZE, MAX_POLL_RECORDS];
+const PLATFORM_PREFIX: &str = "com.boomi.connector.";
+
+/// librdkafka refuses a message.max.bytes above 1,000,000,000.
+const MAX_REQUEST_SIZE_LIMIT: u64 = 1_000_000_000;
+
+impl ContainerProperties {
+    /// The file read when `--container-properties` is not given, if it exists.
+    pub const DEFAULT_FILE: &'static str = "container.properties";
+
+    /// Reads and checks a properties file. Unknown keys are returned as warnings (they are
+    /// ignored, never silently); invalid values are errors.
+    pub fn load(path: &Path) -> Result<(Self, Vec<PropertyProblem>), ContainerPropertiesError> {
+        let file = std::fs::File::open(path).map_err(|e| {
+            ContainerPropertiesError(vec![PropertyProblem {
+                file: path.to_path_buf(),
+                line: None,
+                message: format!("cannot be read: {e}"),
+            }])
+        })?;
+        Self::parse(path, std::io::BufReader::new(file))
+    }
+
+    /// Parses properties text; `path` is only used in messages.
+    pub fn parse(
+        path: &Path,
+        input: impl std::io::Read,
+    ) -> Result<(Self, Vec<PropertyProblem>), ContainerPropertiesError> {
+        let problem = |line: Option<usize>, message: String| PropertyProblem {
+            file: path.to_path_buf(),
+            line,
+            message,
+        };
+        let mut properties = Self::default();
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        for line in java_properties::PropertiesIter::new(input) {
+            let line = match line {
+                Ok(line) => line,
+                Err(e) => {
+                    errors.push(problem(e.line_number(), format!("cannot be parsed: {e}")));
+                    break;
+                }
+            };
+            let number = line.line_number();
+            let java_properties::LineContent::KVPair(key, value) = line.consume_content() else {
+                continue;
+            };
+            let name = key.strip_prefix(PLATFORM_PREFIX).unwrap_or(&key);
+            let value = value.trim();
+            match name {
+                MAX_REQUEST_SIZE => match value.parse::<u64>() {
+                    Ok(n) if (1..=MAX_REQUEST_SIZE_LIMIT).contains(&n) => {
+                        properties.kafka.max_request_size = n
+                    }
+                    _ => errors.push(problem(
+                        Some(number),
+                        format!(
+                            "{key} must be a whole number of bytes from 1 to \
+                             {MAX_REQUEST_SIZE_LIMIT}, got \"{value}\" (default {})",
+                            Limits::DEFAULT_MAX_REQUEST_SIZE
+                        ),
+                    )),
+                },
+                MAX_POLL_RECORDS => match value.parse::<NonZeroU32>() {
+                    Ok(n) => properties.kafka.max_poll_records = n,
+                    Err(_) => errors.push(problem(
+                        Some(number),
+                        format!(
+                            "{key} must be a whole number ≥ 1, got \"{value}\" (default {})",
+                            Limits::DEFAULT_MAX_POLL_RECORDS
+                        ),
+                    )),
+                },
+                _ => {
+                    let mut message = format!("unknown container property \"{key}\" is ignored");
+                    match crate::components::did_you_mean(name, KNOWN.iter().copied()) {
+                        Some(close) => message.push_str(&format!(" (did you mean {close}?)")),
+                        None => message
+                            .push_str(&format!(" (known properties: {})", KNOWN.join(", "))),
+                    }
+                    warnings.push(problem(Some(number), message));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok((properties, warnings))
+        } else {
+            Err(ContainerPropertiesError(errors))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<(ContainerProperties, Vec<PropertyProblem>), ContainerPropertiesError> {
+        ContainerProperties::parse(Path::new("container.properties"), text.as_bytes())
+    }
+
+    #[test]
+    fn defaults_are_the_platforms() {
+        let (props, warnings) = parse("# nothing set\n").expect("valid");
+        assert_eq!(props.kafka.max_request_size, 10_485_760);
+        assert_eq!(props.kafka.max_poll_records.get(), 1);
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn reads_our_names_and_the_platforms() {
+        let (props, _) = parse(
+            "kafka.max.poll.records = 3\ncom.boomi.connector.kafka.max.request.size: 2048\n",
+        )
+        .expect("valid");
+        assert_eq!(props.kafka.max_poll_records.get(), 3);
+        assert_eq!(props.kafka.max_request_size, 2048);
+    }
+
+    #[test]
+    fn invalid_values_are_errors_with_line_numbers() {
+        let err = parse("\nkafka.max.poll.records=0\nkafka.max.request.size=10MB\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "container.properties:2: kafka.max.poll.records must be a whole number ≥ 1, got \"0\" \
+             (default 1)\ncontainer.properties:3: kafka.max.request.size must be a whole number \
+             of bytes from 1 to 1000000000, got \"10MB\" (default 10485760)"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_about_with_a_suggestion() {
+        let (_, warnings) = parse("kafka.max.pol.records=5\nfoo=bar\n").expect("valid");
+        assert_eq!(
+            warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "container.properties:1: unknown container property \"kafka.max.pol.records\" \
+                 is ignored (did you mean kafka.max.poll.records?)",
+                "container.properties:2: unknown container property \"foo\" is ignored (known \
+                 properties: kafka.max.request.size, kafka.max.poll.records)"
+            ]
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! `sluice`: the runtime host's command line.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sluice_runtime::components::Components;
+use sluice_runtime::container::ContainerProperties;
+use sluice_runtime::document::{self, InputFormat};
+use sluice_runtime::execution::{ExecutionRecord, ExecutionStatus, Host, Progress};
+
+/// Exit codes, documented in `sluice run --help`.
+const EXIT_FAILED: u8 = 1;
+const EXIT_DOCUMENT_ERRORS: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A process-runtime host with a Kafka connector",
+    long_about = "Sluice runs integration processes described as XML components: connections \
+                  (where Kafka is), operations (Produce, Consume) and processes (a start and \
+                  steps). Logs go to standard error; filter them with RUST_LOG, e.g. \
+                  RUST_LOG=sluice=debug.",
+    after_help = "Examples:\n  \
+                  sluice demo\n  \
+                  sluice validate profiles/\n  \
+                  sluice run send-orders --components my-components/ --input orders.jsonl"
+)]
+struct Cli {
+    /// Container properties file (Java-properties syntax) with the host's limits, such as
+    /// kafka.max.request.size and kafka.max.poll.records. Default: ./container.properties when
+    /// it exists.
+    #[arg(long, global = true, value_name = "PATH")]
+    container_properties: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load and check component files; print every error with file:line:column
+    #[command(after_help = "Exit status: 0 when everything is valid, 1 otherwise.\n\n\
+                            Examples:\n  \
+                            sluice validate profiles/\n  \
+                            sluice validate orders.xml connections.xml")]
+    Validate {
+        /// Component files, or folders searched recursively for *.xml files
+        #[arg(required = true, value_name = "DIR|FILE")]
+        paths: Vec<PathBuf>,
+    },
+
+    /// Run one execution of a process and print its summary
+    #[command(after_help = "Documents come from the process's start (a consume operation) or \
+                            from --input:\n  \
+                            lines   one document per line (empty lines skipped)\n  \
+                            jsonl   one JSON envelope per line: {\"data\": \"…\", \"properties\": \
+                            {\"message-key\": \"…\", \"topic-name\": \"…\"}}; \"data\" may be any \
+                            JSON value, \"data-base64\" carries binary payloads\n  \
+                            a folder: one document per file, in name order\n\n\
+                            Exit status: 0 when every document succeeded, 3 when the execution \
+                            completed but some documents have errors, 1 when it failed or \
+                            could not start.\n\n\
+                            Examples:\n  \
+                            sluice run demo-send-orders --components profiles/demo --input \
+                            profiles/demo/orders.jsonl\n  \
+                            printf 'a\\nb\\n' | sluice run send-orders --input -\n  \
+                            sluice run receive-orders --documents-out - | jq .data")]
+    Run {
+        /// The process id
+        process: String,
+        /// Component files or folders to load (all of them are validated)
+        #[arg(long, value_name = "DIR|FILE", default_value = "components", env = "SLUICE_COMPONENTS")]
+        components: Vec<PathBuf>,
+        /// Documents for a process without a start operation: a file, a folder, or - for stdin
+        #[arg(long, value_name = "FILE|DIR|-")]
+        input: Option<PathBuf>,
+        /// How to read --input (auto: *.jsonl and *.ndjson as jsonl, anything else as lines)
+        #[arg(long, value_enum, default_value = "auto")]
+        input_format: InputFormat,
+        /// Write the documents that leave the process as JSON lines to a file, or - for
+        /// standard output (the summary then goes to standard error)
+        #[arg(long, value_name = "FILE|-")]
+        documents_out: Option<PathBuf>,
+    },
+
+    /// Produce a few keyed documents and consume them back, on the embedded broker
+    #[command(after_help = "Needs nothing installed or running: the embedded broker is \
+                            librdkafka's in-process mock cluster.\n\nExample:\n  sluice demo")]
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Validate { paths } = &cli.command {
+        return Ok(validate(paths));
+    }
+    let container = load_container_properties(cli.container_properties.as_deref())?;
+    // The runtime starts only after everything that must happen on a single thread (reading
+    // the environment, later: setting KRB5_CONFIG for Kerberos) is done.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Validate { .. } => unreachable!("handled above"),
+        Command::Demo => {
+            runtime.block_on(sluice_runtime::demo::run(container, &mut std::io::stdout()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            process,
+            components,
+            input,
+            input_format,
+            documents_out,
+        } => {
+            let components = match Components::load(&components) {
+                Ok(c) => c,
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    anyhow::bail!(
+                        "{} in the components; fix them (sluice validate shows them too)",
+                        count(errors.0.len(), "error")
+                    );
+                }
+            };
+            let input = input
+                .map(|path| document::read_input(&path, input_format))
+                .transpose()?;
+            let host = Host::new(components, container);
+            let progress = TerminalProgress::new();
+            let record = runtime.block_on(host.execute(&process, input, &progress))?;
+            progress.finish();
+            let summary_to_stderr = documents_out.as_deref() == Some(Path::new("-"));
+            if let Some(path) = &documents_out {
+                write_documents(path, &record)?;
+            }
+            if summary_to_stderr {
+                print_summary(&mut std::io::stderr(), &record)?;
+            } else {
+                print_summary(&mut std::io::stdout(), &record)?;
+            }
+            Ok(match record.status {
+                ExecutionStatus::Succeeded => ExitCode::SUCCESS,
+                ExecutionStatus::CompletedWithErrors => ExitCode::from(EXIT_DOCUMENT_ERRORS),
+                ExecutionStatus::Failed(_) => ExitCode::from(EXIT_FAILED),
+            })
+        }
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> ExitCode {
+    match Components::load(paths) {
+        Ok(components) => {
+            println!(
+                "valid: {}, {}, {} in {}",
+                count(components.connections.len(), "connection"),
+                count(components.operations.len(), "operation"),
+                count(components.processes.len(), "process"),
+                count(components.files.len(), "file"),
+            );
+            for process in components.processes.values() {
+                match &process.description {
+                    Some(d) => println!("  process {}: {d}", process.id),
+                    None => println!("  process {}", process.id),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            eprintln!("{}", count(errors.0.len(), "error"));
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn load_container_properties(explicit: Option<&Path>) -> anyhow::Result<ContainerProperties> {
+    let default = Path::new(ContainerProperties::DEFAULT_FILE);
+    let path = match explicit {
+        Some(path) => path,
+        None if default.exists() => default,
+        None => return Ok(ContainerProperties::default()),
+    };
+    let (properties, warnings) = ContainerProperties::load(path)?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    tracing::debug!(?properties, file = %path.display(), "container properties");
+    Ok(properties)
+}
+
+fn write_documents(path: &Path, record: &ExecutionRecord) -> anyhow::Result<()> {
+    let mut out: Box<dyn Write> = if path == Path::new("-") {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ))
+    };
+    for doc in &record.documents_out {
+        writeln!(out, "{}", document::to_json_line(doc))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_summary(out: &mut dyn Write, record: &ExecutionRecord) -> std::io::Result<()> {
+    let status = match &record.status {
+        ExecutionStatus::Succeeded => "succeeded".to_string(),
+        ExecutionStatus::CompletedWithErrors => "completed with document errors".to_string(),
+        ExecutionStatus::Failed(reason) => format!("failed: {reason}"),
+    };
+    writeln!(
+        out,
+        "process {}, execution {}: {status} in {}",
+        record.process,
+        record.id,
+        humantime::format_duration(Duration::from_millis(record.duration.as_millis() as u64))
+    )?;
+    writeln!(
+        out,
+        "documents: {} in, {} out, {}",
+        record.documents_in,
+        record.documents_out.len(),
+        count(record.document_errors.len(), "error")
+    )?;
+    for error in &record.document_errors {
+        writeln!(
+            out,
+            "  document {}, step {} ({}): {}",
+            error.document, error.step, error.operation, error.message
+        )?;
+    }
+    Ok(())
+}
+
+fn count(n: usize, what: &str) -> String {
+    match (n, what) {
+        (1, _) => format!("1 {what}"),
+        (_, "process") => format!("{n} processes"),
+        _ => format!("{n} {what}s"),
+    }
+}
+
+/// Step progress on standard error, redrawn at most every 100 ms, only on a terminal.
+struct TerminalProgress {
+    enabled: bool,
+    last: Mutex<Option<Instant>>,
+}
+
+impl TerminalProgress {
+    fn new() -> Self {
+        Self {
+            enabled: std::io::stderr().is_terminal(),
+            last: Mutex::new(None),
+        }
+    }
+
+    fn finish(&self) {
+        if self.enabled && self.last.lock().is_ok_and(|l| l.is_some()) {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn step_progress(&self, step: usize, operation: &str, done: usize, total: usize) {
+        if !self.enabled {
+            return;
+        }
+        let Ok(mut last) = self.last.lock() else { return };
+        let now = Instant::now();
+        if done < total && last.is_some_and(|l| now - l < Duration::from_millis(100)) {
+            return;
+        }
+        *last = Some(now);
+        eprint!("\r\x1b[Kstep {step} ({operation}): {done}/{total} documents");
+    }
+}
