@@ -1,0 +1,243 @@
+//! Black-box tests: the real `sluice` binary against a real Kafka-protocol broker (tansu),
+//! with what landed in Kafka checked by an independent rdkafka client.
+
+mod harness;
+
+use harness::{assert_exit, stderr, stdout, Broker, Workspace};
+
+/// Components for one test: a connection to `broker`, a produce and a consume operation on
+/// `topic`, a process for each.
+fn components(broker: &Broker, topic: &str, group: &str, consume_extra: &str) -> String {
+    format!(
+        r#"<components>
+  <connection id="tansu">
+    <bootstrap-servers>{bootstrap}</bootstrap-servers>
+    <client-id>sluice-test</client-id>
+  </connection>
+  <operation id="send" type="produce" connection="tansu">
+    <topic>{topic}</topic>
+  </operation>
+  <operation id="receive" type="consume" connection="tansu">
+    <topic>{topic}</topic>
+    <consumer-group>{group}</consumer-group>
+    <offset-reset>earliest</offset-reset>
+    {consume_extra}
+  </operation>
+  <process id="send-documents">
+    <steps><connector operation="send"/></steps>
+  </process>
+  <process id="receive-documents">
+    <start operation="receive"/>
+  </process>
+</components>
+"#,
+        bootstrap = broker.bootstrap()
+    )
+}
+
+fn documents_out(ws: &Workspace, name: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(ws.path().join(name))
+        .expect("documents-out file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn produce_then_consume_round_trip_with_keys() {
+    let broker = Broker::start();
+    let topic = broker.create_topic("orders", 3);
+    let group = harness::unique("readers");
+    let ws = Workspace::new();
+    ws.write(
+        "components/all.xml",
+        &components(
+            &broker,
+            &topic,
+            &group,
+            "<minimum-messages>4</minimum-messages><maximum-wait>30s</maximum-wait><autocommit>true</autocommit>",
+        ),
+    );
+    ws.write(
+        "orders.jsonl",
+        r#"{"data": "order-1", "properties": {"message-key": "alice"}}
+{"data": "order-2", "properties": {"message-key": "bob"}}
+{"data": "order-3", "properties": {"message-key": "alice"}}
+{"data": "order-4"}
+"#,
+    );
+
+    let sent = ws.sluice(&["run", "send-documents", "--input", "orders.jsonl"]);
+    assert_exit(&sent, 0);
+    assert!(
+        stdout(&sent).contains("documents: 4 in, 4 out, 0 errors"),
+        "{}",
+        stdout(&sent)
+    );
+
+    // What Kafka holds, seen by a client that is not Sluice.
+    let records = broker.read_all(&topic, 4);
+    let mut by_payload: Vec<_> = records
+        .iter()
+        .map(|r| (r.payload.as_str(), r.key.as_deref()))
+        .collect();
+    by_payload.sort();
+    assert_eq!(
+        by_payload,
+        [
+            ("order-1", Some("alice")),
+            ("order-2", Some("bob")),
+            ("order-3", Some("alice")),
+            ("order-4", None)
+        ]
+    );
+    let partition_of = |payload: &str| records.iter().find(|r| r.payload == payload).map(|r| r.partition);
+    assert_eq!(partition_of("order-1"), partition_of("order-3"), "same key, same partition");
+    let alice: Vec<i64> = records
+        .iter()
+        .filter(|r| r.key.as_deref() == Some("alice"))
+        .map(|r| r.offset)
+        .collect();
+    assert!(alice[0] < alice[1], "a key's documents keep their order: {alice:?}");
+
+    // Sluice reads them back, with keys and tracked properties, and commits.
+    let received = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
+    assert_exit(&received, 0);
+    assert!(stdout(&received).contains("documents: 4 in, 4 out, 0 errors"));
+    let docs = documents_out(&ws, "out.jsonl");
+    assert_eq!(docs.len(), 4);
+    for doc in &docs {
+        let record = records
+            .iter()
+            .find(|r| r.payload == doc["data"])
+            .unwrap_or_else(|| panic!("a consumed document that was not produced: {doc}"));
+        assert_eq!(doc["properties"]["message-key"].as_str(), record.key.as_deref());
+        assert_eq!(doc["tracked"]["topic"], topic.as_str());
+        assert_eq!(doc["tracked"]["partition"], record.partition);
+        assert_eq!(doc["tracked"]["offset"], record.offset);
+    }
+
+    // Autocommit committed offset + 1 of the last document of each partition.
+    let mut expected = vec![None; 3];
+    for r in &records {
+        let next = expected[r.partition as usize].unwrap_or(0).max(r.offset + 1);
+        expected[r.partition as usize] = Some(next);
+    }
+    assert_eq!(broker.committed(&group, &topic, 3), expected);
+}
+
+#[test]
+fn consume_without_autocommit_reads_the_same_documents_again() {
+    let broker = Broker::start();
+    let topic = broker.create_topic("replay", 1);
+    let group = harness::unique("replayers");
+    broker.produce(&topic, &[(Some("k"), "one"), (None, "two")]);
+    let ws = Workspace::new();
+    ws.write(
+        "components/all.xml",
+        &components(&broker, &topic, &group, "<minimum-messages>2</minimum-messages>"),
+    );
+    for run in ["out-1.jsonl", "out-2.jsonl"] {
+        let output = ws.sluice(&["run", "receive-documents", "--documents-out", run]);
+        assert_exit(&output, 0);
+        let data: Vec<_> = documents_out(&ws, run).iter().map(|d| d["data"].clone()).collect();
+        assert_eq!(data, ["one", "two"], "{run}");
+    }
+    assert_eq!(broker.committed(&group, &topic, 1), [None]);
+}
+
+#[test]
+fn max_poll_records_three_and_minimum_five_return_six_documents() {
+    // Seed 003: "setting the container property to 3 and the Minimum Number of Messages in
+    // the operation to 5 causes the operation to poll the topic twice, resulting in 6".
+    let broker = Broker::start();
+    let topic = broker.create_topic("polls", 1);
+    let records: Vec<(Option<&str>, String)> = (0..10).map(|i| (None, format!("m{i}"))).collect();
+    let borrowed: Vec<(Option<&str>, &str)> = records.iter().map(|(k, p)| (*k, p.as_str())).collect();
+    broker.produce(&topic, &borrowed);
+    let ws = Workspace::new();
+    ws.write(
+        "components/all.xml",
+        &components(&broker, &topic, &harness::unique("g"), "<minimum-messages>5</minimum-messages>"),
+    );
+    ws.write("container.properties", "kafka.max.poll.records=3\n");
+    let output = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
+    assert_exit(&output, 0);
+    let data: Vec<_> = documents_out(&ws, "out.jsonl").iter().map(|d| d["data"].clone()).collect();
+    assert_eq!(data, ["m0", "m1", "m2", "m3", "m4", "m5"]);
+    assert!(stderr(&output).contains("polls=2"), "{}", stderr(&output));
+
+    // A container property above the minimum: one poll, more documents than the minimum.
+    ws.write("container.properties", "kafka.max.poll.records=8\n");
+    let output = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
+    assert_exit(&output, 0);
+    assert_eq!(documents_out(&ws, "out.jsonl").len(), 8);
+    assert!(stderr(&output).contains("polls=1"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_missing_topic_or_an_oversized_document_fails_only_that_document() {
+    let broker = Broker::start();
+    let topic = broker.create_topic("mixed", 1);
+    let ws = Workspace::new();
+    ws.write("components/all.xml", &components(&broker, &topic, "unused", ""));
+    ws.write("container.properties", "kafka.max.request.size=100\n");
+    let big = "x".repeat(101);
+    ws.write(
+        "in.jsonl",
+        &format!(
+            r#"{{"data": "first"}}
+{{"data": "lost?", "properties": {{"topic-name": "no-such-topic"}}}}
+{{"data": "{big}"}}
+{{"data": "last"}}
+"#
+        ),
+    );
+    let started = std::time::Instant::now();
+    let output = ws.sluice(&["run", "send-documents", "--input", "in.jsonl"]);
+    assert_exit(&output, 3);
+    // Prompt: a metadata check, not librdkafka's delivery timeout.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let summary = stdout(&output);
+    assert!(summary.contains("completed with document errors"), "{summary}");
+    assert!(summary.contains("documents: 4 in, 2 out, 2 errors"), "{summary}");
+    assert!(
+        summary.contains("  document 2, step 1 (send): topic \"no-such-topic\" does not exist"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  document 3, step 1 (send): message is 101 bytes; max.request.size is 100 bytes"),
+        "{summary}"
+    );
+    let payloads: Vec<_> = broker.read_all(&topic, 2).into_iter().map(|r| r.payload).collect();
+    assert_eq!(payloads, ["first", "last"]);
+}
+
+#[test]
+fn lines_from_standard_input_are_documents() {
+    let broker = Broker::start();
+    let topic = broker.create_topic("stdin", 2);
+    let ws = Workspace::new();
+    ws.write("components/all.xml", &components(&broker, &topic, "unused", ""));
+    let output = ws.sluice_with_stdin(&["run", "send-documents", "--input", "-"], "alpha\n\nbeta\r\ngamma");
+    assert_exit(&output, 0);
+    let mut payloads: Vec<_> = broker.read_all(&topic, 3).into_iter().map(|r| r.payload).collect();
+    payloads.sort();
+    assert_eq!(payloads, ["alpha", "beta", "gamma"]);
+}
+
+#[test]
+fn consuming_a_topic_that_does_not_exist_fails_the_execution() {
+    let broker = Broker::start();
+    let ws = Workspace::new();
+    ws.write("components/all.xml", &components(&broker, "never-created", "g", ""));
+    let output = ws.sluice(&["run", "receive-documents"]);
+    assert_exit(&output, 1);
+    assert!(
+        stdout(&output).contains(
+            "failed: start operation \"receive\": topic \"never-created\" does not exist"
+        ),
+        "{}",
+        stdout(&output)
+    );
+}

@@ -1,0 +1,233 @@
+//! Black-box tests of the `sluice` binary that need no broker: validation with exact error
+//! text, container properties, usage errors, and the zero-setup demo on the embedded broker.
+
+mod harness;
+
+use harness::{assert_exit, stderr, stdout, Workspace};
+
+const BAD: &str = r#"<components>
+  <connection id="local">
+    <bootstrap-servers>localhost</bootstrap-servers>
+  </connection>
+  <operation id="consume-orders" type="consume" connection="local">
+    <topic>orders</topic>
+    <minimum-messages>ten</minimum-messages>
+  </operation>
+  <operation id="send" type="produce" connection="kafka">
+    <topik>orders</topik>
+  </operation>
+  <operation id="send" type="produce" connection="kafka"><topic>a</topic></operation>
+  <operation id="read" type="consume" connection="kafka" mode="fast">
+    <topic>orders</topic>
+  </operation>
+  <operation id="odd" type="produce" connection="kafka">
+    <topic>bad topic</topic>
+    <autocommit>true</autocommit>
+  </operation>
+</components>
+"#;
+
+const REFERENCES: &str = r#"<components>
+  <connection id="kafka"><bootstrap-servers>broker-1:9092</bootstrap-servers></connection>
+  <operation id="send-orders" type="produce" connection="kafka"><topic>orders</topic></operation>
+  <operation id="get-orders" type="consume" connection="kafka"><topic>orders</topic></operation>
+  <operation id="lost" type="produce" connection="kafak"><topic>orders</topic></operation>
+  <process id="p1">
+    <start operation="send-orders"/>
+  </process>
+  <process id="p2">
+    <steps>
+      <connector operation="send-order"/>
+      <connector operation="get-orders"/>
+      <route/>
+    </steps>
+  </process>
+  <process id="p3"><steps><connector operation="send-order"/></steps></process>
+  <process id="p4"/>
+</components>
+"#;
+
+#[test]
+fn validate_names_file_line_column_component_field_and_valid_values() {
+    let ws = Workspace::new();
+    ws.write("bad.xml", BAD);
+    let output = ws.sluice(&["validate", "bad.xml"]);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stdout(&output).lines().collect::<Vec<_>>(),
+        [
+            "bad.xml:3:5: connection \"local\": bootstrap-servers \"localhost\" is not host:port \
+             (a host name or IP address, a colon, a port 1-65535), e.g. \"broker-1.example.com:9092\"",
+            "bad.xml:7:5: operation \"consume-orders\": minimum-messages must be a whole number \
+             ≥ 0 (at most 4294967295), got \"ten\"",
+            "bad.xml:10:5: operation \"send\": unknown element <topik>; did you mean <topic>? \
+             (valid elements here: <description>, <topic>, <acks>, <compression>, <delivery-timeout>)",
+            "bad.xml:12:14: operation \"send\": the id is already used by the operation defined \
+             at bad.xml:9:3",
+            "bad.xml:13:58: operation \"read\": unknown attribute mode; valid attributes here: id, \
+             type, connection",
+            "bad.xml:17:5: operation \"odd\": topic must be a Kafka topic name (1-249 letters, \
+             digits, '.', '_' or '-'), got \"bad topic\"",
+            "bad.xml:18:5: operation \"odd\": autocommit does not apply to a produce operation \
+             (its fields: topic, acks, compression, delivery-timeout)",
+        ]
+    );
+    assert_eq!(stderr(&output).trim(), "7 errors");
+}
+
+#[test]
+fn validate_checks_references_between_components() {
+    let ws = Workspace::new();
+    ws.write("refs.xml", REFERENCES);
+    let output = ws.sluice(&["validate", "."]);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stdout(&output).lines().collect::<Vec<_>>(),
+        [
+            "./refs.xml:13:7: process \"p2\": unknown step <route>; steps available: <connector>",
+            "./refs.xml:17:3: process \"p4\": does nothing: give it a <start operation=\"…\"/> \
+             (a consume operation) or <steps> to run on the documents given with sluice run --input",
+            "./refs.xml:4:3: operation \"get-orders\": consumer-group is missing: name it in the \
+             operation or give connection \"kafka\" a default <consumer-group>",
+            "./refs.xml:5:39: operation \"lost\": connection \"kafak\" is not defined (did you \
+             mean \"kafka\"?)",
+            "./refs.xml:7:12: process \"p1\": start operation \"send-orders\" is a produce \
+             operation; a process starts with a consume operation (or with no operation, taking \
+             documents from sluice run --input)",
+            "./refs.xml:16:38: process \"p3\": step 1: operation \"send-order\" is not defined \
+             (did you mean \"send-orders\"?)",
+        ]
+    );
+}
+
+#[test]
+fn validate_reports_malformed_xml_and_unknown_components_with_position() {
+    let ws = Workspace::new();
+    ws.write("a-broken.xml", "<components>\n  <connection id=\"x\">\n</components>\n");
+    ws.write("b-widget.xml", "<components>\n  <widget id=\"w\"/>\n</components>\n");
+    ws.write("c-root.xml", "<pipeline/>\n");
+    let output = ws.sluice(&["validate", "a-broken.xml", "b-widget.xml", "c-root.xml"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    let lines: Vec<_> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("a-broken.xml:3:1: not well-formed XML: "), "{out}");
+    assert_eq!(
+        lines[1],
+        "b-widget.xml:2:3: unknown component <widget>: expected <connection>, <operation> or <process>"
+    );
+    assert_eq!(
+        lines[2],
+        "c-root.xml:1:1: unexpected root element <pipeline>: a component file holds <components> \
+         with <connection>, <operation> and <process> elements inside, or a single one of those \
+         as its root"
+    );
+}
+
+#[test]
+fn secrets_and_values_come_from_the_environment_or_files() {
+    let ws = Workspace::new();
+    ws.write(
+        "conn.xml",
+        r#"<connection id="env"><bootstrap-servers>${env:SLUICE_TEST_BOOTSTRAP_UNSET}</bootstrap-servers><client-id>${file:client-id.txt}</client-id></connection>"#,
+    );
+    let output = ws.sluice(&["validate", "conn.xml"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(out.contains(
+        "conn.xml:1:22: connection \"env\": bootstrap-servers refers to environment variable \
+         SLUICE_TEST_BOOTSTRAP_UNSET, which is not set: set it, or write the value in the file"
+    ), "{out}");
+    assert!(out.contains("conn.xml:1:95: connection \"env\": client-id refers to file "), "{out}");
+
+    ws.write("client-id.txt", "from-a-file\n");
+    let output = harness::sluice_in(ws.path(), &["validate", "conn.xml"], None);
+    assert_exit(&output, 1);
+    assert_eq!(stdout(&output).lines().count(), 1, "only the unset variable is left");
+}
+
+#[test]
+fn the_shipped_profiles_are_valid() {
+    let profiles = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles");
+    let output = harness::sluice_in(std::path::Path::new(profiles), &["validate", "."], None);
+    assert_exit(&output, 0);
+    assert!(stdout(&output).starts_with("valid: "), "{}", stdout(&output));
+}
+
+#[test]
+fn container_properties_errors_stop_the_run_and_unknown_keys_warn() {
+    let ws = Workspace::new();
+    ws.write("components/demo.xml", include_str!("../profiles/demo/demo.xml"));
+    ws.write("container.properties", "kafka.max.poll.records=none\n");
+    let output = ws.sluice(&["run", "demo-receive-orders"]);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stderr(&output).trim(),
+        "error: container.properties:1: kafka.max.poll.records must be a whole number ≥ 1, got \
+         \"none\" (default 1)"
+    );
+
+    ws.write("other.properties", "kafka.max.pol.records=3\n");
+    let output = ws.sluice(&[
+        "--container-properties",
+        "other.properties",
+        "run",
+        "no-such-process",
+    ]);
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(err.contains(
+        "warning: other.properties:1: unknown container property \"kafka.max.pol.records\" is \
+         ignored (did you mean kafka.max.poll.records?)"
+    ), "{err}");
+    assert!(err.contains(
+        "error: process \"no-such-process\" is not defined; defined processes: \
+         demo-receive-orders, demo-send-orders"
+    ), "{err}");
+}
+
+#[test]
+fn run_says_when_input_is_missing_or_not_wanted() {
+    let ws = Workspace::new();
+    ws.write("components/demo.xml", include_str!("../profiles/demo/demo.xml"));
+    let output = ws.sluice(&["run", "demo-send-orders"]);
+    assert_exit(&output, 1);
+    assert!(stderr(&output).contains(
+        "error: process \"demo-send-orders\" takes its documents from --input (a file, a folder, \
+         or - for standard input)"
+    ));
+    ws.write("in.txt", "x\n");
+    let output = ws.sluice(&["run", "demo-receive-orders", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    assert!(stderr(&output).contains("takes no --input"));
+    let output = ws.sluice(&["run", "demo-send-orders", "--input", "missing.jsonl"]);
+    assert_exit(&output, 1);
+    assert!(stderr(&output).contains("error: missing.jsonl:0: cannot be read"), "{}", stderr(&output));
+}
+
+#[test]
+fn every_command_has_help_with_examples() {
+    for command in [&["--help"][..], &["validate", "--help"], &["run", "--help"], &["demo", "--help"]] {
+        let output = harness::sluice_in(std::path::Path::new("."), command, None);
+        assert_exit(&output, 0);
+        assert!(stdout(&output).contains("Example"), "{command:?}: {}", stdout(&output));
+    }
+}
+
+#[test]
+fn demo_produces_and_consumes_on_the_embedded_broker() {
+    let ws = Workspace::new();
+    let output = ws.sluice(&["demo"]);
+    assert_exit(&output, 0);
+    let out = stdout(&output);
+    assert!(out.contains("1. Process \"demo-send-orders\" sends 5 documents"), "{out}");
+    assert_eq!(out.matches("succeeded: 5 documents in, 5 out, 0 errors").count(), 2, "{out}");
+    // Every order that was sent was received, with its key.
+    for (key, order) in [("alice", 1001), ("bob", 1002), ("alice", 1003), ("carol", 1004), ("bob", 1005)] {
+        let received = out
+            .lines()
+            .filter(|l| l.contains(&format!("\"order\":{order}")) && l.contains(&format!("key {key}")))
+            .count();
+        assert_eq!(received, 2, "order {order} sent and received with key {key}:\n{out}");
+    }
+}

@@ -282,8 +282,8 @@ pub(crate) fn connection(c: &mut Checker<'_>, raw: RawConnection) -> Option<Conn
     })
 }
 
-const PRODUCE_FIELDS: &[&str] = &["acks", "compression", "delivery-timeout"];
-const CONSUME_FIELDS: &[&str] = &[
+pub(crate) const PRODUCE_FIELDS: &[&str] = &["acks", "compression", "delivery-timeout"];
+pub(crate) const CONSUME_FIELDS: &[&str] = &[
     "consumer-group",
     "minimum-messages",
     "maximum-wait",

@@ -12,7 +12,7 @@ mod raw;
 mod source;
 mod values;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -102,6 +102,8 @@ pub struct Components {
     pub processes: BTreeMap<String, ProcessDefinition>,
     /// The files read, in the order read.
     pub files: Vec<PathBuf>,
+    /// Components that were found but are invalid: references to them are not reported again.
+    invalid: BTreeSet<(ComponentKind, String)>,
 }
 
 impl Components {
@@ -149,6 +151,7 @@ impl Components {
     pub fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self, LoadErrors> {
         let mut components = Components::default();
         let mut errors = Vec::new();
+        let mut first_definition: BTreeMap<(ComponentKind, String), Location> = BTreeMap::new();
         for (path, text) in sources {
             let file = SourceFile::new(&path, text);
             components.files.push(path);
@@ -165,6 +168,20 @@ impl Components {
                 }
             };
             for component in &scanned {
+                if let Some(id) = &component.id {
+                    let at = file.location(component.start());
+                    if let Some(first) = first_definition.get(&(component.kind, id.clone())) {
+                        let offset = component.attribute("", "id").unwrap_or(component.start());
+                        errors.push(LoadError::new(
+                            &file.path,
+                            Some(file.location(offset)),
+                            Some((component.kind, Some(id.clone()))),
+                            format!("the id is already used by the {} defined at {first}", component.kind.name()),
+                        ));
+                        continue;
+                    }
+                    first_definition.insert((component.kind, id.clone()), at);
+                }
                 components.add(&file, component, &mut errors);
             }
         }
@@ -179,27 +196,26 @@ impl Components {
     fn add(&mut self, file: &SourceFile, scanned: &ScannedComponent, errors: &mut Vec<LoadError>) {
         let mut checker = Checker::new(file, scanned);
         checker.id = scanned.id.clone();
-        match scanned.kind {
-            ComponentKind::Connection => {
-                let def = deserialize(&mut checker)
-                    .and_then(|raw| definitions::connection(&mut checker, raw));
-                if let Some(def) = def.filter(|_| checker.errors.is_empty()) {
-                    insert(&mut self.connections, def.id.clone(), def, |d| &d.origin, &mut checker);
-                }
-            }
-            ComponentKind::Operation => {
-                let def = deserialize(&mut checker)
-                    .and_then(|raw| definitions::operation(&mut checker, raw));
-                if let Some(def) = def.filter(|_| checker.errors.is_empty()) {
-                    insert(&mut self.operations, def.id.clone(), def, |d| &d.origin, &mut checker);
-                }
-            }
-            ComponentKind::Process => {
-                let def = deserialize(&mut checker)
-                    .and_then(|raw| definitions::process(&mut checker, raw));
-                if let Some(def) = def.filter(|_| checker.errors.is_empty()) {
-                    insert(&mut self.processes, def.id.clone(), def, |d| &d.origin, &mut checker);
-                }
+        let valid = match scanned.kind {
+            ComponentKind::Connection => deserialize(&mut checker)
+                .and_then(|raw| definitions::connection(&mut checker, raw))
+                .filter(|_| checker.errors.is_empty())
+                .map(|def| self.connections.insert(def.id.clone(), def))
+                .is_some(),
+            ComponentKind::Operation => deserialize(&mut checker)
+                .and_then(|raw| definitions::operation(&mut checker, raw))
+                .filter(|_| checker.errors.is_empty())
+                .map(|def| self.operations.insert(def.id.clone(), def))
+                .is_some(),
+            ComponentKind::Process => deserialize(&mut checker)
+                .and_then(|raw| definitions::process(&mut checker, raw))
+                .filter(|_| checker.errors.is_empty())
+                .map(|def| self.processes.insert(def.id.clone(), def))
+                .is_some(),
+        };
+        if !valid {
+            if let Some(id) = &scanned.id {
+                self.invalid.insert((scanned.kind, id.clone()));
             }
         }
         errors.append(&mut checker.errors);
@@ -209,13 +225,26 @@ impl Components {
         let reference_error = |kind: ComponentKind, id: &str, at: &Location, message: String| {
             LoadError::new(&at.file, Some(at.clone()), Some((kind, Some(id.to_string()))), message)
         };
+        let invalid = |kind: ComponentKind, id: &str| self.invalid.contains(&(kind, id.to_string()));
+        // Suggestions draw on every id found, valid or not.
+        let found = |kind: ComponentKind, valid: Vec<&String>| -> Vec<String> {
+            let mut ids: Vec<String> = valid.into_iter().cloned().collect();
+            ids.extend(self.invalid.iter().filter(|(k, _)| *k == kind).map(|(_, id)| id.clone()));
+            ids.sort();
+            ids
+        };
+        let connection_ids = found(ComponentKind::Connection, self.connections.keys().collect());
+        let operation_ids = found(ComponentKind::Operation, self.operations.keys().collect());
         for op in self.operations.values() {
+            if invalid(ComponentKind::Connection, &op.connection.id) {
+                continue;
+            }
             let Some(connection) = self.connections.get(&op.connection.id) else {
                 errors.push(reference_error(
                     ComponentKind::Operation,
                     &op.id,
                     &op.connection.at,
-                    not_defined("connection", &op.connection.id, self.connections.keys()),
+                    not_defined("connection", &op.connection.id, &connection_ids),
                 ));
                 continue;
             };
@@ -237,7 +266,7 @@ impl Components {
             }
         }
         for process in self.processes.values() {
-            if let Some(start) = &process.start {
+            if let Some(start) = process.start.as_ref().filter(|s| !invalid(ComponentKind::Operation, &s.id)) {
                 match self.operations.get(&start.id) {
                     None => errors.push(reference_error(
                         ComponentKind::Process,
@@ -245,7 +274,7 @@ impl Components {
                         &start.at,
                         format!(
                             "start {}",
-                            not_defined("operation", &start.id, self.operations.keys())
+                            not_defined("operation", &start.id, &operation_ids)
                         ),
                     )),
                     Some(op) if !matches!(op.kind, OperationKind::Consume(_)) => {
@@ -267,6 +296,9 @@ impl Components {
             }
             for (index, step) in process.steps.iter().enumerate() {
                 let Step::Connector { operation } = step;
+                if invalid(ComponentKind::Operation, &operation.id) {
+                    continue;
+                }
                 match self.operations.get(&operation.id) {
                     None => errors.push(reference_error(
                         ComponentKind::Process,
@@ -275,7 +307,7 @@ impl Components {
                         format!(
                             "step {}: {}",
                             index + 1,
-                            not_defined("operation", &operation.id, self.operations.keys())
+                            not_defined("operation", &operation.id, &operation_ids)
                         ),
                     )),
                     Some(op) if !matches!(op.kind, OperationKind::Produce(_)) => {
@@ -300,8 +332,8 @@ impl Components {
     }
 }
 
-fn not_defined<'a>(kind: &str, id: &str, defined: impl Iterator<Item = &'a String>) -> String {
-    let defined: Vec<&str> = defined.map(String::as_str).collect();
+fn not_defined(kind: &str, id: &str, defined: &[String]) -> String {
+    let defined: Vec<&str> = defined.iter().map(String::as_str).collect();
     let mut message = format!("{kind} \"{id}\" is not defined");
     if let Some(close) = values::did_you_mean(id, defined.iter().copied()) {
         message.push_str(&format!(" (did you mean \"{close}\"?)"));
@@ -311,22 +343,6 @@ fn not_defined<'a>(kind: &str, id: &str, defined: impl Iterator<Item = &'a Strin
         message.push_str(&format!(" (defined: {})", defined.join(", ")));
     }
     message
-}
-
-fn insert<D>(
-    map: &mut BTreeMap<String, D>,
-    id: String,
-    def: D,
-    origin: impl Fn(&D) -> &Location,
-    checker: &mut Checker<'_>,
-) {
-    if let Some(existing) = map.get(&id) {
-        let first = origin(existing).clone();
-        let at = checker.field_offset("id");
-        checker.error_at(at, format!("the id is already used by the one defined at {first}"));
-    } else {
-        map.insert(id, def);
-    }
 }
 
 /// Reads one component into its raw struct; serde's messages are rewritten to name the
@@ -347,52 +363,65 @@ fn deserialize<T: DeserializeOwned>(checker: &mut Checker<'_>) -> Option<T> {
 fn explain_de_error(scanned: &ScannedComponent, message: &str) -> (usize, String) {
     let ticked: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
     let name = ticked.first().copied().unwrap_or_default();
-    let expected: Vec<&str> = ticked.iter().skip(1).copied().collect();
-    let show = |n: &str| match n.strip_prefix('@') {
-        Some(attr) => format!("attribute {attr}"),
-        None => format!("<{n}>"),
+    let is_attribute = name.starts_with('@');
+    let bare = name.trim_start_matches('@');
+    // Elements of the other operation type are valid XML-wise but not worth suggesting.
+    let other_type_fields: &[&str] = match scanned.type_attribute.as_deref() {
+        Some("produce") => definitions::CONSUME_FIELDS,
+        Some("consume") => definitions::PRODUCE_FIELDS,
+        _ => &[],
     };
-    let place = |n: &str| match n.strip_prefix('@') {
-        Some(attr) => scanned
-            .tags
-            .iter()
-            .find_map(|t| t.attributes.iter().find(|(a, _)| a == attr).map(|a| a.1)),
-        None => scanned
-            .tags
-            .iter()
-            .find(|t| t.path.rsplit('/').next() == Some(n))
-            .map(|t| t.start),
-    };
-    let valid = || {
-        let names: Vec<String> = expected
-            .iter()
-            .filter(|n| **n != "@xmlns" && **n != "$value")
-            .map(|n| show(n))
-            .collect();
-        let suggestion = values::did_you_mean(
-            name.trim_start_matches('@'),
-            expected.iter().map(|n| n.trim_start_matches('@')),
-        );
-        let mut s = format!("valid here: {}", names.join(", "));
-        if let Some(close) = suggestion {
-            s = format!("did you mean {}? ({s})", show(&format!("{}{close}", if name.starts_with('@') { "@" } else { "" })));
+    // serde lists the expected names after the offending one; offer those of the same sort.
+    let expected: Vec<&str> = ticked
+        .iter()
+        .skip(1)
+        .filter(|n| n.starts_with('@') == is_attribute && **n != "@xmlns" && **n != "$value")
+        .map(|n| n.trim_start_matches('@'))
+        .filter(|n| !other_type_fields.contains(n))
+        .collect();
+    let show = |n: &str| if is_attribute { n.to_string() } else { format!("<{n}>") };
+    let offset_of = |n: &str| {
+        if is_attribute {
+            scanned
+                .tags
+                .iter()
+                .find_map(|t| t.attributes.iter().find(|(a, _)| a == n).map(|a| a.1))
+        } else {
+            scanned
+                .tags
+                .iter()
+                .find(|t| t.path.rsplit('/').next() == Some(n))
+                .map(|t| t.start)
         }
-        s
     };
+    let valid = |label: &str| {
+        let names: Vec<String> = expected.iter().map(|n| show(n)).collect();
+        let listed = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        match values::did_you_mean(bare, expected.iter().copied()) {
+            Some(close) => format!("did you mean {}? ({label}: {listed})", show(close)),
+            None => format!("{label}: {listed}"),
+        }
+    };
+    let sort = if is_attribute { "attribute" } else { "element" };
     if message.starts_with("unknown field") {
-        let offset = place(name).unwrap_or(scanned.start());
-        (offset, format!("unknown {}; {}", show(name).replacen('<', "element <", 1), valid()))
+        let offset = offset_of(bare).unwrap_or(scanned.start());
+        let label = format!("valid {sort}s here");
+        (offset, format!("unknown {sort} {}; {}", show(bare), valid(&label)))
     } else if message.starts_with("unknown variant") {
-        let offset = place(name).unwrap_or(scanned.start());
-        (offset, format!("unknown step <{name}>; {}", valid().replace("valid here", "steps available")))
+        let offset = offset_of(bare).unwrap_or(scanned.start());
+        (offset, format!("unknown step <{bare}>; {}", valid("steps available")))
     } else if message.starts_with("duplicate field") {
         let offset = scanned
             .tags
             .iter()
-            .filter(|t| t.path.rsplit('/').next() == Some(name))
+            .filter(|t| t.path.rsplit('/').next() == Some(bare))
             .nth(1)
             .map_or(scanned.start(), |t| t.start);
-        (offset, format!("{} is given twice; give it once", show(name)))
+        (offset, format!("{sort} {} is given twice; give it once", show(bare)))
     } else {
         (scanned.start(), format!("cannot be read: {message}"))
     }

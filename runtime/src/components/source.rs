@@ -112,6 +112,8 @@ pub(crate) struct ScannedComponent {
     pub range: std::ops::Range<usize>,
     /// The `id` attribute as written, if any.
     pub id: Option<String>,
+    /// The `type` attribute as written, if any (operations).
+    pub type_attribute: Option<String>,
     /// Every element of the component, the component element first, in document order.
     pub tags: Vec<Tag>,
 }
@@ -219,6 +221,7 @@ pub(crate) fn scan(text: &str) -> Result<Vec<ScannedComponent>, ScanError> {
                         kind,
                         range: start..start,
                         id: attribute_value(tag, "id"),
+                        type_attribute: attribute_value(tag, "type"),
                         tags: Vec::new(),
                     });
                 }

@@ -1,0 +1,345 @@
+//! The test harness: starts real servers on loopback for black-box tests and drives the real
+//! `sluice` binary. Every server binds a free port in its own temp folder and is stopped when
+//! its handle drops, also on panic; a failing test prints the server's log.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Polls `condition` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A name no other test run uses: topics and groups of one broker never collide.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The tansu binary: `$TANSU_BIN`, else `~/.cargo/bin/tansu`, else `tansu` on the PATH.
+fn tansu_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(path);
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(candidate) = cargo_home.map(|h| h.join("bin/tansu")).filter(|p| p.exists()) {
+        return candidate;
+    }
+    PathBuf::from("tansu")
+}
+
+/// A real Kafka-protocol broker: tansu 0.6.0 with in-memory storage.
+pub struct Broker {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    // Dropped last: holds the log file.
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker on a free loopback port and waits until it accepts connections.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("tansu.log");
+        // The port is free when we ask; another process may take it before tansu binds, so a
+        // broker that exits at start is retried on a new port.
+        for _attempt in 0..3 {
+            let port = free_port();
+            let url = format!("tcp://127.0.0.1:{port}");
+            let log_file = std::fs::File::create(&log).expect("log file");
+            let mut child = Command::new(tansu_binary())
+                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+                .args(["--storage-engine", "memory://tansu/"])
+                .current_dir(dir.path())
+                .env("RUST_LOG", "warn")
+                .stdout(log_file.try_clone().expect("log file"))
+                .stderr(log_file)
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start tansu ({e}): run ./dev test, which installs tansu 0.6.0, \
+                         or set TANSU_BIN to its path"
+                    )
+                });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Self {
+                        child,
+                        port,
+                        log,
+                        _dir: dir,
+                    };
+                }
+                if child.try_wait().expect("tansu status").is_some() || Instant::now() > deadline
+                {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    eprintln!("tansu did not start on port {port}:\n{}", read(&log));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("tansu did not start after 3 attempts");
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.bootstrap());
+        config
+    }
+
+    /// Creates a topic with a unique name and waits until its metadata is visible.
+    pub fn create_topic(&self, prefix: &str, partitions: i32) -> String {
+        let name = unique(prefix);
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().expect("admin client");
+        let results = futures::executor::block_on(admin.create_topics(
+            &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        ))
+        .expect("create_topics");
+        for result in results {
+            result.unwrap_or_else(|(topic, e)| panic!("creating topic {topic}: {e}"));
+        }
+        let consumer: BaseConsumer = self.client_config().create().expect("consumer");
+        wait_for("the new topic's metadata", Duration::from_secs(10), || {
+            let metadata = consumer.fetch_metadata(Some(&name), Duration::from_secs(5)).ok()?;
+            let topic = metadata.topics().iter().find(|t| t.name() == name)?;
+            (topic.error().is_none() && topic.partitions().len() == partitions as usize)
+                .then_some(())
+        });
+        name
+    }
+
+    /// Produces records with an independent client (not Sluice's), waiting for each delivery.
+    pub fn produce(&self, topic: &str, records: &[(Option<&str>, &str)]) {
+        let producer: FutureProducer = self.client_config().create().expect("producer");
+        futures::executor::block_on(async {
+            for (key, payload) in records {
+                let mut record = FutureRecord::to(topic).payload(*payload);
+                if let Some(key) = key {
+                    record = record.key(*key);
+                }
+                producer
+                    .send(record, Duration::from_secs(10))
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("producing to {topic}: {e}"));
+            }
+        });
+    }
+
+    /// Reads a topic from the beginning with an independent consumer until `expected` records
+    /// are in (or panics after a deadline), then checks nothing more arrives.
+    pub fn read_all(&self, topic: &str, expected: usize) -> Vec<Record> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", unique("harness-reader"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let partitions = metadata.topics()[0].partitions().len() as i32;
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..partitions {
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .expect("assignment");
+        }
+        consumer.assign(&assignment).expect("assign");
+        drop(assignment);
+        let mut records = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while records.len() < expected && Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let m = message.expect("consume");
+                records.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    payload: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                    headers: m
+                        .headers()
+                        .map(|h| h.iter().map(|h| h.key.to_string()).collect())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        assert_eq!(records.len(), expected, "records in topic {topic}: {records:#?}");
+        // Nothing beyond what was expected: a short drain of what is already fetched.
+        if let Some(Ok(extra)) = consumer.poll(Duration::from_millis(500)) {
+            panic!("an unexpected extra record at offset {} in {topic}", extra.offset());
+        }
+        records
+    }
+
+    /// The offsets a consumer group has committed on a topic, per partition (`None`: none).
+    pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", group)
+            .create()
+            .expect("consumer");
+        let mut list = TopicPartitionList::new();
+        for p in 0..partitions {
+            list.add_partition(topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(list, Duration::from_secs(10))
+            .expect("committed offsets");
+        let offsets = (0..partitions)
+            .map(|p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => Some(o),
+                _ => None,
+            })
+            .collect();
+        // Lists from committed() must be gone before the consumer is destroyed.
+        drop(committed);
+        offsets
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- tansu log ({}) ----\n{}", self.log.display(), read(&self.log));
+        }
+    }
+}
+
+/// One record as the independent consumer saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: String,
+    pub headers: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read: {e})"))
+}
+
+/// A folder of component files and inputs for one test.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `name` (relative) with `text`; returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .expect("write");
+        path
+    }
+
+    /// Runs `sluice` in this folder.
+    pub fn sluice(&self, args: &[&str]) -> Output {
+        sluice_in(self.path(), args, None)
+    }
+
+    /// Runs `sluice` in this folder with `stdin` as standard input.
+    pub fn sluice_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        sluice_in(self.path(), args, Some(stdin))
+    }
+}
+
+/// Runs the real `sluice` binary in `dir`, logging at debug so failures explain themselves.
+pub fn sluice_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "sluice=debug,warn")
+        .env_remove("SLUICE_COMPONENTS")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sluice");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("sluice output")
+}
+
+/// Standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing both streams when it differs.
+#[track_caller]
+pub fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "exit status\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
