@@ -91,14 +91,26 @@ fn produce_then_consume_round_trip_with_keys() {
             ("order-4", None)
         ]
     );
-    let partition_of = |payload: &str| records.iter().find(|r| r.payload == payload).map(|r| r.partition);
-    assert_eq!(partition_of("order-1"), partition_of("order-3"), "same key, same partition");
+    let partition_of = |payload: &str| {
+        records
+            .iter()
+            .find(|r| r.payload == payload)
+            .map(|r| r.partition)
+    };
+    assert_eq!(
+        partition_of("order-1"),
+        partition_of("order-3"),
+        "same key, same partition"
+    );
     let alice: Vec<i64> = records
         .iter()
         .filter(|r| r.key.as_deref() == Some("alice"))
         .map(|r| r.offset)
         .collect();
-    assert!(alice[0] < alice[1], "a key's documents keep their order: {alice:?}");
+    assert!(
+        alice[0] < alice[1],
+        "a key's documents keep their order: {alice:?}"
+    );
 
     // Sluice reads them back, with keys and tracked properties, and commits.
     let received = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
@@ -111,7 +123,10 @@ fn produce_then_consume_round_trip_with_keys() {
             .iter()
             .find(|r| r.payload == doc["data"])
             .unwrap_or_else(|| panic!("a consumed document that was not produced: {doc}"));
-        assert_eq!(doc["properties"]["message-key"].as_str(), record.key.as_deref());
+        assert_eq!(
+            doc["properties"]["message-key"].as_str(),
+            record.key.as_deref()
+        );
         assert_eq!(doc["tracked"]["topic"], topic.as_str());
         assert_eq!(doc["tracked"]["partition"], record.partition);
         assert_eq!(doc["tracked"]["offset"], record.offset);
@@ -120,7 +135,9 @@ fn produce_then_consume_round_trip_with_keys() {
     // Autocommit committed offset + 1 of the last document of each partition.
     let mut expected = vec![None; 3];
     for r in &records {
-        let next = expected[r.partition as usize].unwrap_or(0).max(r.offset + 1);
+        let next = expected[r.partition as usize]
+            .unwrap_or(0)
+            .max(r.offset + 1);
         expected[r.partition as usize] = Some(next);
     }
     assert_eq!(broker.committed(&group, &topic, 3), expected);
@@ -135,12 +152,20 @@ fn consume_without_autocommit_reads_the_same_documents_again() {
     let ws = Workspace::new();
     ws.write(
         "components/all.xml",
-        &components(&broker, &topic, &group, "<minimum-messages>2</minimum-messages>"),
+        &components(
+            &broker,
+            &topic,
+            &group,
+            "<minimum-messages>2</minimum-messages>",
+        ),
     );
     for run in ["out-1.jsonl", "out-2.jsonl"] {
         let output = ws.sluice(&["run", "receive-documents", "--documents-out", run]);
         assert_exit(&output, 0);
-        let data: Vec<_> = documents_out(&ws, run).iter().map(|d| d["data"].clone()).collect();
+        let data: Vec<_> = documents_out(&ws, run)
+            .iter()
+            .map(|d| d["data"].clone())
+            .collect();
         assert_eq!(data, ["one", "two"], "{run}");
     }
     assert_eq!(broker.committed(&group, &topic, 1), [None]);
@@ -153,17 +178,26 @@ fn max_poll_records_three_and_minimum_five_return_six_documents() {
     let broker = Broker::start();
     let topic = broker.create_topic("polls", 1);
     let records: Vec<(Option<&str>, String)> = (0..10).map(|i| (None, format!("m{i}"))).collect();
-    let borrowed: Vec<(Option<&str>, &str)> = records.iter().map(|(k, p)| (*k, p.as_str())).collect();
+    let borrowed: Vec<(Option<&str>, &str)> =
+        records.iter().map(|(k, p)| (*k, p.as_str())).collect();
     broker.produce(&topic, &borrowed);
     let ws = Workspace::new();
     ws.write(
         "components/all.xml",
-        &components(&broker, &topic, &harness::unique("g"), "<minimum-messages>5</minimum-messages>"),
+        &components(
+            &broker,
+            &topic,
+            &harness::unique("g"),
+            "<minimum-messages>5</minimum-messages>",
+        ),
     );
     ws.write("container.properties", "kafka.max.poll.records=3\n");
     let output = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
     assert_exit(&output, 0);
-    let data: Vec<_> = documents_out(&ws, "out.jsonl").iter().map(|d| d["data"].clone()).collect();
+    let data: Vec<_> = documents_out(&ws, "out.jsonl")
+        .iter()
+        .map(|d| d["data"].clone())
+        .collect();
     assert_eq!(data, ["m0", "m1", "m2", "m3", "m4", "m5"]);
     assert!(stderr(&output).contains("polls=2"), "{}", stderr(&output));
 
@@ -180,7 +214,10 @@ fn a_missing_topic_or_an_oversized_document_fails_only_that_document() {
     let broker = Broker::start();
     let topic = broker.create_topic("mixed", 1);
     let ws = Workspace::new();
-    ws.write("components/all.xml", &components(&broker, &topic, "unused", ""));
+    ws.write(
+        "components/all.xml",
+        &components(&broker, &topic, "unused", ""),
+    );
     ws.write("container.properties", "kafka.max.request.size=100\n");
     let big = "x".repeat(101);
     ws.write(
@@ -199,17 +236,29 @@ fn a_missing_topic_or_an_oversized_document_fails_only_that_document() {
     // Prompt: a metadata check, not librdkafka's delivery timeout.
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     let summary = stdout(&output);
-    assert!(summary.contains("completed with document errors"), "{summary}");
-    assert!(summary.contains("documents: 4 in, 2 out, 2 errors"), "{summary}");
+    assert!(
+        summary.contains("completed with document errors"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("documents: 4 in, 2 out, 2 errors"),
+        "{summary}"
+    );
     assert!(
         summary.contains("  document 2, step 1 (send): topic \"no-such-topic\" does not exist"),
         "{summary}"
     );
     assert!(
-        summary.contains("  document 3, step 1 (send): message is 101 bytes; max.request.size is 100 bytes"),
+        summary.contains(
+            "  document 3, step 1 (send): message is 101 bytes; max.request.size is 100 bytes"
+        ),
         "{summary}"
     );
-    let payloads: Vec<_> = broker.read_all(&topic, 2).into_iter().map(|r| r.payload).collect();
+    let payloads: Vec<_> = broker
+        .read_all(&topic, 2)
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
     assert_eq!(payloads, ["first", "last"]);
 }
 
@@ -218,10 +267,20 @@ fn lines_from_standard_input_are_documents() {
     let broker = Broker::start();
     let topic = broker.create_topic("stdin", 2);
     let ws = Workspace::new();
-    ws.write("components/all.xml", &components(&broker, &topic, "unused", ""));
-    let output = ws.sluice_with_stdin(&["run", "send-documents", "--input", "-"], "alpha\n\nbeta\r\ngamma");
+    ws.write(
+        "components/all.xml",
+        &components(&broker, &topic, "unused", ""),
+    );
+    let output = ws.sluice_with_stdin(
+        &["run", "send-documents", "--input", "-"],
+        "alpha\n\nbeta\r\ngamma",
+    );
     assert_exit(&output, 0);
-    let mut payloads: Vec<_> = broker.read_all(&topic, 3).into_iter().map(|r| r.payload).collect();
+    let mut payloads: Vec<_> = broker
+        .read_all(&topic, 3)
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
     payloads.sort();
     assert_eq!(payloads, ["alpha", "beta", "gamma"]);
 }
@@ -230,7 +289,10 @@ fn lines_from_standard_input_are_documents() {
 fn consuming_a_topic_that_does_not_exist_fails_the_execution() {
     let broker = Broker::start();
     let ws = Workspace::new();
-    ws.write("components/all.xml", &components(&broker, "never-created", "g", ""));
+    ws.write(
+        "components/all.xml",
+        &components(&broker, "never-created", "g", ""),
+    );
     let output = ws.sluice(&["run", "receive-documents"]);
     assert_exit(&output, 1);
     assert!(

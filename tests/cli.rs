@@ -103,15 +103,24 @@ fn validate_checks_references_between_components() {
 #[test]
 fn validate_reports_malformed_xml_and_unknown_components_with_position() {
     let ws = Workspace::new();
-    ws.write("a-broken.xml", "<components>\n  <connection id=\"x\">\n</components>\n");
-    ws.write("b-widget.xml", "<components>\n  <widget id=\"w\"/>\n</components>\n");
+    ws.write(
+        "a-broken.xml",
+        "<components>\n  <connection id=\"x\">\n</components>\n",
+    );
+    ws.write(
+        "b-widget.xml",
+        "<components>\n  <widget id=\"w\"/>\n</components>\n",
+    );
     ws.write("c-root.xml", "<pipeline/>\n");
     let output = ws.sluice(&["validate", "a-broken.xml", "b-widget.xml", "c-root.xml"]);
     assert_exit(&output, 1);
     let out = stdout(&output);
     let lines: Vec<_> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[0].starts_with("a-broken.xml:3:1: not well-formed XML: "), "{out}");
+    assert!(
+        lines[0].starts_with("a-broken.xml:3:1: not well-formed XML: "),
+        "{out}"
+    );
     assert_eq!(
         lines[1],
         "b-widget.xml:2:3: unknown component <widget>: expected <connection>, <operation> or <process>"
@@ -134,16 +143,26 @@ fn secrets_and_values_come_from_the_environment_or_files() {
     let output = ws.sluice(&["validate", "conn.xml"]);
     assert_exit(&output, 1);
     let out = stdout(&output);
-    assert!(out.contains(
-        "conn.xml:1:22: connection \"env\": bootstrap-servers refers to environment variable \
+    assert!(
+        out.contains(
+            "conn.xml:1:22: connection \"env\": bootstrap-servers refers to environment variable \
          SLUICE_TEST_BOOTSTRAP_UNSET, which is not set: set it, or write the value in the file"
-    ), "{out}");
-    assert!(out.contains("conn.xml:1:95: connection \"env\": client-id refers to file "), "{out}");
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("conn.xml:1:95: connection \"env\": client-id refers to file "),
+        "{out}"
+    );
 
     ws.write("client-id.txt", "from-a-file\n");
     let output = harness::sluice_in(ws.path(), &["validate", "conn.xml"], None);
     assert_exit(&output, 1);
-    assert_eq!(stdout(&output).lines().count(), 1, "only the unset variable is left");
+    assert_eq!(
+        stdout(&output).lines().count(),
+        1,
+        "only the unset variable is left"
+    );
 }
 
 #[test]
@@ -151,13 +170,20 @@ fn the_shipped_profiles_are_valid() {
     let profiles = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles");
     let output = harness::sluice_in(std::path::Path::new(profiles), &["validate", "."], None);
     assert_exit(&output, 0);
-    assert!(stdout(&output).starts_with("valid: "), "{}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with("valid: "),
+        "{}",
+        stdout(&output)
+    );
 }
 
 #[test]
 fn container_properties_errors_stop_the_run_and_unknown_keys_warn() {
     let ws = Workspace::new();
-    ws.write("components/demo.xml", include_str!("../profiles/demo/demo.xml"));
+    ws.write(
+        "components/demo.xml",
+        include_str!("../profiles/demo/demo.xml"),
+    );
     ws.write("container.properties", "kafka.max.poll.records=none\n");
     let output = ws.sluice(&["run", "demo-receive-orders"]);
     assert_exit(&output, 1);
@@ -176,20 +202,29 @@ fn container_properties_errors_stop_the_run_and_unknown_keys_warn() {
     ]);
     assert_exit(&output, 1);
     let err = stderr(&output);
-    assert!(err.contains(
-        "warning: other.properties:1: unknown container property \"kafka.max.pol.records\" is \
+    assert!(
+        err.contains(
+            "warning: other.properties:1: unknown container property \"kafka.max.pol.records\" is \
          ignored (did you mean kafka.max.poll.records?)"
-    ), "{err}");
-    assert!(err.contains(
-        "error: process \"no-such-process\" is not defined; defined processes: \
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "error: process \"no-such-process\" is not defined; defined processes: \
          demo-receive-orders, demo-send-orders"
-    ), "{err}");
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn run_says_when_input_is_missing_or_not_wanted() {
     let ws = Workspace::new();
-    ws.write("components/demo.xml", include_str!("../profiles/demo/demo.xml"));
+    ws.write(
+        "components/demo.xml",
+        include_str!("../profiles/demo/demo.xml"),
+    );
     let output = ws.sluice(&["run", "demo-send-orders"]);
     assert_exit(&output, 1);
     assert!(stderr(&output).contains(
@@ -202,15 +237,28 @@ fn run_says_when_input_is_missing_or_not_wanted() {
     assert!(stderr(&output).contains("takes no --input"));
     let output = ws.sluice(&["run", "demo-send-orders", "--input", "missing.jsonl"]);
     assert_exit(&output, 1);
-    assert!(stderr(&output).contains("error: missing.jsonl:0: cannot be read"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("error: missing.jsonl:0: cannot be read"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn every_command_has_help_with_examples() {
-    for command in [&["--help"][..], &["validate", "--help"], &["run", "--help"], &["demo", "--help"]] {
+    for command in [
+        &["--help"][..],
+        &["validate", "--help"],
+        &["run", "--help"],
+        &["demo", "--help"],
+    ] {
         let output = harness::sluice_in(std::path::Path::new("."), command, None);
         assert_exit(&output, 0);
-        assert!(stdout(&output).contains("Example"), "{command:?}: {}", stdout(&output));
+        assert!(
+            stdout(&output).contains("Example"),
+            "{command:?}: {}",
+            stdout(&output)
+        );
     }
 }
 
@@ -220,14 +268,33 @@ fn demo_produces_and_consumes_on_the_embedded_broker() {
     let output = ws.sluice(&["demo"]);
     assert_exit(&output, 0);
     let out = stdout(&output);
-    assert!(out.contains("1. Process \"demo-send-orders\" sends 5 documents"), "{out}");
-    assert_eq!(out.matches("succeeded: 5 documents in, 5 out, 0 errors").count(), 2, "{out}");
+    assert!(
+        out.contains("1. Process \"demo-send-orders\" sends 5 documents"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("succeeded: 5 documents in, 5 out, 0 errors")
+            .count(),
+        2,
+        "{out}"
+    );
     // Every order that was sent was received, with its key.
-    for (key, order) in [("alice", 1001), ("bob", 1002), ("alice", 1003), ("carol", 1004), ("bob", 1005)] {
+    for (key, order) in [
+        ("alice", 1001),
+        ("bob", 1002),
+        ("alice", 1003),
+        ("carol", 1004),
+        ("bob", 1005),
+    ] {
         let received = out
             .lines()
-            .filter(|l| l.contains(&format!("\"order\":{order}")) && l.contains(&format!("key {key}")))
+            .filter(|l| {
+                l.contains(&format!("\"order\":{order}")) && l.contains(&format!("key {key}"))
+            })
             .count();
-        assert_eq!(received, 2, "order {order} sent and received with key {key}:\n{out}");
+        assert_eq!(
+            received, 2,
+            "order {order} sent and received with key {key}:\n{out}"
+        );
     }
 }

@@ -24,9 +24,11 @@ impl Bootstrap {
             return Ok(Self::Embedded);
         }
         if text.is_empty() {
-            return Err("is empty: give host:port pairs separated by commas, or \"embedded\" \
+            return Err(
+                "is empty: give host:port pairs separated by commas, or \"embedded\" \
                         for the in-process broker"
-                .into());
+                    .into(),
+            );
         }
         let mut servers = Vec::new();
         for server in text.split(',').map(str::trim) {

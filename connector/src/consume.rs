@@ -113,7 +113,13 @@ fn consume_blocking(
     let mut polls = 0;
     loop {
         let before = records.len();
-        poll_once(&consumer, settings, max_poll_records, deadline, &mut records)?;
+        poll_once(
+            &consumer,
+            settings,
+            max_poll_records,
+            deadline,
+            &mut records,
+        )?;
         if records.len() > before {
             polls += 1;
             tracing::debug!(

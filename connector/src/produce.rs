@@ -132,7 +132,10 @@ impl Producer {
         let max_bytes = (limits.max_request_size + REQUEST_OVERHEAD).min(1_000_000_000);
         config
             .set("acks", acks)
-            .set("enable.idempotence", (settings.acks == Acks::All).to_string())
+            .set(
+                "enable.idempotence",
+                (settings.acks == Acks::All).to_string(),
+            )
             .set("compression.codec", settings.compression.librdkafka_name())
             .set(
                 "message.timeout.ms",
@@ -185,12 +188,15 @@ impl Producer {
                 future_record = future_record.key(&key[..]);
             }
             if !record.headers.is_empty() {
-                let headers = record.headers.iter().fold(OwnedHeaders::new(), |h, header| {
-                    h.insert(RdHeader {
-                        key: &header.name,
-                        value: header.value.as_deref(),
-                    })
-                });
+                let headers = record
+                    .headers
+                    .iter()
+                    .fold(OwnedHeaders::new(), |h, header| {
+                        h.insert(RdHeader {
+                            key: &header.name,
+                            value: header.value.as_deref(),
+                        })
+                    });
                 future_record = future_record.headers(headers);
             }
             let delivery = loop {
@@ -247,7 +253,12 @@ impl Producer {
     ) -> Result<BTreeSet<String>, ConnectorError> {
         let topics: BTreeSet<String> = records
             .iter()
-            .map(|r| r.topic.as_deref().unwrap_or(&self.settings.topic).to_string())
+            .map(|r| {
+                r.topic
+                    .as_deref()
+                    .unwrap_or(&self.settings.topic)
+                    .to_string()
+            })
             .collect();
         let producer = self.inner.clone();
         let connection = self.connection.clone();
@@ -260,7 +271,9 @@ impl Producer {
                     .map_err(|e| connection.unreachable(e))?;
                 let exists = metadata.topics().iter().any(|t| {
                     t.name() == topic
-                        && t.error().is_none_or(|e| e != RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+                        && t.error().is_none_or(|e| {
+                            e != RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                        })
                         && !t.partitions().is_empty()
                 });
                 if !exists {

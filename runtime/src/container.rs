@@ -121,8 +121,9 @@ impl ContainerProperties {
                     let mut message = format!("unknown container property \"{key}\" is ignored");
                     match crate::components::did_you_mean(name, KNOWN.iter().copied()) {
                         Some(close) => message.push_str(&format!(" (did you mean {close}?)")),
-                        None => message
-                            .push_str(&format!(" (known properties: {})", KNOWN.join(", "))),
+                        None => {
+                            message.push_str(&format!(" (known properties: {})", KNOWN.join(", ")))
+                        }
                     }
                     warnings.push(problem(Some(number), message));
                 }
@@ -140,7 +141,9 @@ impl ContainerProperties {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<(ContainerProperties, Vec<PropertyProblem>), ContainerPropertiesError> {
+    fn parse(
+        text: &str,
+    ) -> Result<(ContainerProperties, Vec<PropertyProblem>), ContainerPropertiesError> {
         ContainerProperties::parse(Path::new("container.properties"), text.as_bytes())
     }
 
@@ -154,10 +157,9 @@ mod tests {
 
     #[test]
     fn reads_our_names_and_the_platforms() {
-        let (props, _) = parse(
-            "kafka.max.poll.records = 3\ncom.boomi.connector.kafka.max.request.size: 2048\n",
-        )
-        .expect("valid");
+        let (props, _) =
+            parse("kafka.max.poll.records = 3\ncom.boomi.connector.kafka.max.request.size: 2048\n")
+                .expect("valid");
         assert_eq!(props.kafka.max_poll_records.get(), 3);
         assert_eq!(props.kafka.max_request_size, 2048);
     }

@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-
 use anyhow::{bail, Context as _};
 use sluice_connector::EmbeddedBroker;
 
@@ -21,8 +20,9 @@ const DEMO_XML_NAME: &str = "profiles/demo/demo.xml";
 
 /// Runs the demo, writing a newcomer's explanation to `out`.
 pub async fn run(container: ContainerProperties, out: &mut dyn Write) -> anyhow::Result<()> {
-    let components = Components::from_sources(vec![(PathBuf::from(DEMO_XML_NAME), DEMO_XML.into())])
-        .context("the built-in demo components are invalid (a bug: please report it)")?;
+    let components =
+        Components::from_sources(vec![(PathBuf::from(DEMO_XML_NAME), DEMO_XML.into())])
+            .context("the built-in demo components are invalid (a bug: please report it)")?;
     let broker = EmbeddedBroker::get()?;
     writeln!(out, "Sluice demo: two processes on the embedded broker\n")?;
     writeln!(
@@ -41,7 +41,9 @@ pub async fn run(container: ContainerProperties, out: &mut dyn Write) -> anyhow:
         "1. Process \"demo-send-orders\" sends {} documents, each with a message key:",
         input.len()
     )?;
-    let sent = host.execute("demo-send-orders", Some(input), &NoProgress).await?;
+    let sent = host
+        .execute("demo-send-orders", Some(input), &NoProgress)
+        .await?;
     for doc in &sent.documents_out {
         writeln!(
             out,
@@ -54,14 +56,16 @@ pub async fn run(container: ContainerProperties, out: &mut dyn Write) -> anyhow:
     }
     outcome(out, &sent)?;
 
+    let per_poll = host.container().kafka.max_poll_records.get();
     writeln!(
         out,
         "\n2. Process \"demo-receive-orders\" starts with the consume operation: it polls the\n   \
-         topic until it holds at least 5 messages (one per poll: container property\n   \
-         kafka.max.poll.records is {}) and commits their offsets:",
-        host.container().kafka.max_poll_records
+         topic until it holds at least 5 messages, up to {per_poll} per poll (container\n   \
+         property kafka.max.poll.records), and commits their offsets:"
     )?;
-    let received = host.execute("demo-receive-orders", None, &NoProgress).await?;
+    let received = host
+        .execute("demo-receive-orders", None, &NoProgress)
+        .await?;
     for doc in &received.documents_out {
         writeln!(
             out,
@@ -82,15 +86,18 @@ pub async fn run(container: ContainerProperties, out: &mut dyn Write) -> anyhow:
          sluice run --help                     run a process against your own cluster\n  \
          RUST_LOG=sluice=debug sluice demo     the same, with the host's structured logs"
     )?;
-    if sent.status != ExecutionStatus::Succeeded || received.status != ExecutionStatus::Succeeded
-    {
+    if sent.status != ExecutionStatus::Succeeded || received.status != ExecutionStatus::Succeeded {
         bail!("the demo did not run cleanly (see above)");
     }
     Ok(())
 }
 
 fn parse_orders() -> anyhow::Result<Vec<document::Document>> {
-    Ok(document::read_documents(DEMO_ORDERS.as_bytes(), "profiles/demo/orders.jsonl", InputFormat::Jsonl)?)
+    Ok(document::read_documents(
+        DEMO_ORDERS.as_bytes(),
+        "profiles/demo/orders.jsonl",
+        InputFormat::Jsonl,
+    )?)
 }
 
 fn outcome(out: &mut dyn Write, record: &ExecutionRecord) -> anyhow::Result<()> {

@@ -100,7 +100,11 @@ pub fn read_input(path: &Path, format: InputFormat) -> Result<Vec<Document>, Inp
         message,
     };
     if path == Path::new("-") {
-        let format = if format == InputFormat::Auto { InputFormat::Lines } else { format };
+        let format = if format == InputFormat::Auto {
+            InputFormat::Lines
+        } else {
+            format
+        };
         return read_documents(std::io::stdin().lock(), "stdin", format);
     }
     if path.is_dir() {
@@ -220,7 +224,10 @@ mod tests {
     #[test]
     fn lines_skip_empty_lines_and_crlf() {
         let docs = read_documents(&b"a\r\n\nb\n"[..], "in", InputFormat::Lines).expect("valid");
-        assert_eq!(docs.iter().map(|d| d.data.clone()).collect::<Vec<_>>(), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            docs.iter().map(|d| d.data.clone()).collect::<Vec<_>>(),
+            [b"a".to_vec(), b"b".to_vec()]
+        );
     }
 
     #[test]
@@ -240,8 +247,16 @@ mod tests {
 
     #[test]
     fn a_bad_envelope_names_its_line() {
-        let err = read_documents(&b"{\"data\": \"x\"}\n{\"key\": 1}\n"[..], "in.jsonl", InputFormat::Jsonl)
-            .unwrap_err();
-        assert!(err.to_string().starts_with("in.jsonl:2: not a document envelope (unknown field `key`"), "{err}");
+        let err = read_documents(
+            &b"{\"data\": \"x\"}\n{\"key\": 1}\n"[..],
+            "in.jsonl",
+            InputFormat::Jsonl,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("in.jsonl:2: not a document envelope (unknown field `key`"),
+            "{err}"
+        );
     }
 }

@@ -146,7 +146,10 @@ impl Host {
         }
         let id = uuid::Uuid::now_v7();
         let span = tracing::info_span!("execution", process = %process.id, execution_id = %id);
-        Ok(self.run(id, process, input, progress).instrument(span).await)
+        Ok(self
+            .run(id, process, input, progress)
+            .instrument(span)
+            .await)
     }
 
     async fn run(
@@ -197,13 +200,19 @@ impl Host {
             (_, Some(documents)) => documents,
             (Some(start), None) => {
                 let op = self.operation(&start.id);
-                self.consume(op).await.map_err(|e| format!("start operation \"{}\": {e}", op.id))?
+                self.consume(op)
+                    .await
+                    .map_err(|e| format!("start operation \"{}\": {e}", op.id))?
             }
             (None, None) => Vec::new(),
         };
         record.documents_in = documents.len();
         // Each document keeps its 1-based position in, for its error.
-        let mut flowing: Vec<(usize, Document)> = documents.into_iter().enumerate().map(|(i, d)| (i + 1, d)).collect();
+        let mut flowing: Vec<(usize, Document)> = documents
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| (i + 1, d))
+            .collect();
         for (index, step) in process.steps.iter().enumerate() {
             let Step::Connector { operation } = step;
             let op = self.operation(&operation.id);
@@ -223,7 +232,11 @@ impl Host {
     }
 
     fn connection(&self, op: &OperationDefinition) -> Result<Connection, ConnectorError> {
-        Connection::open(self.components.connections[&op.connection.id].config.clone())
+        Connection::open(
+            self.components.connections[&op.connection.id]
+                .config
+                .clone(),
+        )
     }
 
     async fn consume(&self, op: &OperationDefinition) -> Result<Vec<Document>, ConnectorError> {
@@ -297,7 +310,9 @@ impl Host {
             .collect();
         let total = documents.len();
         let results = producer
-            .produce(records, |done| progress.step_progress(step, &op.id, done, total))
+            .produce(records, |done| {
+                progress.step_progress(step, &op.id, done, total)
+            })
             .await?;
         let mut delivered = Vec::with_capacity(total);
         for ((position, mut document), result) in documents.into_iter().zip(results) {
@@ -320,7 +335,13 @@ impl Host {
                         operation: op.id.clone(),
                         message: error.to_string(),
                         tracked: TrackedProperties {
-                            topic: Some(document.properties.topic_name.clone().unwrap_or_else(|| settings.topic.clone())),
+                            topic: Some(
+                                document
+                                    .properties
+                                    .topic_name
+                                    .clone()
+                                    .unwrap_or_else(|| settings.topic.clone()),
+                            ),
                             ..TrackedProperties::default()
                         },
                     });

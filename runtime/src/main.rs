@@ -45,10 +45,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Load and check component files; print every error with file:line:column
-    #[command(after_help = "Exit status: 0 when everything is valid, 1 otherwise.\n\n\
+    #[command(
+        after_help = "Exit status: 0 when everything is valid, 1 otherwise.\n\n\
                             Examples:\n  \
                             sluice validate profiles/\n  \
-                            sluice validate orders.xml connections.xml")]
+                            sluice validate orders.xml connections.xml"
+    )]
     Validate {
         /// Component files, or folders searched recursively for *.xml files
         #[arg(required = true, value_name = "DIR|FILE")]
@@ -56,7 +58,8 @@ enum Command {
     },
 
     /// Run one execution of a process and print its summary
-    #[command(after_help = "Documents come from the process's start (a consume operation) or \
+    #[command(
+        after_help = "Documents come from the process's start (a consume operation) or \
                             from --input:\n  \
                             lines   one document per line (empty lines skipped)\n  \
                             jsonl   one JSON envelope per line: {\"data\": \"…\", \"properties\": \
@@ -70,12 +73,18 @@ enum Command {
                             sluice run demo-send-orders --components profiles/demo --input \
                             profiles/demo/orders.jsonl\n  \
                             printf 'a\\nb\\n' | sluice run send-orders --input -\n  \
-                            sluice run receive-orders --documents-out - | jq .data")]
+                            sluice run receive-orders --documents-out - | jq .data"
+    )]
     Run {
         /// The process id
         process: String,
         /// Component files or folders to load (all of them are validated)
-        #[arg(long, value_name = "DIR|FILE", default_value = "components", env = "SLUICE_COMPONENTS")]
+        #[arg(
+            long,
+            value_name = "DIR|FILE",
+            default_value = "components",
+            env = "SLUICE_COMPONENTS"
+        )]
         components: Vec<PathBuf>,
         /// Documents for a process without a start operation: a file, a folder, or - for stdin
         #[arg(long, value_name = "FILE|DIR|-")]
@@ -90,8 +99,10 @@ enum Command {
     },
 
     /// Produce a few keyed documents and consume them back, on the embedded broker
-    #[command(after_help = "Needs nothing installed or running: the embedded broker is \
-                            librdkafka's in-process mock cluster.\n\nExample:\n  sluice demo")]
+    #[command(
+        after_help = "Needs nothing installed or running: the embedded broker is \
+                            librdkafka's in-process mock cluster.\n\nExample:\n  sluice demo"
+    )]
     Demo,
 }
 
@@ -301,7 +312,9 @@ impl Progress for TerminalProgress {
         if !self.enabled {
             return;
         }
-        let Ok(mut last) = self.last.lock() else { return };
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
         let now = Instant::now();
         if done < total && last.is_some_and(|l| now - l < Duration::from_millis(100)) {
             return;

@@ -24,7 +24,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut condition: impl FnMut() ->
         if let Some(value) = condition() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -42,7 +45,10 @@ fn tansu_binary() -> PathBuf {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    if let Some(candidate) = cargo_home.map(|h| h.join("bin/tansu")).filter(|p| p.exists()) {
+    if let Some(candidate) = cargo_home
+        .map(|h| h.join("bin/tansu"))
+        .filter(|p| p.exists())
+    {
         return candidate;
     }
     PathBuf::from("tansu")
@@ -69,7 +75,13 @@ impl Broker {
             let url = format!("tcp://127.0.0.1:{port}");
             let log_file = std::fs::File::create(&log).expect("log file");
             let mut child = Command::new(tansu_binary())
-                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
                 .args(["--storage-engine", "memory://tansu/"])
                 .current_dir(dir.path())
                 .env("RUST_LOG", "warn")
@@ -93,8 +105,7 @@ impl Broker {
                         _dir: dir,
                     };
                 }
-                if child.try_wait().expect("tansu status").is_some() || Instant::now() > deadline
-                {
+                if child.try_wait().expect("tansu status").is_some() || Instant::now() > deadline {
                     let _ = child.kill();
                     let _ = child.wait();
                     eprintln!("tansu did not start on port {port}:\n{}", read(&log));
@@ -132,7 +143,9 @@ impl Broker {
         }
         let consumer: BaseConsumer = self.client_config().create().expect("consumer");
         wait_for("the new topic's metadata", Duration::from_secs(10), || {
-            let metadata = consumer.fetch_metadata(Some(&name), Duration::from_secs(5)).ok()?;
+            let metadata = consumer
+                .fetch_metadata(Some(&name), Duration::from_secs(5))
+                .ok()?;
             let topic = metadata.topics().iter().find(|t| t.name() == name)?;
             (topic.error().is_none() && topic.partitions().len() == partitions as usize)
                 .then_some(())
@@ -195,10 +208,17 @@ impl Broker {
                 });
             }
         }
-        assert_eq!(records.len(), expected, "records in topic {topic}: {records:#?}");
+        assert_eq!(
+            records.len(),
+            expected,
+            "records in topic {topic}: {records:#?}"
+        );
         // Nothing beyond what was expected: a short drain of what is already fetched.
         if let Some(Ok(extra)) = consumer.poll(Duration::from_millis(500)) {
-            panic!("an unexpected extra record at offset {} in {topic}", extra.offset());
+            panic!(
+                "an unexpected extra record at offset {} in {topic}",
+                extra.offset()
+            );
         }
         records
     }
@@ -218,10 +238,12 @@ impl Broker {
             .committed_offsets(list, Duration::from_secs(10))
             .expect("committed offsets");
         let offsets = (0..partitions)
-            .map(|p| match committed.find_partition(topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => Some(o),
-                _ => None,
-            })
+            .map(
+                |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => Some(o),
+                    _ => None,
+                },
+            )
             .collect();
         // Lists from committed() must be gone before the consumer is destroyed.
         drop(committed);
@@ -234,7 +256,11 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("---- tansu log ({}) ----\n{}", self.log.display(), read(&self.log));
+            eprintln!(
+                "---- tansu log ({}) ----\n{}",
+                self.log.display(),
+                read(&self.log)
+            );
         }
     }
 }
@@ -306,7 +332,11 @@ pub fn sluice_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .current_dir(dir)
         .env("RUST_LOG", "sluice=debug,warn")
         .env_remove("SLUICE_COMPONENTS")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

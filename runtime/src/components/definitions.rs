@@ -266,7 +266,10 @@ pub(crate) fn connection(c: &mut Checker<'_>, raw: RawConnection) -> Option<Conn
     let client_id = c.text("client-id", raw.client_id);
     let consumer_group = c.text("consumer-group", raw.consumer_group);
     if consumer_group.as_deref() == Some("") {
-        c.field_error("consumer-group", "is empty: remove it or name a group".into());
+        c.field_error(
+            "consumer-group",
+            "is empty: remove it or name a group".into(),
+        );
     }
     Some(ConnectionDefinition {
         origin: c.origin(),
@@ -312,8 +315,16 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
         .map(|id| c.reference("connection", id));
     let description = c.text("description", raw.description);
     let topic = c
-        .required("topic", raw.topic, "name the topic, e.g. <topic>orders</topic>")
-        .and_then(|t| values::topic(&t).map_err(|p| c.field_error("topic", p)).ok());
+        .required(
+            "topic",
+            raw.topic,
+            "name the topic, e.g. <topic>orders</topic>",
+        )
+        .and_then(|t| {
+            values::topic(&t)
+                .map_err(|p| c.field_error("topic", p))
+                .ok()
+        });
 
     let present = |field: &str, value: &Option<String>| value.is_some().then(|| field.to_string());
     let produce_present: Vec<String> = [
@@ -347,7 +358,10 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
                 );
             }
             let acks = c.parse("acks", raw.acks, |v| {
-                values::one_of(v, &[("all", Acks::All), ("1", Acks::Leader), ("0", Acks::None)])
+                values::one_of(
+                    v,
+                    &[("all", Acks::All), ("1", Acks::Leader), ("0", Acks::None)],
+                )
             });
             let compression = c.parse("compression", raw.compression, |v| {
                 values::one_of(
@@ -361,7 +375,8 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
                     ],
                 )
             });
-            let delivery_timeout = c.parse("delivery-timeout", raw.delivery_timeout, values::duration);
+            let delivery_timeout =
+                c.parse("delivery-timeout", raw.delivery_timeout, values::duration);
             OperationKind::Produce(ProduceSettings {
                 topic: topic?,
                 acks: acks.unwrap_or_default(),
@@ -382,7 +397,10 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
             }
             let consumer_group = c.text("consumer-group", raw.consumer_group);
             if consumer_group.as_deref() == Some("") {
-                c.field_error("consumer-group", "is empty: remove it or name a group".into());
+                c.field_error(
+                    "consumer-group",
+                    "is empty: remove it or name a group".into(),
+                );
             }
             let minimum = c.parse("minimum-messages", raw.minimum_messages, |v| {
                 values::whole_number(v, 0)
@@ -391,15 +409,17 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
             let offset_reset = c.parse("offset-reset", raw.offset_reset, |v| {
                 values::one_of(
                     v,
-                    &[("earliest", OffsetReset::Earliest), ("latest", OffsetReset::Latest)],
+                    &[
+                        ("earliest", OffsetReset::Earliest),
+                        ("latest", OffsetReset::Latest),
+                    ],
                 )
             });
             let autocommit = c.parse("autocommit", raw.autocommit, values::boolean);
             OperationKind::Consume(ConsumeDefinition {
                 topic: topic?,
                 consumer_group: consumer_group.filter(|g| !g.is_empty()),
-                minimum_messages: minimum
-                    .unwrap_or(ConsumeDefinition::DEFAULT_MINIMUM_MESSAGES),
+                minimum_messages: minimum.unwrap_or(ConsumeDefinition::DEFAULT_MINIMUM_MESSAGES),
                 maximum_wait: maximum_wait.unwrap_or(ConsumeDefinition::DEFAULT_MAXIMUM_WAIT),
                 offset_reset: offset_reset.unwrap_or_default(),
                 autocommit: autocommit.unwrap_or(false),
@@ -439,7 +459,13 @@ pub(crate) fn process(c: &mut Checker<'_>, raw: RawProcess) -> Option<ProcessDef
         None => None,
     };
     let mut steps = Vec::new();
-    for (index, step) in raw.steps.map(|s| s.steps).unwrap_or_default().into_iter().enumerate() {
+    for (index, step) in raw
+        .steps
+        .map(|s| s.steps)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         let offset = c
             .scanned
             .nth_child("steps", index)
@@ -490,4 +516,3 @@ pub(crate) fn process(c: &mut Checker<'_>, raw: RawProcess) -> Option<ProcessDef
         steps,
     })
 }
-

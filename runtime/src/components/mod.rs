@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 pub use definitions::{
-    ConnectionDefinition, ConsumeDefinition, OperationDefinition, OperationKind,
-    ProcessDefinition, Reference, Step,
+    ConnectionDefinition, ConsumeDefinition, OperationDefinition, OperationKind, ProcessDefinition,
+    Reference, Step,
 };
 pub use source::{ComponentKind, Location};
 
@@ -176,7 +176,10 @@ impl Components {
                             &file.path,
                             Some(file.location(offset)),
                             Some((component.kind, Some(id.clone()))),
-                            format!("the id is already used by the {} defined at {first}", component.kind.name()),
+                            format!(
+                                "the id is already used by the {} defined at {first}",
+                                component.kind.name()
+                            ),
                         ));
                         continue;
                     }
@@ -223,13 +226,24 @@ impl Components {
 
     fn check_references(&mut self, errors: &mut Vec<LoadError>) {
         let reference_error = |kind: ComponentKind, id: &str, at: &Location, message: String| {
-            LoadError::new(&at.file, Some(at.clone()), Some((kind, Some(id.to_string()))), message)
+            LoadError::new(
+                &at.file,
+                Some(at.clone()),
+                Some((kind, Some(id.to_string()))),
+                message,
+            )
         };
-        let invalid = |kind: ComponentKind, id: &str| self.invalid.contains(&(kind, id.to_string()));
+        let invalid =
+            |kind: ComponentKind, id: &str| self.invalid.contains(&(kind, id.to_string()));
         // Suggestions draw on every id found, valid or not.
         let found = |kind: ComponentKind, valid: Vec<&String>| -> Vec<String> {
             let mut ids: Vec<String> = valid.into_iter().cloned().collect();
-            ids.extend(self.invalid.iter().filter(|(k, _)| *k == kind).map(|(_, id)| id.clone()));
+            ids.extend(
+                self.invalid
+                    .iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, id)| id.clone()),
+            );
             ids.sort();
             ids
         };
@@ -266,7 +280,11 @@ impl Components {
             }
         }
         for process in self.processes.values() {
-            if let Some(start) = process.start.as_ref().filter(|s| !invalid(ComponentKind::Operation, &s.id)) {
+            if let Some(start) = process
+                .start
+                .as_ref()
+                .filter(|s| !invalid(ComponentKind::Operation, &s.id))
+            {
                 match self.operations.get(&start.id) {
                     None => errors.push(reference_error(
                         ComponentKind::Process,
@@ -379,7 +397,13 @@ fn explain_de_error(scanned: &ScannedComponent, message: &str) -> (usize, String
         .map(|n| n.trim_start_matches('@'))
         .filter(|n| !other_type_fields.contains(n))
         .collect();
-    let show = |n: &str| if is_attribute { n.to_string() } else { format!("<{n}>") };
+    let show = |n: &str| {
+        if is_attribute {
+            n.to_string()
+        } else {
+            format!("<{n}>")
+        }
+    };
     let offset_of = |n: &str| {
         if is_attribute {
             scanned
@@ -410,10 +434,16 @@ fn explain_de_error(scanned: &ScannedComponent, message: &str) -> (usize, String
     if message.starts_with("unknown field") {
         let offset = offset_of(bare).unwrap_or(scanned.start());
         let label = format!("valid {sort}s here");
-        (offset, format!("unknown {sort} {}; {}", show(bare), valid(&label)))
+        (
+            offset,
+            format!("unknown {sort} {}; {}", show(bare), valid(&label)),
+        )
     } else if message.starts_with("unknown variant") {
         let offset = offset_of(bare).unwrap_or(scanned.start());
-        (offset, format!("unknown step <{bare}>; {}", valid("steps available")))
+        (
+            offset,
+            format!("unknown step <{bare}>; {}", valid("steps available")),
+        )
     } else if message.starts_with("duplicate field") {
         let offset = scanned
             .tags
@@ -421,7 +451,10 @@ fn explain_de_error(scanned: &ScannedComponent, message: &str) -> (usize, String
             .filter(|t| t.path.rsplit('/').next() == Some(bare))
             .nth(1)
             .map_or(scanned.start(), |t| t.start);
-        (offset, format!("{sort} {} is given twice; give it once", show(bare)))
+        (
+            offset,
+            format!("{sort} {} is given twice; give it once", show(bare)),
+        )
     } else {
         (scanned.start(), format!("cannot be read: {message}"))
     }
@@ -438,7 +471,10 @@ fn xml_files(path: &Path) -> Result<Vec<PathBuf>, String> {
         .map_err(|e| format!("cannot be listed: {e}"))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     entries.sort();
     for entry in entries {

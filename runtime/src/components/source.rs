@@ -259,12 +259,13 @@ pub(crate) fn scan(text: &str) -> Result<Vec<ScannedComponent>, ScanError> {
                 }
             }
             Event::Text(ref text_event) if current.is_none() && !open.is_empty() => {
-                let shown = String::from_utf8_lossy(text_event).chars().take(20).collect::<String>();
+                let shown = String::from_utf8_lossy(text_event)
+                    .chars()
+                    .take(20)
+                    .collect::<String>();
                 return Err(ScanError {
                     offset: before,
-                    message: format!(
-                        "unexpected text \"{shown}\" between components: {ROOT_HINT}"
-                    ),
+                    message: format!("unexpected text \"{shown}\" between components: {ROOT_HINT}"),
                 });
             }
             Event::Eof => break,
@@ -339,7 +340,8 @@ mod tests {
         let at = found[0].element("client-id").expect("client-id");
         assert_eq!(file.location(at).to_string(), "f.xml:3:5");
         assert_eq!(
-            file.location(found[0].attribute("", "id").expect("id")).to_string(),
+            file.location(found[0].attribute("", "id").expect("id"))
+                .to_string(),
             "f.xml:2:15"
         );
         let step = found[1].nth_child("steps", 0).expect("step");
@@ -368,6 +370,10 @@ mod tests {
     #[test]
     fn reports_malformed_xml() {
         let err = scan("<components>\n<connection id=\"c\">\n</components>").unwrap_err();
-        assert!(err.message.starts_with("not well-formed XML"), "{}", err.message);
+        assert!(
+            err.message.starts_with("not well-formed XML"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -14,7 +14,9 @@ pub(crate) fn interpolate(value: &str, base_dir: &Path) -> Result<String, String
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err("has a \"${\" without its closing \"}\": write ${env:NAME} or ${file:PATH}".into());
+            return Err(
+                "has a \"${\" without its closing \"}\": write ${env:NAME} or ${file:PATH}".into(),
+            );
         };
         let reference = &after[..end];
         match reference.split_once(':') {
@@ -27,7 +29,9 @@ pub(crate) fn interpolate(value: &str, base_dir: &Path) -> Result<String, String
                     ))
                 }
                 Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(format!("refers to environment variable {name}, which is not UTF-8"))
+                    return Err(format!(
+                        "refers to environment variable {name}, which is not UTF-8"
+                    ))
                 }
             },
             Some(("file", path)) if !path.is_empty() => {
@@ -35,7 +39,10 @@ pub(crate) fn interpolate(value: &str, base_dir: &Path) -> Result<String, String
                 match std::fs::read_to_string(&full) {
                     Ok(v) => out.push_str(v.strip_suffix('\n').unwrap_or(&v)),
                     Err(e) => {
-                        return Err(format!("refers to file {}, which cannot be read: {e}", full.display()))
+                        return Err(format!(
+                            "refers to file {}, which cannot be read: {e}",
+                            full.display()
+                        ))
                     }
                 }
             }
@@ -136,7 +143,10 @@ pub(crate) fn id(value: &str) -> Result<String, String> {
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a likely typo.
-pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
@@ -155,14 +165,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("pw.txt"), "from-file\n").expect("write");
         assert_eq!(
-            interpolate("a-${env:SLUICE_TEST_INTERPOLATE}-${file:pw.txt}", dir.path()),
+            interpolate(
+                "a-${env:SLUICE_TEST_INTERPOLATE}-${file:pw.txt}",
+                dir.path()
+            ),
             Ok("a-s3cret-from-file".into())
         );
         assert_eq!(
             interpolate("${env:SLUICE_TEST_SURELY_UNSET}", dir.path()),
-            Err("refers to environment variable SLUICE_TEST_SURELY_UNSET, which is not set: \
+            Err(
+                "refers to environment variable SLUICE_TEST_SURELY_UNSET, which is not set: \
                  set it, or write the value in the file"
-                .into())
+                    .into()
+            )
         );
         assert!(interpolate("${file:missing.txt}", dir.path())
             .unwrap_err()
@@ -179,9 +194,11 @@ mod tests {
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(
             duration("10"),
-            Err("must be a duration with a unit such as 500ms, 30s or 2m; got \"10\" \
+            Err(
+                "must be a duration with a unit such as 500ms, 30s or 2m; got \"10\" \
                  (did you mean 10ms or 10s?)"
-                .into())
+                    .into()
+            )
         );
         assert!(duration("0s").is_err());
     }
