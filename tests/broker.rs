@@ -303,3 +303,48 @@ fn consuming_a_topic_that_does_not_exist_fails_the_execution() {
         stdout(&output)
     );
 }
+
+#[test]
+fn a_process_consumes_from_one_topic_and_produces_to_another() {
+    let broker = Broker::start();
+    let source = broker.create_topic("source", 2);
+    let target = broker.create_topic("target", 2);
+    broker.produce(
+        &source,
+        &[(Some("a"), "1"), (Some("b"), "2"), (Some("a"), "3")],
+    );
+    let ws = Workspace::new();
+    ws.write(
+        "components/bridge.xml",
+        &format!(
+            r#"<components>
+  <connection id="tansu"><bootstrap-servers>{bootstrap}</bootstrap-servers><consumer-group>{group}</consumer-group></connection>
+  <operation id="read" type="consume" connection="tansu">
+    <topic>{source}</topic><minimum-messages>3</minimum-messages><offset-reset>earliest</offset-reset><autocommit>true</autocommit>
+  </operation>
+  <operation id="write" type="produce" connection="tansu"><topic>{target}</topic></operation>
+  <process id="bridge"><start operation="read"/><steps><connector operation="write"/></steps></process>
+</components>"#,
+            bootstrap = broker.bootstrap(),
+            group = harness::unique("bridge"),
+        ),
+    );
+    let output = ws.sluice(&["run", "bridge"]);
+    assert_exit(&output, 0);
+    assert!(stdout(&output).contains("documents: 3 in, 3 out, 0 errors"));
+    let mut moved: Vec<_> = broker
+        .read_all(&target, 3)
+        .into_iter()
+        .map(|r| (r.key, r.payload))
+        .collect();
+    moved.sort();
+    let key = |k: &str| Some(k.to_string());
+    assert_eq!(
+        moved,
+        [
+            (key("a"), "1".into()),
+            (key("a"), "3".into()),
+            (key("b"), "2".into())
+        ]
+    );
+}

@@ -486,3 +486,88 @@ fn xml_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     }
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sluice_connector::consume::OffsetReset;
+    use sluice_connector::produce::{Acks, Compression};
+    use sluice_connector::Bootstrap;
+
+    use super::*;
+
+    fn load(text: &str) -> Result<Components, LoadErrors> {
+        Components::from_sources(vec![(PathBuf::from("t.xml"), text.to_string())])
+    }
+
+    #[test]
+    fn builds_typed_definitions_with_defaults() {
+        let components = load(
+            r#"<components>
+                 <connection id="k"><bootstrap-servers>a:1, b:2</bootstrap-servers><consumer-group>g</consumer-group></connection>
+                 <operation id="p" type="produce" connection="k"><topic>t</topic><compression>zstd</compression></operation>
+                 <operation id="c" type="consume" connection="k"><topic>t</topic><maximum-wait>1500ms</maximum-wait></operation>
+                 <process id="x"><start operation="c"/><steps><connector operation="p"/></steps></process>
+               </components>"#,
+        )
+        .expect("valid");
+        let connection = &components.connections["k"].config;
+        assert_eq!(
+            connection.bootstrap,
+            Bootstrap::Servers(vec!["a:1".into(), "b:2".into()])
+        );
+        assert_eq!(connection.client_id, "sluice");
+        let OperationKind::Produce(produce) = &components.operations["p"].kind else {
+            panic!("produce")
+        };
+        assert_eq!(
+            (produce.acks, produce.compression),
+            (Acks::All, Compression::Zstd)
+        );
+        assert_eq!(produce.delivery_timeout, Duration::from_secs(30));
+        let OperationKind::Consume(consume) = &components.operations["c"].kind else {
+            panic!("consume")
+        };
+        assert_eq!(consume.maximum_wait, Duration::from_millis(1500));
+        assert_eq!(consume.minimum_messages, 1);
+        assert_eq!(consume.offset_reset, OffsetReset::Latest);
+        assert!(!consume.autocommit);
+        assert_eq!(
+            consume.consumer_group, None,
+            "the connection's group applies at run time"
+        );
+        let process = &components.processes["x"];
+        assert_eq!(process.start.as_ref().map(|s| s.id.as_str()), Some("c"));
+        assert_eq!(
+            process.start.as_ref().map(|s| s.at.to_string()).as_deref(),
+            Some("t.xml:5:41")
+        );
+        assert_eq!(process.steps.len(), 1);
+    }
+
+    #[test]
+    fn an_error_names_place_component_field_and_valid_values() {
+        let err = load(
+            "<operation id=\"o\" type=\"consume\" connection=\"k\">\n  <topic>t</topic>\n  \
+             <offset-reset>oldest</offset-reset>\n</operation>",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.xml:3:3: operation \"o\": offset-reset must be one of earliest, latest; got \"oldest\""
+        );
+    }
+
+    #[test]
+    fn an_invalid_connection_does_not_cascade_into_reference_errors() {
+        let err = load(
+            r#"<components>
+                 <connection id="k"><bootstrap-servers>nope</bootstrap-servers></connection>
+                 <operation id="p" type="produce" connection="k"><topic>t</topic></operation>
+               </components>"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+    }
+}
