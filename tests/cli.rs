@@ -156,7 +156,7 @@ fn secrets_and_values_come_from_the_environment_or_files() {
     );
 
     ws.write("client-id.txt", "from-a-file\n");
-    let output = harness::sluice_in(ws.path(), &["validate", "conn.xml"], None);
+    let output = ws.sluice(&["validate", "conn.xml"]);
     assert_exit(&output, 1);
     assert_eq!(
         stdout(&output).lines().count(),

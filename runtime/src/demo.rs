@@ -101,11 +101,7 @@ fn parse_orders() -> anyhow::Result<Vec<document::Document>> {
 }
 
 fn outcome(out: &mut dyn Write, record: &ExecutionRecord) -> anyhow::Result<()> {
-    let status = match &record.status {
-        ExecutionStatus::Succeeded => "succeeded".to_string(),
-        ExecutionStatus::CompletedWithErrors => "completed with document errors".to_string(),
-        ExecutionStatus::Failed(reason) => format!("failed: {reason}"),
-    };
+    let status = &record.status;
     writeln!(
         out,
         "   {status}: {} documents in, {} out, {} errors ({} ms)",

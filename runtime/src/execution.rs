@@ -23,6 +23,16 @@ pub enum ExecutionStatus {
     Failed(String),
 }
 
+impl std::fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Succeeded => f.write_str("succeeded"),
+            Self::CompletedWithErrors => f.write_str("completed with document errors"),
+            Self::Failed(reason) => write!(f, "failed: {reason}"),
+        }
+    }
+}
+
 /// An error that belongs to one document; the other documents go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentError {
@@ -180,7 +190,7 @@ impl Host {
             Ok(()) => ExecutionStatus::CompletedWithErrors,
         };
         tracing::info!(
-            status = ?record.status,
+            status = %record.status,
             documents_in = record.documents_in,
             documents_out = record.documents_out.len(),
             document_errors = record.document_errors.len(),

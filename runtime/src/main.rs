@@ -249,11 +249,7 @@ fn write_documents(path: &Path, record: &ExecutionRecord) -> anyhow::Result<()> 
 }
 
 fn print_summary(out: &mut dyn Write, record: &ExecutionRecord) -> std::io::Result<()> {
-    let status = match &record.status {
-        ExecutionStatus::Succeeded => "succeeded".to_string(),
-        ExecutionStatus::CompletedWithErrors => "completed with document errors".to_string(),
-        ExecutionStatus::Failed(reason) => format!("failed: {reason}"),
-    };
+    let status = &record.status;
     writeln!(
         out,
         "process {}, execution {}: {status} in {}",

@@ -110,14 +110,7 @@ pub(crate) fn one_of<T: Copy>(value: &str, choices: &[(&str, T)]) -> Result<T, S
 
 /// A legal Kafka topic name: 1-249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub(crate) fn topic(value: &str) -> Result<String, String> {
-    let legal = !value.is_empty()
-        && value.len() <= 249
-        && value != "."
-        && value != ".."
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if legal {
+    if is_name(value, 249) && value != "." && value != ".." {
         Ok(value.to_string())
     } else {
         Err(format!(
@@ -128,18 +121,21 @@ pub(crate) fn topic(value: &str) -> Result<String, String> {
 
 /// A component id: what processes and `sluice run` refer to.
 pub(crate) fn id(value: &str) -> Result<String, String> {
-    let legal = !value.is_empty()
-        && value.len() <= 200
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if legal {
+    if is_name(value, 200) {
         Ok(value.to_string())
     } else {
         Err(format!(
             "must be 1-200 letters, digits, '.', '_' or '-', got \"{value}\""
         ))
     }
+}
+
+/// 1 to `max` of the characters Kafka allows in topic names, which we use for ids too.
+fn is_name(value: &str, max: usize) -> bool {
+    (1..=max).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a likely typo.
