@@ -16,6 +16,7 @@ fn components(broker: &Broker, topic: &str, group: &str, consume_extra: &str) ->
   </connection>
   <operation id="send" type="produce" connection="tansu">
     <topic>{topic}</topic>
+    <dynamic-topic>true</dynamic-topic>
   </operation>
   <operation id="receive" type="consume" connection="tansu">
     <topic>{topic}</topic>

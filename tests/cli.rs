@@ -61,7 +61,8 @@ fn validate_names_file_line_column_component_field_and_valid_values() {
             "bad.xml:7:5: operation \"consume-orders\": minimum-messages must be a whole number \
              ≥ 0 (at most 4294967295), got \"ten\"",
             "bad.xml:10:5: operation \"send\": unknown element <topik>; did you mean <topic>? \
-             (valid elements here: <description>, <topic>, <acks>, <compression>, <delivery-timeout>)",
+             (valid elements here: <description>, <topic>, <acks>, <compression>, <delivery-timeout>, \
+             <dynamic-topic>, <partition>, <headers>)",
             "bad.xml:12:14: operation \"send\": the id is already used by the operation defined \
              at bad.xml:9:3",
             "bad.xml:13:58: operation \"read\": unknown attribute mode; valid attributes here: id, \
@@ -69,7 +70,7 @@ fn validate_names_file_line_column_component_field_and_valid_values() {
             "bad.xml:17:5: operation \"odd\": topic must be a Kafka topic name (1-249 letters, \
              digits, '.', '_' or '-'), got \"bad topic\"",
             "bad.xml:18:5: operation \"odd\": autocommit does not apply to a produce operation \
-             (its fields: topic, acks, compression, delivery-timeout)",
+             (its fields: topic, dynamic-topic, partition, headers, acks, compression, delivery-timeout)",
         ]
     );
     assert_eq!(stderr(&output).trim(), "7 errors");
@@ -84,7 +85,8 @@ fn validate_checks_references_between_components() {
     assert_eq!(
         stdout(&output).lines().collect::<Vec<_>>(),
         [
-            "./refs.xml:13:7: process \"p2\": unknown step <route>; steps available: <connector>",
+            "./refs.xml:13:7: process \"p2\": unknown step <route>; steps available: <connector>, \
+             <set-properties>",
             "./refs.xml:17:3: process \"p4\": does nothing: give it a <start operation=\"…\"/> \
              (a consume operation) or <steps> to run on the documents given with sluice run --input",
             "./refs.xml:4:3: operation \"get-orders\": consumer-group is missing: name it in the \

@@ -39,13 +39,54 @@ pub struct ConsumeSettings {
     pub offset_reset: OffsetReset,
     /// Commit the consumed records' offsets before returning them.
     pub autocommit: bool,
+    /// Read only these partitions (manual assignment, no group rebalance); `None`: subscribe
+    /// and let the group assign partitions.
+    pub partitions: Option<Vec<i32>>,
+    /// Overrides the connection's client id.
+    pub client_id: Option<String>,
+}
+
+/// One message the Consume operation read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumed {
+    /// A message within the limits.
+    Record(ConsumedRecord),
+    /// A message larger than max.request.size: only where it is, not its bytes (seed 003: an
+    /// application error carrying offset, partition and topic).
+    TooLarge {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Offset.
+        offset: i64,
+        /// Key plus payload, in bytes.
+        size: u64,
+        /// The limit it exceeds.
+        max: u64,
+    },
+}
+
+impl Consumed {
+    /// Where the message is: topic, partition, offset.
+    pub fn position(&self) -> (&str, i32, i64) {
+        match self {
+            Self::Record(r) => (&r.topic, r.partition, r.offset),
+            Self::TooLarge {
+                topic,
+                partition,
+                offset,
+                ..
+            } => (topic, *partition, *offset),
+        }
+    }
 }
 
 /// What one Consume operation returned.
 #[derive(Debug, Clone)]
 pub struct ConsumeOutcome {
-    /// The records, in the order they were polled (per partition: offset order).
-    pub records: Vec<ConsumedRecord>,
+    /// The messages, in the order they were polled (per partition: offset order).
+    pub records: Vec<Consumed>,
     /// How many polls it took (each hands over at most max.poll.records records).
     pub polls: u32,
 }
@@ -91,35 +132,53 @@ fn consume_blocking(
             },
         )
         .set_log_level(RDKafkaLogLevel::Warning);
+    if let Some(client_id) = &settings.client_id {
+        config.set("client.id", client_id);
+    }
     let consumer: BaseConsumer = config.create().map_err(ConnectorError::ClientConfig)?;
 
     let metadata = consumer
         .fetch_metadata(Some(&settings.topic), METADATA_TIMEOUT)
         .map_err(|e| connection.unreachable(e))?;
-    let exists = metadata
+    let partition_count = metadata
         .topics()
         .iter()
-        .any(|t| t.name() == settings.topic && t.error().is_none() && !t.partitions().is_empty());
-    if !exists {
+        .find(|t| t.name() == settings.topic && t.error().is_none())
+        .map_or(0, |t| t.partitions().len());
+    if partition_count == 0 {
         return Err(ConnectorError::UnknownTopic(settings.topic.clone()));
     }
-    consumer
-        .subscribe(&[&settings.topic])
-        .map_err(|source| consume_error(settings, source))?;
+    match &settings.partitions {
+        Some(partitions) => {
+            let mut assignment = TopicPartitionList::new();
+            for &partition in partitions {
+                if partition < 0 || partition as usize >= partition_count {
+                    return Err(ConnectorError::UnknownPartition {
+                        topic: settings.topic.clone(),
+                        partition,
+                        count: partition_count,
+                    });
+                }
+                // Stored: start at the group's committed offset, else at offset-reset.
+                assignment
+                    .add_partition_offset(&settings.topic, partition, Offset::Stored)
+                    .map_err(|source| consume_error(settings, source))?;
+            }
+            let assigned = consumer.assign(&assignment);
+            drop(assignment);
+            assigned.map_err(|source| consume_error(settings, source))?;
+        }
+        None => consumer
+            .subscribe(&[&settings.topic])
+            .map_err(|source| consume_error(settings, source))?,
+    }
 
-    let max_poll_records = limits.max_poll_records.get() as usize;
     let minimum = settings.minimum_messages as usize;
     let mut records = Vec::new();
     let mut polls = 0;
     loop {
         let before = records.len();
-        poll_once(
-            &consumer,
-            settings,
-            max_poll_records,
-            deadline,
-            &mut records,
-        )?;
+        let stop = poll_once(&consumer, settings, limits, deadline, &mut records)?;
         if records.len() > before {
             polls += 1;
             tracing::debug!(
@@ -130,7 +189,7 @@ fn consume_blocking(
             );
         }
         let enough = minimum > 0 && records.len() >= minimum;
-        if enough || Instant::now() >= deadline {
+        if enough || stop || Instant::now() >= deadline {
             break;
         }
     }
@@ -141,15 +200,18 @@ fn consume_blocking(
     Ok(ConsumeOutcome { records, polls })
 }
 
-/// One poll in the platform's sense: waits for a first record until the deadline, then takes
-/// what is already fetched, up to `max` records.
+/// One poll in the platform's sense: waits for a first message until the deadline, then takes
+/// what is already fetched, up to max.poll.records messages. Returns whether to stop
+/// retrieving: without autocommit, a message over max.request.size ends the operation there
+/// (seed 003), so that the documents handed over end with it.
 fn poll_once(
     consumer: &BaseConsumer,
     settings: &ConsumeSettings,
-    max: usize,
+    limits: Limits,
     deadline: Instant,
-    records: &mut Vec<ConsumedRecord>,
-) -> Result<(), ConnectorError> {
+    records: &mut Vec<Consumed>,
+) -> Result<bool, ConnectorError> {
+    let max = limits.max_poll_records.get() as usize;
     let mut taken = 0;
     while taken < max {
         let now = Instant::now();
@@ -165,8 +227,29 @@ fn poll_once(
             None if taken == 0 => continue,
             None => break,
             Some(Ok(message)) => {
-                records.push(to_record(&message));
                 taken += 1;
+                let size = (message.payload_len() + message.key().map_or(0, <[u8]>::len)) as u64;
+                if size > limits.max_request_size {
+                    tracing::warn!(
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        size,
+                        "message larger than max.request.size"
+                    );
+                    records.push(Consumed::TooLarge {
+                        topic: message.topic().to_string(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        size,
+                        max: limits.max_request_size,
+                    });
+                    if !settings.autocommit {
+                        return Ok(true);
+                    }
+                } else {
+                    records.push(Consumed::Record(to_record(&message)));
+                }
             }
             Some(Err(KafkaError::MessageConsumption(
                 RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
@@ -174,24 +257,23 @@ fn poll_once(
             // Broker hiccups (transport errors, leader moves) are retried by librdkafka; they
             // only end the operation through the deadline.
             Some(Err(error)) => {
-                tracing::warn!(topic = %settings.topic, %error, "transient consume error");
+                tracing::warn!(topic = %settings.topic, error = %crate::explain(&error), "transient consume error");
             }
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 fn commit(
     consumer: &BaseConsumer,
     settings: &ConsumeSettings,
-    records: &[ConsumedRecord],
+    records: &[Consumed],
 ) -> Result<(), ConnectorError> {
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for record in records {
-        let entry = next
-            .entry((&record.topic, record.partition))
-            .or_insert(record.offset + 1);
-        *entry = (*entry).max(record.offset + 1);
+        let (topic, partition, offset) = record.position();
+        let entry = next.entry((topic, partition)).or_insert(offset + 1);
+        *entry = (*entry).max(offset + 1);
     }
     let mut list = TopicPartitionList::new();
     for ((topic, partition), offset) in &next {

@@ -24,7 +24,7 @@ pub enum ConnectorError {
     #[error("the embedded broker could not start: {0}")]
     EmbeddedBroker(String),
     /// Cluster metadata could not be fetched: the brokers are unreachable or refused us.
-    #[error("could not reach the Kafka brokers at {bootstrap} within {}: {source}", humanize(*.timeout))]
+    #[error("could not reach the Kafka brokers at {bootstrap} within {}: {}", humanize(*.timeout), explain(.source))]
     Unreachable {
         /// The bootstrap servers tried.
         bootstrap: String,
@@ -37,8 +37,18 @@ pub enum ConnectorError {
     /// The topic does not exist on the cluster.
     #[error("topic \"{0}\" does not exist")]
     UnknownTopic(String),
+    /// A partition named in the operation does not exist.
+    #[error("partition {partition} does not exist in topic \"{topic}\" (it has {count} partitions: 0 to {})", .count.saturating_sub(1))]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// How many the topic has.
+        count: usize,
+    },
     /// Subscribing or fetching failed.
-    #[error("consuming from topic \"{topic}\" failed: {source}")]
+    #[error("consuming from topic \"{topic}\" failed: {}", explain(.source))]
     Consume {
         /// The topic.
         topic: String,
@@ -47,7 +57,7 @@ pub enum ConnectorError {
         source: rdkafka::error::KafkaError,
     },
     /// Committing consumed offsets failed.
-    #[error("committing offsets for consumer group \"{group}\" failed: {source}")]
+    #[error("committing offsets for consumer group \"{group}\" failed: {}", explain(.source))]
     Commit {
         /// The consumer group.
         group: String,
@@ -64,7 +74,9 @@ impl ConnectorError {
     /// Whose fault this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::ClientConfig(_) | Self::UnknownTopic(_) => ErrorKind::User,
+            Self::ClientConfig(_) | Self::UnknownTopic(_) | Self::UnknownPartition { .. } => {
+                ErrorKind::User
+            }
             Self::Unreachable { .. } | Self::Consume { .. } | Self::Commit { .. } => {
                 ErrorKind::Environment
             }
@@ -87,4 +99,68 @@ pub(crate) fn humanize(d: Duration) -> String {
     } else {
         format!("{:.1} s", d.as_secs_f64())
     }
+}
+
+/// librdkafka's error as a sentence a user can act on, ending with the error code so that it
+/// can still be looked up, e.g. `the broker did not acknowledge … (MessageTimedOut)`.
+pub fn explain(error: &rdkafka::error::KafkaError) -> String {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let Some(code) = error.rdkafka_error_code() else {
+        return error.to_string();
+    };
+    let sentence = match code {
+        Code::MessageTimedOut => {
+            "the broker did not acknowledge the message within the delivery timeout: check that \
+             the brokers are up and reachable, or raise delivery-timeout"
+        }
+        Code::MessageSizeTooLarge | Code::InvalidMessageSize => {
+            "the broker refused the message as too large: raise the topic's max.message.bytes or \
+             send smaller documents"
+        }
+        Code::UnknownTopicOrPartition | Code::UnknownTopic => {
+            "the topic or partition does not exist on the cluster: create it, or check its name"
+        }
+        Code::UnknownPartition => "the partition does not exist in the topic",
+        Code::TopicAuthorizationFailed => {
+            "the principal is not allowed to use this topic: ask for an ACL on it"
+        }
+        Code::GroupAuthorizationFailed => {
+            "the principal is not allowed to use this consumer group: ask for an ACL on it"
+        }
+        Code::ClusterAuthorizationFailed => "the principal is not allowed this cluster operation",
+        Code::AllBrokersDown | Code::BrokerTransportFailure => {
+            "no broker could be reached: check bootstrap-servers, the network and the brokers"
+        }
+        Code::Authentication | Code::SaslAuthenticationFailed => {
+            "authentication failed: check the user name, password or credentials"
+        }
+        Code::RequestTimedOut | Code::OperationTimedOut => {
+            "the broker did not answer in time: the cluster may be overloaded or unreachable"
+        }
+        Code::NotCoordinator | Code::CoordinatorNotAvailable | Code::CoordinatorLoadInProgress => {
+            "the consumer group's coordinator is moving or not ready: retry shortly"
+        }
+        Code::RebalanceInProgress | Code::IllegalGeneration | Code::UnknownMemberId => {
+            "the consumer group is rebalancing, so this member's commit was refused: run again \
+             to read the documents again"
+        }
+        Code::OffsetOutOfRange => {
+            "the offset is outside the partition's range (deleted by retention, or not yet \
+             written)"
+        }
+        Code::NotEnoughReplicas | Code::NotEnoughReplicasAfterAppend => {
+            "too few in-sync replicas to accept the message with acks=all: the cluster is \
+             degraded"
+        }
+        Code::InvalidTopic => "the topic name is not valid on this cluster",
+        Code::MessageBatchTooLarge => "the batch is larger than the broker accepts",
+        Code::OffsetMetadataTooLarge => {
+            "the commit metadata is longer than the broker accepts: shorten it"
+        }
+        Code::PolicyViolation => "a broker policy refused the request",
+        Code::InvalidRecord => "the broker refused the record as invalid",
+        Code::QueueFull => "the client's send queue is full",
+        _ => return format!("{error} ({code:?})"),
+    };
+    format!("{sentence} ({code:?})")
 }

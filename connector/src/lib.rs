@@ -7,6 +7,7 @@
 //! Every blocking librdkafka call runs on tokio's blocking pool, so the async functions here are
 //! safe to call from async worker threads.
 
+pub mod commit_offset;
 mod connection;
 pub mod consume;
 mod embedded;
@@ -16,5 +17,5 @@ mod record;
 
 pub use connection::{Bootstrap, Connection, ConnectionConfig, Limits};
 pub use embedded::EmbeddedBroker;
-pub use error::{ConnectorError, ErrorKind};
+pub use error::{explain, ConnectorError, ErrorKind};
 pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};

@@ -1,13 +1,12 @@
 //! The Produce operation: send a batch of records, one result per record.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as RdHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use rdkafka::types::RDKafkaRespErr;
 
 use crate::connection::METADATA_TIMEOUT;
 use crate::{Connection, ConnectorError, Delivered, Limits, ProduceRecord};
@@ -56,8 +55,8 @@ impl Compression {
 /// A Produce operation's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProduceSettings {
-    /// Topic records go to unless a record names its own.
-    pub topic: String,
+    /// Topic records go to unless a record names its own; `None`: every record must.
+    pub topic: Option<String>,
     /// Acknowledgement level.
     pub acks: Acks,
     /// Batch compression.
@@ -84,9 +83,22 @@ pub enum ProduceError {
         /// The limit.
         max: u64,
     },
+    /// Neither the record nor the operation names a topic.
+    #[error("no topic: the document has no topic-name property and the operation no topic")]
+    NoTopic,
     /// The target topic does not exist.
     #[error("topic \"{0}\" does not exist")]
     UnknownTopic(String),
+    /// The record names a partition the topic does not have.
+    #[error("partition {partition} does not exist in topic \"{topic}\" (it has {count} partitions: 0 to {})", .count - 1)]
+    UnknownPartition {
+        /// Target topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// How many the topic has.
+        count: usize,
+    },
     /// The broker or librdkafka rejected the record.
     #[error("delivery to topic \"{topic}\" failed: {reason}")]
     Delivery {
@@ -164,13 +176,16 @@ impl Producer {
         records: Vec<ProduceRecord>,
         on_delivered: impl Fn(usize),
     ) -> Result<Vec<Result<Delivered, ProduceError>>, ConnectorError> {
-        let missing = self.missing_topics(&records).await?;
+        let partition_counts = self.partition_counts(&records).await?;
         let mut results: Vec<Option<Result<Delivered, ProduceError>>> = vec![None; records.len()];
         let mut pending = FuturesUnordered::new();
         let mut done = 0;
 
         for (index, record) in records.iter().enumerate() {
-            let topic = record.topic.as_deref().unwrap_or(&self.settings.topic);
+            let Some(topic) = record.topic.as_deref().or(self.settings.topic.as_deref()) else {
+                results[index] = Some(Err(ProduceError::NoTopic));
+                continue;
+            };
             let size = record_size(record);
             if size > self.limits.max_request_size {
                 results[index] = Some(Err(ProduceError::TooLarge {
@@ -179,13 +194,33 @@ impl Producer {
                 }));
                 continue;
             }
-            if missing.contains(topic) {
-                results[index] = Some(Err(ProduceError::UnknownTopic(topic.to_string())));
-                continue;
+            match (
+                partition_counts.get(topic).copied().flatten(),
+                record.partition,
+            ) {
+                (None, _) => {
+                    results[index] = Some(Err(ProduceError::UnknownTopic(topic.to_string())));
+                    continue;
+                }
+                (Some(count), Some(partition)) if partition < 0 || partition as usize >= count => {
+                    results[index] = Some(Err(ProduceError::UnknownPartition {
+                        topic: topic.to_string(),
+                        partition,
+                        count,
+                    }));
+                    continue;
+                }
+                _ => {}
             }
             let mut future_record = FutureRecord::to(topic).payload(&record.payload[..]);
             if let Some(key) = &record.key {
                 future_record = future_record.key(&key[..]);
+            }
+            if let Some(partition) = record.partition {
+                future_record = future_record.partition(partition);
+            }
+            if let Some(timestamp) = record.timestamp_ms {
+                future_record = future_record.timestamp(timestamp);
             }
             if !record.headers.is_empty() {
                 let headers = record
@@ -244,43 +279,37 @@ impl Producer {
             .collect())
     }
 
-    /// Asks the cluster which of the batch's topics do not exist, so those records fail at once
-    /// instead of after the delivery timeout (brokers that do not auto-create topics leave a
-    /// record for a missing topic queued until it times out).
-    async fn missing_topics(
+    /// Asks the cluster how many partitions each of the batch's topics has (`None`: the
+    /// topic does not exist), so that records for a missing topic or partition fail at once
+    /// instead of after the delivery timeout (brokers that do not auto-create topics leave
+    /// such a record queued until it times out).
+    async fn partition_counts(
         &self,
         records: &[ProduceRecord],
-    ) -> Result<BTreeSet<String>, ConnectorError> {
+    ) -> Result<BTreeMap<String, Option<usize>>, ConnectorError> {
         let topics: BTreeSet<String> = records
             .iter()
-            .map(|r| {
-                r.topic
-                    .as_deref()
-                    .unwrap_or(&self.settings.topic)
-                    .to_string()
-            })
+            .filter_map(|r| r.topic.as_deref().or(self.settings.topic.as_deref()))
+            .map(str::to_string)
             .collect();
         let producer = self.inner.clone();
         let connection = self.connection.clone();
         tokio::task::spawn_blocking(move || {
-            let mut missing = BTreeSet::new();
+            let mut counts = BTreeMap::new();
             for topic in topics {
                 let metadata = producer
                     .client()
                     .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
                     .map_err(|e| connection.unreachable(e))?;
-                let exists = metadata.topics().iter().any(|t| {
-                    t.name() == topic
-                        && t.error().is_none_or(|e| {
-                            e != RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
-                        })
-                        && !t.partitions().is_empty()
-                });
-                if !exists {
-                    missing.insert(topic);
-                }
+                let count = metadata
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic && t.error().is_none())
+                    .map(|t| t.partitions().len())
+                    .filter(|&n| n > 0);
+                counts.insert(topic, count);
             }
-            Ok(missing)
+            Ok(counts)
         })
         .await
         .map_err(|e| ConnectorError::Internal(format!("topic metadata task failed: {e}")))?
@@ -315,7 +344,7 @@ fn delivery_error(topic: &str, error: &KafkaError) -> ProduceError {
     };
     ProduceError::Delivery {
         topic: topic.to_string(),
-        reason: error.to_string(),
+        reason: crate::explain(error),
         retriable,
     }
 }

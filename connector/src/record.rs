@@ -16,6 +16,10 @@ pub struct ProduceRecord {
     pub key: Option<Vec<u8>>,
     /// Overrides the operation's topic for this record.
     pub topic: Option<String>,
+    /// Sends to this partition instead of the one the key (or the partitioner) picks.
+    pub partition: Option<i32>,
+    /// Record timestamp in milliseconds since the epoch; `None`: the time it is sent.
+    pub timestamp_ms: Option<i64>,
     /// Record headers.
     pub headers: Vec<Header>,
 }

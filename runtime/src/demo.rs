@@ -48,7 +48,10 @@ pub async fn run(container: ContainerProperties, out: &mut dyn Write) -> anyhow:
         writeln!(
             out,
             "   key {:<6} -> partition {} offset {}   {}",
-            doc.properties.message_key.as_deref().unwrap_or("-"),
+            doc.properties
+                .message_key
+                .as_deref()
+                .map_or("-".into(), document::show_bytes),
             doc.tracked.partition.unwrap_or(-1),
             doc.tracked.offset.unwrap_or(-1),
             String::from_utf8_lossy(&doc.data)
@@ -72,7 +75,10 @@ pub async fn run(container: ContainerProperties, out: &mut dyn Write) -> anyhow:
             "   partition {} offset {}  key {:<6} {}",
             doc.tracked.partition.unwrap_or(-1),
             doc.tracked.offset.unwrap_or(-1),
-            doc.properties.message_key.as_deref().unwrap_or("-"),
+            doc.properties
+                .message_key
+                .as_deref()
+                .map_or("-".into(), document::show_bytes),
             String::from_utf8_lossy(&doc.data)
         )?;
     }

@@ -6,65 +6,56 @@ use std::path::Path;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sluice_connector::Header;
 
 /// One unit of data: bytes plus the properties operations read and set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Document {
     /// The payload.
     pub data: Vec<u8>,
-    /// Values operations read or set (message key, topic name).
+    /// Values operations read or set.
     pub properties: DocumentProperties,
     /// Values recorded about the document (where it was read from or written to).
     pub tracked: TrackedProperties,
+    /// Set when an operation returned this document as an application error that still flows
+    /// on (seed 003: a consumed message over max.request.size, which Commit Offset must still
+    /// commit). Produce and set-properties pass such documents through untouched.
+    pub application_error: Option<String>,
 }
 
-/// Document properties of the Kafka connector (seed 003).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+/// Document properties of the Kafka connector: message key and topic name (seed 003), plus
+/// partition, timestamp and headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DocumentProperties {
-    /// Message key: Produce sends it as the record key, which picks the partition.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_key: Option<String>,
-    /// Topic name: overrides the Produce operation's topic for this document.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Message key: the record key, which picks the partition.
+    pub message_key: Option<Vec<u8>>,
+    /// Topic name: the topic the document was read from; Produce sends to it when the
+    /// operation allows dynamic topics.
     pub topic_name: Option<String>,
+    /// Partition to produce to.
+    pub partition: Option<i32>,
+    /// Record timestamp, milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+    /// Record headers, in order; names may repeat.
+    pub headers: Vec<Header>,
 }
 
-/// Where a document was read from or written to.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// Where a document was read from or written to (recorded, not meant to be changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrackedProperties {
     /// Topic.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
     /// Partition.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<i32>,
     /// Offset.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<i64>,
+    /// Record key, as read.
+    pub key: Option<Vec<u8>>,
     /// Record timestamp, milliseconds since the epoch.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<i64>,
-}
-
-/// The JSON-lines envelope of one document. `data` is text (or any JSON value, sent as its
-/// compact JSON text); `data-base64` carries binary payloads.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct Envelope {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    data: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    data_base64: Option<String>,
-    #[serde(default, skip_serializing_if = "is_default")]
-    properties: DocumentProperties,
-    #[serde(default, skip_serializing_if = "is_default")]
-    tracked: TrackedProperties,
-}
-
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
+    /// Record headers, as read.
+    pub headers: Vec<Header>,
 }
 
 /// How `--input` is read.
@@ -164,7 +155,7 @@ pub fn read_documents(
             continue;
         }
         let document = match format {
-            InputFormat::Jsonl => parse_envelope(&line).map_err(fail)?,
+            InputFormat::Jsonl => from_json_line(&line).map_err(fail)?,
             _ => Document {
                 data: line,
                 ..Document::default()
@@ -175,7 +166,168 @@ pub fn read_documents(
     Ok(documents)
 }
 
-fn parse_envelope(line: &[u8]) -> Result<Document, String> {
+// ---- The JSON-lines envelope -------------------------------------------------------------
+//
+// {"data": "text" | any JSON value, "data-base64": "…",
+//  "properties": {"message-key": B, "topic-name": "…", "partition": 0, "timestamp": 0,
+//                 "headers": {"name": B | null | [B, …]}},
+//  "tracked": {"topic": "…", "partition": 0, "offset": 0, "key": B, "timestamp": 0,
+//              "headers": {…}},
+//  "application-error": "…"}
+// where B, a binary-safe value, is a string when the bytes are UTF-8, else {"base64": "…"}.
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct Envelope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "PropertiesJson::is_empty")]
+    properties: PropertiesJson,
+    #[serde(default, skip_serializing_if = "TrackedJson::is_empty")]
+    tracked: TrackedJson,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    application_error: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct PropertiesJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message_key: Option<BytesJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    topic_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partition: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timestamp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    headers: Map<String, Value>,
+}
+
+impl PropertiesJson {
+    fn is_empty(&self) -> bool {
+        self.message_key.is_none()
+            && self.topic_name.is_none()
+            && self.partition.is_none()
+            && self.timestamp.is_none()
+            && self.headers.is_empty()
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct TrackedJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partition: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offset: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<BytesJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timestamp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    headers: Map<String, Value>,
+}
+
+impl TrackedJson {
+    fn is_empty(&self) -> bool {
+        self.topic.is_none()
+            && self.partition.is_none()
+            && self.offset.is_none()
+            && self.key.is_none()
+            && self.timestamp.is_none()
+            && self.headers.is_empty()
+    }
+}
+
+/// Bytes in JSON: text when they are UTF-8, base64 otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum BytesJson {
+    Text(String),
+    Base64 { base64: String },
+}
+
+impl BytesJson {
+    fn from_bytes(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::Text(text.to_string()),
+            Err(_) => Self::Base64 {
+                base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            },
+        }
+    }
+
+    fn into_bytes(self, what: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Self::Text(text) => Ok(text.into_bytes()),
+            Self::Base64 { base64 } => base64::engine::general_purpose::STANDARD
+                .decode(base64.trim())
+                .map_err(|e| format!("{what} is not valid base64: {e}")),
+        }
+    }
+}
+
+fn headers_to_json(headers: &[Header]) -> Map<String, Value> {
+    let mut map = Map::new();
+    for header in headers {
+        let value = match &header.value {
+            Some(bytes) => {
+                serde_json::to_value(BytesJson::from_bytes(bytes)).expect("strings serialize")
+            }
+            None => Value::Null,
+        };
+        // A repeated name becomes an array of its values, in order (a single value is never
+        // an array, so an array always stands for a repeated name).
+        match map.get_mut(&header.name) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+            None => {
+                map.insert(header.name.clone(), value);
+            }
+        }
+    }
+    map
+}
+
+fn headers_from_json(map: Map<String, Value>) -> Result<Vec<Header>, String> {
+    let mut headers = Vec::new();
+    for (name, value) in map {
+        let values = match value {
+            Value::Array(values) => values,
+            other => vec![other],
+        };
+        for value in values {
+            let value = match value {
+                Value::Null => None,
+                other => Some(
+                    serde_json::from_value::<BytesJson>(other)
+                        .map_err(|_| {
+                            format!(
+                                "header \"{name}\" must be a string, {{\"base64\": \"…\"}}, null \
+                                 or an array of those"
+                            )
+                        })?
+                        .into_bytes(&format!("header \"{name}\""))?,
+                ),
+            };
+            headers.push(Header {
+                name: name.clone(),
+                value,
+            });
+        }
+    }
+    Ok(headers)
+}
+
+fn from_json_line(line: &[u8]) -> Result<Document, String> {
     let envelope: Envelope = serde_json::from_slice(line).map_err(|e| {
         format!(
             "not a document envelope ({e}); expected {{\"data\": \"…\", \"properties\": \
@@ -184,37 +336,83 @@ fn parse_envelope(line: &[u8]) -> Result<Document, String> {
     })?;
     let data = match (envelope.data, envelope.data_base64) {
         (Some(_), Some(_)) => return Err("give data or data-base64, not both".into()),
-        (Some(serde_json::Value::String(text)), None) => text.into_bytes(),
+        (Some(Value::String(text)), None) => text.into_bytes(),
         (Some(value), None) => value.to_string().into_bytes(),
         (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .map_err(|e| format!("data-base64 is not base64: {e}"))?,
         (None, None) => Vec::new(),
     };
+    let p = envelope.properties;
+    let t = envelope.tracked;
     Ok(Document {
         data,
-        properties: envelope.properties,
-        tracked: envelope.tracked,
+        properties: DocumentProperties {
+            message_key: p
+                .message_key
+                .map(|k| k.into_bytes("message-key"))
+                .transpose()?,
+            topic_name: p.topic_name,
+            partition: p.partition,
+            timestamp: p.timestamp,
+            headers: headers_from_json(p.headers)?,
+        },
+        tracked: TrackedProperties {
+            topic: t.topic,
+            partition: t.partition,
+            offset: t.offset,
+            key: t.key.map(|k| k.into_bytes("tracked key")).transpose()?,
+            timestamp: t.timestamp,
+            headers: headers_from_json(t.headers)?,
+        },
+        application_error: envelope.application_error,
     })
 }
 
-/// The JSON-lines envelope of a document, as `--documents-out` writes it: `data` when the
-/// payload is UTF-8 text, `data-base64` otherwise.
+/// The JSON-lines envelope of a document, as `--documents-out` writes it (and `--input`
+/// reads it back): `data` when the payload is UTF-8 text, `data-base64` otherwise.
 pub fn to_json_line(document: &Document) -> String {
     let (data, data_base64) = match std::str::from_utf8(&document.data) {
-        Ok(text) => (Some(serde_json::Value::String(text.to_string())), None),
+        Ok(text) => (Some(Value::String(text.to_string())), None),
         Err(_) => (
             None,
             Some(base64::engine::general_purpose::STANDARD.encode(&document.data)),
         ),
     };
+    let p = &document.properties;
+    let t = &document.tracked;
     let envelope = Envelope {
         data,
         data_base64,
-        properties: document.properties.clone(),
-        tracked: document.tracked.clone(),
+        properties: PropertiesJson {
+            message_key: p.message_key.as_deref().map(BytesJson::from_bytes),
+            topic_name: p.topic_name.clone(),
+            partition: p.partition,
+            timestamp: p.timestamp,
+            headers: headers_to_json(&p.headers),
+        },
+        tracked: TrackedJson {
+            topic: t.topic.clone(),
+            partition: t.partition,
+            offset: t.offset,
+            key: t.key.as_deref().map(BytesJson::from_bytes),
+            timestamp: t.timestamp,
+            headers: headers_to_json(&t.headers),
+        },
+        application_error: document.application_error.clone(),
     };
     serde_json::to_string(&envelope).expect("an envelope of strings and numbers serializes")
+}
+
+/// Bytes as a person reads them: the text when UTF-8, else base64 with a `base64:` prefix.
+pub fn show_bytes(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => format!(
+            "base64:{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -232,17 +430,43 @@ mod tests {
 
     #[test]
     fn envelopes_carry_properties_and_binary_data() {
-        let input = br#"{"data": "hi", "properties": {"message-key": "k1", "topic-name": "t"}}
+        let input = br#"{"data": "hi", "properties": {"message-key": "k1", "topic-name": "t", "partition": 2, "headers": {"h": "v", "bin": {"base64": "AP8="}, "twice": ["a", null]}}}
 {"data": {"n": 1}}
-{"data-base64": "AP8="}
+{"data-base64": "AP8=", "properties": {"message-key": {"base64": "/w=="}}}
 "#;
         let docs = read_documents(&input[..], "in", InputFormat::Jsonl).expect("valid");
         assert_eq!(docs[0].data, b"hi");
-        assert_eq!(docs[0].properties.message_key.as_deref(), Some("k1"));
-        assert_eq!(docs[0].properties.topic_name.as_deref(), Some("t"));
+        let p = &docs[0].properties;
+        assert_eq!(p.message_key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(p.topic_name.as_deref(), Some("t"));
+        assert_eq!(p.partition, Some(2));
+        let header = |name: &str, value: Option<&[u8]>| Header {
+            name: name.into(),
+            value: value.map(<[u8]>::to_vec),
+        };
+        assert_eq!(
+            p.headers,
+            [
+                header("h", Some(b"v")),
+                header("bin", Some(&[0, 255])),
+                header("twice", Some(b"a")),
+                header("twice", None)
+            ]
+        );
         assert_eq!(docs[1].data, br#"{"n":1}"#);
         assert_eq!(docs[2].data, [0, 255]);
-        assert_eq!(to_json_line(&docs[2]), r#"{"data-base64":"AP8="}"#);
+        assert_eq!(
+            to_json_line(&docs[2]),
+            r#"{"data-base64":"AP8=","properties":{"message-key":{"base64":"/w=="}}}"#
+        );
+        // What is written reads back the same.
+        let again = read_documents(
+            to_json_line(&docs[0]).as_bytes(),
+            "again",
+            InputFormat::Jsonl,
+        )
+        .expect("valid");
+        assert_eq!(again[0], docs[0]);
     }
 
     #[test]

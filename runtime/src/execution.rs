@@ -3,14 +3,18 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use sluice_connector::consume::{self, ConsumeSettings};
+use sluice_connector::commit_offset::{self, CommitRequest};
+use sluice_connector::consume::{self, ConsumeSettings, Consumed};
 use sluice_connector::produce::Producer;
-use sluice_connector::{Connection, ConnectorError, ProduceRecord};
+use sluice_connector::{Connection, ConnectorError, Header, ProduceRecord};
 use tracing::Instrument;
 
-use crate::components::{Components, OperationDefinition, OperationKind, ProcessDefinition, Step};
+use crate::components::{
+    CommitOffsetDefinition, Components, OperationDefinition, OperationKind, ProcessDefinition,
+    ProduceDefinition, PropertyName, PropertySource, SetProperty, Step, TrackedName,
+};
 use crate::container::ContainerProperties;
-use crate::document::{Document, TrackedProperties};
+use crate::document::{Document, DocumentProperties, TrackedProperties};
 
 /// How an execution ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +42,9 @@ impl std::fmt::Display for ExecutionStatus {
 pub struct DocumentError {
     /// 1-based position of the document among the execution's documents in.
     pub document: usize,
-    /// 1-based step where it failed.
+    /// 1-based step where it failed; 0: the process's start operation.
     pub step: usize,
-    /// The operation that failed it.
+    /// The operation that failed it (`set-properties` for that step).
     pub operation: String,
     /// What happened.
     pub message: String,
@@ -223,14 +227,45 @@ impl Host {
             .enumerate()
             .map(|(i, d)| (i + 1, d))
             .collect();
+        if let Some(start) = &process.start {
+            for (position, document) in &flowing {
+                if let Some(message) = &document.application_error {
+                    record.document_errors.push(DocumentError {
+                        document: *position,
+                        step: 0,
+                        operation: start.id.clone(),
+                        message: message.clone(),
+                        tracked: document.tracked.clone(),
+                    });
+                }
+            }
+        }
         for (index, step) in process.steps.iter().enumerate() {
-            let Step::Connector { operation } = step;
-            let op = self.operation(&operation.id);
             let step_number = index + 1;
-            flowing = self
-                .produce(op, step_number, flowing, progress, record)
-                .await
-                .map_err(|e| format!("step {step_number} (operation \"{}\"): {e}", op.id))?;
+            flowing = match step {
+                Step::SetProperties(properties) => {
+                    set_properties(properties, step_number, flowing, record)
+                }
+                Step::Connector { operation } => {
+                    let op = self.operation(&operation.id);
+                    let outcome = match &op.kind {
+                        OperationKind::Produce(def) => {
+                            self.produce(op, def, step_number, flowing, progress, record)
+                                .await
+                        }
+                        OperationKind::CommitOffset(def) => {
+                            self.commit(op, def, step_number, flowing, record).await
+                        }
+                        OperationKind::Consume(_) => {
+                            unreachable!(
+                                "a connector step is not a consume operation (checked at load)"
+                            )
+                        }
+                    };
+                    outcome
+                        .map_err(|e| format!("step {step_number} (operation \"{}\"): {e}", op.id))?
+                }
+            };
         }
         record.documents_out = flowing.into_iter().map(|(_, d)| d).collect();
         Ok(())
@@ -249,23 +284,27 @@ impl Host {
         )
     }
 
+    /// The operation's consumer group, else its connection's (one exists: checked at load).
+    fn consumer_group(&self, own: &Option<String>, connection: &Connection) -> String {
+        own.clone()
+            .or_else(|| connection.config().default_consumer_group.clone())
+            .expect("an operation that needs a consumer group has one (checked at load)")
+    }
+
     async fn consume(&self, op: &OperationDefinition) -> Result<Vec<Document>, ConnectorError> {
         let OperationKind::Consume(def) = &op.kind else {
             unreachable!("a process start is a consume operation (checked at load)");
         };
         let connection = self.connection(op)?;
-        let consumer_group = def
-            .consumer_group
-            .clone()
-            .or_else(|| connection.config().default_consumer_group.clone())
-            .expect("a consume operation has a consumer group (checked at load)");
         let settings = ConsumeSettings {
             topic: def.topic.clone(),
-            consumer_group,
+            consumer_group: self.consumer_group(&def.consumer_group, &connection),
             minimum_messages: def.minimum_messages,
             max_wait: def.maximum_wait,
             offset_reset: def.offset_reset,
             autocommit: def.autocommit,
+            partitions: def.partitions.clone(),
+            client_id: def.client_id.clone(),
         };
         let outcome = consume::consume(&connection, settings, self.container.kafka).await?;
         tracing::info!(
@@ -275,48 +314,27 @@ impl Host {
             polls = outcome.polls,
             "consumed"
         );
-        Ok(outcome
-            .records
-            .into_iter()
-            .map(|r| Document {
-                data: r.payload,
-                // Topic name stays unset: it would redirect a later Produce step back to the
-                // source topic. Where the document came from is in its tracked properties.
-                properties: crate::document::DocumentProperties {
-                    message_key: r.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
-                    topic_name: None,
-                },
-                tracked: TrackedProperties {
-                    topic: Some(r.topic),
-                    partition: Some(r.partition),
-                    offset: Some(r.offset),
-                    timestamp: r.timestamp_ms,
-                },
-            })
-            .collect())
+        Ok(outcome.records.into_iter().map(consumed_document).collect())
     }
 
     async fn produce(
         &self,
         op: &OperationDefinition,
+        def: &ProduceDefinition,
         step: usize,
         documents: Vec<(usize, Document)>,
         progress: &dyn Progress,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<(usize, Document)>, ConnectorError> {
-        let OperationKind::Produce(settings) = &op.kind else {
-            unreachable!("a connector step is a produce operation (checked at load)");
-        };
+        // Documents that carry an application error pass through without being sent.
+        let (documents, passing): (Vec<_>, Vec<_>) = documents
+            .into_iter()
+            .partition(|(_, d)| d.application_error.is_none());
         let connection = self.connection(op)?;
-        let producer = Producer::new(&connection, settings.clone(), self.container.kafka)?;
+        let producer = Producer::new(&connection, def.settings.clone(), self.container.kafka)?;
         let records = documents
             .iter()
-            .map(|(_, d)| ProduceRecord {
-                payload: d.data.clone(),
-                key: d.properties.message_key.clone().map(String::into_bytes),
-                topic: d.properties.topic_name.clone(),
-                headers: Vec::new(),
-            })
+            .map(|(_, d)| produce_record(def, d))
             .collect();
         let total = documents.len();
         let results = producer
@@ -324,7 +342,7 @@ impl Host {
                 progress.step_progress(step, &op.id, done, total)
             })
             .await?;
-        let mut delivered = Vec::with_capacity(total);
+        let mut delivered = passing;
         for ((position, mut document), result) in documents.into_iter().zip(results) {
             match result {
                 Ok(at) => {
@@ -332,12 +350,19 @@ impl Host {
                     document.tracked = TrackedProperties {
                         topic: Some(at.topic),
                         partition: Some(at.partition),
-                        offset: Some(at.offset),
-                        timestamp: None,
+                        // acks=0: the broker reports no offset.
+                        offset: (at.offset >= 0).then_some(at.offset),
+                        key: document.properties.message_key.clone(),
+                        timestamp: document.properties.timestamp,
+                        headers: Vec::new(),
                     };
                     delivered.push((position, document));
                 }
                 Err(error) => {
+                    let topic = match (&document.properties.topic_name, def.dynamic_topic) {
+                        (Some(topic), true) => Some(topic.clone()),
+                        _ => def.settings.topic.clone(),
+                    };
                     tracing::warn!(document = position, %error, "document failed");
                     record.document_errors.push(DocumentError {
                         document: position,
@@ -345,19 +370,288 @@ impl Host {
                         operation: op.id.clone(),
                         message: error.to_string(),
                         tracked: TrackedProperties {
-                            topic: Some(
-                                document
-                                    .properties
-                                    .topic_name
-                                    .clone()
-                                    .unwrap_or_else(|| settings.topic.clone()),
-                            ),
+                            topic,
                             ..TrackedProperties::default()
                         },
                     });
                 }
             }
         }
+        delivered.sort_by_key(|(position, _)| *position);
         Ok(delivered)
     }
+
+    async fn commit(
+        &self,
+        op: &OperationDefinition,
+        def: &CommitOffsetDefinition,
+        step: usize,
+        documents: Vec<(usize, Document)>,
+        record: &mut ExecutionRecord,
+    ) -> Result<Vec<(usize, Document)>, ConnectorError> {
+        let connection = self.connection(op)?;
+        let group = self.consumer_group(&def.consumer_group, &connection);
+        let mut requests = Vec::new();
+        let mut requested = Vec::new();
+        for (position, document) in documents {
+            match commit_request(&document) {
+                Ok(request) => {
+                    requests.push(request);
+                    requested.push((position, document));
+                }
+                Err(message) => record.document_errors.push(DocumentError {
+                    document: position,
+                    step,
+                    operation: op.id.clone(),
+                    message,
+                    tracked: document.tracked,
+                }),
+            }
+        }
+        let results = commit_offset::commit_offsets(&connection, &group, requests).await?;
+        let mut committed = Vec::new();
+        for ((position, document), result) in requested.into_iter().zip(results) {
+            match result {
+                Ok(_) => committed.push((position, document)),
+                Err(error) => record.document_errors.push(DocumentError {
+                    document: position,
+                    step,
+                    operation: op.id.clone(),
+                    message: error.to_string(),
+                    tracked: document.tracked,
+                }),
+            }
+        }
+        Ok(committed)
+    }
+}
+
+/// A consumed message as a document. Topic name is set (seed 003), partition is not: it would
+/// pin a later Produce to the same partition number in another topic. Where the message came
+/// from is in the tracked properties.
+fn consumed_document(consumed: Consumed) -> Document {
+    match consumed {
+        Consumed::Record(r) => Document {
+            properties: DocumentProperties {
+                message_key: r.key.clone(),
+                topic_name: Some(r.topic.clone()),
+                headers: r.headers.clone(),
+                ..DocumentProperties::default()
+            },
+            tracked: TrackedProperties {
+                topic: Some(r.topic),
+                partition: Some(r.partition),
+                offset: Some(r.offset),
+                key: r.key,
+                timestamp: r.timestamp_ms,
+                headers: r.headers,
+            },
+            data: r.payload,
+            application_error: None,
+        },
+        Consumed::TooLarge {
+            topic,
+            partition,
+            offset,
+            size,
+            max,
+        } => Document {
+            tracked: TrackedProperties {
+                topic: Some(topic),
+                partition: Some(partition),
+                offset: Some(offset),
+                ..TrackedProperties::default()
+            },
+            application_error: Some(format!(
+                "message is {size} bytes; max.request.size is {max} bytes"
+            )),
+            ..Document::default()
+        },
+    }
+}
+
+fn produce_record(def: &ProduceDefinition, document: &Document) -> ProduceRecord {
+    let properties = &document.properties;
+    // Operation headers first, except those the document sets itself.
+    let mut headers: Vec<_> = def
+        .headers
+        .iter()
+        .filter(|h| !properties.headers.iter().any(|own| own.name == h.name))
+        .cloned()
+        .collect();
+    headers.extend(properties.headers.iter().cloned());
+    ProduceRecord {
+        payload: document.data.clone(),
+        key: properties.message_key.clone(),
+        topic: properties.topic_name.clone().filter(|_| def.dynamic_topic),
+        partition: properties.partition.or(def.partition),
+        timestamp_ms: properties.timestamp,
+        headers,
+    }
+}
+
+/// The commit a document asks for: from its tracked properties when it came from a Consume,
+/// else from the platform's JSON layout in its data.
+fn commit_request(document: &Document) -> Result<CommitRequest, String> {
+    let t = &document.tracked;
+    if let (Some(topic), Some(partition), Some(offset)) = (&t.topic, t.partition, t.offset) {
+        return Ok(CommitRequest {
+            topic: topic.clone(),
+            partition,
+            offset,
+            metadata: None,
+        });
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CommitDocument {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        #[serde(default)]
+        metadata: Option<String>,
+    }
+    let parsed: CommitDocument = serde_json::from_slice(&document.data).map_err(|e| {
+        format!(
+            "not a commit document ({e}): expected {{\"topic\": \"…\", \"partition\": 0, \
+             \"offset\": 0, \"metadata\": \"…\"}} or a document from a consume operation"
+        )
+    })?;
+    Ok(CommitRequest {
+        topic: parsed.topic,
+        partition: parsed.partition,
+        offset: parsed.offset,
+        metadata: parsed.metadata,
+    })
+}
+
+/// Applies a set-properties step to every document; a document whose property cannot be set
+/// gets an error and leaves the flow.
+fn set_properties(
+    properties: &[SetProperty],
+    step: usize,
+    documents: Vec<(usize, Document)>,
+    record: &mut ExecutionRecord,
+) -> Vec<(usize, Document)> {
+    let mut out = Vec::with_capacity(documents.len());
+    'documents: for (position, mut document) in documents {
+        if document.application_error.is_none() {
+            for property in properties {
+                if let Err(message) = set_property(property, &mut document) {
+                    record.document_errors.push(DocumentError {
+                        document: position,
+                        step,
+                        operation: "set-properties".into(),
+                        message,
+                        tracked: document.tracked,
+                    });
+                    continue 'documents;
+                }
+            }
+        }
+        out.push((position, document));
+    }
+    out
+}
+
+fn set_property(property: &SetProperty, document: &mut Document) -> Result<(), String> {
+    let value: Option<Vec<u8>> = match &property.source {
+        PropertySource::Constant(value) => Some(value.clone().into_bytes()),
+        PropertySource::Property(name) => read_property(&document.properties, name),
+        PropertySource::Tracked(name) => read_tracked(&document.tracked, name),
+    };
+    let source = || match &property.source {
+        PropertySource::Constant(_) => "the constant".to_string(),
+        PropertySource::Property(name) => format!("property {name}"),
+        PropertySource::Tracked(name) => format!("tracked property {name}"),
+    };
+    let Some(value) = value else {
+        return if property.optional {
+            Ok(())
+        } else {
+            Err(format!(
+                "cannot set {}: the document has no {} (mark the property optional=\"true\" to \
+                 skip such documents' value)",
+                property.target,
+                source()
+            ))
+        };
+    };
+    let text = || String::from_utf8_lossy(&value).into_owned();
+    let invalid = |what: &str| {
+        format!(
+            "cannot set {}: \"{}\" (from {}) {what}",
+            property.target,
+            text(),
+            source()
+        )
+    };
+    let p = &mut document.properties;
+    match &property.target {
+        PropertyName::MessageKey => p.message_key = Some(value.clone()),
+        PropertyName::TopicName => {
+            let topic = text();
+            if crate::components::valid_topic(&topic).is_err() {
+                return Err(invalid("is not a Kafka topic name"));
+            }
+            p.topic_name = Some(topic);
+        }
+        PropertyName::Partition => {
+            p.partition = Some(
+                text()
+                    .trim()
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| invalid("is not a partition number (a whole number ≥ 0)"))?,
+            )
+        }
+        PropertyName::Timestamp => {
+            p.timestamp = Some(
+                text()
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| invalid("is not a timestamp (milliseconds since the epoch)"))?,
+            )
+        }
+        PropertyName::Header(name) => {
+            p.headers.retain(|h| &h.name != name);
+            p.headers.push(Header {
+                name: name.clone(),
+                value: Some(value.clone()),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_property(p: &DocumentProperties, name: &PropertyName) -> Option<Vec<u8>> {
+    match name {
+        PropertyName::MessageKey => p.message_key.clone(),
+        PropertyName::TopicName => p.topic_name.clone().map(String::into_bytes),
+        PropertyName::Partition => p.partition.map(|n| n.to_string().into_bytes()),
+        PropertyName::Timestamp => p.timestamp.map(|n| n.to_string().into_bytes()),
+        PropertyName::Header(header) => header_value(&p.headers, header),
+    }
+}
+
+fn read_tracked(t: &TrackedProperties, name: &TrackedName) -> Option<Vec<u8>> {
+    match name {
+        TrackedName::Topic => t.topic.clone().map(String::into_bytes),
+        TrackedName::Partition => t.partition.map(|n| n.to_string().into_bytes()),
+        TrackedName::Offset => t.offset.map(|n| n.to_string().into_bytes()),
+        TrackedName::Key => t.key.clone(),
+        TrackedName::Timestamp => t.timestamp.map(|n| n.to_string().into_bytes()),
+        TrackedName::Header(header) => header_value(&t.headers, header),
+    }
+}
+
+/// The last value of a header (Kafka's convention for repeated headers); a null value counts
+/// as absent.
+fn header_value(headers: &[Header], name: &str) -> Option<Vec<u8>> {
+    headers
+        .iter()
+        .rev()
+        .find(|h| h.name == name)
+        .and_then(|h| h.value.clone())
 }

@@ -265,10 +265,22 @@ fn print_summary(out: &mut dyn Write, record: &ExecutionRecord) -> std::io::Resu
         count(record.document_errors.len(), "error")
     )?;
     for error in &record.document_errors {
+        let step = match error.step {
+            0 => "start".to_string(),
+            n => format!("step {n}"),
+        };
+        let mut at = String::new();
+        if let (Some(topic), Some(partition), Some(offset)) = (
+            &error.tracked.topic,
+            error.tracked.partition,
+            error.tracked.offset,
+        ) {
+            at = format!(" [topic {topic}, partition {partition}, offset {offset}]");
+        }
         writeln!(
             out,
-            "  document {}, step {} ({}): {}",
-            error.document, error.step, error.operation, error.message
+            "  document {}, {step} ({}): {}{at}",
+            error.document, error.operation, error.message
         )?;
     }
     Ok(())

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use sluice_connector::consume::OffsetReset;
 use sluice_connector::produce::{Acks, Compression, ProduceSettings};
-use sluice_connector::{Bootstrap, ConnectionConfig};
+use sluice_connector::{Bootstrap, ConnectionConfig, Header};
 
-use super::raw::{RawConnection, RawOperation, RawProcess, RawStep};
+use super::raw::{RawConnection, RawOperation, RawProcess, RawProperty, RawStep};
 use super::source::{Location, ScannedComponent, SourceFile};
 use super::values;
 use super::LoadError;
@@ -53,9 +53,11 @@ pub struct OperationDefinition {
 #[derive(Debug, Clone)]
 pub enum OperationKind {
     /// Sends documents to a topic.
-    Produce(ProduceSettings),
+    Produce(ProduceDefinition),
     /// Reads documents from a topic.
     Consume(ConsumeDefinition),
+    /// Commits consumed positions for a consumer group.
+    CommitOffset(CommitOffsetDefinition),
 }
 
 impl OperationKind {
@@ -64,8 +66,30 @@ impl OperationKind {
         match self {
             Self::Produce(_) => "produce",
             Self::Consume(_) => "consume",
+            Self::CommitOffset(_) => "commit-offset",
         }
     }
+}
+
+/// A Produce operation as defined.
+#[derive(Debug, Clone)]
+pub struct ProduceDefinition {
+    /// The connector's settings (topic, acks, compression, delivery timeout).
+    pub settings: ProduceSettings,
+    /// Whether a document's topic-name property picks the topic. Off by default: consumed
+    /// documents carry the topic they came from, which must not redirect a later Produce.
+    pub dynamic_topic: bool,
+    /// Partition for documents that do not name one.
+    pub partition: Option<i32>,
+    /// Headers every document gets; a document's own header of the same name wins.
+    pub headers: Vec<Header>,
+}
+
+/// A Commit Offset operation as defined.
+#[derive(Debug, Clone)]
+pub struct CommitOffsetDefinition {
+    /// The operation's own consumer group, else the connection's.
+    pub consumer_group: Option<String>,
 }
 
 /// A Consume operation as defined; the consumer group may still come from the connection.
@@ -83,6 +107,10 @@ pub struct ConsumeDefinition {
     pub offset_reset: OffsetReset,
     /// Commit consumed offsets as part of the operation.
     pub autocommit: bool,
+    /// Manual partition assignment; `None`: the group assigns partitions.
+    pub partitions: Option<Vec<i32>>,
+    /// Overrides the connection's client id.
+    pub client_id: Option<String>,
 }
 
 /// Consume defaults, the platform's where it documents one.
@@ -116,6 +144,122 @@ pub enum Step {
         /// The operation.
         operation: Reference,
     },
+    /// Sets document properties on each document, in order.
+    SetProperties(Vec<SetProperty>),
+}
+
+/// A document property a step can set or read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PropertyName {
+    /// `message-key`
+    MessageKey,
+    /// `topic-name`
+    TopicName,
+    /// `partition`
+    Partition,
+    /// `timestamp`
+    Timestamp,
+    /// `header:NAME`
+    Header(String),
+}
+
+impl PropertyName {
+    const VALID: &'static str = "message-key, topic-name, partition, timestamp or header:NAME";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "message-key" => Ok(Self::MessageKey),
+            "topic-name" => Ok(Self::TopicName),
+            "partition" => Ok(Self::Partition),
+            "timestamp" => Ok(Self::Timestamp),
+            _ => match text.strip_prefix("header:") {
+                Some(name) if !name.is_empty() => Ok(Self::Header(name.to_string())),
+                _ => Err(format!("must be {}, got \"{text}\"", Self::VALID)),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for PropertyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MessageKey => f.write_str("message-key"),
+            Self::TopicName => f.write_str("topic-name"),
+            Self::Partition => f.write_str("partition"),
+            Self::Timestamp => f.write_str("timestamp"),
+            Self::Header(name) => write!(f, "header:{name}"),
+        }
+    }
+}
+
+/// A tracked property a step can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackedName {
+    /// `topic`
+    Topic,
+    /// `partition`
+    Partition,
+    /// `offset`
+    Offset,
+    /// `key`
+    Key,
+    /// `timestamp`
+    Timestamp,
+    /// `header:NAME`
+    Header(String),
+}
+
+impl TrackedName {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "topic" => Ok(Self::Topic),
+            "partition" => Ok(Self::Partition),
+            "offset" => Ok(Self::Offset),
+            "key" => Ok(Self::Key),
+            "timestamp" => Ok(Self::Timestamp),
+            _ => match text.strip_prefix("header:") {
+                Some(name) if !name.is_empty() => Ok(Self::Header(name.to_string())),
+                _ => Err(format!(
+                    "must be topic, partition, offset, key, timestamp or header:NAME, got \"{text}\""
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for TrackedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Topic => f.write_str("topic"),
+            Self::Partition => f.write_str("partition"),
+            Self::Offset => f.write_str("offset"),
+            Self::Key => f.write_str("key"),
+            Self::Timestamp => f.write_str("timestamp"),
+            Self::Header(name) => write!(f, "header:{name}"),
+        }
+    }
+}
+
+/// Where a set-properties value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PropertySource {
+    /// A constant (`value="…"`).
+    Constant(String),
+    /// Another document property (`from-property="…"`, `from-header="NAME"`).
+    Property(PropertyName),
+    /// A tracked property (`from-tracked="…"`).
+    Tracked(TrackedName),
+}
+
+/// One `<property>` of a set-properties step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetProperty {
+    /// The property set.
+    pub target: PropertyName,
+    /// Where its value comes from.
+    pub source: PropertySource,
+    /// When the source is absent: leave the target as it is (`true`) or fail the document.
+    pub optional: bool,
 }
 
 /// Validation state for one component: where it is, and the errors found so far.
@@ -285,13 +429,39 @@ pub(crate) fn connection(c: &mut Checker<'_>, raw: RawConnection) -> Option<Conn
     })
 }
 
-pub(crate) const PRODUCE_FIELDS: &[&str] = &["acks", "compression", "delivery-timeout"];
-pub(crate) const CONSUME_FIELDS: &[&str] = &[
-    "consumer-group",
-    "minimum-messages",
-    "maximum-wait",
-    "offset-reset",
-    "autocommit",
+/// The elements each operation type takes.
+pub(crate) fn operation_fields(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "produce" => Some(&[
+            "description",
+            "topic",
+            "dynamic-topic",
+            "partition",
+            "headers",
+            "acks",
+            "compression",
+            "delivery-timeout",
+        ]),
+        "consume" => Some(&[
+            "description",
+            "topic",
+            "consumer-group",
+            "minimum-messages",
+            "maximum-wait",
+            "offset-reset",
+            "autocommit",
+            "partitions",
+            "client-id",
+        ]),
+        "commit-offset" => Some(&["description", "consumer-group"]),
+        _ => None,
+    }
+}
+
+const OPERATION_TYPES: &[(&str, &str)] = &[
+    ("produce", "produce"),
+    ("consume", "consume"),
+    ("commit-offset", "commit-offset"),
 ];
 
 pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<OperationDefinition> {
@@ -300,11 +470,12 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
         .required(
             "type",
             raw.kind,
-            "say what the operation does: type=\"produce\" or type=\"consume\"",
+            "say what the operation does: type=\"produce\", \"consume\" or \"commit-offset\"",
         )
         .and_then(|t| {
-            let parsed = values::one_of(&t, &[("produce", "produce"), ("consume", "consume")]);
-            parsed.map_err(|p| c.field_error("type", p)).ok()
+            values::one_of(&t, OPERATION_TYPES)
+                .map_err(|p| c.field_error("type", p))
+                .ok()
         });
     let connection = c
         .required(
@@ -314,49 +485,61 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
         )
         .map(|id| c.reference("connection", id));
     let description = c.text("description", raw.description);
-    let topic = c
-        .required(
-            "topic",
-            raw.topic,
-            "name the topic, e.g. <topic>orders</topic>",
-        )
-        .and_then(|t| {
-            values::topic(&t)
-                .map_err(|p| c.field_error("topic", p))
-                .ok()
-        });
+    let kind = kind?;
 
-    let present = |field: &str, value: &Option<String>| value.is_some().then(|| field.to_string());
-    let produce_present: Vec<String> = [
-        present("acks", &raw.acks),
-        present("compression", &raw.compression),
-        present("delivery-timeout", &raw.delivery_timeout),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let consume_present: Vec<String> = [
-        present("consumer-group", &raw.consumer_group),
-        present("minimum-messages", &raw.minimum_messages),
-        present("maximum-wait", &raw.maximum_wait),
-        present("offset-reset", &raw.offset_reset),
-        present("autocommit", &raw.autocommit),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    // Fields given that this type does not take.
+    let allowed = operation_fields(kind).expect("a known type");
+    let given = [
+        ("topic", raw.topic.is_some()),
+        ("dynamic-topic", raw.dynamic_topic.is_some()),
+        ("partition", raw.partition.is_some()),
+        ("headers", raw.headers.is_some()),
+        ("acks", raw.acks.is_some()),
+        ("compression", raw.compression.is_some()),
+        ("delivery-timeout", raw.delivery_timeout.is_some()),
+        ("consumer-group", raw.consumer_group.is_some()),
+        ("minimum-messages", raw.minimum_messages.is_some()),
+        ("maximum-wait", raw.maximum_wait.is_some()),
+        ("offset-reset", raw.offset_reset.is_some()),
+        ("autocommit", raw.autocommit.is_some()),
+        ("partitions", raw.partitions.is_some()),
+        ("client-id", raw.client_id.is_some()),
+    ];
+    for (field, present) in given {
+        if present && !allowed.contains(&field) {
+            c.field_error(
+                field,
+                format!(
+                    "does not apply to a {kind} operation (its fields: {})",
+                    allowed[1..].join(", ")
+                ),
+            );
+        }
+    }
 
-    let kind = match kind? {
+    let topic_hint = "name the topic, e.g. <topic>orders</topic>";
+    let kind = match kind {
         "produce" => {
-            for field in consume_present {
-                c.field_error(
-                    &field,
-                    format!(
-                        "does not apply to a produce operation (its fields: topic, {})",
-                        PRODUCE_FIELDS.join(", ")
-                    ),
-                );
-            }
+            let dynamic_topic = c
+                .parse("dynamic-topic", raw.dynamic_topic, values::boolean)
+                .unwrap_or(false);
+            let topic = if dynamic_topic && raw.topic.is_none() {
+                None
+            } else {
+                let hint = "name the topic, e.g. <topic>orders</topic>, or set \
+                            <dynamic-topic>true</dynamic-topic> to take it from each \
+                            document's topic-name property";
+                c.required("topic", raw.topic, hint).and_then(|t| {
+                    values::topic(&t)
+                        .map_err(|p| c.field_error("topic", p))
+                        .ok()
+                })
+            };
+            let partition = c.parse("partition", raw.partition, values::partition);
+            let headers = raw
+                .headers
+                .map(|h| headers(c, h.headers))
+                .unwrap_or_default();
             let acks = c.parse("acks", raw.acks, |v| {
                 values::one_of(
                     v,
@@ -377,31 +560,29 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
             });
             let delivery_timeout =
                 c.parse("delivery-timeout", raw.delivery_timeout, values::duration);
-            OperationKind::Produce(ProduceSettings {
-                topic: topic?,
-                acks: acks.unwrap_or_default(),
-                compression: compression.unwrap_or_default(),
-                delivery_timeout: delivery_timeout
-                    .unwrap_or(ProduceSettings::DEFAULT_DELIVERY_TIMEOUT),
+            if topic.is_none() && !dynamic_topic {
+                return None;
+            }
+            OperationKind::Produce(ProduceDefinition {
+                settings: ProduceSettings {
+                    topic,
+                    acks: acks.unwrap_or_default(),
+                    compression: compression.unwrap_or_default(),
+                    delivery_timeout: delivery_timeout
+                        .unwrap_or(ProduceSettings::DEFAULT_DELIVERY_TIMEOUT),
+                },
+                dynamic_topic,
+                partition,
+                headers,
             })
         }
-        _ => {
-            for field in produce_present {
-                c.field_error(
-                    &field,
-                    format!(
-                        "does not apply to a consume operation (its fields: topic, {})",
-                        CONSUME_FIELDS.join(", ")
-                    ),
-                );
-            }
-            let consumer_group = c.text("consumer-group", raw.consumer_group);
-            if consumer_group.as_deref() == Some("") {
-                c.field_error(
-                    "consumer-group",
-                    "is empty: remove it or name a group".into(),
-                );
-            }
+        "consume" => {
+            let topic = c.required("topic", raw.topic, topic_hint).and_then(|t| {
+                values::topic(&t)
+                    .map_err(|p| c.field_error("topic", p))
+                    .ok()
+            });
+            let consumer_group = group(c, raw.consumer_group);
             let minimum = c.parse("minimum-messages", raw.minimum_messages, |v| {
                 values::whole_number(v, 0)
             });
@@ -416,15 +597,24 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
                 )
             });
             let autocommit = c.parse("autocommit", raw.autocommit, values::boolean);
+            let partitions = c.parse("partitions", raw.partitions, values::partition_list);
+            let client_id = c
+                .text("client-id", raw.client_id)
+                .filter(|id| !id.is_empty());
             OperationKind::Consume(ConsumeDefinition {
                 topic: topic?,
-                consumer_group: consumer_group.filter(|g| !g.is_empty()),
+                consumer_group,
                 minimum_messages: minimum.unwrap_or(ConsumeDefinition::DEFAULT_MINIMUM_MESSAGES),
                 maximum_wait: maximum_wait.unwrap_or(ConsumeDefinition::DEFAULT_MAXIMUM_WAIT),
                 offset_reset: offset_reset.unwrap_or_default(),
                 autocommit: autocommit.unwrap_or(false),
+                partitions,
+                client_id,
             })
         }
+        _ => OperationKind::CommitOffset(CommitOffsetDefinition {
+            consumer_group: group(c, raw.consumer_group),
+        }),
     };
     if !c.errors.is_empty() {
         return None;
@@ -435,6 +625,144 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
         id: id?,
         connection: connection?,
         kind,
+    })
+}
+
+fn group(c: &mut Checker<'_>, raw: Option<String>) -> Option<String> {
+    let group = c.text("consumer-group", raw);
+    if group.as_deref() == Some("") {
+        c.field_error(
+            "consumer-group",
+            "is empty: remove it or name a group".into(),
+        );
+    }
+    group.filter(|g| !g.is_empty())
+}
+
+fn headers(c: &mut Checker<'_>, raw: Vec<super::raw::RawHeader>) -> Vec<Header> {
+    let mut headers = Vec::new();
+    for (index, header) in raw.into_iter().enumerate() {
+        let at = c
+            .scanned()
+            .nth_element("headers/header", index)
+            .unwrap_or(c.scanned().start());
+        match header.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) {
+            Some(name) => {
+                let value = c.text("headers", Some(header.value.unwrap_or_default()));
+                headers.push(Header {
+                    name,
+                    value: value.map(String::into_bytes),
+                });
+            }
+            None => c.error_at(
+                at,
+                "headers: a <header> needs a name attribute, e.g. <header name=\"source\">sluice</header>"
+                    .into(),
+            ),
+        }
+    }
+    headers
+}
+
+fn set_property(c: &mut Checker<'_>, raw: RawProperty, index: usize) -> Option<SetProperty> {
+    const PATH: &str = "steps/set-properties/property";
+    let at = |c: &Checker<'_>, attribute: &str| {
+        c.scanned()
+            .nth_attribute(PATH, index, attribute)
+            .or_else(|| c.scanned().nth_element(PATH, index))
+            .unwrap_or(c.scanned().start())
+    };
+    let fail = |c: &mut Checker<'_>, attribute: &str, message: String| {
+        let offset = at(c, attribute);
+        c.error_at(offset, format!("set-properties: {message}"));
+    };
+    let target = match raw.name.as_deref().map(str::trim) {
+        None | Some("") => {
+            fail(
+                c,
+                "name",
+                format!("a <property> needs name=\"…\": {}", PropertyName::VALID),
+            );
+            return None;
+        }
+        Some(name) => match PropertyName::parse(name) {
+            Ok(target) => target,
+            Err(predicate) => {
+                fail(c, "name", format!("name {predicate}"));
+                return None;
+            }
+        },
+    };
+    let sources = [
+        raw.value.is_some(),
+        raw.from_property.is_some(),
+        raw.from_header.is_some(),
+        raw.from_tracked.is_some(),
+    ];
+    if sources.iter().filter(|&&given| given).count() != 1 {
+        fail(
+            c,
+            "name",
+            format!(
+                "property {target} needs exactly one of value, from-property, from-header or \
+                 from-tracked"
+            ),
+        );
+        return None;
+    }
+    let source = if let Some(value) = raw.value {
+        let value = c.text("value", Some(value))?;
+        let check = match target {
+            PropertyName::Partition => values::partition(&value).map(|_| ()),
+            PropertyName::Timestamp => value
+                .parse::<i64>()
+                .map(|_| ())
+                .map_err(|_| format!("must be milliseconds since the epoch, got \"{value}\"")),
+            PropertyName::TopicName => values::topic(&value).map(|_| ()),
+            _ => Ok(()),
+        };
+        if let Err(predicate) = check {
+            fail(c, "value", format!("value for {target} {predicate}"));
+            return None;
+        }
+        PropertySource::Constant(value)
+    } else if let Some(name) = raw.from_property {
+        match PropertyName::parse(name.trim()) {
+            Ok(name) => PropertySource::Property(name),
+            Err(predicate) => {
+                fail(c, "from-property", format!("from-property {predicate}"));
+                return None;
+            }
+        }
+    } else if let Some(header) = raw.from_header {
+        let header = header.trim().to_string();
+        if header.is_empty() {
+            fail(c, "from-header", "from-header must name a header".into());
+            return None;
+        }
+        PropertySource::Property(PropertyName::Header(header))
+    } else {
+        let name = raw.from_tracked.unwrap_or_default();
+        match TrackedName::parse(name.trim()) {
+            Ok(name) => PropertySource::Tracked(name),
+            Err(predicate) => {
+                fail(c, "from-tracked", format!("from-tracked {predicate}"));
+                return None;
+            }
+        }
+    };
+    let optional = match raw.optional.as_deref().map(values::boolean) {
+        None => false,
+        Some(Ok(optional)) => optional,
+        Some(Err(predicate)) => {
+            fail(c, "optional", format!("optional {predicate}"));
+            return None;
+        }
+    };
+    Some(SetProperty {
+        target,
+        source,
+        optional,
     })
 }
 
@@ -459,6 +787,8 @@ pub(crate) fn process(c: &mut Checker<'_>, raw: RawProcess) -> Option<ProcessDef
         None => None,
     };
     let mut steps = Vec::new();
+    // Position among all <property> elements of the process, to locate errors.
+    let mut property_index = 0;
     for (index, step) in raw
         .steps
         .map(|s| s.steps)
@@ -471,6 +801,26 @@ pub(crate) fn process(c: &mut Checker<'_>, raw: RawProcess) -> Option<ProcessDef
             .nth_child("steps", index)
             .map_or(c.scanned.start(), |t| t.start);
         match step {
+            RawStep::SetProperties(step) => {
+                let mut properties = Vec::new();
+                for raw in step.properties {
+                    if let Some(property) = set_property(c, raw, property_index) {
+                        properties.push(property);
+                    }
+                    property_index += 1;
+                }
+                if properties.is_empty() && c.errors.is_empty() {
+                    c.error_at(
+                        offset,
+                        format!(
+                            "step {} (<set-properties>) sets nothing: add <property name=\"…\" \
+                             value=\"…\"/> elements",
+                            index + 1
+                        ),
+                    );
+                }
+                steps.push(Step::SetProperties(properties));
+            }
             RawStep::Connector(step) => match step.operation.map(|o| o.trim().to_string()) {
                 Some(op) if !op.is_empty() => {
                     let at = c
@@ -488,8 +838,8 @@ pub(crate) fn process(c: &mut Checker<'_>, raw: RawProcess) -> Option<ProcessDef
                 _ => c.error_at(
                     offset,
                     format!(
-                        "step {} (<connector>) needs an operation attribute naming a produce \
-                         operation, e.g. <connector operation=\"send-orders\"/>",
+                        "step {} (<connector>) needs an operation attribute naming a produce or \
+                         commit-offset operation, e.g. <connector operation=\"send-orders\"/>",
                         index + 1
                     ),
                 ),

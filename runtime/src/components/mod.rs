@@ -19,12 +19,13 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 pub use definitions::{
-    ConnectionDefinition, ConsumeDefinition, OperationDefinition, OperationKind, ProcessDefinition,
-    Reference, Step,
+    CommitOffsetDefinition, ConnectionDefinition, ConsumeDefinition, OperationDefinition,
+    OperationKind, ProcessDefinition, ProduceDefinition, PropertyName, PropertySource, Reference,
+    SetProperty, Step, TrackedName,
 };
 pub use source::{ComponentKind, Location};
 
-pub(crate) use values::did_you_mean;
+pub(crate) use values::{did_you_mean, topic as valid_topic};
 
 use definitions::Checker;
 use source::{ScannedComponent, SourceFile};
@@ -221,6 +222,10 @@ impl Components {
                 self.invalid.insert((scanned.kind, id.clone()));
             }
         }
+        // Within a component, errors read in file order.
+        checker
+            .errors
+            .sort_by_key(|e| e.at.as_ref().map(|at| (at.line, at.column)));
         errors.append(&mut checker.errors);
     }
 
@@ -262,10 +267,13 @@ impl Components {
                 ));
                 continue;
             };
-            if let OperationKind::Consume(consume) = &op.kind {
-                if consume.consumer_group.is_none()
-                    && connection.config.default_consumer_group.is_none()
-                {
+            let group = match &op.kind {
+                OperationKind::Consume(consume) => Some(&consume.consumer_group),
+                OperationKind::CommitOffset(commit) => Some(&commit.consumer_group),
+                OperationKind::Produce(_) => None,
+            };
+            if let Some(group) = group {
+                if group.is_none() && connection.config.default_consumer_group.is_none() {
                     errors.push(reference_error(
                         ComponentKind::Operation,
                         &op.id,
@@ -313,7 +321,9 @@ impl Components {
                 }
             }
             for (index, step) in process.steps.iter().enumerate() {
-                let Step::Connector { operation } = step;
+                let Step::Connector { operation } = step else {
+                    continue;
+                };
                 if invalid(ComponentKind::Operation, &operation.id) {
                     continue;
                 }
@@ -328,15 +338,15 @@ impl Components {
                             not_defined("operation", &operation.id, &operation_ids)
                         ),
                     )),
-                    Some(op) if !matches!(op.kind, OperationKind::Produce(_)) => {
+                    Some(op) if matches!(op.kind, OperationKind::Consume(_)) => {
                         errors.push(reference_error(
                             ComponentKind::Process,
                             &process.id,
                             &operation.at,
                             format!(
                                 "step {}: operation \"{}\" is a {} operation; a connector \
-                                 step runs a produce operation (a consume operation belongs \
-                                 in <start>)",
+                                 step runs a produce or commit-offset operation (a consume \
+                                 operation belongs in <start>)",
                                 index + 1,
                                 op.id,
                                 op.kind.name()
@@ -383,11 +393,13 @@ fn explain_de_error(scanned: &ScannedComponent, message: &str) -> (usize, String
     let name = ticked.first().copied().unwrap_or_default();
     let is_attribute = name.starts_with('@');
     let bare = name.trim_start_matches('@');
-    // Elements of the other operation type are valid XML-wise but not worth suggesting.
-    let other_type_fields: &[&str] = match scanned.type_attribute.as_deref() {
-        Some("produce") => definitions::CONSUME_FIELDS,
-        Some("consume") => definitions::PRODUCE_FIELDS,
-        _ => &[],
+    // Elements of other operation types are valid XML-wise but not worth suggesting.
+    let type_fields = match scanned.kind {
+        ComponentKind::Operation => scanned
+            .type_attribute
+            .as_deref()
+            .and_then(definitions::operation_fields),
+        _ => None,
     };
     // serde lists the expected names after the offending one; offer those of the same sort.
     let expected: Vec<&str> = ticked
@@ -395,7 +407,7 @@ fn explain_de_error(scanned: &ScannedComponent, message: &str) -> (usize, String
         .skip(1)
         .filter(|n| n.starts_with('@') == is_attribute && **n != "@xmlns" && **n != "$value")
         .map(|n| n.trim_start_matches('@'))
-        .filter(|n| !other_type_fields.contains(n))
+        .filter(|n| is_attribute || type_fields.is_none_or(|fields| fields.contains(n)))
         .collect();
     let show = |n: &str| {
         if is_attribute {
@@ -522,10 +534,11 @@ mod tests {
             panic!("produce")
         };
         assert_eq!(
-            (produce.acks, produce.compression),
+            (produce.settings.acks, produce.settings.compression),
             (Acks::All, Compression::Zstd)
         );
-        assert_eq!(produce.delivery_timeout, Duration::from_secs(30));
+        assert_eq!(produce.settings.delivery_timeout, Duration::from_secs(30));
+        assert!(!produce.dynamic_topic);
         let OperationKind::Consume(consume) = &components.operations["c"].kind else {
             panic!("consume")
         };

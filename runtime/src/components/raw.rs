@@ -18,8 +18,9 @@ pub(crate) struct RawConnection {
     pub consumer_group: Option<String>,
 }
 
-/// `<operation id="…" type="produce|consume" connection="…">`: one struct for every type, so
-/// a field of the wrong type gets "does not apply to a produce operation", not "unknown".
+/// `<operation id="…" type="produce|consume|commit-offset" connection="…">`: one struct for
+/// every type, so a field of the wrong type gets "does not apply to a produce operation", not
+/// "unknown".
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawOperation {
@@ -37,12 +38,35 @@ pub(crate) struct RawOperation {
     pub acks: Option<String>,
     pub compression: Option<String>,
     pub delivery_timeout: Option<String>,
-    // Consume
+    pub dynamic_topic: Option<String>,
+    pub partition: Option<String>,
+    pub headers: Option<RawHeaders>,
+    // Consume (and Commit Offset: consumer-group)
     pub consumer_group: Option<String>,
     pub minimum_messages: Option<String>,
     pub maximum_wait: Option<String>,
     pub offset_reset: Option<String>,
     pub autocommit: Option<String>,
+    pub partitions: Option<String>,
+    pub client_id: Option<String>,
+}
+
+/// `<headers><header name="…">value</header>…</headers>`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeaders {
+    #[serde(rename = "header", default)]
+    pub headers: Vec<RawHeader>,
+}
+
+/// `<header name="…">value</header>`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeader {
+    #[serde(rename = "@name")]
+    pub name: Option<String>,
+    #[serde(rename = "$text", default)]
+    pub value: Option<String>,
 }
 
 /// `<process id="…">`
@@ -80,6 +104,35 @@ pub(crate) struct RawSteps {
 pub(crate) enum RawStep {
     /// `<connector operation="…"/>`: runs a connector operation on the documents.
     Connector(RawConnectorStep),
+    /// `<set-properties>`: sets document properties on each document.
+    SetProperties(RawSetProperties),
+}
+
+/// `<set-properties><property …/>…</set-properties>`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSetProperties {
+    #[serde(rename = "property", default)]
+    pub properties: Vec<RawProperty>,
+}
+
+/// `<property name="…" value="…"|from-property="…"|from-header="…"|from-tracked="…"
+/// optional="…"/>`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProperty {
+    #[serde(rename = "@name")]
+    pub name: Option<String>,
+    #[serde(rename = "@value")]
+    pub value: Option<String>,
+    #[serde(rename = "@from-property")]
+    pub from_property: Option<String>,
+    #[serde(rename = "@from-header")]
+    pub from_header: Option<String>,
+    #[serde(rename = "@from-tracked")]
+    pub from_tracked: Option<String>,
+    #[serde(rename = "@optional")]
+    pub optional: Option<String>,
 }
 
 /// `<connector operation="…"/>`

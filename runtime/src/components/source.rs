@@ -128,6 +128,24 @@ impl ScannedComponent {
         self.tags.iter().find(|t| t.path == path).map(|t| t.start)
     }
 
+    /// Where the `n`-th (0-based) element at `path` starts.
+    pub fn nth_element(&self, path: &str, n: usize) -> Option<usize> {
+        self.tags
+            .iter()
+            .filter(|t| t.path == path)
+            .nth(n)
+            .map(|t| t.start)
+    }
+
+    /// Where attribute `name` of the `n`-th (0-based) element at `path` starts.
+    pub fn nth_attribute(&self, path: &str, n: usize, name: &str) -> Option<usize> {
+        self.tags
+            .iter()
+            .filter(|t| t.path == path)
+            .nth(n)
+            .and_then(|t| t.attributes.iter().find(|(a, _)| a == name).map(|a| a.1))
+    }
+
     /// The `n`-th (0-based) child element of the element at `parent`, whatever its name.
     pub fn nth_child(&self, parent: &str, n: usize) -> Option<&Tag> {
         self.tags

@@ -69,6 +69,31 @@ pub(crate) fn whole_number(value: &str, min: u32) -> Result<u32, String> {
     }
 }
 
+/// A partition number.
+pub(crate) fn partition(value: &str) -> Result<i32, String> {
+    match value.trim().parse::<i32>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(format!(
+            "must be a partition number (a whole number ≥ 0), got \"{value}\""
+        )),
+    }
+}
+
+/// Partition numbers separated by commas, each once: `0, 2, 5`.
+pub(crate) fn partition_list(value: &str) -> Result<Vec<i32>, String> {
+    let mut partitions = Vec::new();
+    for item in value.split(',').map(str::trim) {
+        let partition = partition(item).map_err(|_| {
+            format!("must be partition numbers separated by commas, e.g. \"0, 2\"; got \"{value}\"")
+        })?;
+        if partitions.contains(&partition) {
+            return Err(format!("lists partition {partition} twice"));
+        }
+        partitions.push(partition);
+    }
+    Ok(partitions)
+}
+
 /// A duration with a unit: `500ms`, `30s`, `2m`, `1h 30m`.
 pub(crate) fn duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();

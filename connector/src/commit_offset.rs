@@ -1,0 +1,188 @@
+//! The Commit Offset operation: commit consumed positions for a consumer group, one result per
+//! request.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::connection::METADATA_TIMEOUT;
+use crate::{Connection, ConnectorError};
+
+/// "This message, and everything before it in its partition, is done."
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitRequest {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset of the last message that is done; `offset + 1` is committed.
+    pub offset: i64,
+    /// Free text stored with the committed offset.
+    pub metadata: Option<String>,
+}
+
+/// What was committed for a request's partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The committed offset: where the group resumes (the highest requested offset + 1).
+    pub offset: i64,
+}
+
+/// Why one request was not committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// Negative offset.
+    #[error("offset {0} is not valid: offsets start at 0")]
+    InvalidOffset(i64),
+    /// The topic does not exist.
+    #[error("topic \"{0}\" does not exist")]
+    UnknownTopic(String),
+    /// The partition does not exist.
+    #[error("partition {partition} does not exist in topic \"{topic}\" (it has {count} partitions: 0 to {})", .count.saturating_sub(1))]
+    UnknownPartition {
+        /// Topic.
+        topic: String,
+        /// Partition asked for.
+        partition: i32,
+        /// How many the topic has.
+        count: usize,
+    },
+    /// The group coordinator refused the commit.
+    #[error("the commit was rejected: {0}")]
+    Rejected(String),
+}
+
+/// Commits, for `consumer_group`, `offset + 1` of the highest requested offset of each
+/// topic-partition, in one request to the group coordinator; the metadata stored is that of
+/// the request with the highest offset. Every request gets its own result.
+///
+/// Fails as a whole only when the cluster cannot be reached. Runs on tokio's blocking pool;
+/// dropping the future does not cancel a commit already sent.
+pub async fn commit_offsets(
+    connection: &Connection,
+    consumer_group: &str,
+    requests: Vec<CommitRequest>,
+) -> Result<Vec<Result<Committed, CommitError>>, ConnectorError> {
+    let connection = connection.clone();
+    let group = consumer_group.to_string();
+    tokio::task::spawn_blocking(move || commit_blocking(&connection, &group, &requests))
+        .await
+        .map_err(|e| ConnectorError::Internal(format!("commit task failed: {e}")))?
+}
+
+fn commit_blocking(
+    connection: &Connection,
+    group: &str,
+    requests: &[CommitRequest],
+) -> Result<Vec<Result<Committed, CommitError>>, ConnectorError> {
+    let consumer: BaseConsumer = connection
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(ConnectorError::ClientConfig)?;
+
+    let mut partition_counts = BTreeMap::new();
+    for topic in requests
+        .iter()
+        .map(|r| r.topic.as_str())
+        .collect::<BTreeSet<_>>()
+    {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|e| connection.unreachable(e))?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len());
+        partition_counts.insert(topic, count);
+    }
+
+    let mut results: Vec<Option<Result<Committed, CommitError>>> = vec![None; requests.len()];
+    // The highest offset per partition and the index of the request that asked for it.
+    let mut highest: BTreeMap<(&str, i32), (i64, usize)> = BTreeMap::new();
+    for (index, request) in requests.iter().enumerate() {
+        let count = partition_counts[request.topic.as_str()];
+        let problem = if request.offset < 0 {
+            Some(CommitError::InvalidOffset(request.offset))
+        } else if count == 0 {
+            Some(CommitError::UnknownTopic(request.topic.clone()))
+        } else if request.partition < 0 || request.partition as usize >= count {
+            Some(CommitError::UnknownPartition {
+                topic: request.topic.clone(),
+                partition: request.partition,
+                count,
+            })
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            results[index] = Some(Err(problem));
+            continue;
+        }
+        let entry = highest
+            .entry((&request.topic, request.partition))
+            .or_insert((request.offset, index));
+        if request.offset > entry.0 {
+            *entry = (request.offset, index);
+        }
+    }
+
+    if !highest.is_empty() {
+        let mut list = TopicPartitionList::new();
+        for (&(topic, partition), &(offset, index)) in &highest {
+            list.add_partition_offset(topic, partition, Offset::Offset(offset + 1))
+                .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+            if let Some(metadata) = &requests[index].metadata {
+                if let Some(mut element) = list.find_partition(topic, partition) {
+                    element.set_metadata(metadata);
+                }
+            }
+        }
+        let outcome = consumer.commit(&list, CommitMode::Sync);
+        // Per-partition errors, where the coordinator gave them.
+        let partition_errors: BTreeMap<(String, i32), String> = list
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                e.error()
+                    .err()
+                    .map(|err| ((e.topic().to_string(), e.partition()), crate::explain(&err)))
+            })
+            .collect();
+        // A list passed to commit() must be gone before the consumer is destroyed.
+        drop(list);
+        for (index, request) in requests.iter().enumerate() {
+            if results[index].is_some() {
+                continue;
+            }
+            let key = (request.topic.as_str(), request.partition);
+            let partition_error = partition_errors.get(&(request.topic.clone(), request.partition));
+            results[index] = Some(match (&outcome, partition_error) {
+                (Err(error), _) => Err(CommitError::Rejected(crate::explain(error))),
+                (Ok(()), Some(reason)) => Err(CommitError::Rejected(reason.clone())),
+                (Ok(()), None) => Ok(Committed {
+                    topic: request.topic.clone(),
+                    partition: request.partition,
+                    offset: highest[&key].0 + 1,
+                }),
+            });
+        }
+        if outcome.is_ok() {
+            for ((topic, partition), (offset, _)) in &highest {
+                tracing::info!(group, topic, partition, offset = offset + 1, "committed");
+            }
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every request has a result"))
+        .collect())
+}
