@@ -164,3 +164,34 @@ pub fn explain(error: &rdkafka::error::KafkaError) -> String {
     };
     format!("{sentence} ({code:?})")
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::explain;
+
+    #[test]
+    fn librdkafka_errors_become_sentences_that_keep_the_code() {
+        assert_eq!(
+            explain(&KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageTimedOut
+            )),
+            "the broker did not acknowledge the message within the delivery timeout: check that \
+             the brokers are up and reachable, or raise delivery-timeout (MessageTimedOut)"
+        );
+        assert_eq!(
+            explain(&KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::RebalanceInProgress
+            )),
+            "the consumer group is rebalancing, so this member's commit was refused: run again to \
+             read the documents again (RebalanceInProgress)"
+        );
+        // Codes without a sentence of ours keep librdkafka's text and the code.
+        assert!(explain(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::InvalidTransactionTimeout
+        ))
+        .ends_with("(InvalidTransactionTimeout)"));
+    }
+}

@@ -54,10 +54,12 @@ fn tansu_binary() -> PathBuf {
     PathBuf::from("tansu")
 }
 
-/// A real Kafka-protocol broker: tansu 0.6.0 with in-memory storage.
+/// A real Kafka-protocol broker: tansu 0.6.0 with in-memory storage. Its client methods are
+/// those of [`Kafka`].
 pub struct Broker {
     child: Child,
     port: u16,
+    kafka: Kafka,
     log: PathBuf,
     // Dropped last: holds the log file.
     _dir: tempfile::TempDir,
@@ -101,6 +103,7 @@ impl Broker {
                     return Self {
                         child,
                         port,
+                        kafka: Kafka::new(&format!("127.0.0.1:{port}")),
                         log,
                         _dir: dir,
                     };
@@ -121,10 +124,31 @@ impl Broker {
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+impl std::ops::Deref for Broker {
+    type Target = Kafka;
+
+    fn deref(&self) -> &Kafka {
+        &self.kafka
+    }
+}
+
+/// An independent client (rdkafka, not Sluice) of a cluster, to set up and check tests.
+pub struct Kafka {
+    bootstrap: String,
+}
+
+impl Kafka {
+    pub fn new(bootstrap: &str) -> Self {
+        Self {
+            bootstrap: bootstrap.to_string(),
+        }
+    }
 
     fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", self.bootstrap());
+        config.set("bootstrap.servers", &self.bootstrap);
         config
     }
 
@@ -170,6 +194,80 @@ impl Broker {
         });
     }
 
+    /// Produces one record to an explicit partition, with headers, with an independent client.
+    pub fn produce_one(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&str>,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) {
+        let producer: FutureProducer = self.client_config().create().expect("producer");
+        let mut owned = rdkafka::message::OwnedHeaders::new();
+        for (name, value) in headers {
+            owned = owned.insert(rdkafka::message::Header {
+                key: name,
+                value: Some(*value),
+            });
+        }
+        let mut record = FutureRecord::to(topic)
+            .payload(payload)
+            .partition(partition)
+            .headers(owned);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        futures::executor::block_on(producer.send(record, Duration::from_secs(10)))
+            .unwrap_or_else(|(e, _)| panic!("producing to {topic}: {e}"));
+    }
+
+    /// Where a new member of `group` starts reading each partition of `topic`: subscribes
+    /// like any consumer of the group and records the first offset it gets per partition,
+    /// until it has one for each of `partitions`.
+    pub fn group_starts_at(&self, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let mut first = vec![None; partitions as usize];
+        wait_for(
+            "a record from every partition",
+            Duration::from_secs(30),
+            || {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    first[m.partition() as usize].get_or_insert(m.offset());
+                }
+                first.iter().all(Option::is_some).then_some(())
+            },
+        );
+        first.into_iter().map(|o| o.expect("checked")).collect()
+    }
+
+    /// The metadata stored with a group's committed offset of one partition.
+    pub fn committed_metadata(&self, group: &str, topic: &str, partition: i32) -> String {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", group)
+            .create()
+            .expect("consumer");
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        let committed = consumer
+            .committed_offsets(list, Duration::from_secs(10))
+            .expect("committed offsets");
+        let metadata = committed
+            .find_partition(topic, partition)
+            .map(|e| e.metadata().to_string())
+            .unwrap_or_default();
+        drop(committed);
+        metadata
+    }
+
     /// Reads a topic from the beginning with an independent consumer until `expected` records
     /// are in (or panics after a deadline), then checks nothing more arrives.
     pub fn read_all(&self, topic: &str, expected: usize) -> Vec<Record> {
@@ -203,7 +301,15 @@ impl Broker {
                     payload: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
                     headers: m
                         .headers()
-                        .map(|h| h.iter().map(|h| h.key.to_string()).collect())
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| {
+                                    let value =
+                                        h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                                    (h.key.to_string(), value)
+                                })
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 });
             }
@@ -272,7 +378,18 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<String>,
     pub payload: String,
-    pub headers: Vec<String>,
+    pub headers: Vec<(String, Option<String>)>,
+}
+
+impl Record {
+    /// The value of header `name` (the last one if repeated).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
 }
 
 fn free_port() -> u16 {

@@ -1,0 +1,583 @@
+//! The platform's exact operation semantics (seed 003), black-box against tansu: document
+//! properties, dynamic topics, partitions and headers, oversized messages with and without
+//! autocommit, manual assignment, set-properties and Commit Offset. What lands in Kafka and
+//! what a consumer group has committed is checked with an independent client.
+
+mod harness;
+
+use harness::{assert_exit, stdout, Broker, Workspace};
+
+/// A components file: a connection to `broker` (default group `group`) plus `body`.
+fn components(broker: &Broker, group: &str, body: &str) -> String {
+    format!(
+        r#"<components>
+  <connection id="tansu">
+    <bootstrap-servers>{}</bootstrap-servers>
+    <consumer-group>{group}</consumer-group>
+  </connection>
+{body}
+</components>
+"#,
+        broker.bootstrap()
+    )
+}
+
+fn documents_out(ws: &Workspace, name: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(ws.path().join(name))
+        .expect("documents-out file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn produce_takes_topic_partition_and_headers_from_the_operation_and_the_document() {
+    let broker = Broker::start();
+    let main = broker.create_topic("main", 3);
+    let other = broker.create_topic("other", 2);
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker,
+            "unused",
+            &format!(
+                r#"
+  <operation id="dynamic" type="produce" connection="tansu">
+    <topic>{main}</topic>
+    <dynamic-topic>true</dynamic-topic>
+    <headers><header name="source">sluice</header><header name="env">test</header></headers>
+  </operation>
+  <operation id="static" type="produce" connection="tansu">
+    <topic>{main}</topic>
+    <partition>1</partition>
+  </operation>
+  <process id="send-dynamic"><steps><connector operation="dynamic"/></steps></process>
+  <process id="send-static"><steps><connector operation="static"/></steps></process>"#
+            ),
+        ),
+    );
+    ws.write(
+        "dynamic.jsonl",
+        &format!(
+            r#"{{"data": "plain"}}
+{{"data": "elsewhere", "properties": {{"topic-name": "{other}", "partition": 1, "headers": {{"env": "prod", "trace": "abc"}}}}}}
+{{"data": "pinned", "properties": {{"message-key": "k", "partition": 2}}}}
+{{"data": "nowhere", "properties": {{"partition": 7}}}}
+"#
+        ),
+    );
+    let output = ws.sluice(&["run", "send-dynamic", "--input", "dynamic.jsonl"]);
+    assert_exit(&output, 3);
+    let summary = stdout(&output);
+    assert!(
+        summary.contains("documents: 4 in, 3 out, 1 error"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "  document 4, step 1 (dynamic): partition 7 does not exist in topic \"{main}\" (it has 3 partitions: 0 to 2)"
+        )),
+        "{summary}"
+    );
+
+    let in_main = broker.read_all(&main, 2);
+    let plain = in_main
+        .iter()
+        .find(|r| r.payload == "plain")
+        .expect("plain");
+    assert_eq!(
+        (plain.header("source"), plain.header("env")),
+        (Some("sluice"), Some("test"))
+    );
+    let pinned = in_main
+        .iter()
+        .find(|r| r.payload == "pinned")
+        .expect("pinned");
+    assert_eq!((pinned.partition, pinned.key.as_deref()), (2, Some("k")));
+    let in_other = broker.read_all(&other, 1);
+    assert_eq!(
+        (in_other[0].payload.as_str(), in_other[0].partition),
+        ("elsewhere", 1)
+    );
+    assert_eq!(
+        in_other[0].headers,
+        [
+            ("source".to_string(), Some("sluice".to_string())),
+            ("env".to_string(), Some("prod".to_string())),
+            ("trace".to_string(), Some("abc".to_string()))
+        ],
+        "operation headers first; the document's env wins over the operation's"
+    );
+
+    // Without dynamic-topic, a document's topic-name does not redirect it; the operation's
+    // partition applies.
+    ws.write(
+        "static.jsonl",
+        &format!(r#"{{"data": "stays", "properties": {{"topic-name": "{other}"}}}}"#),
+    );
+    let output = ws.sluice(&["run", "send-static", "--input", "static.jsonl"]);
+    assert_exit(&output, 0);
+    let in_main = broker.read_all(&main, 3);
+    let stays = in_main
+        .iter()
+        .find(|r| r.payload == "stays")
+        .expect("stays");
+    assert_eq!(stays.partition, 1);
+    broker.read_all(&other, 1);
+}
+
+#[test]
+fn every_compression_codec_and_acks_level_delivers() {
+    let broker = Broker::start();
+    let topic = broker.create_topic("codecs", 1);
+    let variants = [
+        ("gzip", "all"),
+        ("snappy", "all"),
+        ("lz4", "1"),
+        ("zstd", "all"),
+        ("none", "0"),
+    ];
+    let mut body = String::new();
+    for (codec, acks) in variants {
+        body.push_str(&format!(
+            r#"<operation id="send-{codec}" type="produce" connection="tansu"><topic>{topic}</topic><compression>{codec}</compression><acks>{acks}</acks></operation>
+<process id="p-{codec}"><steps><connector operation="send-{codec}"/></steps></process>
+"#
+        ));
+    }
+    let ws = Workspace::new();
+    ws.write("components/c.xml", &components(&broker, "unused", &body));
+    for (codec, _) in variants {
+        ws.write("in.txt", &format!("{codec}-1\n{codec}-2\n"));
+        let output = ws.sluice(&["run", &format!("p-{codec}"), "--input", "in.txt"]);
+        assert_exit(&output, 0);
+    }
+    let payloads: Vec<_> = broker
+        .read_all(&topic, 10)
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
+    let expected: Vec<String> = variants
+        .iter()
+        .flat_map(|(c, _)| [format!("{c}-1"), format!("{c}-2")])
+        .collect();
+    assert_eq!(payloads, expected);
+}
+
+/// A one-partition topic holding: "a", a 200-byte message, "b", "c".
+fn topic_with_an_oversized_message(broker: &Broker) -> String {
+    let topic = broker.create_topic("big", 1);
+    broker.produce(&topic, &[(None, "a")]);
+    broker.produce(&topic, &[(Some("big"), &"x".repeat(200))]);
+    broker.produce(&topic, &[(None, "b"), (None, "c")]);
+    topic
+}
+
+#[test]
+fn an_oversized_message_with_autocommit_is_an_application_error_and_consuming_goes_on() {
+    let broker = Broker::start();
+    let topic = topic_with_an_oversized_message(&broker);
+    let group = harness::unique("big-readers");
+    let ws = Workspace::new();
+    ws.write(
+        "container.properties",
+        "kafka.max.request.size=100\nkafka.max.poll.records=10\n",
+    );
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker,
+            &group,
+            &format!(
+                r#"<operation id="receive" type="consume" connection="tansu">
+  <topic>{topic}</topic><minimum-messages>4</minimum-messages><offset-reset>earliest</offset-reset><autocommit>true</autocommit>
+</operation>
+<process id="receive-all"><start operation="receive"/></process>"#
+            ),
+        ),
+    );
+    let output = ws.sluice(&["run", "receive-all", "--documents-out", "out.jsonl"]);
+    assert_exit(&output, 3);
+    let summary = stdout(&output);
+    assert!(
+        summary.contains("completed with document errors"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("documents: 4 in, 4 out, 1 error"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "  document 2, start (receive): message is 203 bytes; max.request.size is 100 bytes \
+             [topic {topic}, partition 0, offset 1]"
+        )),
+        "{summary}"
+    );
+    let docs = documents_out(&ws, "out.jsonl");
+    let data: Vec<_> = docs
+        .iter()
+        .map(|d| d["data"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(data, ["a", "", "b", "c"]);
+    assert_eq!(docs[1]["tracked"]["offset"], 1);
+    assert!(docs[1]["application-error"].is_string());
+    assert_eq!(
+        broker.committed(&group, &topic, 1),
+        [Some(4)],
+        "committed past it"
+    );
+}
+
+#[test]
+fn an_oversized_message_without_autocommit_stops_retrieving_and_commit_offset_commits_it() {
+    let broker = Broker::start();
+    let topic = topic_with_an_oversized_message(&broker);
+    let group = harness::unique("careful-readers");
+    let ws = Workspace::new();
+    ws.write(
+        "container.properties",
+        "kafka.max.request.size=100\nkafka.max.poll.records=10\n",
+    );
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker,
+            &group,
+            &format!(
+                r#"<operation id="receive" type="consume" connection="tansu">
+  <topic>{topic}</topic><minimum-messages>4</minimum-messages><maximum-wait>3s</maximum-wait><offset-reset>earliest</offset-reset>
+</operation>
+<operation id="commit" type="commit-offset" connection="tansu"/>
+<process id="receive-and-commit"><start operation="receive"/><steps><connector operation="commit"/></steps></process>"#
+            ),
+        ),
+    );
+    let first = ws.sluice(&[
+        "run",
+        "receive-and-commit",
+        "--documents-out",
+        "first.jsonl",
+    ]);
+    assert_exit(&first, 3);
+    assert!(
+        stdout(&first).contains("documents: 2 in, 2 out, 1 error"),
+        "{}",
+        stdout(&first)
+    );
+    let offsets: Vec<_> = documents_out(&ws, "first.jsonl")
+        .iter()
+        .map(|d| d["tracked"]["offset"].clone())
+        .collect();
+    assert_eq!(offsets, [0, 1], "it stops at the oversized message");
+    assert_eq!(
+        broker.committed(&group, &topic, 1),
+        [Some(2)],
+        "the error document is committed"
+    );
+
+    let second = ws.sluice(&[
+        "run",
+        "receive-and-commit",
+        "--documents-out",
+        "second.jsonl",
+    ]);
+    assert_exit(&second, 0);
+    let data: Vec<_> = documents_out(&ws, "second.jsonl")
+        .iter()
+        .map(|d| d["data"].clone())
+        .collect();
+    assert_eq!(data, ["b", "c"]);
+    assert_eq!(broker.committed(&group, &topic, 1), [Some(4)]);
+}
+
+#[test]
+fn commit_offset_of_consumed_documents_resumes_the_group_where_they_end() {
+    // Consume 10 per partition without autocommit, commit the first 6 of each: a new member
+    // of the group starts at offset 6 of every partition.
+    let broker = Broker::start();
+    let topic = broker.create_topic("resume", 2);
+    for partition in 0..2 {
+        for i in 0..10 {
+            broker.produce_one(
+                &topic,
+                partition,
+                None,
+                format!("p{partition}-{i}").as_bytes(),
+                &[],
+            );
+        }
+    }
+    let group = harness::unique("resumers");
+    let ws = Workspace::new();
+    ws.write("container.properties", "kafka.max.poll.records=500\n");
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker,
+            &group,
+            &format!(
+                r#"<operation id="receive" type="consume" connection="tansu">
+  <topic>{topic}</topic><minimum-messages>20</minimum-messages><offset-reset>earliest</offset-reset>
+</operation>
+<operation id="commit" type="commit-offset" connection="tansu"/>
+<process id="receive"><start operation="receive"/></process>
+<process id="commit"><steps><connector operation="commit"/></steps></process>"#
+            ),
+        ),
+    );
+    let output = ws.sluice(&["run", "receive", "--documents-out", "all.jsonl"]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        broker.committed(&group, &topic, 2),
+        [None, None],
+        "nothing committed yet"
+    );
+
+    // The documents as Consume wrote them, tracked properties and all: the first 6 of each
+    // partition.
+    let all = std::fs::read_to_string(ws.path().join("all.jsonl")).expect("all.jsonl");
+    let first_six: Vec<&str> = all
+        .lines()
+        .filter(|line| {
+            let doc: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            doc["tracked"]["offset"].as_i64().expect("offset") < 6
+        })
+        .collect();
+    assert_eq!(first_six.len(), 12);
+    ws.write("first-six.jsonl", &(first_six.join("\n") + "\n"));
+    let output = ws.sluice(&["run", "commit", "--input", "first-six.jsonl"]);
+    assert_exit(&output, 0);
+    assert!(stdout(&output).contains("documents: 12 in, 12 out, 0 errors"));
+
+    assert_eq!(broker.committed(&group, &topic, 2), [Some(6), Some(6)]);
+    assert_eq!(broker.group_starts_at(&group, &topic, 2), [6, 6]);
+}
+
+#[test]
+fn commit_offset_takes_the_platform_json_layout_and_fails_only_bad_documents() {
+    let broker = Broker::start();
+    let topic = broker.create_topic("commits", 2);
+    let group = harness::unique("committers");
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker,
+            "unused",
+            &format!(
+                r#"<operation id="commit" type="commit-offset" connection="tansu"><consumer-group>{group}</consumer-group></operation>
+<process id="commit"><steps><connector operation="commit"/></steps></process>"#
+            ),
+        ),
+    );
+    ws.write(
+        "commits.txt",
+        &format!(
+            r#"{{"topic": "{topic}", "partition": 0, "offset": 4, "metadata": "batch-7"}}
+{{"topic": "{topic}", "partition": 0, "offset": 2}}
+{{"topic": "{topic}", "partition": 5, "offset": 1}}
+not json
+{{"topic": "no-such-topic", "partition": 0, "offset": 1}}
+{{"topic": "{topic}", "partition": 1, "offset": -3}}
+"#
+        ),
+    );
+    let output = ws.sluice(&["run", "commit", "--input", "commits.txt"]);
+    assert_exit(&output, 3);
+    let summary = stdout(&output);
+    assert!(
+        summary.contains("documents: 6 in, 2 out, 4 errors"),
+        "{summary}"
+    );
+    for expected in [
+        format!("  document 3, step 1 (commit): partition 5 does not exist in topic \"{topic}\" (it has 2 partitions: 0 to 1)"),
+        "  document 4, step 1 (commit): not a commit document (expected ident at line 1 column 2)".to_string(),
+        "  document 5, step 1 (commit): topic \"no-such-topic\" does not exist".to_string(),
+        "  document 6, step 1 (commit): offset -3 is not valid: offsets start at 0".to_string(),
+    ] {
+        assert!(summary.contains(&expected), "missing {expected:?} in\n{summary}");
+    }
+    // The highest offset of the partition wins. (Its metadata is checked in the next test:
+    // tansu 0.6.0 answers OffsetFetch without the stored metadata.)
+    assert_eq!(broker.committed(&group, &topic, 2), [Some(5), None]);
+}
+
+#[test]
+fn commit_metadata_reaches_a_broker_that_stores_it() {
+    // Beside the tansu test above, not instead of it: tansu 0.6.0 drops commit metadata
+    // (its OffsetFetch always answers null), librdkafka's mock cluster keeps it.
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let topic = harness::unique("meta");
+    cluster
+        .create_topic(&topic, 1, 1)
+        .expect("topic on the mock cluster");
+    let group = harness::unique("meta-committers");
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &format!(
+            r#"<components>
+  <connection id="mock"><bootstrap-servers>{}</bootstrap-servers><consumer-group>{group}</consumer-group></connection>
+  <operation id="commit" type="commit-offset" connection="mock"/>
+  <process id="commit"><steps><connector operation="commit"/></steps></process>
+</components>"#,
+            cluster.bootstrap_servers()
+        ),
+    );
+    ws.write(
+        "commits.txt",
+        &format!(
+            r#"{{"topic": "{topic}", "partition": 0, "offset": 1, "metadata": "older"}}
+{{"topic": "{topic}", "partition": 0, "offset": 4, "metadata": "batch-7"}}
+"#
+        ),
+    );
+    let output = ws.sluice(&["run", "commit", "--input", "commits.txt"]);
+    assert_exit(&output, 0);
+    let reader = harness::Kafka::new(&cluster.bootstrap_servers());
+    assert_eq!(reader.committed(&group, &topic, 1), [Some(5)]);
+    assert_eq!(reader.committed_metadata(&group, &topic, 0), "batch-7");
+}
+
+#[test]
+fn manual_partition_assignment_reads_only_those_partitions() {
+    let broker = Broker::start();
+    let topic = broker.create_topic("assigned", 3);
+    for partition in 0..3 {
+        broker.produce_one(
+            &topic,
+            partition,
+            None,
+            format!("from-{partition}").as_bytes(),
+            &[],
+        );
+    }
+    let ws = Workspace::new();
+    ws.write("container.properties", "kafka.max.poll.records=10\n");
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker,
+            &harness::unique("g"),
+            &format!(
+                r#"<operation id="receive" type="consume" connection="tansu">
+  <topic>{topic}</topic><partitions>0, 2</partitions><minimum-messages>2</minimum-messages><offset-reset>earliest</offset-reset><client-id>assigned-reader</client-id>
+</operation>
+<operation id="receive-missing" type="consume" connection="tansu">
+  <topic>{topic}</topic><partitions>9</partitions>
+</operation>
+<process id="receive"><start operation="receive"/></process>
+<process id="receive-missing"><start operation="receive-missing"/></process>"#
+            ),
+        ),
+    );
+    let output = ws.sluice(&["run", "receive", "--documents-out", "out.jsonl"]);
+    assert_exit(&output, 0);
+    let mut data: Vec<_> = documents_out(&ws, "out.jsonl")
+        .iter()
+        .map(|d| d["data"].as_str().expect("text").to_string())
+        .collect();
+    data.sort();
+    assert_eq!(data, ["from-0", "from-2"]);
+
+    let output = ws.sluice(&["run", "receive-missing"]);
+    assert_exit(&output, 1);
+    assert!(stdout(&output).contains(&format!(
+        "failed: start operation \"receive-missing\": partition 9 does not exist in topic \"{topic}\" (it has 3 partitions: 0 to 2)"
+    )), "{}", stdout(&output));
+}
+
+#[test]
+fn set_properties_from_constants_headers_and_tracked_properties() {
+    let broker = Broker::start();
+    let source = broker.create_topic("in", 1);
+    let target = broker.create_topic("out", 2);
+    broker.produce_one(&source, 0, None, b"first", &[("customer", "alice")]);
+    broker.produce_one(&source, 0, None, b"anonymous", &[]);
+    broker.produce_one(&source, 0, None, b"second", &[("customer", "bob")]);
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker,
+            &harness::unique("g"),
+            &format!(
+                r#"<operation id="receive" type="consume" connection="tansu">
+  <topic>{source}</topic><minimum-messages>3</minimum-messages><offset-reset>earliest</offset-reset>
+</operation>
+<operation id="send" type="produce" connection="tansu"><dynamic-topic>true</dynamic-topic></operation>
+<process id="route">
+  <start operation="receive"/>
+  <steps>
+    <set-properties>
+      <property name="message-key" from-header="customer"/>
+      <property name="topic-name" value="{target}"/>
+      <property name="header:source-offset" from-tracked="offset"/>
+      <property name="header:copied-key" from-property="message-key"/>
+    </set-properties>
+    <connector operation="send"/>
+  </steps>
+</process>"#
+            ),
+        ),
+    );
+    let output = ws.sluice(&["run", "route"]);
+    assert_exit(&output, 3);
+    let summary = stdout(&output);
+    assert!(
+        summary.contains("documents: 3 in, 2 out, 1 error"),
+        "{summary}"
+    );
+    assert!(summary.contains(
+        "  document 2, step 1 (set-properties): cannot set message-key: the document has no \
+         property header:customer (mark the property optional=\"true\" to skip such documents' value)"
+    ), "{summary}");
+    let mut routed = broker.read_all(&target, 2);
+    routed.sort_by(|a, b| a.payload.cmp(&b.payload));
+    let view: Vec<_> = routed
+        .iter()
+        .map(|r| {
+            (
+                r.payload.as_str(),
+                r.key.as_deref(),
+                r.header("source-offset"),
+                r.header("copied-key"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("first", Some("alice"), Some("0"), Some("alice")),
+            ("second", Some("bob"), Some("2"), Some("bob"))
+        ]
+    );
+}
+
+#[test]
+fn an_unreachable_broker_fails_the_execution_with_a_sentence_to_act_on() {
+    let ws = Workspace::new();
+    // Port 1 on loopback: nothing listens there.
+    ws.write(
+        "components/c.xml",
+        r#"<components>
+  <connection id="nowhere"><bootstrap-servers>127.0.0.1:1</bootstrap-servers></connection>
+  <operation id="send" type="produce" connection="nowhere"><topic>t</topic></operation>
+  <process id="send"><steps><connector operation="send"/></steps></process>
+</components>"#,
+    );
+    ws.write("in.txt", "one\n");
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let summary = stdout(&output);
+    assert!(
+        summary.contains("failed: step 1 (operation \"send\"): could not reach the Kafka brokers at 127.0.0.1:1 within 15 s: "),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("documents: 1 in, 0 out, 0 errors"),
+        "{summary}"
+    );
+}
