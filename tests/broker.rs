@@ -297,9 +297,13 @@ fn consuming_a_topic_that_does_not_exist_fails_the_execution() {
     let output = ws.sluice(&["run", "receive-documents"]);
     assert_exit(&output, 1);
     assert!(
-        stdout(&output).contains(
-            "failed: start operation \"receive\": topic \"never-created\" does not exist"
-        ),
+        stdout(&output).contains("failed after"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        stdout(&output)
+            .contains("\n  start operation \"receive\": topic \"never-created\" does not exist\n"),
         "{}",
         stdout(&output)
     );

@@ -485,7 +485,7 @@ fn manual_partition_assignment_reads_only_those_partitions() {
     let output = ws.sluice(&["run", "receive-missing"]);
     assert_exit(&output, 1);
     assert!(stdout(&output).contains(&format!(
-        "failed: start operation \"receive-missing\": partition 9 does not exist in topic \"{topic}\" (it has 3 partitions: 0 to 2)"
+        "\n  start operation \"receive-missing\": partition 9 does not exist in topic \"{topic}\" (it has 3 partitions: 0 to 2)"
     )), "{}", stdout(&output));
 }
 
@@ -573,7 +573,7 @@ fn an_unreachable_broker_fails_the_execution_with_a_sentence_to_act_on() {
     assert_exit(&output, 1);
     let summary = stdout(&output);
     assert!(
-        summary.contains("failed: step 1 (operation \"send\"): could not reach the Kafka brokers at 127.0.0.1:1 within 15 s: "),
+        summary.contains("\n  step 1 (operation \"send\"): could not reach the Kafka brokers at 127.0.0.1:1 within 15 s: "),
         "{summary}"
     );
     assert!(

@@ -249,14 +249,20 @@ fn write_documents(path: &Path, record: &ExecutionRecord) -> anyhow::Result<()> 
 }
 
 fn print_summary(out: &mut dyn Write, record: &ExecutionRecord) -> std::io::Result<()> {
-    let status = &record.status;
-    writeln!(
-        out,
-        "process {}, execution {}: {status} in {}",
-        record.process,
-        record.id,
-        humantime::format_duration(Duration::from_millis(record.duration.as_millis() as u64))
-    )?;
+    let took =
+        humantime::format_duration(Duration::from_millis(record.duration.as_millis() as u64));
+    match &record.status {
+        ExecutionStatus::Failed(reason) => writeln!(
+            out,
+            "process {}, execution {}: failed after {took}\n  {reason}",
+            record.process, record.id
+        )?,
+        status => writeln!(
+            out,
+            "process {}, execution {}: {status} in {took}",
+            record.process, record.id
+        )?,
+    }
     writeln!(
         out,
         "documents: {} in, {} out, {}",

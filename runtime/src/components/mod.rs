@@ -584,3 +584,55 @@ mod tests {
         assert_eq!(err.0.len(), 1, "{err}");
     }
 }
+
+#[cfg(test)]
+mod set_properties_tests {
+    use super::*;
+
+    fn errors(steps: &str) -> Vec<String> {
+        let text = format!(
+            "<components>\n<connection id=\"k\"><bootstrap-servers>a:1</bootstrap-servers></connection>\n\
+             <operation id=\"p\" type=\"produce\" connection=\"k\"><topic>t</topic></operation>\n\
+             <process id=\"x\"><steps>\n{steps}\n<connector operation=\"p\"/></steps></process>\n</components>"
+        );
+        match Components::from_sources(vec![(PathBuf::from("t.xml"), text)]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn valid_steps_load() {
+        assert!(errors(
+            r#"<set-properties><property name="header:h" from-tracked="header:x" optional="true"/>
+               <property name="partition" value="2"/><property name="message-key" from-property="topic-name"/></set-properties>"#
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn each_mistake_is_located_and_says_what_is_valid() {
+        assert_eq!(
+            errors(r#"<set-properties><property name="key" value="x"/></set-properties>"#),
+            [
+                "t.xml:5:27: process \"x\": set-properties: name must be message-key, topic-name, \
+              partition, timestamp or header:NAME, got \"key\""
+            ]
+        );
+        assert_eq!(
+            errors(r#"<set-properties><property name="partition" value="first"/></set-properties>"#),
+            ["t.xml:5:44: process \"x\": set-properties: value for partition must be a partition \
+              number (a whole number ≥ 0), got \"first\""]
+        );
+        assert_eq!(
+            errors(r#"<set-properties><property name="message-key" value="a" from-header="b"/></set-properties>"#),
+            ["t.xml:5:27: process \"x\": set-properties: property message-key needs exactly one of \
+              value, from-property, from-header or from-tracked"]
+        );
+        assert_eq!(
+            errors(r#"<set-properties><property name="topic-name" from-tracked="leader"/></set-properties>"#),
+            ["t.xml:5:45: process \"x\": set-properties: from-tracked must be topic, partition, \
+              offset, key, timestamp or header:NAME, got \"leader\""]
+        );
+    }
+}
