@@ -581,3 +581,99 @@ fn an_unreachable_broker_fails_the_execution_with_a_sentence_to_act_on() {
         "{summary}"
     );
 }
+
+#[test]
+fn minimum_zero_reads_until_the_wait_ends_and_latest_skips_what_is_there() {
+    let broker = Broker::start();
+    let topic = broker.create_topic("waits", 1);
+    broker.produce(&topic, &[(None, "x"), (None, "y"), (None, "z")]);
+    let ws = Workspace::new();
+    ws.write("container.properties", "kafka.max.poll.records=2\n");
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker,
+            &harness::unique("g"),
+            &format!(
+                r#"<operation id="everything" type="consume" connection="tansu">
+  <topic>{topic}</topic><minimum-messages>0</minimum-messages><maximum-wait>2s</maximum-wait><offset-reset>earliest</offset-reset>
+</operation>
+<operation id="only-new" type="consume" connection="tansu">
+  <topic>{topic}</topic><consumer-group>{}</consumer-group><minimum-messages>0</minimum-messages><maximum-wait>2s</maximum-wait><offset-reset>latest</offset-reset>
+</operation>
+<process id="everything"><start operation="everything"/></process>
+<process id="only-new"><start operation="only-new"/></process>"#,
+                harness::unique("fresh")
+            ),
+        ),
+    );
+    // Minimum 0: every message available within the wait, more than max.poll.records.
+    let output = ws.sluice(&["run", "everything"]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("documents: 3 in, 3 out, 0 errors"),
+        "{}",
+        stdout(&output)
+    );
+    // A new group with offset-reset latest starts after what is already there.
+    let output = ws.sluice(&["run", "only-new"]);
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("documents: 0 in, 0 out, 0 errors"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn a_commit_the_coordinator_rejects_is_an_error_on_each_of_its_documents() {
+    // Fault injection on librdkafka's mock cluster: tansu accepts any commit (even from
+    // outside an active group), so a refusal can only be injected.
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let topic = harness::unique("refused");
+    cluster.create_topic(&topic, 2, 1).expect("topic");
+    cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
+    );
+    let group = harness::unique("refused-group");
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &format!(
+            r#"<components>
+  <connection id="mock"><bootstrap-servers>{}</bootstrap-servers><consumer-group>{group}</consumer-group></connection>
+  <operation id="commit" type="commit-offset" connection="mock"/>
+  <process id="commit"><steps><connector operation="commit"/></steps></process>
+</components>"#,
+            cluster.bootstrap_servers()
+        ),
+    );
+    ws.write(
+        "in.txt",
+        &format!(
+            "{{\"topic\": \"{topic}\", \"partition\": 0, \"offset\": 3}}\n\
+             {{\"topic\": \"{topic}\", \"partition\": 1, \"offset\": 8}}\n"
+        ),
+    );
+    let output = ws.sluice(&["run", "commit", "--input", "in.txt"]);
+    assert_exit(&output, 3);
+    let summary = stdout(&output);
+    assert!(
+        summary.contains("documents: 2 in, 0 out, 2 errors"),
+        "{summary}"
+    );
+    for document in [1, 2] {
+        assert!(
+            summary.contains(&format!(
+                "  document {document}, step 1 (commit): the commit was rejected: the principal \
+                 is not allowed to use this consumer group: ask for an ACL on it \
+                 (GroupAuthorizationFailed)"
+            )),
+            "{summary}"
+        );
+    }
+    let reader = harness::Kafka::new(&cluster.bootstrap_servers());
+    assert_eq!(reader.committed(&group, &topic, 2), [None, None]);
+}
