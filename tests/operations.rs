@@ -677,3 +677,75 @@ fn a_commit_the_coordinator_rejects_is_an_error_on_each_of_its_documents() {
     let reader = harness::Kafka::new(&cluster.bootstrap_servers());
     assert_eq!(reader.committed(&group, &topic, 2), [None, None]);
 }
+
+#[test]
+fn a_consume_step_reads_the_topic_each_document_names() {
+    let broker = Broker::start();
+    let north = broker.create_topic("north", 1);
+    let south = broker.create_topic("south", 1);
+    broker.produce(&north, &[(Some("n"), "n1"), (Some("n"), "n2")]);
+    broker.produce(&south, &[(Some("s"), "s1")]);
+    let ws = Workspace::new();
+    ws.write("container.properties", "kafka.max.poll.records=10\n");
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker,
+            &harness::unique("g"),
+            r#"<operation id="read-named" type="consume" connection="tansu">
+  <dynamic-topic>true</dynamic-topic><minimum-messages>0</minimum-messages><maximum-wait>2s</maximum-wait><offset-reset>earliest</offset-reset>
+</operation>
+<process id="read-named"><steps><connector operation="read-named"/></steps></process>"#,
+        ),
+    );
+    ws.write(
+        "topics.jsonl",
+        &format!(
+            r#"{{"properties": {{"topic-name": "{north}"}}}}
+{{"properties": {{"topic-name": "no-such-topic"}}}}
+{{"properties": {{"topic-name": "{south}"}}}}
+{{"data": "no topic at all"}}
+"#
+        ),
+    );
+    let output = ws.sluice(&[
+        "run",
+        "read-named",
+        "--input",
+        "topics.jsonl",
+        "--documents-out",
+        "out.jsonl",
+    ]);
+    assert_exit(&output, 3);
+    let summary = stdout(&output);
+    assert!(
+        summary.contains("documents: 4 in, 3 out, 2 errors"),
+        "{summary}"
+    );
+    assert!(
+        summary
+            .contains("  document 2, step 1 (read-named): topic \"no-such-topic\" does not exist"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  document 4, step 1 (read-named): no topic: the document has no topic-name property and the operation no topic"),
+        "{summary}"
+    );
+    let read: Vec<_> = documents_out(&ws, "out.jsonl")
+        .iter()
+        .map(|d| {
+            (
+                d["tracked"]["topic"].as_str().unwrap_or("").to_string(),
+                d["data"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (north.clone(), "n1".to_string()),
+            (north.clone(), "n2".to_string()),
+            (south.clone(), "s1".to_string())
+        ]
+    );
+}

@@ -10,8 +10,9 @@ use sluice_connector::{Connection, ConnectorError, Header, ProduceRecord};
 use tracing::Instrument;
 
 use crate::components::{
-    CommitOffsetDefinition, Components, OperationDefinition, OperationKind, ProcessDefinition,
-    ProduceDefinition, PropertyName, PropertySource, SetProperty, Step, TrackedName,
+    CommitOffsetDefinition, Components, ConsumeDefinition, OperationDefinition, OperationKind,
+    ProcessDefinition, ProduceDefinition, PropertyName, PropertySource, SetProperty, Step,
+    TrackedName,
 };
 use crate::container::ContainerProperties;
 use crate::document::{Document, DocumentProperties, TrackedProperties};
@@ -214,7 +215,14 @@ impl Host {
             (_, Some(documents)) => documents,
             (Some(start), None) => {
                 let op = self.operation(&start.id);
-                self.consume(op)
+                let OperationKind::Consume(def) = &op.kind else {
+                    unreachable!("a process start is a consume operation (checked at load)");
+                };
+                let topic = def
+                    .topic
+                    .as_deref()
+                    .expect("a start has a topic (checked at load)");
+                self.consume(op, def, topic)
                     .await
                     .map_err(|e| format!("start operation \"{}\": {e}", op.id))?
             }
@@ -256,10 +264,9 @@ impl Host {
                         OperationKind::CommitOffset(def) => {
                             self.commit(op, def, step_number, flowing, record).await
                         }
-                        OperationKind::Consume(_) => {
-                            unreachable!(
-                                "a connector step is not a consume operation (checked at load)"
-                            )
+                        OperationKind::Consume(def) => {
+                            self.consume_step(op, def, step_number, flowing, record)
+                                .await
                         }
                     };
                     outcome
@@ -291,13 +298,15 @@ impl Host {
             .expect("an operation that needs a consumer group has one (checked at load)")
     }
 
-    async fn consume(&self, op: &OperationDefinition) -> Result<Vec<Document>, ConnectorError> {
-        let OperationKind::Consume(def) = &op.kind else {
-            unreachable!("a process start is a consume operation (checked at load)");
-        };
+    async fn consume(
+        &self,
+        op: &OperationDefinition,
+        def: &ConsumeDefinition,
+        topic: &str,
+    ) -> Result<Vec<Document>, ConnectorError> {
         let connection = self.connection(op)?;
         let settings = ConsumeSettings {
-            topic: def.topic.clone(),
+            topic: topic.to_string(),
             consumer_group: self.consumer_group(&def.consumer_group, &connection),
             minimum_messages: def.minimum_messages,
             max_wait: def.maximum_wait,
@@ -309,12 +318,79 @@ impl Host {
         let outcome = consume::consume(&connection, settings, self.container.kafka).await?;
         tracing::info!(
             operation = %op.id,
-            topic = %def.topic,
+            topic,
             documents = outcome.records.len(),
             polls = outcome.polls,
             "consumed"
         );
         Ok(outcome.records.into_iter().map(consumed_document).collect())
+    }
+
+    /// Consume as a step: one Consume per input document, of the topic the document names
+    /// (with dynamic-topic) or the operation's. The messages read replace the input document
+    /// and keep its position; a topic that does not exist is that document's error (seed 003).
+    async fn consume_step(
+        &self,
+        op: &OperationDefinition,
+        def: &ConsumeDefinition,
+        step: usize,
+        documents: Vec<(usize, Document)>,
+        record: &mut ExecutionRecord,
+    ) -> Result<Vec<(usize, Document)>, ConnectorError> {
+        let mut out = Vec::new();
+        for (position, document) in documents {
+            if document.application_error.is_some() {
+                out.push((position, document));
+                continue;
+            }
+            let mut fail = |message: String| {
+                record.document_errors.push(DocumentError {
+                    document: position,
+                    step,
+                    operation: op.id.clone(),
+                    message,
+                    tracked: document.tracked.clone(),
+                })
+            };
+            let named = document
+                .properties
+                .topic_name
+                .as_ref()
+                .filter(|_| def.dynamic_topic);
+            let Some(topic) = named.or(def.topic.as_ref()) else {
+                fail(
+                    "no topic: the document has no topic-name property and the operation no topic"
+                        .into(),
+                );
+                continue;
+            };
+            if crate::components::valid_topic(topic).is_err() {
+                fail(format!("topic-name \"{topic}\" is not a Kafka topic name"));
+                continue;
+            }
+            match self.consume(op, def, topic).await {
+                Ok(consumed) => {
+                    for document in consumed {
+                        if let Some(message) = &document.application_error {
+                            record.document_errors.push(DocumentError {
+                                document: position,
+                                step,
+                                operation: op.id.clone(),
+                                message: message.clone(),
+                                tracked: document.tracked.clone(),
+                            });
+                        }
+                        out.push((position, document));
+                    }
+                }
+                Err(
+                    error @ (ConnectorError::UnknownTopic(_)
+                    | ConnectorError::UnknownPartition { .. }),
+                ) => fail(error.to_string()),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(out)
     }
 
     async fn produce(

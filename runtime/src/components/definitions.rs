@@ -95,8 +95,10 @@ pub struct CommitOffsetDefinition {
 /// A Consume operation as defined; the consumer group may still come from the connection.
 #[derive(Debug, Clone)]
 pub struct ConsumeDefinition {
-    /// Topic to read.
-    pub topic: String,
+    /// Topic to read; `None` only with `dynamic_topic`.
+    pub topic: Option<String>,
+    /// As a step, read the topic each input document's topic-name property names.
+    pub dynamic_topic: bool,
     /// The operation's own consumer group, if it names one.
     pub consumer_group: Option<String>,
     /// Minimum Number of Messages: poll until at least this many are held (0: until the wait ends).
@@ -445,6 +447,7 @@ pub(crate) fn operation_fields(kind: &str) -> Option<&'static [&'static str]> {
         "consume" => Some(&[
             "description",
             "topic",
+            "dynamic-topic",
             "consumer-group",
             "minimum-messages",
             "maximum-wait",
@@ -577,11 +580,19 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
             })
         }
         "consume" => {
-            let topic = c.required("topic", raw.topic, topic_hint).and_then(|t| {
-                values::topic(&t)
-                    .map_err(|p| c.field_error("topic", p))
-                    .ok()
-            });
+            let dynamic_topic = c
+                .parse("dynamic-topic", raw.dynamic_topic, values::boolean)
+                .unwrap_or(false);
+            let topic = if dynamic_topic && raw.topic.is_none() {
+                None
+            } else {
+                let topic = c.required("topic", raw.topic, topic_hint).and_then(|t| {
+                    values::topic(&t)
+                        .map_err(|p| c.field_error("topic", p))
+                        .ok()
+                });
+                Some(topic?)
+            };
             let consumer_group = group(c, raw.consumer_group);
             let minimum = c.parse("minimum-messages", raw.minimum_messages, |v| {
                 values::whole_number(v, 0)
@@ -602,7 +613,8 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
                 .text("client-id", raw.client_id)
                 .filter(|id| !id.is_empty());
             OperationKind::Consume(ConsumeDefinition {
-                topic: topic?,
+                topic,
+                dynamic_topic,
                 consumer_group,
                 minimum_messages: minimum.unwrap_or(ConsumeDefinition::DEFAULT_MINIMUM_MESSAGES),
                 maximum_wait: maximum_wait.unwrap_or(ConsumeDefinition::DEFAULT_MAXIMUM_WAIT),
@@ -838,8 +850,8 @@ pub(crate) fn process(c: &mut Checker<'_>, raw: RawProcess) -> Option<ProcessDef
                 _ => c.error_at(
                     offset,
                     format!(
-                        "step {} (<connector>) needs an operation attribute naming a produce or \
-                         commit-offset operation, e.g. <connector operation=\"send-orders\"/>",
+                        "step {} (<connector>) needs an operation attribute naming the operation \
+                         to run, e.g. <connector operation=\"send-orders\"/>",
                         index + 1
                     ),
                 ),

@@ -317,6 +317,20 @@ impl Components {
                             ),
                         ))
                     }
+                    Some(OperationDefinition {
+                        kind: OperationKind::Consume(ConsumeDefinition { topic: None, .. }),
+                        id,
+                        ..
+                    }) => errors.push(reference_error(
+                        ComponentKind::Process,
+                        &process.id,
+                        &start.at,
+                        format!(
+                            "start operation \"{id}\" has no topic: it takes the topic from \
+                             input documents (dynamic-topic), so it can only be a <connector> \
+                             step; give it a <topic> to start a process with it"
+                        ),
+                    )),
                     Some(_) => {}
                 }
             }
@@ -327,8 +341,8 @@ impl Components {
                 if invalid(ComponentKind::Operation, &operation.id) {
                     continue;
                 }
-                match self.operations.get(&operation.id) {
-                    None => errors.push(reference_error(
+                if !self.operations.contains_key(&operation.id) {
+                    errors.push(reference_error(
                         ComponentKind::Process,
                         &process.id,
                         &operation.at,
@@ -337,23 +351,7 @@ impl Components {
                             index + 1,
                             not_defined("operation", &operation.id, &operation_ids)
                         ),
-                    )),
-                    Some(op) if matches!(op.kind, OperationKind::Consume(_)) => {
-                        errors.push(reference_error(
-                            ComponentKind::Process,
-                            &process.id,
-                            &operation.at,
-                            format!(
-                                "step {}: operation \"{}\" is a {} operation; a connector \
-                                 step runs a produce or commit-offset operation (a consume \
-                                 operation belongs in <start>)",
-                                index + 1,
-                                op.id,
-                                op.kind.name()
-                            ),
-                        ))
-                    }
-                    Some(_) => {}
+                    ));
                 }
             }
         }
