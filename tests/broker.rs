@@ -36,14 +36,6 @@ fn components(broker: &Broker, topic: &str, group: &str, consume_extra: &str) ->
     )
 }
 
-fn documents_out(ws: &Workspace, name: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(ws.path().join(name))
-        .expect("documents-out file")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
 #[test]
 fn produce_then_consume_round_trip_with_keys() {
     let broker = Broker::start();
@@ -117,7 +109,7 @@ fn produce_then_consume_round_trip_with_keys() {
     let received = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
     assert_exit(&received, 0);
     assert!(stdout(&received).contains("documents: 4 in, 4 out, 0 errors"));
-    let docs = documents_out(&ws, "out.jsonl");
+    let docs = ws.documents_out("out.jsonl");
     assert_eq!(docs.len(), 4);
     for doc in &docs {
         let record = records
@@ -163,7 +155,8 @@ fn consume_without_autocommit_reads_the_same_documents_again() {
     for run in ["out-1.jsonl", "out-2.jsonl"] {
         let output = ws.sluice(&["run", "receive-documents", "--documents-out", run]);
         assert_exit(&output, 0);
-        let data: Vec<_> = documents_out(&ws, run)
+        let data: Vec<_> = ws
+            .documents_out(run)
             .iter()
             .map(|d| d["data"].clone())
             .collect();
@@ -195,7 +188,8 @@ fn max_poll_records_three_and_minimum_five_return_six_documents() {
     ws.write("container.properties", "kafka.max.poll.records=3\n");
     let output = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
     assert_exit(&output, 0);
-    let data: Vec<_> = documents_out(&ws, "out.jsonl")
+    let data: Vec<_> = ws
+        .documents_out("out.jsonl")
         .iter()
         .map(|d| d["data"].clone())
         .collect();
@@ -206,7 +200,7 @@ fn max_poll_records_three_and_minimum_five_return_six_documents() {
     ws.write("container.properties", "kafka.max.poll.records=8\n");
     let output = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
     assert_exit(&output, 0);
-    assert_eq!(documents_out(&ws, "out.jsonl").len(), 8);
+    assert_eq!(ws.documents_out("out.jsonl").len(), 8);
     assert!(stderr(&output).contains("polls=1"), "{}", stderr(&output));
 }
 

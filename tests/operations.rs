@@ -22,14 +22,6 @@ fn components(broker: &Broker, group: &str, body: &str) -> String {
     )
 }
 
-fn documents_out(ws: &Workspace, name: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(ws.path().join(name))
-        .expect("documents-out file")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
 #[test]
 fn produce_takes_topic_partition_and_headers_from_the_operation_and_the_document() {
     let broker = Broker::start();
@@ -215,7 +207,7 @@ fn an_oversized_message_with_autocommit_is_an_application_error_and_consuming_go
         )),
         "{summary}"
     );
-    let docs = documents_out(&ws, "out.jsonl");
+    let docs = ws.documents_out("out.jsonl");
     let data: Vec<_> = docs
         .iter()
         .map(|d| d["data"].as_str().unwrap_or("").to_string())
@@ -266,7 +258,8 @@ fn an_oversized_message_without_autocommit_stops_retrieving_and_commit_offset_co
         "{}",
         stdout(&first)
     );
-    let offsets: Vec<_> = documents_out(&ws, "first.jsonl")
+    let offsets: Vec<_> = ws
+        .documents_out("first.jsonl")
         .iter()
         .map(|d| d["tracked"]["offset"].clone())
         .collect();
@@ -284,7 +277,8 @@ fn an_oversized_message_without_autocommit_stops_retrieving_and_commit_offset_co
         "second.jsonl",
     ]);
     assert_exit(&second, 0);
-    let data: Vec<_> = documents_out(&ws, "second.jsonl")
+    let data: Vec<_> = ws
+        .documents_out("second.jsonl")
         .iter()
         .map(|d| d["data"].clone())
         .collect();
@@ -475,7 +469,8 @@ fn manual_partition_assignment_reads_only_those_partitions() {
     );
     let output = ws.sluice(&["run", "receive", "--documents-out", "out.jsonl"]);
     assert_exit(&output, 0);
-    let mut data: Vec<_> = documents_out(&ws, "out.jsonl")
+    let mut data: Vec<_> = ws
+        .documents_out("out.jsonl")
         .iter()
         .map(|d| d["data"].as_str().expect("text").to_string())
         .collect();
@@ -731,7 +726,8 @@ fn a_consume_step_reads_the_topic_each_document_names() {
         summary.contains("  document 4, step 1 (read-named): no topic: the document has no topic-name property and the operation no topic"),
         "{summary}"
     );
-    let read: Vec<_> = documents_out(&ws, "out.jsonl")
+    let read: Vec<_> = ws
+        .documents_out("out.jsonl")
         .iter()
         .map(|d| {
             (

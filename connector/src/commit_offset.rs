@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::connection::METADATA_TIMEOUT;
-use crate::{Connection, ConnectorError};
+use crate::{Connection, ConnectorError, PartitionNotFound};
 
 /// "This message, and everything before it in its partition, is done."
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,15 +43,8 @@ pub enum CommitError {
     #[error("topic \"{0}\" does not exist")]
     UnknownTopic(String),
     /// The partition does not exist.
-    #[error("partition {partition} does not exist in topic \"{topic}\" (it has {count} partitions: 0 to {})", .count.saturating_sub(1))]
-    UnknownPartition {
-        /// Topic.
-        topic: String,
-        /// Partition asked for.
-        partition: i32,
-        /// How many the topic has.
-        count: usize,
-    },
+    #[error(transparent)]
+    UnknownPartition(#[from] PartitionNotFound),
     /// The group coordinator refused the commit.
     #[error("the commit was rejected: {0}")]
     Rejected(String),
@@ -94,14 +86,7 @@ fn commit_blocking(
         .map(|r| r.topic.as_str())
         .collect::<BTreeSet<_>>()
     {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-            .map_err(|e| connection.unreachable(e))?;
-        let count = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
-            .map_or(0, |t| t.partitions().len());
+        let count = connection.partition_count(consumer.client(), topic)?;
         partition_counts.insert(topic, count);
     }
 
@@ -109,19 +94,12 @@ fn commit_blocking(
     // The highest offset per partition and the index of the request that asked for it.
     let mut highest: BTreeMap<(&str, i32), (i64, usize)> = BTreeMap::new();
     for (index, request) in requests.iter().enumerate() {
-        let count = partition_counts[request.topic.as_str()];
-        let problem = if request.offset < 0 {
-            Some(CommitError::InvalidOffset(request.offset))
-        } else if count == 0 {
-            Some(CommitError::UnknownTopic(request.topic.clone()))
-        } else if request.partition < 0 || request.partition as usize >= count {
-            Some(CommitError::UnknownPartition {
-                topic: request.topic.clone(),
-                partition: request.partition,
-                count,
-            })
-        } else {
-            None
+        let problem = match partition_counts[request.topic.as_str()] {
+            _ if request.offset < 0 => Some(CommitError::InvalidOffset(request.offset)),
+            None => Some(CommitError::UnknownTopic(request.topic.clone())),
+            Some(count) => PartitionNotFound::check(&request.topic, request.partition, count)
+                .err()
+                .map(CommitError::from),
         };
         if let Some(problem) = problem {
             results[index] = Some(Err(problem));

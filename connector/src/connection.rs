@@ -98,7 +98,7 @@ pub struct Connection {
 }
 
 /// How long we wait for cluster metadata before calling the brokers unreachable.
-pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Connection {
     /// Resolves the connection; for `embedded` this starts the in-process broker once per process.
@@ -131,6 +131,24 @@ impl Connection {
             .set("bootstrap.servers", &self.bootstrap_servers)
             .set("client.id", &self.config.client_id);
         config
+    }
+
+    /// How many partitions `topic` has; `None` when it does not exist. A blocking metadata
+    /// request through `client`.
+    pub(crate) fn partition_count<C: rdkafka::ClientContext>(
+        &self,
+        client: &rdkafka::client::Client<C>,
+        topic: &str,
+    ) -> Result<Option<usize>, ConnectorError> {
+        let metadata = client
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|e| self.unreachable(e))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len())
+            .filter(|&n| n > 0))
     }
 
     pub(crate) fn unreachable(&self, source: rdkafka::error::KafkaError) -> ConnectorError {

@@ -11,8 +11,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::connection::METADATA_TIMEOUT;
-use crate::{Connection, ConnectorError, ConsumedRecord, Header, Limits};
+use crate::{Connection, ConnectorError, ConsumedRecord, Header, Limits, PartitionNotFound};
 
 /// Where a consumer group with no committed offset starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -137,28 +136,15 @@ fn consume_blocking(
     }
     let consumer: BaseConsumer = config.create().map_err(ConnectorError::ClientConfig)?;
 
-    let metadata = consumer
-        .fetch_metadata(Some(&settings.topic), METADATA_TIMEOUT)
-        .map_err(|e| connection.unreachable(e))?;
-    let partition_count = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == settings.topic && t.error().is_none())
-        .map_or(0, |t| t.partitions().len());
-    if partition_count == 0 {
+    let Some(partition_count) = connection.partition_count(consumer.client(), &settings.topic)?
+    else {
         return Err(ConnectorError::UnknownTopic(settings.topic.clone()));
-    }
+    };
     match &settings.partitions {
         Some(partitions) => {
             let mut assignment = TopicPartitionList::new();
             for &partition in partitions {
-                if partition < 0 || partition as usize >= partition_count {
-                    return Err(ConnectorError::UnknownPartition {
-                        topic: settings.topic.clone(),
-                        partition,
-                        count: partition_count,
-                    });
-                }
+                PartitionNotFound::check(&settings.topic, partition, partition_count)?;
                 // Stored: start at the group's committed offset, else at offset-reset.
                 assignment
                     .add_partition_offset(&settings.topic, partition, Offset::Stored)

@@ -38,15 +38,8 @@ pub enum ConnectorError {
     #[error("topic \"{0}\" does not exist")]
     UnknownTopic(String),
     /// A partition named in the operation does not exist.
-    #[error("partition {partition} does not exist in topic \"{topic}\" (it has {count} partitions: 0 to {})", .count.saturating_sub(1))]
-    UnknownPartition {
-        /// The topic.
-        topic: String,
-        /// The partition asked for.
-        partition: i32,
-        /// How many the topic has.
-        count: usize,
-    },
+    #[error(transparent)]
+    UnknownPartition(#[from] PartitionNotFound),
     /// Subscribing or fetching failed.
     #[error("consuming from topic \"{topic}\" failed: {}", explain(.source))]
     Consume {
@@ -74,7 +67,7 @@ impl ConnectorError {
     /// Whose fault this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::ClientConfig(_) | Self::UnknownTopic(_) | Self::UnknownPartition { .. } => {
+            Self::ClientConfig(_) | Self::UnknownTopic(_) | Self::UnknownPartition(_) => {
                 ErrorKind::User
             }
             Self::Unreachable { .. } | Self::Consume { .. } | Self::Commit { .. } => {
@@ -87,6 +80,33 @@ impl ConnectorError {
     /// Whether trying the same thing again later may succeed.
     pub fn is_retriable(&self) -> bool {
         self.kind() == ErrorKind::Environment
+    }
+}
+
+/// A partition that a topic does not have; the operations share it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("partition {partition} does not exist in topic \"{topic}\" (it has {count} partitions: 0 to {})", .count.saturating_sub(1))]
+pub struct PartitionNotFound {
+    /// The topic.
+    pub topic: String,
+    /// The partition asked for.
+    pub partition: i32,
+    /// How many the topic has.
+    pub count: usize,
+}
+
+impl PartitionNotFound {
+    /// `Err` when `partition` is not one of the `count` partitions of `topic`.
+    pub(crate) fn check(topic: &str, partition: i32, count: usize) -> Result<(), Self> {
+        if partition >= 0 && (partition as usize) < count {
+            Ok(())
+        } else {
+            Err(Self {
+                topic: topic.to_string(),
+                partition,
+                count,
+            })
+        }
     }
 }
 

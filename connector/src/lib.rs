@@ -17,5 +17,5 @@ mod record;
 
 pub use connection::{Bootstrap, Connection, ConnectionConfig, Limits};
 pub use embedded::EmbeddedBroker;
-pub use error::{explain, ConnectorError, ErrorKind};
+pub use error::{explain, ConnectorError, ErrorKind, PartitionNotFound};
 pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};

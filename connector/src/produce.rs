@@ -8,8 +8,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as RdHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
-use crate::connection::METADATA_TIMEOUT;
-use crate::{Connection, ConnectorError, Delivered, Limits, ProduceRecord};
+use crate::{Connection, ConnectorError, Delivered, Limits, PartitionNotFound, ProduceRecord};
 
 /// How many replicas must acknowledge a record before it counts as delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,15 +89,8 @@ pub enum ProduceError {
     #[error("topic \"{0}\" does not exist")]
     UnknownTopic(String),
     /// The record names a partition the topic does not have.
-    #[error("partition {partition} does not exist in topic \"{topic}\" (it has {count} partitions: 0 to {})", .count - 1)]
-    UnknownPartition {
-        /// Target topic.
-        topic: String,
-        /// The partition asked for.
-        partition: i32,
-        /// How many the topic has.
-        count: usize,
-    },
+    #[error(transparent)]
+    UnknownPartition(#[from] PartitionNotFound),
     /// The broker or librdkafka rejected the record.
     #[error("delivery to topic \"{topic}\" failed: {reason}")]
     Delivery {
@@ -194,23 +186,15 @@ impl Producer {
                 }));
                 continue;
             }
-            match (
-                partition_counts.get(topic).copied().flatten(),
-                record.partition,
-            ) {
-                (None, _) => {
-                    results[index] = Some(Err(ProduceError::UnknownTopic(topic.to_string())));
+            let Some(count) = partition_counts.get(topic).copied().flatten() else {
+                results[index] = Some(Err(ProduceError::UnknownTopic(topic.to_string())));
+                continue;
+            };
+            if let Some(partition) = record.partition {
+                if let Err(missing) = PartitionNotFound::check(topic, partition, count) {
+                    results[index] = Some(Err(missing.into()));
                     continue;
                 }
-                (Some(count), Some(partition)) if partition < 0 || partition as usize >= count => {
-                    results[index] = Some(Err(ProduceError::UnknownPartition {
-                        topic: topic.to_string(),
-                        partition,
-                        count,
-                    }));
-                    continue;
-                }
-                _ => {}
             }
             let mut future_record = FutureRecord::to(topic).payload(&record.payload[..]);
             if let Some(key) = &record.key {
@@ -297,16 +281,7 @@ impl Producer {
         tokio::task::spawn_blocking(move || {
             let mut counts = BTreeMap::new();
             for topic in topics {
-                let metadata = producer
-                    .client()
-                    .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
-                    .map_err(|e| connection.unreachable(e))?;
-                let count = metadata
-                    .topics()
-                    .iter()
-                    .find(|t| t.name() == topic && t.error().is_none())
-                    .map(|t| t.partitions().len())
-                    .filter(|&n| n > 0);
+                let count = connection.partition_count(producer.client(), &topic)?;
                 counts.insert(topic, count);
             }
             Ok(counts)

@@ -384,8 +384,7 @@ impl Host {
                     }
                 }
                 Err(
-                    error @ (ConnectorError::UnknownTopic(_)
-                    | ConnectorError::UnknownPartition { .. }),
+                    error @ (ConnectorError::UnknownTopic(_) | ConnectorError::UnknownPartition(_)),
                 ) => fail(error.to_string()),
                 Err(error) => return Err(error),
             }

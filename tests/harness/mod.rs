@@ -431,6 +431,15 @@ impl Workspace {
         path
     }
 
+    /// The documents a run wrote with `--documents-out NAME`, one JSON envelope each.
+    pub fn documents_out(&self, name: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path().join(name))
+            .expect("documents-out file")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
     /// Runs `sluice` in this folder.
     pub fn sluice(&self, args: &[&str]) -> Output {
         sluice_in(self.path(), args, None)
