@@ -54,7 +54,7 @@ fn produce_takes_topic_partition_and_headers_from_the_operation_and_the_document
         &format!(
             r#"{{"data": "plain"}}
 {{"data": "elsewhere", "properties": {{"topic-name": "{other}", "partition": 1, "headers": {{"env": "prod", "trace": "abc"}}}}}}
-{{"data": "pinned", "properties": {{"message-key": "k", "partition": 2}}}}
+{{"data": "pinned", "properties": {{"message-key": "k", "partition": 2, "timestamp": 1700000000123}}}}
 {{"data": "nowhere", "properties": {{"partition": 7}}}}
 "#
         ),
@@ -87,6 +87,11 @@ fn produce_takes_topic_partition_and_headers_from_the_operation_and_the_document
         .find(|r| r.payload == "pinned")
         .expect("pinned");
     assert_eq!((pinned.partition, pinned.key.as_deref()), (2, Some("k")));
+    assert_eq!(
+        pinned.timestamp,
+        Some(1_700_000_000_123),
+        "the document's timestamp"
+    );
     let in_other = broker.read_all(&other, 1);
     assert_eq!(
         (in_other[0].payload.as_str(), in_other[0].partition),

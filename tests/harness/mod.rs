@@ -297,6 +297,7 @@ impl Kafka {
                 records.push(Record {
                     partition: m.partition(),
                     offset: m.offset(),
+                    timestamp: m.timestamp().to_millis(),
                     key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     payload: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
                     headers: m
@@ -376,6 +377,7 @@ impl Drop for Broker {
 pub struct Record {
     pub partition: i32,
     pub offset: i64,
+    pub timestamp: Option<i64>,
     pub key: Option<String>,
     pub payload: String,
     pub headers: Vec<(String, Option<String>)>,
