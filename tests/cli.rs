@@ -300,3 +300,73 @@ fn demo_produces_and_consumes_on_the_embedded_broker() {
         );
     }
 }
+
+#[test]
+fn connection_security_fields_are_checked_together() {
+    let ws = Workspace::new();
+    ws.write("not-a-cert.pem", "hello\n");
+    ws.write(
+        "conn.xml",
+        r#"<components>
+<connection id="sasl-on-plaintext"><bootstrap-servers>b:9092</bootstrap-servers>
+  <sasl-mechanism>PLAIN</sasl-mechanism></connection>
+<connection id="no-mechanism"><bootstrap-servers>b:9092</bootstrap-servers>
+  <security-protocol>SASL_SSL</security-protocol></connection>
+<connection id="kerberos"><bootstrap-servers>b:9092</bootstrap-servers>
+  <security-protocol>SASL_PLAINTEXT</security-protocol><sasl-mechanism>GSSAPI</sasl-mechanism></connection>
+<connection id="no-password"><bootstrap-servers>b:9092</bootstrap-servers>
+  <security-protocol>SASL_SSL</security-protocol><sasl-mechanism>SCRAM-SHA-512</sasl-mechanism><username>u</username></connection>
+<connection id="bad-tls"><bootstrap-servers>b:9093</bootstrap-servers><security-protocol>SSL</security-protocol>
+  <tls><ca-file>missing.pem</ca-file><certificate-file>not-a-cert.pem</certificate-file></tls></connection>
+<connection id="tls-on-plaintext"><bootstrap-servers>b:9092</bootstrap-servers>
+  <tls><verify-hostname>false</verify-hostname></tls></connection>
+<connection id="properties"><bootstrap-servers>b:9092</bootstrap-servers>
+  <properties><property name="socket.keepalive.enabled">true</property><property name="sasl.password">x</property></properties></connection>
+</components>
+"#,
+    );
+    let output = ws.sluice(&["validate", "conn.xml"]);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stdout(&output).lines().collect::<Vec<_>>(),
+        [
+            "conn.xml:3:3: connection \"sasl-on-plaintext\": sasl-mechanism applies only to \
+             security-protocol SASL_PLAINTEXT or SASL_SSL (this connection's is PLAINTEXT)",
+            "conn.xml:4:1: connection \"no-mechanism\": sasl-mechanism is missing: \
+             security-protocol SASL_SSL needs one: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+            "conn.xml:7:56: connection \"kerberos\": sasl-mechanism GSSAPI is not available in \
+             this version yet; PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are",
+            "conn.xml:8:1: connection \"no-password\": password is missing: SCRAM-SHA-512 needs the \
+             password; write it as ${env:NAME} or ${file:PATH} to keep it out of the file",
+            "conn.xml:11:8: connection \"bad-tls\": tls/ca-file missing.pem cannot be read: No such \
+             file or directory (os error 2)",
+            "conn.xml:11:38: connection \"bad-tls\": tls/certificate-file not-a-cert.pem is not a \
+             PEM certificate (no \"-----BEGIN CERTIFICATE-----\" line)",
+            "conn.xml:11:38: connection \"bad-tls\": tls/certificate-file needs its partner: mutual \
+             TLS takes both tls/certificate-file and tls/key-file",
+            "conn.xml:13:3: connection \"tls-on-plaintext\": tls applies only to \
+             security-protocol SSL or SASL_SSL (this connection's is PLAINTEXT)",
+            "conn.xml:15:15: connection \"properties\": properties: socket.keepalive.enabled is \
+             not a librdkafka property; close matches: socket.keepalive.enable, socket.nagle.disable",
+            "conn.xml:15:72: connection \"properties\": properties: sasl.password is set by the \
+             connection's password; use that instead",
+        ]
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_validation_errors() {
+    let ws = Workspace::new();
+    ws.write(
+        "conn.xml",
+        r#"<connection id="c"><bootstrap-servers>b:1</bootstrap-servers><security-protocol>SASL_PLAINTEXT</security-protocol>
+<sasl-mechanism>SCRAM-SHA-256</sasl-mechanism><password>top-secret-value</password></connection>"#,
+    );
+    let output = ws.sluice(&["validate", "conn.xml"]);
+    assert_exit(&output, 1);
+    assert!(stdout(&output).contains("username is missing"));
+    assert!(
+        !stdout(&output).contains("top-secret-value")
+            && !stderr(&output).contains("top-secret-value")
+    );
+}

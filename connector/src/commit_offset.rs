@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::context::Observer;
 use crate::{Connection, ConnectorError, PartitionNotFound};
 
 /// "This message, and everything before it in its partition, is done."
@@ -73,11 +74,11 @@ fn commit_blocking(
     group: &str,
     requests: &[CommitRequest],
 ) -> Result<Vec<Result<Committed, CommitError>>, ConnectorError> {
-    let consumer: BaseConsumer = connection
+    let consumer: BaseConsumer<Observer> = connection
         .client_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .create()
+        .create_with_context(Observer::default())
         .map_err(ConnectorError::ClientConfig)?;
 
     let mut partition_counts = BTreeMap::new();
@@ -86,7 +87,7 @@ fn commit_blocking(
         .map(|r| r.topic.as_str())
         .collect::<BTreeSet<_>>()
     {
-        let count = connection.partition_count(consumer.client(), topic)?;
+        let count = connection.partition_count(consumer.client(), consumer.context(), topic)?;
         partition_counts.insert(topic, count);
     }
 

@@ -1,9 +1,12 @@
+use std::fmt;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 
-use crate::{ConnectorError, EmbeddedBroker};
+use crate::context::Observer;
+use crate::security::is_sensitive_property;
+use crate::{ConnectorError, EmbeddedBroker, Sasl, SecurityProtocol, Tls};
 
 /// Where the brokers are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +52,9 @@ impl Bootstrap {
     }
 }
 
-/// How to reach Kafka: a typed, validated connection component.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to reach Kafka: a typed, validated connection component. Its `Debug` output hides
+/// secrets (passwords are [`Secret`]s; sensitive pass-through properties are masked).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConnectionConfig {
     /// The brokers to bootstrap from.
     pub bootstrap: Bootstrap,
@@ -58,6 +62,40 @@ pub struct ConnectionConfig {
     pub client_id: String,
     /// Consumer group for Consume operations that do not name one.
     pub default_consumer_group: Option<String>,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub security_protocol: SecurityProtocol,
+    /// SASL credentials, exactly when the protocol uses SASL.
+    pub sasl: Option<Sasl>,
+    /// TLS settings, used when the protocol uses TLS.
+    pub tls: Tls,
+    /// Further librdkafka properties, checked with [`crate::check_property`].
+    pub properties: Vec<(String, String)>,
+}
+
+impl fmt::Debug for ConnectionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: Vec<(&str, &str)> = self
+            .properties
+            .iter()
+            .map(|(name, value)| {
+                let shown = if is_sensitive_property(name) {
+                    "***"
+                } else {
+                    value.as_str()
+                };
+                (name.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("ConnectionConfig")
+            .field("bootstrap", &self.bootstrap)
+            .field("client_id", &self.client_id)
+            .field("default_consumer_group", &self.default_consumer_group)
+            .field("security_protocol", &self.security_protocol)
+            .field("sasl", &self.sasl)
+            .field("tls", &self.tls)
+            .field("properties", &properties)
+            .finish()
+    }
 }
 
 impl ConnectionConfig {
@@ -99,6 +137,8 @@ pub struct Connection {
 
 /// How long we wait for cluster metadata before calling the brokers unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the metadata wait checks for a definitive TLS or SASL failure.
+const METADATA_SLICE: Duration = Duration::from_secs(1);
 
 impl Connection {
     /// Resolves the connection; for `embedded` this starts the in-process broker once per process.
@@ -127,9 +167,42 @@ impl Connection {
     /// The settings every client of this connection starts from.
     pub(crate) fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
+        // Pass-through properties first: none of them is one of ours (checked at load).
+        for (name, value) in &self.config.properties {
+            config.set(name, value);
+        }
+        let protocol = self.config.security_protocol;
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
-            .set("client.id", &self.config.client_id);
+            .set("client.id", &self.config.client_id)
+            .set("security.protocol", protocol.name());
+        if let Some(sasl) = &self.config.sasl {
+            config
+                .set("sasl.mechanism", sasl.mechanism.name())
+                .set("sasl.username", &sasl.username)
+                .set("sasl.password", sasl.password.expose());
+        }
+        if protocol.uses_tls() {
+            let tls = &self.config.tls;
+            match &tls.ca_file {
+                Some(path) => config.set("ssl.ca.location", path.to_string_lossy()),
+                // librdkafka's "probe" finds the system's CA bundle wherever the OS keeps it.
+                None => config.set("ssl.ca.location", "probe"),
+            };
+            if let Some(path) = &tls.certificate_file {
+                config.set("ssl.certificate.location", path.to_string_lossy());
+            }
+            if let Some(path) = &tls.key_file {
+                config.set("ssl.key.location", path.to_string_lossy());
+            }
+            if let Some(password) = &tls.key_password {
+                config.set("ssl.key.password", password.expose());
+            }
+            config.set(
+                "ssl.endpoint.identification.algorithm",
+                if tls.verify_hostname { "https" } else { "none" },
+            );
+        }
         config
     }
 
@@ -138,11 +211,27 @@ impl Connection {
     pub(crate) fn partition_count<C: rdkafka::ClientContext>(
         &self,
         client: &rdkafka::client::Client<C>,
+        observer: &Observer,
         topic: &str,
     ) -> Result<Option<usize>, ConnectorError> {
-        let metadata = client
-            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-            .map_err(|e| self.unreachable(e))?;
+        // Ask in short slices: a TLS or SASL failure will not heal by waiting, so once the
+        // client has reported one, stop instead of sitting out the whole timeout.
+        let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
+        let metadata = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match client.fetch_metadata(Some(topic), left.min(METADATA_SLICE)) {
+                Ok(metadata) => break metadata,
+                Err(e) if left <= METADATA_SLICE => return Err(self.unreachable(e, observer)),
+                Err(e) => {
+                    if observer
+                        .cause()
+                        .is_some_and(|c| crate::context::is_telling(&c))
+                    {
+                        return Err(self.unreachable(e, observer));
+                    }
+                }
+            }
+        };
         Ok(metadata
             .topics()
             .iter()
@@ -151,12 +240,31 @@ impl Connection {
             .filter(|&n| n > 0))
     }
 
-    pub(crate) fn unreachable(&self, source: rdkafka::error::KafkaError) -> ConnectorError {
-        ConnectorError::Unreachable {
+    /// The error for a cluster we could not talk to, with the cause librdkafka reported to
+    /// `observer` (a TLS or SASL failure) when there is one.
+    pub(crate) fn unreachable(
+        &self,
+        source: rdkafka::error::KafkaError,
+        observer: &Observer,
+    ) -> ConnectorError {
+        let mut cause = observer.cause().unwrap_or_default();
+        // Some brokers answer a failed SASL authentication by closing the connection, which
+        // the client can only report as a transport failure.
+        if self.config.security_protocol.uses_sasl() && !crate::context::is_telling(&cause) {
+            if !cause.is_empty() {
+                cause.push_str("; ");
+            }
+            cause.push_str(
+                "authentication failed? Some brokers close the connection on a wrong user name \
+                 or password instead of saying so: check them",
+            );
+        }
+        ConnectorError::Unreachable(Box::new(crate::error::Unreachable {
             bootstrap: self.bootstrap_servers.clone(),
             timeout: METADATA_TIMEOUT,
             source,
-        }
+            cause: (!cause.is_empty()).then_some(cause),
+        }))
     }
 }
 

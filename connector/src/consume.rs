@@ -11,6 +11,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::context::Observer;
 use crate::{Connection, ConnectorError, ConsumedRecord, Header, Limits, PartitionNotFound};
 
 /// Where a consumer group with no committed offset starts.
@@ -134,9 +135,12 @@ fn consume_blocking(
     if let Some(client_id) = &settings.client_id {
         config.set("client.id", client_id);
     }
-    let consumer: BaseConsumer = config.create().map_err(ConnectorError::ClientConfig)?;
+    let consumer: BaseConsumer<Observer> = config
+        .create_with_context(Observer::default())
+        .map_err(ConnectorError::ClientConfig)?;
 
-    let Some(partition_count) = connection.partition_count(consumer.client(), &settings.topic)?
+    let Some(partition_count) =
+        connection.partition_count(consumer.client(), consumer.context(), &settings.topic)?
     else {
         return Err(ConnectorError::UnknownTopic(settings.topic.clone()));
     };
@@ -191,7 +195,7 @@ fn consume_blocking(
 /// retrieving: without autocommit, a message over max.request.size ends the operation there
 /// (seed 003), so that the documents handed over end with it.
 fn poll_once(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<Observer>,
     settings: &ConsumeSettings,
     limits: Limits,
     deadline: Instant,
@@ -251,7 +255,7 @@ fn poll_once(
 }
 
 fn commit(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<Observer>,
     settings: &ConsumeSettings,
     records: &[Consumed],
 ) -> Result<(), ConnectorError> {

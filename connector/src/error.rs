@@ -24,16 +24,8 @@ pub enum ConnectorError {
     #[error("the embedded broker could not start: {0}")]
     EmbeddedBroker(String),
     /// Cluster metadata could not be fetched: the brokers are unreachable or refused us.
-    #[error("could not reach the Kafka brokers at {bootstrap} within {}: {}", humanize(*.timeout), explain(.source))]
-    Unreachable {
-        /// The bootstrap servers tried.
-        bootstrap: String,
-        /// How long we waited.
-        timeout: Duration,
-        /// librdkafka's error.
-        #[source]
-        source: rdkafka::error::KafkaError,
-    },
+    #[error(transparent)]
+    Unreachable(Box<Unreachable>),
     /// The topic does not exist on the cluster.
     #[error("topic \"{0}\" does not exist")]
     UnknownTopic(String),
@@ -70,7 +62,7 @@ impl ConnectorError {
             Self::ClientConfig(_) | Self::UnknownTopic(_) | Self::UnknownPartition(_) => {
                 ErrorKind::User
             }
-            Self::Unreachable { .. } | Self::Consume { .. } | Self::Commit { .. } => {
+            Self::Unreachable(_) | Self::Consume { .. } | Self::Commit { .. } => {
                 ErrorKind::Environment
             }
             Self::EmbeddedBroker(_) | Self::Internal(_) => ErrorKind::Internal,
@@ -107,6 +99,62 @@ impl PartitionNotFound {
                 count,
             })
         }
+    }
+}
+
+/// The brokers could not be reached, or refused the connection (TLS, SASL).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", unreachable_message(&self.bootstrap, self.timeout, &self.source, self.cause.as_deref()))]
+pub struct Unreachable {
+    /// The bootstrap servers tried.
+    pub bootstrap: String,
+    /// How long we waited at most.
+    pub timeout: Duration,
+    /// librdkafka's error.
+    #[source]
+    pub source: rdkafka::error::KafkaError,
+    /// What librdkafka reported meanwhile (a TLS or SASL failure), if anything.
+    pub cause: Option<String>,
+}
+
+/// Leads with a TLS or SASL failure when librdkafka reported one (with what to fix), else says
+/// the brokers could not be reached and what the client saw meanwhile.
+fn unreachable_message(
+    bootstrap: &str,
+    timeout: Duration,
+    source: &rdkafka::error::KafkaError,
+    cause: Option<&str>,
+) -> String {
+    match cause {
+        Some(cause) if crate::context::is_telling(cause) => {
+            let lower = cause.to_ascii_lowercase();
+            let advice = if lower.contains("certificate required") {
+                ". The brokers require a client certificate: set tls/certificate-file and \
+                 tls/key-file"
+            } else if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
+                ". The broker's certificate does not name the host connected to: use a host name \
+                 it holds in bootstrap-servers"
+            } else if lower.contains("certificate verify failed") {
+                ". Check tls/ca-file: it must hold the CA certificate that signed the brokers' \
+                 certificates"
+            } else if lower.contains("authentication failed") || lower.contains("invalid-proof") {
+                ". Check username, password and sasl-mechanism"
+            } else {
+                ""
+            };
+            format!("could not connect to the Kafka brokers at {bootstrap}: {cause}{advice}")
+        }
+        Some(cause) => format!(
+            "could not reach the Kafka brokers at {bootstrap} within {}: {}; the client \
+             reported: {cause}",
+            humanize(timeout),
+            explain(source)
+        ),
+        None => format!(
+            "could not reach the Kafka brokers at {bootstrap} within {}: {}",
+            humanize(timeout),
+            explain(source)
+        ),
     }
 }
 

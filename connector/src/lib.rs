@@ -10,12 +10,18 @@
 pub mod commit_offset;
 mod connection;
 pub mod consume;
+mod context;
 mod embedded;
 mod error;
+mod librdkafka_properties;
 pub mod produce;
 mod record;
+mod security;
 
 pub use connection::{Bootstrap, Connection, ConnectionConfig, Limits};
 pub use embedded::EmbeddedBroker;
 pub use error::{explain, ConnectorError, ErrorKind, PartitionNotFound};
 pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};
+pub use security::{
+    check_property, is_sensitive_property, Sasl, SaslMechanism, Secret, SecurityProtocol, Tls,
+};

@@ -8,6 +8,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as RdHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
+use crate::context::Observer;
 use crate::{Connection, ConnectorError, Delivered, Limits, PartitionNotFound, ProduceRecord};
 
 /// How many replicas must acknowledge a record before it counts as delivered.
@@ -105,7 +106,8 @@ pub enum ProduceError {
 
 /// A producer bound to one Produce operation.
 pub struct Producer {
-    inner: FutureProducer,
+    inner: FutureProducer<Observer>,
+    observer: Observer,
     connection: Connection,
     settings: ProduceSettings,
     limits: Limits,
@@ -146,9 +148,13 @@ impl Producer {
                 settings.delivery_timeout.as_millis().to_string(),
             )
             .set("message.max.bytes", max_bytes.to_string());
-        let inner = config.create().map_err(ConnectorError::ClientConfig)?;
+        let observer = Observer::default();
+        let inner = config
+            .create_with_context(observer.clone())
+            .map_err(ConnectorError::ClientConfig)?;
         Ok(Self {
             inner,
+            observer,
             connection: connection.clone(),
             settings,
             limits,
@@ -277,11 +283,12 @@ impl Producer {
             .map(str::to_string)
             .collect();
         let producer = self.inner.clone();
+        let observer = self.observer.clone();
         let connection = self.connection.clone();
         tokio::task::spawn_blocking(move || {
             let mut counts = BTreeMap::new();
             for topic in topics {
-                let count = connection.partition_count(producer.client(), &topic)?;
+                let count = connection.partition_count(producer.client(), &observer, &topic)?;
                 counts.insert(topic, count);
             }
             Ok(counts)

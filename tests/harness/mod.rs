@@ -3,6 +3,8 @@
 //! its handle drops, also on panic; a failing test prints the server's log.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod tls;
+
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -54,75 +56,150 @@ fn tansu_binary() -> PathBuf {
     PathBuf::from("tansu")
 }
 
-/// A real Kafka-protocol broker: tansu 0.6.0 with in-memory storage. Its client methods are
-/// those of [`Kafka`].
+/// How a test broker runs.
+#[derive(Default)]
+pub struct BrokerOptions<'a> {
+    /// Advertise this port instead of the broker's own (a TLS terminator in front of it).
+    pub advertised_port: Option<u16>,
+    /// SCRAM users (name, password) with both SHA-256 and SHA-512 credentials; the broker then
+    /// requires SASL/SCRAM authentication.
+    pub scram_users: &'a [(&'a str, &'a str)],
+    /// Settings the harness's own client needs to reach the advertised listener.
+    pub client_settings: Vec<(String, String)>,
+}
+
+/// A real Kafka-protocol broker: tansu 0.6.0 (in-memory storage, or sqlite when it has SCRAM
+/// users). Its client methods are those of [`Kafka`].
 pub struct Broker {
     child: Child,
     port: u16,
     kafka: Kafka,
     log: PathBuf,
-    // Dropped last: holds the log file.
+    // Dropped last: holds the log file and the storage.
     _dir: tempfile::TempDir,
 }
 
 impl Broker {
-    /// Starts a broker on a free loopback port and waits until it accepts connections.
+    /// Starts a plain broker on a free loopback port and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with(BrokerOptions::default())
+    }
+
+    /// Starts a broker as `options` say.
+    pub fn start_with(options: BrokerOptions<'_>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("tansu.log");
         // The port is free when we ask; another process may take it before tansu binds, so a
         // broker that exits at start is retried on a new port.
         for _attempt in 0..3 {
             let port = free_port();
-            let url = format!("tcp://127.0.0.1:{port}");
-            let log_file = std::fs::File::create(&log).expect("log file");
-            let mut child = Command::new(tansu_binary())
-                .args([
-                    "broker",
-                    "--listener-url",
-                    &url,
-                    "--advertised-listener-url",
-                    &url,
-                ])
-                .args(["--storage-engine", "memory://tansu/"])
-                .current_dir(dir.path())
-                .env("RUST_LOG", "warn")
-                .stdout(log_file.try_clone().expect("log file"))
-                .stderr(log_file)
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot start tansu ({e}): run ./dev test, which installs tansu 0.6.0, \
-                         or set TANSU_BIN to its path"
-                    )
-                });
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Self {
-                        child,
-                        port,
-                        kafka: Kafka::new(&format!("127.0.0.1:{port}")),
-                        log,
-                        _dir: dir,
-                    };
+            let advertised = options.advertised_port.unwrap_or(port);
+            let child = if options.scram_users.is_empty() {
+                spawn_tansu(dir.path(), &log, port, advertised, "memory://tansu/", &[])
+            } else {
+                // tansu creates users only while authentication is off: create them, then
+                // restart on the same storage with authentication required.
+                let Some(mut setup) =
+                    spawn_tansu(dir.path(), &log, port, port, "sqlite://scram.db", &[])
+                else {
+                    continue;
+                };
+                for (user, password) in options.scram_users {
+                    for mechanism in ["scram256", "scram512"] {
+                        let status = Command::new(tansu_binary())
+                            .args(["user", "create", user, password, "--mechanism", mechanism])
+                            .args(["--broker", &format!("tcp://127.0.0.1:{port}")])
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .status()
+                            .expect("tansu user create");
+                        assert!(status.success(), "tansu user create {user} {mechanism}");
+                    }
                 }
-                if child.try_wait().expect("tansu status").is_some() || Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    eprintln!("tansu did not start on port {port}:\n{}", read(&log));
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+                let _ = setup.kill();
+                let _ = setup.wait();
+                let args = ["--authentication"];
+                spawn_tansu(
+                    dir.path(),
+                    &log,
+                    port,
+                    advertised,
+                    "sqlite://scram.db",
+                    &args,
+                )
+            };
+            let Some(child) = child else { continue };
+            return Self {
+                child,
+                port,
+                kafka: Kafka::with_settings(
+                    &format!("127.0.0.1:{advertised}"),
+                    options.client_settings.clone(),
+                ),
+                log,
+                _dir: dir,
+            };
         }
         panic!("tansu did not start after 3 attempts");
     }
 
-    /// `127.0.0.1:port`.
+    /// `127.0.0.1:port` of the broker itself (not of a terminator in front of it).
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's own port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// Starts tansu and waits until it listens; `None` (log printed) when it exits first.
+fn spawn_tansu(
+    dir: &Path,
+    log: &Path,
+    port: u16,
+    advertised: u16,
+    storage: &str,
+    extra: &[&str],
+) -> Option<Child> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let listener = format!("tcp://127.0.0.1:{port}");
+    let advertised = format!("tcp://127.0.0.1:{advertised}");
+    let mut child = Command::new(tansu_binary())
+        .args(["broker", "--listener-url", &listener])
+        .args(["--advertised-listener-url", &advertised])
+        .args(["--storage-engine", storage])
+        .args(extra)
+        // sqlite paths are relative to the working directory.
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start tansu ({e}): run ./dev test, which installs tansu 0.6.0, or set \
+                 TANSU_BIN to its path"
+            )
+        });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(child);
+        }
+        if child.try_wait().expect("tansu status").is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("tansu did not start on port {port}:\n{}", read(log));
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -137,18 +214,28 @@ impl std::ops::Deref for Broker {
 /// An independent client (rdkafka, not Sluice) of a cluster, to set up and check tests.
 pub struct Kafka {
     bootstrap: String,
+    settings: Vec<(String, String)>,
 }
 
 impl Kafka {
     pub fn new(bootstrap: &str) -> Self {
+        Self::with_settings(bootstrap, Vec::new())
+    }
+
+    /// A client with extra librdkafka settings (TLS, SASL).
+    pub fn with_settings(bootstrap: &str, settings: Vec<(String, String)>) -> Self {
         Self {
             bootstrap: bootstrap.to_string(),
+            settings,
         }
     }
 
     fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap);
+        for (name, value) in &self.settings {
+            config.set(name, value);
+        }
         config
     }
 
@@ -394,14 +481,14 @@ impl Record {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read: {e})"))
 }
 

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use sluice_connector::consume::OffsetReset;
 use sluice_connector::produce::{Acks, Compression, ProduceSettings};
-use sluice_connector::{Bootstrap, ConnectionConfig, Header};
+use sluice_connector::{
+    Bootstrap, ConnectionConfig, Header, Sasl, SaslMechanism, Secret, SecurityProtocol, Tls,
+};
 
-use super::raw::{RawConnection, RawOperation, RawProcess, RawProperty, RawStep};
+use super::raw::{RawConnection, RawOperation, RawProcess, RawProperty, RawStep, RawTls};
 use super::source::{Location, ScannedComponent, SourceFile};
 use super::values;
 use super::LoadError;
@@ -298,6 +300,11 @@ impl<'a> Checker<'a> {
         self.file.path.parent().unwrap_or(Path::new("."))
     }
 
+    /// A path written in the component, relative to the component file's folder.
+    pub fn relative_path(&self, path: &str) -> std::path::PathBuf {
+        self.base_dir().join(path)
+    }
+
     pub fn error_at(&mut self, offset: usize, message: String) {
         self.errors.push(LoadError::new(
             &self.file.path,
@@ -410,12 +417,67 @@ pub(crate) fn connection(c: &mut Checker<'_>, raw: RawConnection) -> Option<Conn
         });
     let description = c.text("description", raw.description);
     let client_id = c.text("client-id", raw.client_id);
-    let consumer_group = c.text("consumer-group", raw.consumer_group);
-    if consumer_group.as_deref() == Some("") {
-        c.field_error(
-            "consumer-group",
-            "is empty: remove it or name a group".into(),
-        );
+    let consumer_group = group(c, raw.consumer_group);
+    let protocol = c
+        .parse("security-protocol", raw.security_protocol, |v| {
+            values::one_of(
+                v,
+                &[
+                    ("PLAINTEXT", SecurityProtocol::Plaintext),
+                    ("SSL", SecurityProtocol::Ssl),
+                    ("SASL_PLAINTEXT", SecurityProtocol::SaslPlaintext),
+                    ("SASL_SSL", SecurityProtocol::SaslSsl),
+                ],
+            )
+        })
+        .unwrap_or_default();
+    let sasl = sasl(c, protocol, raw.sasl_mechanism, raw.username, raw.password);
+    let tls = match raw.tls {
+        Some(_) if !protocol.uses_tls() => {
+            c.field_error(
+                "tls",
+                format!(
+                    "applies only to security-protocol SSL or SASL_SSL (this connection's is {})",
+                    protocol.name()
+                ),
+            );
+            None
+        }
+        Some(raw) => tls(c, raw),
+        None => Some(Tls::default()),
+    };
+    let mut properties = Vec::new();
+    for (index, property) in raw
+        .properties
+        .map(|p| p.properties)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let at = c
+            .scanned()
+            .nth_element("properties/property", index)
+            .unwrap_or(c.scanned().start());
+        let Some(name) = property
+            .name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+        else {
+            c.error_at(
+                at,
+                "properties: a <property> needs a name attribute, e.g. <property \
+                 name=\"socket.keepalive.enable\">true</property>"
+                    .into(),
+            );
+            continue;
+        };
+        if let Err(problem) = sluice_connector::check_property(&name) {
+            c.error_at(at, format!("properties: {problem}"));
+            continue;
+        }
+        if let Some(value) = c.text("properties", Some(property.value.unwrap_or_default())) {
+            properties.push((name, value));
+        }
     }
     Some(ConnectionDefinition {
         origin: c.origin(),
@@ -426,8 +488,168 @@ pub(crate) fn connection(c: &mut Checker<'_>, raw: RawConnection) -> Option<Conn
             client_id: client_id
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| ConnectionConfig::DEFAULT_CLIENT_ID.to_string()),
-            default_consumer_group: consumer_group.filter(|s| !s.is_empty()),
+            default_consumer_group: consumer_group,
+            security_protocol: protocol,
+            sasl: sasl?,
+            tls: tls?,
+            properties,
         },
+    })
+}
+
+/// The SASL part of a connection: `Some(None)` when the protocol uses no SASL, `None` when
+/// something is wrong (errors recorded). Passwords are never echoed in messages.
+fn sasl(
+    c: &mut Checker<'_>,
+    protocol: SecurityProtocol,
+    mechanism: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+) -> Option<Option<Sasl>> {
+    if !protocol.uses_sasl() {
+        let mut fine = true;
+        for (field, given) in [
+            ("sasl-mechanism", mechanism.is_some()),
+            ("username", username.is_some()),
+            ("password", password.is_some()),
+        ] {
+            if given {
+                c.field_error(
+                    field,
+                    format!(
+                        "applies only to security-protocol SASL_PLAINTEXT or SASL_SSL (this \
+                         connection's is {})",
+                        protocol.name()
+                    ),
+                );
+                fine = false;
+            }
+        }
+        return fine.then_some(None);
+    }
+    let hint = format!(
+        "security-protocol {} needs one: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+        protocol.name()
+    );
+    let mechanism = c.required("sasl-mechanism", mechanism, &hint)?;
+    let mechanism = match mechanism.as_str() {
+        "PLAIN" => SaslMechanism::Plain,
+        "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
+        "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
+        "GSSAPI" | "OAUTHBEARER" => {
+            c.field_error(
+                "sasl-mechanism",
+                format!(
+                    "{mechanism} is not available in this version yet; PLAIN, SCRAM-SHA-256 and \
+                     SCRAM-SHA-512 are"
+                ),
+            );
+            return None;
+        }
+        other => {
+            c.field_error(
+                "sasl-mechanism",
+                format!(
+                    "must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI, OAUTHBEARER; \
+                     got \"{other}\""
+                ),
+            );
+            return None;
+        }
+    };
+    let username = c.required(
+        "username",
+        username,
+        &format!("{} needs the user name", mechanism.name()),
+    );
+    let password = c.required(
+        "password",
+        password,
+        &format!(
+            "{} needs the password; write it as ${{env:NAME}} or ${{file:PATH}} to keep it out of \
+             the file",
+            mechanism.name()
+        ),
+    );
+    Some(Some(Sasl {
+        mechanism,
+        username: username?,
+        password: Secret::new(password?),
+    }))
+}
+
+fn tls(c: &mut Checker<'_>, raw: RawTls) -> Option<Tls> {
+    let mut pem = |field: &str, raw: Option<String>, marker: &str, what: &str| {
+        let path = c.text(field, raw)?;
+        let full = c.relative_path(&path);
+        match std::fs::read_to_string(&full) {
+            Ok(text) if text.contains(marker) => Some(full),
+            Ok(_) => {
+                c.field_error(
+                    field,
+                    format!(
+                        "{} is not a PEM {what} (no \"{marker}\" line)",
+                        full.display()
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                c.field_error(field, format!("{} cannot be read: {e}", full.display()));
+                None
+            }
+        }
+    };
+    let ca_given = raw.ca_file.is_some();
+    let ca_file = pem(
+        "tls/ca-file",
+        raw.ca_file,
+        "-----BEGIN CERTIFICATE-----",
+        "certificate",
+    );
+    let cert_given = raw.certificate_file.is_some();
+    let certificate_file = pem(
+        "tls/certificate-file",
+        raw.certificate_file,
+        "-----BEGIN CERTIFICATE-----",
+        "certificate",
+    );
+    let key_given = raw.key_file.is_some();
+    let key_file = pem(
+        "tls/key-file",
+        raw.key_file,
+        "PRIVATE KEY-----",
+        "private key",
+    );
+    let key_password = c
+        .text("tls/key-password", raw.key_password)
+        .map(Secret::new);
+    let verify_hostname = c
+        .parse("tls/verify-hostname", raw.verify_hostname, values::boolean)
+        .unwrap_or(true);
+    if cert_given != key_given {
+        c.field_error(
+            if cert_given {
+                "tls/certificate-file"
+            } else {
+                "tls/key-file"
+            },
+            "needs its partner: mutual TLS takes both tls/certificate-file and tls/key-file".into(),
+        );
+        return None;
+    }
+    if (ca_given && ca_file.is_none())
+        || (cert_given && certificate_file.is_none())
+        || (key_given && key_file.is_none())
+    {
+        return None;
+    }
+    Some(Tls {
+        ca_file,
+        certificate_file,
+        key_file,
+        key_password,
+        verify_hostname,
     })
 }
 
@@ -651,7 +873,7 @@ fn group(c: &mut Checker<'_>, raw: Option<String>) -> Option<String> {
     group.filter(|g| !g.is_empty())
 }
 
-fn headers(c: &mut Checker<'_>, raw: Vec<super::raw::RawHeader>) -> Vec<Header> {
+fn headers(c: &mut Checker<'_>, raw: Vec<super::raw::RawNamedValue>) -> Vec<Header> {
     let mut headers = Vec::new();
     for (index, header) in raw.into_iter().enumerate() {
         let at = c

@@ -16,6 +16,31 @@ pub(crate) struct RawConnection {
     pub bootstrap_servers: Option<String>,
     pub client_id: Option<String>,
     pub consumer_group: Option<String>,
+    pub security_protocol: Option<String>,
+    pub sasl_mechanism: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub tls: Option<RawTls>,
+    pub properties: Option<RawProperties>,
+}
+
+/// `<tls>` of a connection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawTls {
+    pub ca_file: Option<String>,
+    pub certificate_file: Option<String>,
+    pub key_file: Option<String>,
+    pub key_password: Option<String>,
+    pub verify_hostname: Option<String>,
+}
+
+/// `<properties><property name="…">value</property>…</properties>`: librdkafka pass-through.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProperties {
+    #[serde(rename = "property", default)]
+    pub properties: Vec<RawNamedValue>,
 }
 
 /// `<operation id="…" type="produce|consume|commit-offset" connection="…">`: one struct for
@@ -56,13 +81,13 @@ pub(crate) struct RawOperation {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHeaders {
     #[serde(rename = "header", default)]
-    pub headers: Vec<RawHeader>,
+    pub headers: Vec<RawNamedValue>,
 }
 
-/// `<header name="…">value</header>`
+/// `<header name="…">value</header>`, `<property name="…">value</property>`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawHeader {
+pub(crate) struct RawNamedValue {
     #[serde(rename = "@name")]
     pub name: Option<String>,
     #[serde(rename = "$text", default)]

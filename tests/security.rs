@@ -1,0 +1,277 @@
+//! Secured connections end to end: SASL/SCRAM against tansu with authentication required, TLS
+//! and mutual TLS through stunnel in front of tansu, SASL_SSL through both. Documents go
+//! through Sluice and are checked with an independent client; errors are the ones a user sees;
+//! secrets appear nowhere.
+
+mod harness;
+
+use harness::tls::{Certificates, TlsTerminator};
+use harness::{assert_exit, stderr, stdout, Broker, BrokerOptions, Workspace};
+
+const PASSWORD: &str = "correct-horse-battery-staple";
+
+/// A connection with `security` (elements inside <connection>), a produce and a consume
+/// operation on `topic`, and a process for each.
+fn components(bootstrap: &str, security: &str, topic: &str) -> String {
+    format!(
+        r#"<components>
+  <connection id="secured">
+    <bootstrap-servers>{bootstrap}</bootstrap-servers>
+    <consumer-group>{group}</consumer-group>
+    {security}
+  </connection>
+  <operation id="send" type="produce" connection="secured"><topic>{topic}</topic></operation>
+  <operation id="receive" type="consume" connection="secured">
+    <topic>{topic}</topic><minimum-messages>2</minimum-messages><offset-reset>earliest</offset-reset>
+  </operation>
+  <process id="send"><steps><connector operation="send"/></steps></process>
+  <process id="receive"><start operation="receive"/></process>
+</components>"#,
+        group = harness::unique("g"),
+    )
+}
+
+fn scram_settings(mechanism: &str) -> Vec<(String, String)> {
+    vec![
+        ("security.protocol".into(), "SASL_PLAINTEXT".into()),
+        ("sasl.mechanism".into(), mechanism.into()),
+        ("sasl.username".into(), "alice".into()),
+        ("sasl.password".into(), PASSWORD.into()),
+    ]
+}
+
+/// Sends two documents and reads them back through Sluice; checks them with the harness's
+/// own client.
+fn round_trip(ws: &Workspace, broker: &harness::Kafka, topic: &str) {
+    ws.write("in.txt", "first\nsecond\n");
+    let sent = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&sent, 0);
+    let payloads: Vec<_> = broker
+        .read_all(topic, 2)
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
+    assert_eq!(payloads, ["first", "second"]);
+    let received = ws.sluice(&["run", "receive"]);
+    assert_exit(&received, 0);
+    assert!(stdout(&received).contains("documents: 2 in, 2 out, 0 errors"));
+    for output in [&sent, &received] {
+        assert!(
+            !stdout(output).contains(PASSWORD) && !stderr(output).contains(PASSWORD),
+            "the password leaked into sluice's output"
+        );
+    }
+}
+
+#[test]
+fn scram_sha_256_and_sha_512_authenticate() {
+    let broker = Broker::start_with(BrokerOptions {
+        scram_users: &[("alice", PASSWORD)],
+        client_settings: scram_settings("SCRAM-SHA-256"),
+        ..BrokerOptions::default()
+    });
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let topic = broker.create_topic("scram", 1);
+        let ws = Workspace::new();
+        ws.write("password.txt", &format!("{PASSWORD}\n"));
+        ws.write(
+            "components/c.xml",
+            &components(
+                &broker.bootstrap(),
+                &format!(
+                    "<security-protocol>SASL_PLAINTEXT</security-protocol>\
+                     <sasl-mechanism>{mechanism}</sasl-mechanism><username>alice</username>\
+                     <password>${{file:../password.txt}}</password>"
+                ),
+                &topic,
+            ),
+        );
+        round_trip(&ws, &broker, &topic);
+    }
+}
+
+#[test]
+fn a_wrong_scram_password_says_authentication_failed_and_hides_the_password() {
+    let broker = Broker::start_with(BrokerOptions {
+        scram_users: &[("alice", PASSWORD)],
+        client_settings: scram_settings("SCRAM-SHA-512"),
+        ..BrokerOptions::default()
+    });
+    let topic = broker.create_topic("scram", 1);
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker.bootstrap(),
+            "<security-protocol>SASL_PLAINTEXT</security-protocol>\
+             <sasl-mechanism>SCRAM-SHA-512</sasl-mechanism><username>alice</username>\
+             <password>not-the-password</password>",
+            &topic,
+        ),
+    );
+    ws.write("in.txt", "x\n");
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains("could not connect to the Kafka brokers at 127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.contains("SASL SCRAM authentication failed"), "{out}");
+    assert!(
+        out.contains(". Check username, password and sasl-mechanism"),
+        "{out}"
+    );
+    assert!(!out.contains("not-the-password") && !stderr(&output).contains("not-the-password"));
+}
+
+/// A broker behind a TLS terminator that advertises the terminator's port.
+fn tls_broker(certificates: &Certificates, mutual: bool) -> (Broker, TlsTerminator) {
+    let port = TlsTerminator::reserve_port();
+    let broker = Broker::start_with(BrokerOptions {
+        advertised_port: Some(port),
+        client_settings: certificates.client_settings(),
+        ..BrokerOptions::default()
+    });
+    let terminator = TlsTerminator::start(certificates, port, broker.port(), mutual);
+    (broker, terminator)
+}
+
+#[test]
+fn tls_with_a_ca_file_and_hostname_verification() {
+    let certificates = Certificates::generate();
+    let (broker, terminator) = tls_broker(&certificates, false);
+    let topic = broker.create_topic("tls", 1);
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &components(
+            &terminator.bootstrap(),
+            &format!(
+                "<security-protocol>SSL</security-protocol><tls><ca-file>{}</ca-file></tls>",
+                certificates.path("ca.pem").display()
+            ),
+            &topic,
+        ),
+    );
+    round_trip(&ws, &broker, &topic);
+}
+
+#[test]
+fn tls_with_the_wrong_ca_is_a_certificate_error() {
+    let certificates = Certificates::generate();
+    let (broker, terminator) = tls_broker(&certificates, false);
+    let topic = broker.create_topic("tls", 1);
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &components(
+            &terminator.bootstrap(),
+            &format!(
+                "<security-protocol>SSL</security-protocol><tls><ca-file>{}</ca-file></tls>",
+                certificates.path("other-ca.pem").display()
+            ),
+            &topic,
+        ),
+    );
+    ws.write("in.txt", "x\n");
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains("could not connect to the Kafka brokers at localhost:"),
+        "{out}"
+    );
+    assert!(out.contains("certificate verify failed"), "{out}");
+    assert!(
+        out.contains(". Check tls/ca-file: it must hold the CA certificate that signed the brokers' certificates"),
+        "{out}"
+    );
+}
+
+#[test]
+fn mutual_tls_needs_the_client_certificate() {
+    let certificates = Certificates::generate();
+    let (broker, terminator) = tls_broker(&certificates, true);
+    let topic = broker.create_topic("mtls", 1);
+    let ca = certificates.path("ca.pem").display().to_string();
+
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &components(
+            &terminator.bootstrap(),
+            &format!(
+                "<security-protocol>SSL</security-protocol><tls><ca-file>{ca}</ca-file>\
+                 <certificate-file>{}</certificate-file><key-file>{}</key-file></tls>",
+                certificates.path("client.pem").display(),
+                certificates.path("client.key").display()
+            ),
+            &topic,
+        ),
+    );
+    round_trip(&ws, &broker, &topic);
+
+    let without = Workspace::new();
+    without.write(
+        "components/c.xml",
+        &components(
+            &terminator.bootstrap(),
+            &format!(
+                "<security-protocol>SSL</security-protocol><tls><ca-file>{ca}</ca-file></tls>"
+            ),
+            &topic,
+        ),
+    );
+    without.write("in.txt", "x\n");
+    let output = without.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains("could not connect to the Kafka brokers at localhost:"),
+        "{out}"
+    );
+    assert!(out.contains("certificate required"), "{out}");
+    assert!(
+        out.contains(
+            ". The brokers require a client certificate: set tls/certificate-file and tls/key-file"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn sasl_ssl_is_scram_over_tls() {
+    let certificates = Certificates::generate();
+    let port = TlsTerminator::reserve_port();
+    let mut settings = scram_settings("SCRAM-SHA-512");
+    settings[0].1 = "SASL_SSL".into();
+    settings.push((
+        "ssl.ca.location".into(),
+        certificates.path("ca.pem").display().to_string(),
+    ));
+    let broker = Broker::start_with(BrokerOptions {
+        advertised_port: Some(port),
+        scram_users: &[("alice", PASSWORD)],
+        client_settings: settings,
+    });
+    let terminator = TlsTerminator::start(&certificates, port, broker.port(), false);
+    let topic = broker.create_topic("sasl-ssl", 1);
+    let ws = Workspace::new();
+    std::env::set_var("SLUICE_TEST_SCRAM_PASSWORD", PASSWORD);
+    ws.write(
+        "components/c.xml",
+        &components(
+            &terminator.bootstrap(),
+            &format!(
+                "<security-protocol>SASL_SSL</security-protocol>\
+                 <sasl-mechanism>SCRAM-SHA-512</sasl-mechanism><username>alice</username>\
+                 <password>${{env:SLUICE_TEST_SCRAM_PASSWORD}}</password>\
+                 <tls><ca-file>{}</ca-file></tls>",
+                certificates.path("ca.pem").display()
+            ),
+            &topic,
+        ),
+    );
+    round_trip(&ws, &broker, &topic);
+}
