@@ -169,14 +169,40 @@ fn secrets_and_values_come_from_the_environment_or_files() {
 
 #[test]
 fn the_shipped_profiles_are_valid() {
-    let profiles = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles");
-    let output = harness::sluice_in(std::path::Path::new(profiles), &["validate", "."], None);
+    // A copy of profiles/ with what a user adds: the mTLS profile's certificates and the
+    // SCRAM profile's password in the environment.
+    let ws = Workspace::new();
+    let profiles = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles"));
+    copy_tree(profiles, ws.path());
+    let certificates = harness::tls::Certificates::generate();
+    for (from, to) in [
+        ("ca.pem", "ca.pem"),
+        ("client.pem", "client.pem"),
+        ("client.key", "client.key"),
+    ] {
+        std::fs::copy(certificates.path(from), ws.path().join("tls").join(to)).expect("copy");
+    }
+    std::env::set_var("KAFKA_PASSWORD", "from-the-environment");
+    let output = ws.sluice(&["validate", "."]);
     assert_exit(&output, 0);
     assert!(
-        stdout(&output).starts_with("valid: "),
+        stdout(&output).starts_with("valid: 5 connections, 7 operations, 6 processes"),
         "{}",
         stdout(&output)
     );
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }
 
 #[test]

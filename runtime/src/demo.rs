@@ -88,7 +88,7 @@ pub async fn run(container: ContainerProperties, out: &mut dyn Write) -> anyhow:
         out,
         "\nDocuments with the same key went to the same partition, and each partition kept\n\
          their order. Next:\n  \
-         sluice validate profiles/             check component files, with located errors\n  \
+         sluice validate profiles/demo         check component files, with located errors\n  \
          sluice run --help                     run a process against your own cluster\n  \
          RUST_LOG=sluice=debug sluice demo     the same, with the host's structured logs"
     )?;

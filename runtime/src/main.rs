@@ -28,7 +28,7 @@ const EXIT_DOCUMENT_ERRORS: u8 = 3;
                   RUST_LOG=sluice=debug.",
     after_help = "Examples:\n  \
                   sluice demo\n  \
-                  sluice validate profiles/\n  \
+                  sluice validate profiles/demo\n  \
                   sluice run send-orders --components my-components/ --input orders.jsonl"
 )]
 struct Cli {
@@ -48,7 +48,7 @@ enum Command {
     #[command(
         after_help = "Exit status: 0 when everything is valid, 1 otherwise.\n\n\
                             Examples:\n  \
-                            sluice validate profiles/\n  \
+                            sluice validate profiles/demo\n  \
                             sluice validate orders.xml connections.xml"
     )]
     Validate {
