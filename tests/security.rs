@@ -275,3 +275,89 @@ fn sasl_ssl_is_scram_over_tls() {
     );
     round_trip(&ws, &broker, &topic);
 }
+
+/// tansu behind the SASL gateway (which speaks PLAIN) and the gateway.
+fn plain_broker() -> (Broker, harness::gateway::SaslGateway) {
+    let listener = harness::gateway::SaslGateway::bind();
+    let port = listener.local_addr().expect("address").port();
+    let settings = vec![
+        (
+            "security.protocol".to_string(),
+            "SASL_PLAINTEXT".to_string(),
+        ),
+        ("sasl.mechanism".to_string(), "PLAIN".to_string()),
+        ("sasl.username".to_string(), "harness".to_string()),
+        ("sasl.password".to_string(), "harness-password".to_string()),
+    ];
+    let broker = Broker::start_with(BrokerOptions {
+        advertised_port: Some(port),
+        client_settings: settings,
+        ..BrokerOptions::default()
+    });
+    let gateway = harness::gateway::SaslGateway::start_plain(
+        listener,
+        broker.port(),
+        &[("alice", PASSWORD), ("harness", "harness-password")],
+    );
+    (broker, gateway)
+}
+
+#[test]
+fn sasl_plain_authenticates_as_the_configured_user() {
+    let (broker, gateway) = plain_broker();
+    let topic = broker.create_topic("plain", 1);
+    let ws = Workspace::new();
+    std::env::set_var("SLUICE_TEST_PLAIN_PASSWORD", PASSWORD);
+    ws.write(
+        "components/c.xml",
+        &components(
+            &gateway.bootstrap(),
+            "<security-protocol>SASL_PLAINTEXT</security-protocol>\
+             <sasl-mechanism>PLAIN</sasl-mechanism><username>alice</username>\
+             <password>${env:SLUICE_TEST_PLAIN_PASSWORD}</password>",
+            &topic,
+        ),
+    );
+    round_trip(&ws, &broker, &topic);
+    let users = gateway.authenticated();
+    assert!(users.iter().any(|u| u == "alice"), "{users:?}");
+    assert!(
+        users.iter().all(|u| u == "alice" || u == "harness"),
+        "only known users: {users:?}"
+    );
+}
+
+#[test]
+fn a_wrong_plain_password_is_an_authentication_error() {
+    let (broker, gateway) = plain_broker();
+    let topic = broker.create_topic("plain", 1);
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &components(
+            &gateway.bootstrap(),
+            "<security-protocol>SASL_PLAINTEXT</security-protocol>\
+             <sasl-mechanism>PLAIN</sasl-mechanism><username>alice</username>\
+             <password>guessed-wrong</password>",
+            &topic,
+        ),
+    );
+    ws.write("in.txt", "x\n");
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains("could not connect to the Kafka brokers at localhost:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Authentication failed: invalid user name or password"),
+        "{out}"
+    );
+    assert!(
+        out.contains(". Check username, password and sasl-mechanism"),
+        "{out}"
+    );
+    assert!(!out.contains("guessed-wrong") && !stderr(&output).contains("guessed-wrong"));
+    assert!(!gateway.authenticated().contains(&"alice".to_string()));
+}

@@ -3,6 +3,7 @@
 //! its handle drops, also on panic; a failing test prints the server's log.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod gateway;
 pub mod tls;
 
 use std::io::Write;
