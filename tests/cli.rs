@@ -338,8 +338,8 @@ fn connection_security_fields_are_checked_together() {
   <sasl-mechanism>PLAIN</sasl-mechanism></connection>
 <connection id="no-mechanism"><bootstrap-servers>b:9092</bootstrap-servers>
   <security-protocol>SASL_SSL</security-protocol></connection>
-<connection id="kerberos"><bootstrap-servers>b:9092</bootstrap-servers>
-  <security-protocol>SASL_PLAINTEXT</security-protocol><sasl-mechanism>GSSAPI</sasl-mechanism></connection>
+<connection id="kerberos"><bootstrap-servers>10.0.0.7:9092</bootstrap-servers>
+  <security-protocol>SASL_PLAINTEXT</security-protocol><sasl-mechanism>GSSAPI</sasl-mechanism><username>svc</username></connection>
 <connection id="no-password"><bootstrap-servers>b:9092</bootstrap-servers>
   <security-protocol>SASL_SSL</security-protocol><sasl-mechanism>SCRAM-SHA-512</sasl-mechanism><username>u</username></connection>
 <connection id="bad-tls"><bootstrap-servers>b:9093</bootstrap-servers><security-protocol>SSL</security-protocol>
@@ -359,9 +359,10 @@ fn connection_security_fields_are_checked_together() {
             "conn.xml:3:3: connection \"sasl-on-plaintext\": sasl-mechanism applies only to \
              security-protocol SASL_PLAINTEXT or SASL_SSL (this connection's is PLAINTEXT)",
             "conn.xml:4:1: connection \"no-mechanism\": sasl-mechanism is missing: \
-             security-protocol SASL_SSL needs one: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
-            "conn.xml:7:56: connection \"kerberos\": sasl-mechanism GSSAPI is not available in \
-             this version yet; PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are",
+             security-protocol SASL_SSL needs one: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI",
+            "conn.xml:7:95: connection \"kerberos\": username must be a Kerberos principal \
+             user@REALM (letters, digits, '.', '_', '-', '/'), got \"svc\": the realm, after the @, \
+             names the keytab {REALM}.keytab",
             "conn.xml:8:1: connection \"no-password\": password is missing: SCRAM-SHA-512 needs the \
              password; write it as ${env:NAME} or ${file:PATH} to keep it out of the file",
             "conn.xml:11:8: connection \"bad-tls\": tls/ca-file missing.pem cannot be read: No such \
@@ -377,6 +378,24 @@ fn connection_security_fields_are_checked_together() {
             "conn.xml:15:72: connection \"properties\": properties: sasl.password is set by the \
              connection's password; use that instead",
         ]
+    );
+}
+
+#[test]
+fn kerberos_needs_host_names() {
+    let ws = Workspace::new();
+    ws.write(
+        "conn.xml",
+        r#"<connection id="k"><bootstrap-servers>broker-1.corp.example.com:9092,10.0.0.7:9092</bootstrap-servers>
+<security-protocol>SASL_PLAINTEXT</security-protocol><sasl-mechanism>GSSAPI</sasl-mechanism><username>svc@CORP.EXAMPLE.COM</username></connection>"#,
+    );
+    let output = ws.sluice(&["validate", "conn.xml"]);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stdout(&output).trim(),
+        "conn.xml:1:20: connection \"k\": bootstrap-servers \"10.0.0.7:9092\" is an IP address, and \
+         Kerberos needs the broker's host name (its fully qualified domain name, as in its service \
+         principal)"
     );
 }
 

@@ -254,6 +254,7 @@ fn sasl_ssl_is_scram_over_tls() {
         advertised_port: Some(port),
         scram_users: &[("alice", PASSWORD)],
         client_settings: settings,
+        ..BrokerOptions::default()
     });
     let terminator = TlsTerminator::start(&certificates, port, broker.port(), false);
     let topic = broker.create_topic("sasl-ssl", 1);

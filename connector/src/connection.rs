@@ -177,10 +177,29 @@ impl Connection {
             .set("client.id", &self.config.client_id)
             .set("security.protocol", protocol.name());
         if let Some(sasl) = &self.config.sasl {
-            config
-                .set("sasl.mechanism", sasl.mechanism.name())
-                .set("sasl.username", &sasl.username)
-                .set("sasl.password", sasl.password.expose());
+            config.set("sasl.mechanism", sasl.mechanism.name());
+            match &sasl.kerberos {
+                Some(kerberos) => {
+                    config
+                        .set("sasl.kerberos.service.name", &kerberos.service_name)
+                        .set("sasl.kerberos.principal", &sasl.username);
+                    if let Some(keytab) = &kerberos.keytab {
+                        config.set("sasl.kerberos.keytab", keytab.to_string_lossy());
+                    }
+                    if sasl.password.is_some() {
+                        config.set(
+                            "sasl.kerberos.kinit.cmd",
+                            crate::security::kinit_with_password(&sasl.username),
+                        );
+                    }
+                }
+                None => {
+                    config.set("sasl.username", &sasl.username);
+                    if let Some(password) = &sasl.password {
+                        config.set("sasl.password", password.expose());
+                    }
+                }
+            }
         }
         if protocol.uses_tls() {
             let tls = &self.config.tls;

@@ -137,6 +137,10 @@ fn unreachable_message(
             } else if lower.contains("certificate verify failed") {
                 ". Check tls/ca-file: it must hold the CA certificate that signed the brokers' \
                  certificates"
+            } else if lower.contains("not found in kerberos database") {
+                ". The brokers' service principal does not exist: check service-name (brokers are \
+                 service/host@REALM) and that bootstrap-servers names the brokers by their fully \
+                 qualified host names"
             } else if lower.contains("authentication failed") || lower.contains("invalid-proof") {
                 ". Check username, password and sasl-mechanism"
             } else {

@@ -23,5 +23,6 @@ pub use embedded::EmbeddedBroker;
 pub use error::{explain, ConnectorError, ErrorKind, PartitionNotFound};
 pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};
 pub use security::{
-    check_property, is_sensitive_property, Sasl, SaslMechanism, Secret, SecurityProtocol, Tls,
+    check_property, is_sensitive_property, prepare_kerberos, Kerberos, Sasl, SaslMechanism, Secret,
+    SecurityProtocol, Tls,
 };

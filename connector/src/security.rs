@@ -80,6 +80,8 @@ pub enum SaslMechanism {
     ScramSha256,
     /// Salted challenge-response, SHA-512.
     ScramSha512,
+    /// Kerberos.
+    Gssapi,
 }
 
 impl SaslMechanism {
@@ -89,6 +91,7 @@ impl SaslMechanism {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::Gssapi => "GSSAPI",
         }
     }
 }
@@ -98,10 +101,53 @@ impl SaslMechanism {
 pub struct Sasl {
     /// The mechanism.
     pub mechanism: SaslMechanism,
-    /// User name.
+    /// User name; for GSSAPI the client principal, `user@REALM`.
     pub username: String,
-    /// Password.
-    pub password: Secret,
+    /// Password; always for PLAIN and SCRAM, optional for GSSAPI (else the keytab is used).
+    pub password: Option<Secret>,
+    /// Kerberos settings, exactly for GSSAPI.
+    pub kerberos: Option<Kerberos>,
+}
+
+/// Kerberos settings of a GSSAPI connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kerberos {
+    /// The brokers' service name: their principals are `service/host@REALM`.
+    pub service_name: String,
+    /// The client's keytab (`{REALM}.keytab` from the custom library) when there is no password.
+    pub keytab: Option<PathBuf>,
+}
+
+impl Kerberos {
+    /// The service name brokers use unless configured otherwise.
+    pub const DEFAULT_SERVICE_NAME: &'static str = "kafka";
+}
+
+/// The environment variable that carries a Kerberos password to the `kinit` librdkafka runs,
+/// set by [`prepare_kerberos`] (never on a command line, where `ps` would show it).
+const KERBEROS_PASSWORD_ENV: &str = "SLUICE_KERBEROS_PASSWORD";
+
+/// Process-wide Kerberos set-up, which must happen before any thread starts (MIT Kerberos reads
+/// these from the environment): `krb5.conf`, a credential cache private to this process (so
+/// that another program's tickets are never used), and the password `kinit` reads, if any.
+pub fn prepare_kerberos(
+    krb5_conf: &std::path::Path,
+    ccache: &std::path::Path,
+    password: Option<&Secret>,
+) {
+    std::env::set_var("KRB5_CONFIG", krb5_conf);
+    std::env::set_var("KRB5CCNAME", format!("FILE:{}", ccache.display()));
+    match password {
+        Some(password) => std::env::set_var(KERBEROS_PASSWORD_ENV, password.expose()),
+        None => std::env::remove_var(KERBEROS_PASSWORD_ENV),
+    }
+}
+
+/// librdkafka's `sasl.kerberos.kinit.cmd` for password authentication: the password comes from
+/// the environment [`prepare_kerberos`] set. The principal has been checked to hold only
+/// characters that need no shell quoting beyond single quotes.
+pub(crate) fn kinit_with_password(principal: &str) -> String {
+    format!("printf '%s\\n' \"${KERBEROS_PASSWORD_ENV}\" | kinit -- '{principal}'")
 }
 
 /// TLS settings (for SSL and SASL_SSL).

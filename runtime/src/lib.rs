@@ -9,3 +9,4 @@ pub mod container;
 pub mod demo;
 pub mod document;
 pub mod execution;
+pub mod kerberos;

@@ -38,6 +38,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     container_properties: Option<PathBuf>,
 
+    /// The custom library folder: krb5.conf and {REALM}.keytab for Kerberos connections
+    #[arg(long, global = true, value_name = "DIR", default_value = sluice_runtime::kerberos::DEFAULT_CUSTOM_LIBRARY)]
+    custom_library: PathBuf,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -133,16 +137,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(validate(paths));
     }
     let container = load_container_properties(cli.container_properties.as_deref())?;
-    // The runtime starts only after everything that must happen on a single thread (reading
-    // the environment, later: setting KRB5_CONFIG for Kerberos) is done.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // Everything that must happen on a single thread (reading the environment, setting
+    // KRB5_CONFIG for Kerberos) is done before the async runtime starts its threads.
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+    };
     match cli.command {
         Command::Validate { .. } => unreachable!("handled above"),
         Command::Demo => {
-            runtime.block_on(sluice_runtime::demo::run(container, &mut std::io::stdout()))?;
+            runtime()?.block_on(sluice_runtime::demo::run(container, &mut std::io::stdout()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
@@ -152,7 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             input_format,
             documents_out,
         } => {
-            let components = match Components::load(&components) {
+            let mut components = match Components::load(&components) {
                 Ok(c) => c,
                 Err(errors) => {
                     for e in &errors.0 {
@@ -164,12 +170,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
             };
+            if let Err(problems) =
+                sluice_runtime::kerberos::prepare(&mut components, &cli.custom_library)
+            {
+                for problem in &problems {
+                    eprintln!("{problem}");
+                }
+                anyhow::bail!(
+                    "Kerberos is not ready ({})",
+                    count(problems.len(), "problem")
+                );
+            }
             let input = input
                 .map(|path| document::read_input(&path, input_format))
                 .transpose()?;
             let host = Host::new(components, container);
             let progress = TerminalProgress::new();
-            let record = runtime.block_on(host.execute(&process, input, &progress))?;
+            let record = runtime()?.block_on(host.execute(&process, input, &progress))?;
             progress.finish();
             let summary_to_stderr = documents_out.as_deref() == Some(Path::new("-"));
             if let Some(path) = &documents_out {

@@ -15,6 +15,24 @@ const SASL_AUTHENTICATE: i16 = 36;
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
 
+/// What the gateway accepts.
+#[derive(Clone)]
+pub enum Mechanism {
+    /// SASL/PLAIN against these (user, password) pairs.
+    Plain(Vec<(String, String)>),
+    /// SASL/GSSAPI as `kafka/localhost`, with the keytab `KRB5_KTNAME` names.
+    Gssapi,
+}
+
+impl Mechanism {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Plain(_) => "PLAIN",
+            Self::Gssapi => "GSSAPI",
+        }
+    }
+}
+
 /// The gateway; it stops accepting when dropped.
 pub struct SaslGateway {
     port: u16,
@@ -32,14 +50,18 @@ impl SaslGateway {
     /// Serves SASL/PLAIN for `users` (name, password) on `listener`, forwarding to the broker
     /// on `upstream_port`.
     pub fn start_plain(listener: TcpListener, upstream_port: u16, users: &[(&str, &str)]) -> Self {
+        let users = users
+            .iter()
+            .map(|(u, p)| (u.to_string(), p.to_string()))
+            .collect();
+        Self::start(listener, upstream_port, Mechanism::Plain(users))
+    }
+
+    /// Serves `mechanism` on `listener`, forwarding to the broker on `upstream_port`.
+    pub fn start(listener: TcpListener, upstream_port: u16, mechanism: Mechanism) -> Self {
         let port = listener.local_addr().expect("address").port();
         let apis = broker_api_versions(upstream_port);
-        let users: Arc<Vec<(String, String)>> = Arc::new(
-            users
-                .iter()
-                .map(|(u, p)| (u.to_string(), p.to_string()))
-                .collect(),
-        );
+        let users = Arc::new(mechanism);
         let authenticated = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (seen, stopped) = (authenticated.clone(), stop.clone());
@@ -103,9 +125,10 @@ fn serve(
     mut client: TcpStream,
     upstream_port: u16,
     broker_apis: &[(i16, i16, i16)],
-    users: &[(String, String)],
+    mechanism: &Mechanism,
     authenticated: &Mutex<Vec<String>>,
 ) -> Result<(), String> {
+    let mut gssapi: Option<super::gssapi::GssapiServer> = None;
     let mut apis: Vec<(i16, i16, i16)> = broker_apis
         .iter()
         .copied()
@@ -148,41 +171,66 @@ fn serve(
                 }
             }
             SASL_HANDSHAKE => {
-                let mechanism = r.string().unwrap_or_default();
+                let asked = r.string().unwrap_or_default();
+                let ours = mechanism.name();
                 put_i16(
                     &mut out,
-                    if mechanism == "PLAIN" {
+                    if asked == ours {
                         0
                     } else {
                         UNSUPPORTED_SASL_MECHANISM
                     },
                 );
                 put_i32(&mut out, 1);
-                put_string(&mut out, "PLAIN");
+                put_string(&mut out, ours);
             }
             SASL_AUTHENTICATE => {
-                // PLAIN: authzid \0 authcid \0 password.
                 let token = r.bytes();
-                let parts: Vec<&[u8]> = token.split(|b| *b == 0).collect();
-                let ok = parts.len() == 3
-                    && users
-                        .iter()
-                        .any(|(u, p)| parts[1] == u.as_bytes() && parts[2] == p.as_bytes());
-                if ok {
-                    let user = String::from_utf8_lossy(parts[1]).into_owned();
-                    authenticated.lock().expect("lock").push(user);
-                    put_i16(&mut out, 0);
-                    put_i16(&mut out, -1);
-                    put_i32(&mut out, 0);
-                    write_frame(&mut client, &out).map_err(|e| e.to_string())?;
-                    return forward(client, upstream_port);
+                let outcome = match mechanism {
+                    Mechanism::Plain(users) => {
+                        // authzid NUL authcid NUL password
+                        let parts: Vec<&[u8]> = token.split(|b| *b == 0).collect();
+                        let ok = parts.len() == 3
+                            && users
+                                .iter()
+                                .any(|(u, p)| parts[1] == u.as_bytes() && parts[2] == p.as_bytes());
+                        if ok {
+                            Ok((
+                                Vec::new(),
+                                Some(String::from_utf8_lossy(parts[1]).into_owned()),
+                            ))
+                        } else {
+                            Err("Authentication failed: invalid user name or password".to_string())
+                        }
+                    }
+                    Mechanism::Gssapi => {
+                        let server = match gssapi.as_mut() {
+                            Some(server) => server,
+                            None => gssapi
+                                .insert(super::gssapi::GssapiServer::new("kafka", "localhost")?),
+                        };
+                        server.step(&token).map(|step| (step.token, step.user))
+                    }
+                };
+                match outcome {
+                    Ok((reply, user)) => {
+                        put_i16(&mut out, 0);
+                        put_i16(&mut out, -1);
+                        put_i32(&mut out, reply.len() as i32);
+                        out.extend_from_slice(&reply);
+                        write_frame(&mut client, &out).map_err(|e| e.to_string())?;
+                        if let Some(user) = user {
+                            authenticated.lock().expect("lock").push(user);
+                            return forward(client, upstream_port);
+                        }
+                        continue;
+                    }
+                    Err(reason) => {
+                        put_i16(&mut out, SASL_AUTHENTICATION_FAILED);
+                        put_string(&mut out, &reason);
+                        put_i32(&mut out, 0);
+                    }
                 }
-                put_i16(&mut out, SASL_AUTHENTICATION_FAILED);
-                put_string(
-                    &mut out,
-                    "Authentication failed: invalid user name or password",
-                );
-                put_i32(&mut out, 0);
             }
             other => return Err(format!("api key {other} before authentication; closing")),
         }

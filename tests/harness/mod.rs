@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod gateway;
+pub mod gssapi;
+pub mod kdc;
 pub mod tls;
 
 use std::io::Write;
@@ -62,6 +64,9 @@ fn tansu_binary() -> PathBuf {
 pub struct BrokerOptions<'a> {
     /// Advertise this port instead of the broker's own (a TLS terminator in front of it).
     pub advertised_port: Option<u16>,
+    /// Advertise this host instead of 127.0.0.1 (Kerberos needs `localhost`: the service
+    /// principal is kafka/localhost).
+    pub advertised_host: Option<&'a str>,
     /// SCRAM users (name, password) with both SHA-256 and SHA-512 credentials; the broker then
     /// requires SASL/SCRAM authentication.
     pub scram_users: &'a [(&'a str, &'a str)],
@@ -95,14 +100,27 @@ impl Broker {
         for _attempt in 0..3 {
             let port = free_port();
             let advertised = options.advertised_port.unwrap_or(port);
+            let host = options.advertised_host.unwrap_or("127.0.0.1");
             let child = if options.scram_users.is_empty() {
-                spawn_tansu(dir.path(), &log, port, advertised, "memory://tansu/", &[])
+                spawn_tansu(
+                    dir.path(),
+                    &log,
+                    port,
+                    (host, advertised),
+                    "memory://tansu/",
+                    &[],
+                )
             } else {
                 // tansu creates users only while authentication is off: create them, then
                 // restart on the same storage with authentication required.
-                let Some(mut setup) =
-                    spawn_tansu(dir.path(), &log, port, port, "sqlite://scram.db", &[])
-                else {
+                let Some(mut setup) = spawn_tansu(
+                    dir.path(),
+                    &log,
+                    port,
+                    ("127.0.0.1", port),
+                    "sqlite://scram.db",
+                    &[],
+                ) else {
                     continue;
                 };
                 for (user, password) in options.scram_users {
@@ -124,7 +142,7 @@ impl Broker {
                     dir.path(),
                     &log,
                     port,
-                    advertised,
+                    (host, advertised),
                     "sqlite://scram.db",
                     &args,
                 )
@@ -134,7 +152,7 @@ impl Broker {
                 child,
                 port,
                 kafka: Kafka::with_settings(
-                    &format!("127.0.0.1:{advertised}"),
+                    &format!("{host}:{advertised}"),
                     options.client_settings.clone(),
                 ),
                 log,
@@ -160,7 +178,7 @@ fn spawn_tansu(
     dir: &Path,
     log: &Path,
     port: u16,
-    advertised: u16,
+    (advertised_host, advertised_port): (&str, u16),
     storage: &str,
     extra: &[&str],
 ) -> Option<Child> {
@@ -170,7 +188,7 @@ fn spawn_tansu(
         .open(log)
         .expect("log file");
     let listener = format!("tcp://127.0.0.1:{port}");
-    let advertised = format!("tcp://127.0.0.1:{advertised}");
+    let advertised = format!("tcp://{advertised_host}:{advertised_port}");
     let mut child = Command::new(tansu_binary())
         .args(["broker", "--listener-url", &listener])
         .args(["--advertised-listener-url", &advertised])
@@ -548,6 +566,10 @@ pub fn sluice_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .current_dir(dir)
         .env("RUST_LOG", "sluice=debug,warn")
         .env_remove("SLUICE_COMPONENTS")
+        // Sluice must find Kerberos in its custom library, not in the test's environment.
+        .env_remove("KRB5_CONFIG")
+        .env_remove("KRB5_KTNAME")
+        .env_remove("KRB5CCNAME")
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -6,7 +6,8 @@ use std::time::Duration;
 use sluice_connector::consume::OffsetReset;
 use sluice_connector::produce::{Acks, Compression, ProduceSettings};
 use sluice_connector::{
-    Bootstrap, ConnectionConfig, Header, Sasl, SaslMechanism, Secret, SecurityProtocol, Tls,
+    Bootstrap, ConnectionConfig, Header, Kerberos, Sasl, SaslMechanism, Secret, SecurityProtocol,
+    Tls,
 };
 
 use super::raw::{RawConnection, RawOperation, RawProcess, RawProperty, RawStep, RawTls};
@@ -431,7 +432,35 @@ pub(crate) fn connection(c: &mut Checker<'_>, raw: RawConnection) -> Option<Conn
             )
         })
         .unwrap_or_default();
-    let sasl = sasl(c, protocol, raw.sasl_mechanism, raw.username, raw.password);
+    let sasl = sasl(
+        c,
+        protocol,
+        raw.sasl_mechanism,
+        raw.username,
+        raw.password,
+        raw.service_name,
+    );
+    // Kerberos asks for a ticket for service/host: the host must be the broker's name.
+    if let (
+        Some(Some(Sasl {
+            kerberos: Some(_), ..
+        })),
+        Some(Bootstrap::Servers(servers)),
+    ) = (&sasl, &bootstrap)
+    {
+        for server in servers {
+            let host = server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h);
+            if host.parse::<std::net::IpAddr>().is_ok() {
+                c.field_error(
+                    "bootstrap-servers",
+                    format!(
+                        "\"{server}\" is an IP address, and Kerberos needs the broker's host name \
+                         (its fully qualified domain name, as in its service principal)"
+                    ),
+                );
+            }
+        }
+    }
     let tls = match raw.tls {
         Some(_) if !protocol.uses_tls() => {
             c.field_error(
@@ -505,6 +534,7 @@ fn sasl(
     mechanism: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    service_name: Option<String>,
 ) -> Option<Option<Sasl>> {
     if !protocol.uses_sasl() {
         let mut fine = true;
@@ -512,6 +542,7 @@ fn sasl(
             ("sasl-mechanism", mechanism.is_some()),
             ("username", username.is_some()),
             ("password", password.is_some()),
+            ("service-name", service_name.is_some()),
         ] {
             if given {
                 c.field_error(
@@ -528,7 +559,7 @@ fn sasl(
         return fine.then_some(None);
     }
     let hint = format!(
-        "security-protocol {} needs one: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+        "security-protocol {} needs one: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI",
         protocol.name()
     );
     let mechanism = c.required("sasl-mechanism", mechanism, &hint)?;
@@ -536,13 +567,13 @@ fn sasl(
         "PLAIN" => SaslMechanism::Plain,
         "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
         "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
-        "GSSAPI" | "OAUTHBEARER" => {
+        "GSSAPI" => SaslMechanism::Gssapi,
+        "OAUTHBEARER" => {
             c.field_error(
                 "sasl-mechanism",
-                format!(
-                    "{mechanism} is not available in this version yet; PLAIN, SCRAM-SHA-256 and \
-                     SCRAM-SHA-512 are"
-                ),
+                "OAUTHBEARER is not available in this version yet; PLAIN, SCRAM-SHA-256, \
+                 SCRAM-SHA-512 and GSSAPI are"
+                    .into(),
             );
             return None;
         }
@@ -557,6 +588,42 @@ fn sasl(
             return None;
         }
     };
+    if mechanism == SaslMechanism::Gssapi {
+        let principal = c.required(
+            "username",
+            username,
+            "GSSAPI needs the client principal, e.g. <username>svc-orders@CORP.EXAMPLE.COM</username>",
+        )?;
+        if let Err(predicate) = kerberos_principal(&principal) {
+            c.field_error("username", predicate);
+            return None;
+        }
+        let password = c.text("password", password).filter(|p| !p.is_empty());
+        let service_name = c
+            .text("service-name", service_name)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| Kerberos::DEFAULT_SERVICE_NAME.to_string());
+        return Some(Some(Sasl {
+            mechanism,
+            username: principal,
+            password: password.map(Secret::new),
+            kerberos: Some(Kerberos {
+                service_name,
+                // Found in the custom library when the host starts.
+                keytab: None,
+            }),
+        }));
+    }
+    if service_name.is_some() {
+        c.field_error(
+            "service-name",
+            format!(
+                "applies only to sasl-mechanism GSSAPI (this connection's is {})",
+                mechanism.name()
+            ),
+        );
+        return None;
+    }
     let username = c.required(
         "username",
         username,
@@ -574,8 +641,27 @@ fn sasl(
     Some(Some(Sasl {
         mechanism,
         username: username?,
-        password: Secret::new(password?),
+        password: Some(Secret::new(password?)),
+        kerberos: None,
     }))
+}
+
+/// `primary[/instance]@REALM`: the realm names the keytab (`{REALM}.keytab`), and the name
+/// goes into a shell command (kinit), so only plain characters are allowed.
+fn kerberos_principal(principal: &str) -> Result<(), String> {
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+    };
+    match principal.rsplit_once('@') {
+        Some((name, realm)) if plain(name) && plain(realm) && !realm.contains('/') => Ok(()),
+        _ => Err(format!(
+            "must be a Kerberos principal user@REALM (letters, digits, '.', '_', '-', '/'), got \
+             \"{principal}\": the realm, after the @, names the keytab {{REALM}}.keytab"
+        )),
+    }
 }
 
 fn tls(c: &mut Checker<'_>, raw: RawTls) -> Option<Tls> {

@@ -20,6 +20,7 @@ pub(crate) struct RawConnection {
     pub sasl_mechanism: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    pub service_name: Option<String>,
     pub tls: Option<RawTls>,
     pub properties: Option<RawProperties>,
 }

@@ -1,0 +1,173 @@
+//! Kerberos for the runtime host: `krb5.conf` and `{REALM}.keytab` come from the custom
+//! library, and MIT Kerberos is configured process-wide before any thread starts.
+
+use std::path::{Path, PathBuf};
+
+use sluice_connector::{prepare_kerberos, Secret};
+
+use crate::components::Components;
+
+/// The custom library folder when none is given.
+pub const DEFAULT_CUSTOM_LIBRARY: &str = "custom-libs";
+
+/// Checks the custom library for what the components' GSSAPI connections need, fills in their
+/// keytabs, and sets up Kerberos for this process. Call before any thread starts; does nothing
+/// when no connection uses GSSAPI. Each error names the file or connection and the fix.
+pub fn prepare(components: &mut Components, custom_library: &Path) -> Result<(), Vec<String>> {
+    let kerberos: Vec<(String, String, Option<Secret>)> = components
+        .connections
+        .values()
+        .filter_map(|c| {
+            let sasl = c.config.sasl.as_ref()?;
+            sasl.kerberos
+                .as_ref()
+                .map(|_| (c.id.clone(), sasl.username.clone(), sasl.password.clone()))
+        })
+        .collect();
+    let Some((first_id, principal, _)) = kerberos.first().cloned() else {
+        return Ok(());
+    };
+    let mut errors = Vec::new();
+    // One credential cache per process, so one principal per host: two would overwrite each
+    // other's tickets and a connection could authenticate as the wrong one.
+    for (id, other, _) in &kerberos {
+        if *other != principal {
+            errors.push(format!(
+                "connections \"{first_id}\" ({principal}) and \"{id}\" ({other}) use different \
+                 Kerberos principals; a host authenticates as one principal: run them in \
+                 separate hosts"
+            ));
+        }
+    }
+    let passwords: Vec<&Secret> = kerberos.iter().filter_map(|(_, _, p)| p.as_ref()).collect();
+    if passwords.windows(2).any(|pair| pair[0] != pair[1]) {
+        errors.push(format!(
+            "the Kerberos connections of {principal} give different passwords; give the same one"
+        ));
+    }
+    let library = custom_library.display();
+    let krb5_conf = custom_library.join("krb5.conf");
+    if !krb5_conf.is_file() {
+        errors.push(format!(
+            "{} does not exist: Kerberos connection \"{first_id}\" needs your realm's krb5.conf \
+             in the custom library folder ({library}; choose another with --custom-library)",
+            krb5_conf.display()
+        ));
+    }
+    let realm = principal.rsplit_once('@').map_or("", |(_, realm)| realm);
+    let keytab = custom_library.join(format!("{realm}.keytab"));
+    let needs_keytab = kerberos.iter().any(|(_, _, password)| password.is_none());
+    if needs_keytab && !keytab.is_file() {
+        errors.push(format!(
+            "{} does not exist: Kerberos connection \"{first_id}\" has no password, so it needs \
+             the keytab of {principal} in the custom library folder, named after the realm (the \
+             part of the principal after @)",
+            keytab.display()
+        ));
+    }
+    if !on_path("kinit") {
+        errors.push(
+            "Kerberos needs the kinit command, which librdkafka runs to get tickets: install \
+             it (Debian package krb5-user)"
+                .into(),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    // librdkafka gets absolute paths; messages show them as the user wrote them.
+    let absolute_keytab = absolute(&keytab);
+    for connection in components.connections.values_mut() {
+        if let Some(sasl) = connection.config.sasl.as_mut() {
+            if let Some(kerberos) = sasl.kerberos.as_mut() {
+                if sasl.password.is_none() {
+                    kerberos.keytab = Some(absolute_keytab.clone());
+                }
+            }
+        }
+    }
+    let ccache = std::env::temp_dir().join(format!("sluice-krb5cc-{}", std::process::id()));
+    let password = passwords.first().copied();
+    prepare_kerberos(&absolute(&krb5_conf), &ccache, password);
+    // Get the first ticket now: librdkafka runs the same kinit later, but only its exit code
+    // would reach us, and kinit's own message is what says what to fix.
+    // The keytab when some connection has no password, else the password.
+    first_ticket(
+        &principal,
+        needs_keytab.then_some(&keytab),
+        password,
+        &krb5_conf,
+    )
+    .map_err(|e| vec![e])?;
+    tracing::debug!(principal, krb5_conf = %krb5_conf.display(), "kerberos ticket obtained");
+    Ok(())
+}
+
+/// Runs kinit for `principal` with the keytab, or else the password on its standard input.
+fn first_ticket(
+    principal: &str,
+    keytab: Option<&PathBuf>,
+    password: Option<&Secret>,
+    krb5_conf: &Path,
+) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new("kinit");
+    match keytab {
+        Some(keytab) => command.arg("-k").arg("-t").arg(keytab),
+        None => &mut command,
+    };
+    let mut child = command
+        .arg("--")
+        .arg(principal)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run kinit: {e}"))?;
+    if let (None, Some(password), Some(mut stdin)) = (keytab, password, child.stdin.take()) {
+        let _ = writeln!(stdin, "{}", password.expose());
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("kinit failed: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Password for"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let with = match keytab {
+        Some(keytab) => format!("the keytab {}", keytab.display()),
+        None => "the password".to_string(),
+    };
+    let lower = said.to_ascii_lowercase();
+    let krb5 = krb5_conf.display();
+    let advice = if lower.contains("cannot contact any kdc") || lower.contains("cannot find kdc") {
+        format!("the KDC named in {krb5} cannot be reached: check its address and port there, and the network")
+    } else if lower.contains("no suitable keys") || lower.contains("key table entry not found") {
+        format!("{with} holds no key for {principal}: export the principal's key into it")
+    } else if lower.contains("preauthentication failed") || lower.contains("password incorrect") {
+        format!("{with} does not match {principal}'s current key: the password is wrong, or the keytab is outdated")
+    } else if lower.contains("not found in kerberos database") {
+        format!("{principal} does not exist in its realm: check username")
+    } else if lower.contains("clock skew") {
+        "this machine's clock differs too much from the KDC's: synchronise it (NTP)".to_string()
+    } else {
+        format!("check {krb5}, {with} and {principal}")
+    };
+    Err(format!(
+        "Kerberos: kinit could not get a ticket for {principal} with {with}: {said}. Fix: {advice}"
+    ))
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -1,0 +1,267 @@
+//! Kerberos (SASL/GSSAPI) end to end: a throw-away MIT KDC, the SASL gateway accepting GSSAPI
+//! with the service keytab in front of tansu, and Sluice taking krb5.conf and the keytab from
+//! its custom library. The gateway tells which principal authenticated.
+//!
+//! The gateway's acceptor reads KRB5_CONFIG and KRB5_KTNAME from this test process's
+//! environment, so these tests run one at a time, each with its own realm.
+
+mod harness;
+
+use std::sync::Mutex;
+
+use harness::gateway::{Mechanism, SaslGateway};
+use harness::kdc::{Kdc, CLIENT, CLIENT_PASSWORD};
+use harness::{assert_exit, stdout, Broker, BrokerOptions, Workspace};
+
+static ONE_REALM_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+struct Realm {
+    kdc: Kdc,
+    broker: Broker,
+    gateway: SaslGateway,
+}
+
+fn realm() -> Realm {
+    let kdc = Kdc::start();
+    std::env::set_var("KRB5_CONFIG", kdc.path("krb5.conf"));
+    std::env::set_var("KRB5_KTNAME", kdc.path("kafka.keytab"));
+    std::env::set_var(
+        "KRB5CCNAME",
+        format!("FILE:{}", kdc.path("harness.ccache").display()),
+    );
+    let listener = SaslGateway::bind();
+    let port = listener.local_addr().expect("address").port();
+    let broker = Broker::start_with(BrokerOptions {
+        advertised_port: Some(port),
+        advertised_host: Some("localhost"),
+        client_settings: vec![
+            ("security.protocol".into(), "SASL_PLAINTEXT".into()),
+            ("sasl.mechanism".into(), "GSSAPI".into()),
+            ("sasl.kerberos.service.name".into(), "kafka".into()),
+            ("sasl.kerberos.principal".into(), CLIENT.into()),
+            (
+                "sasl.kerberos.keytab".into(),
+                kdc.path("client.keytab").display().to_string(),
+            ),
+        ],
+        ..BrokerOptions::default()
+    });
+    let gateway = SaslGateway::start(listener, broker.port(), Mechanism::Gssapi);
+    Realm {
+        kdc,
+        broker,
+        gateway,
+    }
+}
+
+/// A workspace whose custom library holds krb5.conf (and the keytab, with `keytab`), and a
+/// GSSAPI connection with `credentials` (elements) to the gateway.
+fn workspace(realm: &Realm, keytab: bool, credentials: &str, topic: &str) -> Workspace {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path().join("custom-libs")).expect("custom-libs");
+    std::fs::copy(
+        realm.kdc.path("krb5.conf"),
+        ws.path().join("custom-libs/krb5.conf"),
+    )
+    .expect("krb5.conf");
+    if keytab {
+        std::fs::copy(
+            realm.kdc.path("client.keytab"),
+            ws.path().join("custom-libs/EXAMPLE.TEST.keytab"),
+        )
+        .expect("keytab");
+    }
+    ws.write(
+        "components/c.xml",
+        &format!(
+            r#"<components>
+  <connection id="kerberos">
+    <bootstrap-servers>{bootstrap}</bootstrap-servers>
+    <consumer-group>{group}</consumer-group>
+    <security-protocol>SASL_PLAINTEXT</security-protocol>
+    <sasl-mechanism>GSSAPI</sasl-mechanism>
+    {credentials}
+  </connection>
+  <operation id="send" type="produce" connection="kerberos"><topic>{topic}</topic></operation>
+  <operation id="receive" type="consume" connection="kerberos">
+    <topic>{topic}</topic><minimum-messages>2</minimum-messages><offset-reset>earliest</offset-reset>
+  </operation>
+  <process id="send"><steps><connector operation="send"/></steps></process>
+  <process id="receive"><start operation="receive"/></process>
+</components>"#,
+            bootstrap = realm.gateway.bootstrap(),
+            group = harness::unique("g"),
+        ),
+    );
+    ws.write("in.txt", "first\nsecond\n");
+    ws
+}
+
+fn round_trip(realm: &Realm, ws: &Workspace, topic: &str) {
+    let sent = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&sent, 0);
+    let payloads: Vec<_> = realm
+        .broker
+        .read_all(topic, 2)
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
+    assert_eq!(payloads, ["first", "second"]);
+    let received = ws.sluice(&["run", "receive"]);
+    assert_exit(&received, 0);
+    assert!(stdout(&received).contains("documents: 2 in, 2 out, 0 errors"));
+}
+
+#[test]
+fn keytab_from_the_custom_library_authenticates_the_principal() {
+    let _one = ONE_REALM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let realm = realm();
+    let topic = realm.broker.create_topic("krb", 1);
+    let ws = workspace(
+        &realm,
+        true,
+        &format!("<username>{CLIENT}</username>"),
+        &topic,
+    );
+    round_trip(&realm, &ws, &topic);
+    // Cyrus SASL names a principal of its default realm without the realm.
+    let principals = realm.gateway.authenticated();
+    assert!(
+        !principals.is_empty() && principals.iter().all(|p| p == "client"),
+        "{principals:?}"
+    );
+}
+
+#[test]
+fn a_password_authenticates_without_a_keytab() {
+    let _one = ONE_REALM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let realm = realm();
+    let topic = realm.broker.create_topic("krb", 1);
+    std::env::set_var("SLUICE_TEST_KERBEROS_PASSWORD", CLIENT_PASSWORD);
+    let ws = workspace(
+        &realm,
+        false,
+        &format!("<username>{CLIENT}</username><password>${{env:SLUICE_TEST_KERBEROS_PASSWORD}}</password>"),
+        &topic,
+    );
+    round_trip(&realm, &ws, &topic);
+    let principals = realm.gateway.authenticated();
+    assert!(
+        !principals.is_empty() && principals.iter().all(|p| p == "client"),
+        "{principals:?}"
+    );
+}
+
+#[test]
+fn missing_files_and_a_wrong_service_name_say_what_to_fix() {
+    let _one = ONE_REALM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut realm = realm();
+    let topic = realm.broker.create_topic("krb", 1);
+
+    // No keytab and no password.
+    let ws = workspace(
+        &realm,
+        false,
+        &format!("<username>{CLIENT}</username>"),
+        &topic,
+    );
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let err = harness::stderr(&output);
+    assert!(err.contains(
+        "custom-libs/EXAMPLE.TEST.keytab does not exist: Kerberos connection \"kerberos\" has no \
+         password, so it needs the keytab of client@EXAMPLE.TEST in the custom library folder"
+    ), "{err}");
+
+    // No krb5.conf.
+    std::fs::remove_file(ws.path().join("custom-libs/krb5.conf")).expect("rm");
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    assert!(
+        harness::stderr(&output).contains(
+            "custom-libs/krb5.conf does not exist: Kerberos connection \"kerberos\" needs your \
+         realm's krb5.conf in the custom library folder"
+        ),
+        "{}",
+        harness::stderr(&output)
+    );
+
+    // A service name the realm does not have.
+    let ws = workspace(
+        &realm,
+        true,
+        &format!("<username>{CLIENT}</username><service-name>kafkaa</service-name>"),
+        &topic,
+    );
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains("could not connect to the Kafka brokers at localhost:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Server kafkaa/localhost@EXAMPLE.TEST not found in Kerberos database"),
+        "{out}"
+    );
+    assert!(
+        out.contains(". The brokers' service principal does not exist: check service-name"),
+        "{out}"
+    );
+
+    // A keytab that holds another principal's key.
+    std::fs::copy(
+        realm.kdc.path("kafka.keytab"),
+        ws.path().join("custom-libs/EXAMPLE.TEST.keytab"),
+    )
+    .expect("wrong keytab");
+    let ws_wrong = ws;
+    ws_wrong.write(
+        "components/c.xml",
+        &std::fs::read_to_string(ws_wrong.path().join("components/c.xml"))
+            .expect("c.xml")
+            .replace("<service-name>kafkaa</service-name>", ""),
+    );
+    let output = ws_wrong.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let err = harness::stderr(&output);
+    assert!(
+        err.contains(
+            "Kerberos: kinit could not get a ticket for client@EXAMPLE.TEST with the keytab \
+         custom-libs/EXAMPLE.TEST.keytab: "
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "Fix: the keytab custom-libs/EXAMPLE.TEST.keytab holds no key for client@EXAMPLE.TEST"
+        ),
+        "{err}"
+    );
+
+    // The KDC is down.
+    realm.kdc.stop();
+    let ws = workspace(
+        &realm,
+        true,
+        &format!("<username>{CLIENT}</username>"),
+        &topic,
+    );
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let err = harness::stderr(&output);
+    assert!(
+        err.contains("Kerberos: kinit could not get a ticket for client@EXAMPLE.TEST"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Fix: the KDC named in custom-libs/krb5.conf cannot be reached"),
+        "{err}"
+    );
+}
