@@ -347,3 +347,25 @@ fn a_process_consumes_from_one_topic_and_produces_to_another() {
         ]
     );
 }
+
+#[test]
+fn test_connection_passes_every_check_against_a_broker() {
+    let broker = Broker::start();
+    broker.create_topic("visible", 1);
+    let ws = Workspace::new();
+    ws.write("components/all.xml", &components(&broker, "t", "g", ""));
+    let output = ws.sluice(&["test-connection", "tansu"]);
+    assert_exit(&output, 0);
+    let out = stdout(&output);
+    let bootstrap = broker.bootstrap();
+    for line in [
+        format!("Testing connection \"tansu\" ({bootstrap}, PLAINTEXT)"),
+        format!("  ✓ {bootstrap} resolves to 127.0.0.1"),
+        format!("  ✓ {bootstrap} accepts TCP connections"),
+        "  ✓ Kafka handshake (PLAINTEXT) and metadata: 1 broker(s), 1 topic(s) visible".to_string(),
+        format!("  ✓ advertised broker {bootstrap} is reachable"),
+        "all checks passed".to_string(),
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+    }
+}

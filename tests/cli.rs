@@ -415,3 +415,46 @@ fn secrets_never_appear_in_validation_errors() {
             && !stderr(&output).contains("top-secret-value")
     );
 }
+
+#[test]
+fn test_connection_names_the_failing_check_and_the_fix() {
+    let ws = Workspace::new();
+    // Port 1 on loopback: nothing listens there; .invalid never resolves (RFC 2606).
+    ws.write(
+        "components/c.xml",
+        r#"<components>
+  <connection id="closed"><bootstrap-servers>127.0.0.1:1</bootstrap-servers></connection>
+  <connection id="unknown-host"><bootstrap-servers>broker.invalid:9093</bootstrap-servers><security-protocol>SSL</security-protocol></connection>
+</components>"#,
+    );
+    let output = ws.sluice(&["test-connection", "closed"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains("  ✗ 127.0.0.1:1 refuses TCP connections ("),
+        "{out}"
+    );
+    assert!(
+        out.contains("      check the port, that the broker runs, and firewalls in between"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("2 checks failed"), "{out}");
+
+    let output = ws.sluice(&["test-connection", "unknown-host"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains("  ✗ broker.invalid:9093 does not resolve ("),
+        "{out}"
+    );
+    assert!(
+        out.contains("      check the host name in bootstrap-servers, and this machine's DNS"),
+        "{out}"
+    );
+
+    let output = ws.sluice(&["test-connection", "nope"]);
+    assert_exit(&output, 1);
+    assert!(stderr(&output).contains(
+        "error: connection \"nope\" is not defined; defined connections: closed, unknown-host"
+    ));
+}

@@ -179,6 +179,14 @@ fn missing_files_and_a_wrong_service_name_say_what_to_fix() {
          password, so it needs the keytab of client@EXAMPLE.TEST in the custom library folder"
     ), "{err}");
 
+    let doctor = ws.sluice(&["test-connection", "kerberos"]);
+    assert_exit(&doctor, 1);
+    let report = stdout(&doctor);
+    assert!(
+        report.contains("  ✗ Kerberos\n      custom-libs/EXAMPLE.TEST.keytab does not exist"),
+        "{report}"
+    );
+
     // No krb5.conf.
     std::fs::remove_file(ws.path().join("custom-libs/krb5.conf")).expect("rm");
     let output = ws.sluice(&["run", "send", "--input", "in.txt"]);

@@ -233,13 +233,29 @@ impl Connection {
         observer: &Observer,
         topic: &str,
     ) -> Result<Option<usize>, ConnectorError> {
+        let metadata = self.metadata(client, observer, Some(topic))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().len())
+            .filter(|&n| n > 0))
+    }
+
+    /// Cluster metadata (for one topic, or all), blocking.
+    pub(crate) fn metadata<C: rdkafka::ClientContext>(
+        &self,
+        client: &rdkafka::client::Client<C>,
+        observer: &Observer,
+        topic: Option<&str>,
+    ) -> Result<rdkafka::metadata::Metadata, ConnectorError> {
         // Ask in short slices: a TLS or SASL failure will not heal by waiting, so once the
         // client has reported one, stop instead of sitting out the whole timeout.
         let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
-        let metadata = loop {
+        loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match client.fetch_metadata(Some(topic), left.min(METADATA_SLICE)) {
-                Ok(metadata) => break metadata,
+            match client.fetch_metadata(topic, left.min(METADATA_SLICE)) {
+                Ok(metadata) => return Ok(metadata),
                 Err(e) if left <= METADATA_SLICE => return Err(self.unreachable(e, observer)),
                 Err(e) => {
                     if observer
@@ -250,13 +266,7 @@ impl Connection {
                     }
                 }
             }
-        };
-        Ok(metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
-            .map(|t| t.partitions().len())
-            .filter(|&n| n > 0))
+        }
     }
 
     /// The error for a cluster we could not talk to, with the cause librdkafka reported to

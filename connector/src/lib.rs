@@ -14,6 +14,7 @@ mod context;
 mod embedded;
 mod error;
 mod librdkafka_properties;
+pub mod probe;
 pub mod produce;
 mod record;
 mod security;

@@ -7,6 +7,7 @@
 pub mod components;
 pub mod container;
 pub mod demo;
+pub mod doctor;
 pub mod document;
 pub mod execution;
 pub mod kerberos;

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sluice_runtime::components::Components;
 use sluice_runtime::container::ContainerProperties;
+use sluice_runtime::doctor;
 use sluice_runtime::document::{self, InputFormat};
 use sluice_runtime::execution::{ExecutionRecord, ExecutionStatus, Host, Progress};
 
@@ -29,7 +30,8 @@ const EXIT_DOCUMENT_ERRORS: u8 = 3;
     after_help = "Examples:\n  \
                   sluice demo\n  \
                   sluice validate profiles/demo\n  \
-                  sluice run send-orders --components my-components/ --input orders.jsonl"
+                  sluice run send-orders --components my-components/ --input orders.jsonl\n  \
+                  sluice test-connection local-kafka --components profiles/connections"
 )]
 struct Cli {
     /// Container properties file (Java-properties syntax) with the host's limits, such as
@@ -102,6 +104,28 @@ enum Command {
         documents_out: Option<PathBuf>,
     },
 
+    /// Check a connection: name resolution, TCP, TLS and SASL handshakes, Kerberos files and
+    /// tickets, metadata; each check with what to fix
+    #[command(
+        after_help = "Exit status: 0 when every check passes (warnings allowed), 1 \
+                            otherwise. Secrets are never shown.\n\n\
+                            Examples:\n  \
+                            sluice test-connection local-kafka --components profiles/connections\n  \
+                            sluice test-connection scram-kafka --components my-components/"
+    )]
+    TestConnection {
+        /// The connection id
+        connection: String,
+        /// Component files or folders to load (all of them are validated)
+        #[arg(
+            long,
+            value_name = "DIR|FILE",
+            default_value = "components",
+            env = "SLUICE_COMPONENTS"
+        )]
+        components: Vec<PathBuf>,
+    },
+
     /// Produce a few keyed documents and consume them back, on the embedded broker
     #[command(
         after_help = "Needs nothing installed or running: the embedded broker is \
@@ -151,6 +175,56 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(sluice_runtime::demo::run(container, &mut std::io::stdout()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::TestConnection {
+            connection,
+            components,
+        } => {
+            let mut components = load_components(&components)?;
+            let Some(definition) = components.connections.get(&connection) else {
+                let defined: Vec<&str> =
+                    components.connections.keys().map(String::as_str).collect();
+                anyhow::bail!(
+                    "connection \"{connection}\" is not defined; defined connections: {}",
+                    defined.join(", ")
+                );
+            };
+            let transport = match &definition.config.bootstrap {
+                sluice_connector::Bootstrap::Embedded => "embedded".to_string(),
+                sluice_connector::Bootstrap::Servers(s) => s.join(","),
+            };
+            println!(
+                "Testing connection \"{connection}\" ({transport}, {})",
+                definition.config.security_protocol.name()
+            );
+            let prepared = sluice_runtime::kerberos::prepare(&mut components, &cli.custom_library);
+            let config = components.connections[&connection].config.clone();
+            let mut checks = doctor::kerberos_checks(&config, &prepared);
+            if prepared.is_ok() {
+                checks.extend(runtime()?.block_on(doctor::network_checks(&config)));
+            }
+            let mut failed = 0;
+            for check in &checks {
+                let mark = match check.verdict {
+                    doctor::Verdict::Pass => "✓",
+                    doctor::Verdict::Warn => "!",
+                    doctor::Verdict::Fail => {
+                        failed += 1;
+                        "✗"
+                    }
+                };
+                println!("  {mark} {}", check.what);
+                if let Some(fix) = &check.fix {
+                    println!("      {fix}");
+                }
+            }
+            if failed == 0 {
+                println!("all checks passed");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{} failed", count(failed, "check"));
+                Ok(ExitCode::from(EXIT_FAILED))
+            }
+        }
         Command::Run {
             process,
             components,
@@ -158,18 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             input_format,
             documents_out,
         } => {
-            let mut components = match Components::load(&components) {
-                Ok(c) => c,
-                Err(errors) => {
-                    for e in &errors.0 {
-                        eprintln!("{e}");
-                    }
-                    anyhow::bail!(
-                        "{} in the components; fix them (sluice validate shows them too)",
-                        count(errors.0.len(), "error")
-                    );
-                }
-            };
+            let mut components = load_components(&components)?;
             if let Err(problems) =
                 sluice_runtime::kerberos::prepare(&mut components, &cli.custom_library)
             {
@@ -204,6 +267,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+fn load_components(paths: &[PathBuf]) -> anyhow::Result<Components> {
+    Components::load(paths).or_else(|errors| {
+        for e in &errors.0 {
+            eprintln!("{e}");
+        }
+        anyhow::bail!(
+            "{} in the components; fix them (sluice validate shows them too)",
+            count(errors.0.len(), "error")
+        )
+    })
 }
 
 fn validate(paths: &[PathBuf]) -> ExitCode {

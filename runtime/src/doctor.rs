@@ -1,0 +1,231 @@
+//! Test Connection, as a doctor: every check a connection depends on, each with a verdict and,
+//! when it fails, what to fix. Secrets are never shown.
+
+use std::time::Duration;
+
+use sluice_connector::probe::probe;
+use sluice_connector::{Bootstrap, Connection, ConnectionConfig, SaslMechanism, SecurityProtocol};
+
+/// A check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It works.
+    Pass,
+    /// It may work, but looks wrong.
+    Warn,
+    /// It does not work.
+    Fail,
+}
+
+/// One check: what was checked, and the outcome or the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What was checked and found.
+    pub what: String,
+    /// For a warning or failure: what to do.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(what: impl Into<String>) -> Self {
+        Self {
+            verdict: Verdict::Pass,
+            what: what.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            verdict: Verdict::Fail,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn warn(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            verdict: Verdict::Warn,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// The outcome of [`crate::kerberos::prepare`] as checks (it must run before threads start,
+/// so the caller runs it and hands over its result).
+pub fn kerberos_checks(
+    config: &ConnectionConfig,
+    prepared: &Result<(), Vec<String>>,
+) -> Vec<Check> {
+    let Some(sasl) = config
+        .sasl
+        .as_ref()
+        .filter(|s| s.mechanism == SaslMechanism::Gssapi)
+    else {
+        return Vec::new();
+    };
+    match prepared {
+        Ok(()) => vec![Check::pass(format!(
+            "Kerberos: krb5.conf and credentials found, a ticket for {} obtained",
+            sasl.username
+        ))],
+        Err(problems) => problems
+            .iter()
+            .map(|p| Check::fail("Kerberos", p.clone()))
+            .collect(),
+    }
+}
+
+/// How long one TCP connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Network and Kafka checks, in order; later checks are skipped when an earlier one makes them
+/// pointless (no address, no handshake).
+pub async fn network_checks(config: &ConnectionConfig) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let servers = match &config.bootstrap {
+        Bootstrap::Embedded => {
+            checks.push(Check::pass(
+                "embedded broker: it runs inside this process, nothing to reach",
+            ));
+            Vec::new()
+        }
+        Bootstrap::Servers(servers) => servers.clone(),
+    };
+    let mut reachable = servers.is_empty();
+    for server in &servers {
+        checks.extend(port_hint(server, config));
+        match tokio::net::lookup_host(server.as_str()).await {
+            Ok(addresses) => {
+                let addresses: Vec<_> = addresses.collect();
+                let shown: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
+                checks.push(Check::pass(format!(
+                    "{server} resolves to {}",
+                    shown.join(", ")
+                )));
+                match tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio::net::TcpStream::connect(&addresses[..]),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => {
+                        reachable = true;
+                        checks.push(Check::pass(format!("{server} accepts TCP connections")));
+                    }
+                    Ok(Err(e)) => checks.push(Check::fail(
+                        format!("{server} refuses TCP connections ({e})"),
+                        "check the port, that the broker runs, and firewalls in between",
+                    )),
+                    Err(_) => checks.push(Check::fail(
+                        format!(
+                            "{server} does not answer within {} s",
+                            CONNECT_TIMEOUT.as_secs()
+                        ),
+                        "a firewall may drop the traffic, or the address is wrong",
+                    )),
+                }
+            }
+            Err(e) => checks.push(Check::fail(
+                format!("{server} does not resolve ({e})"),
+                "check the host name in bootstrap-servers, and this machine's DNS",
+            )),
+        }
+    }
+    if !reachable {
+        checks.push(Check::fail(
+            "Kafka handshake skipped: no bootstrap server is reachable",
+            "fix the checks above first",
+        ));
+        return checks;
+    }
+    let connection = match Connection::open(config.clone()) {
+        Ok(connection) => connection,
+        Err(e) => {
+            checks.push(Check::fail("client configuration", e.to_string()));
+            return checks;
+        }
+    };
+    let how = handshake_description(config);
+    match probe(&connection).await {
+        Ok(summary) => {
+            checks.push(Check::pass(format!(
+                "Kafka handshake ({how}) and metadata: {} broker(s), {} topic(s) visible",
+                summary.brokers.len(),
+                summary.topics
+            )));
+            if !matches!(config.bootstrap, Bootstrap::Embedded) {
+                for broker in &summary.brokers {
+                    let ok = match tokio::net::lookup_host(broker.as_str()).await {
+                        Ok(addresses) => {
+                            let addresses: Vec<_> = addresses.collect();
+                            tokio::time::timeout(
+                                CONNECT_TIMEOUT,
+                                tokio::net::TcpStream::connect(&addresses[..]),
+                            )
+                            .await
+                            .is_ok_and(|r| r.is_ok())
+                        }
+                        Err(_) => false,
+                    };
+                    checks.push(if ok {
+                        Check::pass(format!("advertised broker {broker} is reachable"))
+                    } else {
+                        Check::fail(
+                            format!("advertised broker {broker} is not reachable from here"),
+                            "clients connect to the addresses brokers advertise after \
+                             bootstrapping: the brokers' advertised.listeners must resolve and \
+                             be reachable from this machine",
+                        )
+                    });
+                }
+            }
+        }
+        Err(e) => checks.push(Check::fail(
+            format!("Kafka handshake ({how})"),
+            e.to_string(),
+        )),
+    }
+    checks
+}
+
+fn handshake_description(config: &ConnectionConfig) -> String {
+    let mut how = config.security_protocol.name().to_string();
+    if let Some(sasl) = &config.sasl {
+        how.push_str(&format!(
+            ", SASL {} as {}",
+            sasl.mechanism.name(),
+            sasl.username
+        ));
+    }
+    how
+}
+
+/// Well-known ports that do not fit the security protocol (Kafka's, Amazon MSK's).
+fn port_hint(server: &str, config: &ConnectionConfig) -> Option<Check> {
+    let port: u16 = server.rsplit_once(':')?.1.parse().ok()?;
+    let protocol = config.security_protocol;
+    let mechanism = config.sasl.as_ref().map(|s| s.mechanism);
+    let expected = match port {
+        9092 if protocol.uses_tls() => "9092 is usually a PLAINTEXT listener",
+        9094 | 9194 if protocol != SecurityProtocol::Ssl => "9094/9194 is Amazon MSK's TLS port (security-protocol SSL)",
+        9096 | 9196
+            if protocol != SecurityProtocol::SaslSsl
+                || !matches!(mechanism, Some(SaslMechanism::ScramSha512)) =>
+        {
+            "9096/9196 is Amazon MSK's SASL/SCRAM port (SASL_SSL with SCRAM-SHA-512)"
+        }
+        9098 | 9198 => "9098/9198 is Amazon MSK's IAM port (SASL_SSL with OAUTHBEARER), which this version does not support yet",
+        _ => return None,
+    };
+    Some(Check::warn(
+        format!(
+            "{server}: the port may not match security-protocol {}",
+            protocol.name()
+        ),
+        expected,
+    ))
+}
