@@ -186,7 +186,7 @@ fn the_shipped_profiles_are_valid() {
     let output = ws.sluice(&["validate", "."]);
     assert_exit(&output, 0);
     assert!(
-        stdout(&output).starts_with("valid: 5 connections, 7 operations, 6 processes"),
+        stdout(&output).starts_with("valid: 6 connections, 7 operations, 6 processes"),
         "{}",
         stdout(&output)
     );

@@ -56,9 +56,9 @@ impl Check {
 
 /// The outcome of [`crate::kerberos::prepare`] as checks (it must run before threads start,
 /// so the caller runs it and hands over its result).
-pub fn kerberos_checks(
+pub fn kerberos_checks<T>(
     config: &ConnectionConfig,
-    prepared: &Result<(), Vec<String>>,
+    prepared: &Result<T, Vec<String>>,
 ) -> Vec<Check> {
     let Some(sasl) = config
         .sasl
@@ -68,7 +68,7 @@ pub fn kerberos_checks(
         return Vec::new();
     };
     match prepared {
-        Ok(()) => vec![Check::pass(format!(
+        Ok(_) => vec![Check::pass(format!(
             "Kerberos: krb5.conf and credentials found, a ticket for {} obtained",
             sasl.username
         ))],

@@ -10,10 +10,25 @@ use crate::components::Components;
 /// The custom library folder when none is given.
 pub const DEFAULT_CUSTOM_LIBRARY: &str = "custom-libs";
 
+/// The host's own Kerberos credential cache; it holds tickets, which are credentials, so it is
+/// removed when this is dropped (at the end of the host's run).
+#[derive(Debug)]
+pub struct CredentialCache(PathBuf);
+
+impl Drop for CredentialCache {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Checks the custom library for what the components' GSSAPI connections need, fills in their
-/// keytabs, and sets up Kerberos for this process. Call before any thread starts; does nothing
-/// when no connection uses GSSAPI. Each error names the file or connection and the fix.
-pub fn prepare(components: &mut Components, custom_library: &Path) -> Result<(), Vec<String>> {
+/// keytabs, and sets up Kerberos for this process. Call before any thread starts and keep the
+/// returned cache for as long as clients run; `None` when no connection uses GSSAPI. Each
+/// error names the file or connection and the fix.
+pub fn prepare(
+    components: &mut Components,
+    custom_library: &Path,
+) -> Result<Option<CredentialCache>, Vec<String>> {
     let kerberos: Vec<(String, String, Option<Secret>)> = components
         .connections
         .values()
@@ -25,7 +40,7 @@ pub fn prepare(components: &mut Components, custom_library: &Path) -> Result<(),
         })
         .collect();
     let Some((first_id, principal, _)) = kerberos.first().cloned() else {
-        return Ok(());
+        return Ok(None);
     };
     let mut errors = Vec::new();
     // One credential cache per process, so one principal per host: two would overwrite each
@@ -86,9 +101,10 @@ pub fn prepare(components: &mut Components, custom_library: &Path) -> Result<(),
             }
         }
     }
-    let ccache = std::env::temp_dir().join(format!("sluice-krb5cc-{}", std::process::id()));
+    let ccache =
+        CredentialCache(std::env::temp_dir().join(format!("sluice-krb5cc-{}", std::process::id())));
     let password = passwords.first().copied();
-    prepare_kerberos(&absolute(&krb5_conf), &ccache, password);
+    prepare_kerberos(&absolute(&krb5_conf), &ccache.0, password);
     // Get the first ticket now: librdkafka runs the same kinit later, but only its exit code
     // would reach us, and kinit's own message is what says what to fix.
     // The keytab when some connection has no password, else the password.
@@ -100,7 +116,7 @@ pub fn prepare(components: &mut Components, custom_library: &Path) -> Result<(),
     )
     .map_err(|e| vec![e])?;
     tracing::debug!(principal, krb5_conf = %krb5_conf.display(), "kerberos ticket obtained");
-    Ok(())
+    Ok(Some(ccache))
 }
 
 /// Runs kinit for `principal` with the keytab, or else the password on its standard input.

@@ -233,17 +233,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             documents_out,
         } => {
             let mut components = load_components(&components)?;
-            if let Err(problems) =
-                sluice_runtime::kerberos::prepare(&mut components, &cli.custom_library)
-            {
-                for problem in &problems {
-                    eprintln!("{problem}");
-                }
-                anyhow::bail!(
-                    "Kerberos is not ready ({})",
-                    count(problems.len(), "problem")
-                );
-            }
+            // Kept until the run ends: the host's Kerberos credential cache.
+            let _tickets =
+                match sluice_runtime::kerberos::prepare(&mut components, &cli.custom_library) {
+                    Ok(cache) => cache,
+                    Err(problems) => {
+                        for problem in &problems {
+                            eprintln!("{problem}");
+                        }
+                        anyhow::bail!(
+                            "Kerberos is not ready ({})",
+                            count(problems.len(), "problem")
+                        );
+                    }
+                };
             let input = input
                 .map(|path| document::read_input(&path, input_format))
                 .transpose()?;
