@@ -183,10 +183,15 @@ fn the_shipped_profiles_are_valid() {
         std::fs::copy(certificates.path(from), ws.path().join("tls").join(to)).expect("copy");
     }
     std::env::set_var("KAFKA_PASSWORD", "from-the-environment");
+    std::env::set_var("MSK_PASSWORD", "from-the-environment");
+    std::env::set_var(
+        "EVENTHUBS_CONNECTION_STRING",
+        "Endpoint=sb://contoso-orders.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v",
+    );
     let output = ws.sluice(&["validate", "."]);
     assert_exit(&output, 0);
     assert!(
-        stdout(&output).starts_with("valid: 6 connections, 7 operations, 6 processes"),
+        stdout(&output).starts_with("valid: 9 connections, 7 operations, 6 processes"),
         "{}",
         stdout(&output)
     );

@@ -70,6 +70,11 @@ pub struct ConnectionConfig {
     pub tls: Tls,
     /// Further librdkafka properties, checked with [`crate::check_property`].
     pub properties: Vec<(String, String)>,
+    /// Whether producers may be idempotent (with acks=all); services such as Azure Event Hubs
+    /// do not support it.
+    pub idempotence: bool,
+    /// A service's own limit on message size, below the host's max.request.size.
+    pub max_request_size_cap: Option<u64>,
 }
 
 impl fmt::Debug for ConnectionConfig {
@@ -94,6 +99,8 @@ impl fmt::Debug for ConnectionConfig {
             .field("sasl", &self.sasl)
             .field("tls", &self.tls)
             .field("properties", &properties)
+            .field("idempotence", &self.idempotence)
+            .field("max_request_size_cap", &self.max_request_size_cap)
             .finish()
     }
 }
@@ -157,6 +164,38 @@ impl Connection {
     /// The brokers' `host:port` list as librdkafka sees it.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap_servers
+    }
+
+    /// The host's limits as they apply to this connection (a service's own message size limit
+    /// wins when it is lower).
+    pub fn limits(&self, host: Limits) -> Limits {
+        Limits {
+            max_request_size: self
+                .config
+                .max_request_size_cap
+                .map_or(host.max_request_size, |cap| cap.min(host.max_request_size)),
+            ..host
+        }
+    }
+
+    /// The librdkafka settings every client of this connection starts from, sorted, with
+    /// secret values masked: what Test Connection shows and golden files record.
+    pub fn resolved_settings(&self) -> Vec<(String, String)> {
+        self.client_config()
+            .config_map()
+            .into_iter()
+            .map(|(name, value)| {
+                let secret = is_sensitive_property(name) || name == "sasl.password";
+                (
+                    name.to_string(),
+                    if secret {
+                        "***".to_string()
+                    } else {
+                        value.to_string()
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The definition this connection was opened from.
@@ -311,6 +350,38 @@ mod tests {
                 "10.0.0.1:9093".into()
             ]))
         );
+    }
+
+    #[test]
+    fn a_service_cap_lowers_the_hosts_max_request_size() {
+        let mut config = ConnectionConfig {
+            bootstrap: Bootstrap::Servers(vec!["h:1".into()]),
+            client_id: "c".into(),
+            default_consumer_group: None,
+            security_protocol: SecurityProtocol::Plaintext,
+            sasl: None,
+            tls: Tls::default(),
+            properties: Vec::new(),
+            idempotence: false,
+            max_request_size_cap: Some(1_046_527),
+        };
+        let host = Limits::default();
+        let limits = Connection::open(config.clone()).expect("open").limits(host);
+        assert_eq!(limits.max_request_size, 1_046_527);
+        assert_eq!(limits.max_poll_records, host.max_poll_records);
+        let small = Limits {
+            max_request_size: 1000,
+            ..host
+        };
+        assert_eq!(
+            Connection::open(config.clone())
+                .expect("open")
+                .limits(small)
+                .max_request_size,
+            1000
+        );
+        config.max_request_size_cap = None;
+        assert_eq!(Connection::open(config).expect("open").limits(host), host);
     }
 
     #[test]

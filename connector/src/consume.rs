@@ -107,6 +107,7 @@ pub async fn consume(
     limits: Limits,
 ) -> Result<ConsumeOutcome, ConnectorError> {
     let connection = connection.clone();
+    let limits = connection.limits(limits);
     tokio::task::spawn_blocking(move || consume_blocking(&connection, &settings, limits))
         .await
         .map_err(|e| ConnectorError::Internal(format!("consume task failed: {e}")))?

@@ -128,7 +128,9 @@ impl Producer {
         settings: ProduceSettings,
         limits: Limits,
     ) -> Result<Self, ConnectorError> {
+        let limits = connection.limits(limits);
         let mut config = connection.client_config();
+        let idempotent = settings.acks == Acks::All && connection.config().idempotence;
         let acks = match settings.acks {
             Acks::None => "0",
             Acks::Leader => "1",
@@ -138,10 +140,7 @@ impl Producer {
         let max_bytes = (limits.max_request_size + REQUEST_OVERHEAD).min(1_000_000_000);
         config
             .set("acks", acks)
-            .set(
-                "enable.idempotence",
-                (settings.acks == Acks::All).to_string(),
-            )
+            .set("enable.idempotence", idempotent.to_string())
             .set("compression.codec", settings.compression.librdkafka_name())
             .set(
                 "message.timeout.ms",

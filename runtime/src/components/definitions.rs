@@ -400,8 +400,13 @@ impl<'a> Checker<'a> {
     }
 }
 
-pub(crate) fn connection(c: &mut Checker<'_>, raw: RawConnection) -> Option<ConnectionDefinition> {
-    let id = c.component_id(raw.id);
+pub(crate) fn connection(
+    c: &mut Checker<'_>,
+    mut raw: RawConnection,
+) -> Option<ConnectionDefinition> {
+    let id = c.component_id(raw.id.take());
+    // A preset that cannot apply leaves nothing sensible to check further.
+    let service = super::presets::apply(c, &mut raw)?;
     let bootstrap = c
         .required(
             "bootstrap-servers",
@@ -522,6 +527,8 @@ pub(crate) fn connection(c: &mut Checker<'_>, raw: RawConnection) -> Option<Conn
             sasl: sasl?,
             tls: tls?,
             properties,
+            idempotence: service.idempotence,
+            max_request_size_cap: service.max_request_size_cap,
         },
     })
 }

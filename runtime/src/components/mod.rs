@@ -8,6 +8,7 @@
 //!    between components (process → operation → connection) are resolved here.
 
 mod definitions;
+mod presets;
 mod raw;
 mod source;
 mod values;
@@ -631,6 +632,118 @@ mod set_properties_tests {
             errors(r#"<set-properties><property name="topic-name" from-tracked="leader"/></set-properties>"#),
             ["t.xml:5:45: process \"x\": set-properties: from-tracked must be topic, partition, \
               offset, key, timestamp or header:NAME, got \"leader\""]
+        );
+    }
+}
+
+#[cfg(test)]
+mod preset_tests {
+    use sluice_connector::Connection;
+
+    use super::*;
+
+    const PRESETS: &str = r#"<components>
+  <connection id="event-hubs-namespace" preset="azure-event-hubs">
+    <namespace>contoso-orders</namespace>
+    <password>Endpoint=sb://contoso-orders.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0LWtleQ==</password>
+  </connection>
+  <connection id="event-hubs-connection-string" preset="azure-event-hubs">
+    <password>Endpoint=sb://fabrikam.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=b3RoZXIta2V5</password>
+    <properties><property name="request.timeout.ms">30000</property></properties>
+  </connection>
+  <connection id="msk-tls" preset="amazon-msk">
+    <bootstrap-servers>b-1.orders.abc123.c2.kafka.eu-west-1.amazonaws.com:9094</bootstrap-servers>
+  </connection>
+  <connection id="msk-scram" preset="amazon-msk">
+    <bootstrap-servers>b-1.orders.abc123.c2.kafka.eu-west-1.amazonaws.com:9096,b-2.orders.abc123.c2.kafka.eu-west-1.amazonaws.com:9096</bootstrap-servers>
+    <sasl-mechanism>SCRAM-SHA-512</sasl-mechanism>
+    <username>orders</username>
+    <password>msk-secret</password>
+  </connection>
+</components>"#;
+
+    /// The resolved client settings of each preset, against the golden files in
+    /// tests/golden/ (`SLUICE_BLESS=1` rewrites them; read the diff before committing).
+    #[test]
+    fn presets_resolve_to_the_golden_client_settings() {
+        let components =
+            Components::from_sources(vec![(PathBuf::from("presets.xml"), PRESETS.into())])
+                .expect("valid presets");
+        let golden = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/golden"));
+        for (id, definition) in &components.connections {
+            let connection = Connection::open(definition.config.clone()).expect("open");
+            let mut text: String = connection
+                .resolved_settings()
+                .into_iter()
+                .map(|(name, value)| format!("{name}={value}\n"))
+                .collect();
+            text.push_str(&format!(
+                "# sluice: idempotence={} max.request.size cap={:?}\n",
+                definition.config.idempotence, definition.config.max_request_size_cap
+            ));
+            let file = golden.join(format!("{id}.properties"));
+            if std::env::var_os("SLUICE_BLESS").is_some() {
+                std::fs::write(&file, &text).expect("write golden");
+            }
+            let expected = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (run with SLUICE_BLESS=1 to create it)",
+                    file.display()
+                )
+            });
+            assert_eq!(text, expected, "{id} differs from {}", file.display());
+            assert!(
+                !text.contains("c2VjcmV0LWtleQ") && !text.contains("msk-secret"),
+                "{id} shows a secret"
+            );
+        }
+    }
+
+    fn errors(connection: &str) -> Vec<String> {
+        let text = format!("<components>\n{connection}\n</components>");
+        match Components::from_sources(vec![(PathBuf::from("p.xml"), text)]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn presets_refuse_what_the_service_does_not_do() {
+        assert_eq!(
+            errors(r#"<connection id="m" preset="amazon-msk"><bootstrap-servers>b-1.x.amazonaws.com:9096</bootstrap-servers></connection>"#),
+            ["p.xml:2:40: connection \"m\": bootstrap-servers \"b-1.x.amazonaws.com:9096\": Amazon MSK \
+              serves TLS on port 9094 (public access: 9194), not 9096; port 9094 is TLS, 9096 \
+              SASL/SCRAM, 9098 IAM"]
+        );
+        assert_eq!(
+            errors(
+                r#"<connection id="m" preset="amazon-msk"><bootstrap-servers>b:9098</bootstrap-servers><sasl-mechanism>OAUTHBEARER</sasl-mechanism></connection>"#
+            ),
+            [
+                "p.xml:2:85: connection \"m\": sasl-mechanism OAUTHBEARER (Amazon MSK IAM, ports \
+              9098/9198) is not available in this version yet; use TLS (no sasl-mechanism, port \
+              9094) or SCRAM-SHA-512 (port 9096)"
+            ]
+        );
+        let leaked = errors(
+            r#"<connection id="e" preset="azure-event-hubs"><password>not-a-connection-string</password></connection>"#,
+        );
+        assert_eq!(
+            leaked,
+            [
+                "p.xml:2:46: connection \"e\": password must be the Event Hubs connection string \
+              (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…), from the namespace's \
+              Shared access policies in the Azure portal"
+            ]
+        );
+        assert_eq!(
+            errors(r#"<connection id="e" preset="azure-event-hubs"><password>Endpoint=sb://n.servicebus.windows.net/;SharedAccessKey=k</password><properties><property name="request.timeout.ms">5000</property></properties></connection>"#),
+            ["p.xml:2:124: connection \"e\": properties request.timeout.ms must be at least 20000 \
+              for Azure Event Hubs, which can take that long to answer"]
+        );
+        assert_eq!(
+            errors(r#"<connection id="x" preset="confluent-cloud"><bootstrap-servers>b:9092</bootstrap-servers></connection>"#),
+            ["p.xml:2:20: connection \"x\": preset must be one of azure-event-hubs, amazon-msk; got \"confluent-cloud\""]
         );
     }
 }

@@ -10,10 +10,14 @@ use serde::Deserialize;
 pub(crate) struct RawConnection {
     #[serde(rename = "@id")]
     pub id: Option<String>,
+    #[serde(rename = "@preset")]
+    pub preset: Option<String>,
     #[serde(rename = "@xmlns")]
     pub _xmlns: Option<String>,
     pub description: Option<String>,
     pub bootstrap_servers: Option<String>,
+    /// Azure Event Hubs preset: the namespace, from which bootstrap-servers follows.
+    pub namespace: Option<String>,
     pub client_id: Option<String>,
     pub consumer_group: Option<String>,
     pub security_protocol: Option<String>,
