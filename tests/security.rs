@@ -64,6 +64,54 @@ fn round_trip(ws: &Workspace, broker: &harness::Kafka, topic: &str) {
 }
 
 #[test]
+fn no_secret_reaches_any_output_even_at_trace_level() {
+    let broker = Broker::start_with(BrokerOptions {
+        scram_users: &[("alice", PASSWORD)],
+        client_settings: scram_settings("SCRAM-SHA-512"),
+        ..BrokerOptions::default()
+    });
+    let topic = broker.create_topic("trace", 1);
+    let ws = Workspace::new();
+    std::env::set_var("SLUICE_TEST_TRACE_PASSWORD", PASSWORD);
+    ws.write(
+        "components/c.xml",
+        &components(
+            &broker.bootstrap(),
+            "<security-protocol>SASL_PLAINTEXT</security-protocol>\
+             <sasl-mechanism>SCRAM-SHA-512</sasl-mechanism><username>alice</username>\
+             <password>${env:SLUICE_TEST_TRACE_PASSWORD}</password>",
+            &topic,
+        ),
+    );
+    ws.write("in.txt", "one\ntwo\n");
+    for args in [
+        &["run", "send", "--input", "in.txt"][..],
+        &["run", "receive"],
+        &["test-connection", "secured"],
+        &["validate", "components"],
+    ] {
+        let output = ws.sluice_traced(args);
+        let everything = format!("{}{}", stdout(&output), stderr(&output));
+        if args[0] != "validate" {
+            // The check means something only if the run did log at TRACE.
+            assert!(
+                everything.contains(" TRACE "),
+                "{args:?} logged no TRACE line: {everything}"
+            );
+        }
+        // Nor its base64, which SASL PLAIN or a careless encoder might print.
+        for needle in [PASSWORD.to_string(), base64_of(PASSWORD)] {
+            assert!(!everything.contains(&needle), "{args:?} printed a secret");
+        }
+    }
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[test]
 fn scram_sha_256_and_sha_512_authenticate() {
     let broker = Broker::start_with(BrokerOptions {
         scram_users: &[("alice", PASSWORD)],

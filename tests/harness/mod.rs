@@ -553,6 +553,21 @@ impl Workspace {
         sluice_in(self.path(), args, None)
     }
 
+    /// Runs `sluice` in this folder with every log at TRACE level (for secret-leak checks).
+    pub fn sluice_traced(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .current_dir(self.path())
+            .env("RUST_LOG", "trace")
+            .env_remove("SLUICE_COMPONENTS")
+            .env_remove("KRB5_CONFIG")
+            .env_remove("KRB5_KTNAME")
+            .env_remove("KRB5CCNAME")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sluice")
+    }
+
     /// Runs `sluice` in this folder with `stdin` as standard input.
     pub fn sluice_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
         sluice_in(self.path(), args, Some(stdin))
