@@ -356,22 +356,9 @@ impl Kafka {
 
     /// The metadata stored with a group's committed offset of one partition.
     pub fn committed_metadata(&self, group: &str, topic: &str, partition: i32) -> String {
-        let consumer: BaseConsumer = self
-            .client_config()
-            .set("group.id", group)
-            .create()
-            .expect("consumer");
-        let mut list = TopicPartitionList::new();
-        list.add_partition(topic, partition);
-        let committed = consumer
-            .committed_offsets(list, Duration::from_secs(10))
-            .expect("committed offsets");
-        let metadata = committed
-            .find_partition(topic, partition)
-            .map(|e| e.metadata().to_string())
-            .unwrap_or_default();
-        drop(committed);
-        metadata
+        self.committed_entries(group, topic, partition + 1)
+            .swap_remove(partition as usize)
+            .1
     }
 
     /// Reads a topic from the beginning with an independent consumer until `expected` records
@@ -438,6 +425,19 @@ impl Kafka {
 
     /// The offsets a consumer group has committed on a topic, per partition (`None`: none).
     pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+        self.committed_entries(group, topic, partitions)
+            .into_iter()
+            .map(|(offset, _)| offset)
+            .collect()
+    }
+
+    /// Committed offset and metadata of partitions 0..`partitions` of `topic` for `group`.
+    fn committed_entries(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: i32,
+    ) -> Vec<(Option<i64>, String)> {
         let consumer: BaseConsumer = self
             .client_config()
             .set("group.id", group)
@@ -450,17 +450,21 @@ impl Kafka {
         let committed = consumer
             .committed_offsets(list, Duration::from_secs(10))
             .expect("committed offsets");
-        let offsets = (0..partitions)
-            .map(
-                |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
-                    Some(Offset::Offset(o)) => Some(o),
-                    _ => None,
-                },
-            )
+        let entries = (0..partitions)
+            .map(|p| match committed.find_partition(topic, p) {
+                Some(e) => {
+                    let offset = match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    };
+                    (offset, e.metadata().to_string())
+                }
+                None => (None, String::new()),
+            })
             .collect();
         // Lists from committed() must be gone before the consumer is destroyed.
         drop(committed);
-        offsets
+        entries
     }
 }
 
