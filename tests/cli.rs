@@ -430,8 +430,11 @@ fn test_connection_names_the_failing_check_and_the_fix() {
         r#"<components>
   <connection id="closed"><bootstrap-servers>127.0.0.1:1</bootstrap-servers></connection>
   <connection id="unknown-host"><bootstrap-servers>broker.invalid:9093</bootstrap-servers><security-protocol>SSL</security-protocol></connection>
+  <connection id="kerberos-elsewhere"><bootstrap-servers>kafka.corp.example.com:9092</bootstrap-servers>
+    <security-protocol>SASL_PLAINTEXT</security-protocol><sasl-mechanism>GSSAPI</sasl-mechanism><username>svc@CORP.EXAMPLE.COM</username></connection>
 </components>"#,
     );
+    // The Kerberos connection's missing files concern only that connection.
     let output = ws.sluice(&["test-connection", "closed"]);
     assert_exit(&output, 1);
     let out = stdout(&output);
@@ -460,6 +463,7 @@ fn test_connection_names_the_failing_check_and_the_fix() {
     let output = ws.sluice(&["test-connection", "nope"]);
     assert_exit(&output, 1);
     assert!(stderr(&output).contains(
-        "error: connection \"nope\" is not defined; defined connections: closed, unknown-host"
+        "error: connection \"nope\" is not defined; defined connections: closed, \
+         kerberos-elsewhere, unknown-host"
     ));
 }

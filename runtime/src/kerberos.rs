@@ -21,17 +21,19 @@ impl Drop for CredentialCache {
     }
 }
 
-/// Checks the custom library for what the components' GSSAPI connections need, fills in their
+/// Checks the custom library for what the GSSAPI connections `in_use` need, fills in their
 /// keytabs, and sets up Kerberos for this process. Call before any thread starts and keep the
 /// returned cache for as long as clients run; `None` when no connection uses GSSAPI. Each
 /// error names the file or connection and the fix.
 pub fn prepare(
     components: &mut Components,
     custom_library: &Path,
+    in_use: impl Fn(&str) -> bool,
 ) -> Result<Option<CredentialCache>, Vec<String>> {
     let kerberos: Vec<(String, String, Option<Secret>)> = components
         .connections
         .values()
+        .filter(|c| in_use(&c.id))
         .filter_map(|c| {
             let sasl = c.config.sasl.as_ref()?;
             sasl.kerberos

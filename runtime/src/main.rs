@@ -196,7 +196,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "Testing connection \"{connection}\" ({transport}, {})",
                 definition.config.security_protocol.name()
             );
-            let prepared = sluice_runtime::kerberos::prepare(&mut components, &cli.custom_library);
+            // Only this connection's Kerberos matters here (the cache lives until the end).
+            let prepared =
+                sluice_runtime::kerberos::prepare(&mut components, &cli.custom_library, |id| {
+                    id == connection
+                });
             let config = components.connections[&connection].config.clone();
             let mut checks = doctor::kerberos_checks(&config, &prepared);
             if prepared.is_ok() {
@@ -233,20 +237,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             documents_out,
         } => {
             let mut components = load_components(&components)?;
+            // Only the connections this process uses; an unknown process uses none, and the
+            // execution below reports it.
+            let used = components.connections_of(&process);
+            let in_use = |id: &str| used.as_ref().is_some_and(|used| used.contains(id));
             // Kept until the run ends: the host's Kerberos credential cache.
-            let _tickets =
-                match sluice_runtime::kerberos::prepare(&mut components, &cli.custom_library) {
-                    Ok(cache) => cache,
-                    Err(problems) => {
-                        for problem in &problems {
-                            eprintln!("{problem}");
-                        }
-                        anyhow::bail!(
-                            "Kerberos is not ready ({})",
-                            count(problems.len(), "problem")
-                        );
+            let _tickets = match sluice_runtime::kerberos::prepare(
+                &mut components,
+                &cli.custom_library,
+                in_use,
+            ) {
+                Ok(cache) => cache,
+                Err(problems) => {
+                    for problem in &problems {
+                        eprintln!("{problem}");
                     }
-                };
+                    anyhow::bail!(
+                        "Kerberos is not ready ({})",
+                        count(problems.len(), "problem")
+                    );
+                }
+            };
             let input = input
                 .map(|path| document::read_input(&path, input_format))
                 .transpose()?;

@@ -148,6 +148,27 @@ impl Components {
         }
     }
 
+    /// The connections a process uses (through its start and its steps); `None` when there is
+    /// no such process.
+    pub fn connections_of(&self, process: &str) -> Option<BTreeSet<String>> {
+        let process = self.processes.get(process)?;
+        let operations =
+            process
+                .start
+                .iter()
+                .map(|s| &s.id)
+                .chain(process.steps.iter().filter_map(|step| match step {
+                    Step::Connector { operation } => Some(&operation.id),
+                    Step::SetProperties(_) => None,
+                }));
+        Some(
+            operations
+                .filter_map(|id| self.operations.get(id))
+                .map(|op| op.connection.id.clone())
+                .collect(),
+        )
+    }
+
     /// Validates components given as (file name, text) pairs, such as files built into the
     /// binary.
     pub fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self, LoadErrors> {
