@@ -364,7 +364,8 @@ fn connection_security_fields_are_checked_together() {
             "conn.xml:3:3: connection \"sasl-on-plaintext\": sasl-mechanism applies only to \
              security-protocol SASL_PLAINTEXT or SASL_SSL (this connection's is PLAINTEXT)",
             "conn.xml:4:1: connection \"no-mechanism\": sasl-mechanism is missing: \
-             security-protocol SASL_SSL needs one: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI",
+             security-protocol SASL_SSL needs one: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI or \
+             OAUTHBEARER",
             "conn.xml:7:95: connection \"kerberos\": username must be a Kerberos principal \
              user@REALM (letters, digits, '.', '_', '-', '/'), got \"svc\": the realm, after the @, \
              names the keytab {REALM}.keytab",
@@ -466,4 +467,31 @@ fn test_connection_names_the_failing_check_and_the_fix() {
         "error: connection \"nope\" is not defined; defined connections: closed, \
          kerberos-elsewhere, unknown-host"
     ));
+}
+
+#[test]
+fn oauthbearer_needs_an_https_token_endpoint_and_no_password() {
+    let ws = Workspace::new();
+    ws.write(
+        "conn.xml",
+        r#"<components>
+<connection id="plain-http"><bootstrap-servers>b:9093</bootstrap-servers><security-protocol>SASL_SSL</security-protocol><sasl-mechanism>OAUTHBEARER</sasl-mechanism>
+  <oauth><token-endpoint>http://idp.example.com/token</token-endpoint><client-id>c</client-id><client-secret>s</client-secret></oauth></connection>
+<connection id="no-oauth"><bootstrap-servers>b:9093</bootstrap-servers><security-protocol>SASL_SSL</security-protocol><sasl-mechanism>OAUTHBEARER</sasl-mechanism></connection>
+<connection id="password"><bootstrap-servers>b:9093</bootstrap-servers><security-protocol>SASL_SSL</security-protocol><sasl-mechanism>OAUTHBEARER</sasl-mechanism><password>p</password></connection>
+</components>"#,
+    );
+    let output = ws.sluice(&["validate", "conn.xml"]);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stdout(&output).lines().collect::<Vec<_>>(),
+        [
+            "conn.xml:3:10: connection \"plain-http\": oauth/token-endpoint must be an https:// URL \
+             (the client secret travels with every token request), got \"http://idp.example.com/token\"",
+            "conn.xml:4:1: connection \"no-oauth\": oauth is missing: OAUTHBEARER needs \
+             <oauth><token-endpoint>https://…</token-endpoint><client-id>…</client-id><client-secret>…</client-secret></oauth>",
+            "conn.xml:5:163: connection \"password\": password does not apply to OAUTHBEARER, which \
+             authenticates with <oauth>: token-endpoint, client-id, client-secret",
+        ]
+    );
 }

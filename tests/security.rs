@@ -410,3 +410,120 @@ fn a_wrong_plain_password_is_an_authentication_error() {
     assert!(!out.contains("guessed-wrong") && !stderr(&output).contains("guessed-wrong"));
     assert!(!gateway.authenticated().contains(&"alice".to_string()));
 }
+
+/// tansu behind the SASL gateway speaking OAUTHBEARER, and a token endpoint issuing tokens of
+/// `lifetime_s` seconds to client "sluice-client".
+fn oauth_broker(
+    lifetime_s: u64,
+) -> (
+    Broker,
+    harness::gateway::SaslGateway,
+    harness::oidc::TokenEndpoint,
+) {
+    let endpoint = harness::oidc::TokenEndpoint::start("sluice-client", PASSWORD, lifetime_s);
+    let listener = harness::gateway::SaslGateway::bind();
+    let port = listener.local_addr().expect("address").port();
+    let broker = Broker::start_with(BrokerOptions {
+        advertised_port: Some(port),
+        // The harness's own client authenticates with PLAIN; Sluice with OAUTHBEARER.
+        client_settings: vec![
+            ("security.protocol".into(), "SASL_PLAINTEXT".into()),
+            ("sasl.mechanism".into(), "PLAIN".into()),
+            ("sasl.username".into(), "harness".into()),
+            ("sasl.password".into(), "harness-password".into()),
+        ],
+        ..BrokerOptions::default()
+    });
+    let gateway = harness::gateway::SaslGateway::start_many(
+        listener,
+        broker.port(),
+        vec![
+            harness::gateway::Mechanism::OAuthBearer(endpoint.issued.clone()),
+            harness::gateway::Mechanism::Plain(vec![("harness".into(), "harness-password".into())]),
+        ],
+    );
+    (broker, gateway, endpoint)
+}
+
+fn oauth_security(endpoint: &str, secret: &str) -> String {
+    format!(
+        "<security-protocol>SASL_PLAINTEXT</security-protocol><sasl-mechanism>OAUTHBEARER</sasl-mechanism>\
+         <oauth><token-endpoint>{endpoint}</token-endpoint><client-id>sluice-client</client-id>\
+         <client-secret>{secret}</client-secret></oauth>"
+    )
+}
+
+#[test]
+fn oauthbearer_gets_tokens_from_the_endpoint_and_refreshes_them_before_expiry() {
+    let (broker, gateway, endpoint) = oauth_broker(2);
+    let topic = broker.create_topic("oauth", 1);
+    let ws = Workspace::new();
+    std::env::set_var("SLUICE_TEST_OAUTH_SECRET", PASSWORD);
+    ws.write(
+        "components/c.xml",
+        &components(
+            &gateway.bootstrap(),
+            &oauth_security(&endpoint.url(), "${env:SLUICE_TEST_OAUTH_SECRET}"),
+            &topic,
+        ),
+    );
+    round_trip(&ws, &broker, &topic);
+    let users = gateway.authenticated();
+    assert!(users.iter().any(|u| u == "sluice-client"), "{users:?}");
+
+    // Tokens live 2 s; librdkafka asks for a new one at 80 % of that, so a consume that runs
+    // for 4 s gets at least one more.
+    let before = endpoint.count();
+    ws.write(
+        "components/wait.xml",
+        &format!(
+            r#"<components>
+  <operation id="wait" type="consume" connection="secured">
+    <topic>{topic}</topic><minimum-messages>0</minimum-messages><maximum-wait>4s</maximum-wait><offset-reset>earliest</offset-reset>
+  </operation>
+  <process id="wait"><start operation="wait"/></process>
+</components>"#
+        ),
+    );
+    let output = ws.sluice(&["run", "wait"]);
+    assert_exit(&output, 0);
+    assert!(
+        endpoint.count() >= before + 2,
+        "tokens issued: {} before, {} after",
+        before,
+        endpoint.count()
+    );
+}
+
+#[test]
+fn a_wrong_oauth_client_secret_names_the_endpoints_answer_not_the_secret() {
+    let (broker, gateway, endpoint) = oauth_broker(60);
+    let topic = broker.create_topic("oauth", 1);
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &components(
+            &gateway.bootstrap(),
+            &oauth_security(&endpoint.url(), "wrong-client-secret"),
+            &topic,
+        ),
+    );
+    ws.write("in.txt", "x\n");
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains("could not connect to the Kafka brokers at localhost:"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "the token endpoint {} answered HTTP 401: {{\"error\":\"invalid_client\"}} (check oauth-client-id and oauth-client-secret)",
+            endpoint.url()
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains("wrong-client-secret") && !stderr(&output).contains("wrong-client-secret")
+    );
+}

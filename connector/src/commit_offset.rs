@@ -78,8 +78,9 @@ fn commit_blocking(
         .client_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .create_with_context(Observer::default())
+        .create_with_context(Observer::for_connection(connection))
         .map_err(ConnectorError::ClientConfig)?;
+    Observer::serve_first_token(&consumer);
 
     let mut partition_counts = BTreeMap::new();
     for topic in requests

@@ -232,6 +232,8 @@ impl Connection {
                         );
                     }
                 }
+                // OAUTHBEARER: the token comes from the client context (Observer).
+                None if sasl.oauth.is_some() => {}
                 None => {
                     config.set("sasl.username", &sasl.username);
                     if let Some(password) = &sasl.password {

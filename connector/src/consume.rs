@@ -137,8 +137,9 @@ fn consume_blocking(
         config.set("client.id", client_id);
     }
     let consumer: BaseConsumer<Observer> = config
-        .create_with_context(Observer::default())
+        .create_with_context(Observer::for_connection(connection))
         .map_err(ConnectorError::ClientConfig)?;
+    Observer::serve_first_token(&consumer);
 
     let Some(partition_count) =
         connection.partition_count(consumer.client(), consumer.context(), &settings.topic)?

@@ -5,17 +5,24 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
+
+use crate::{Connection, OAuth};
+
+/// How long a new OAUTHBEARER consumer waits for librdkafka's first token request.
+const FIRST_TOKEN_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How many error reports are kept: enough for the cause, bounded for long-lived clients.
 const KEPT: usize = 8;
 
-/// Records librdkafka's error callbacks.
+/// Records librdkafka's error callbacks, and fetches OAUTHBEARER tokens for connections that
+/// use them.
 #[derive(Clone, Default)]
 pub(crate) struct Observer {
     state: Arc<Mutex<State>>,
+    oauth: Option<Arc<OAuth>>,
 }
 
 #[derive(Default)]
@@ -34,6 +41,29 @@ pub(crate) fn is_telling(reason: &str) -> bool {
 }
 
 impl Observer {
+    /// The context for a client of `connection`.
+    pub fn for_connection(connection: &Connection) -> Self {
+        Self {
+            state: Arc::default(),
+            oauth: connection
+                .config()
+                .sasl
+                .as_ref()
+                .and_then(|s| s.oauth.clone())
+                .map(Arc::new),
+        }
+    }
+
+    /// Serves the token request an OAUTHBEARER client makes at start: librdkafka hands it to
+    /// the application through the poll queue, which a consumer only reads when polled, so
+    /// without this its first request would wait for a token that never comes.
+    pub fn serve_first_token(consumer: &BaseConsumer<Observer>) {
+        if consumer.context().oauth.is_some() {
+            // Nothing is assigned yet: the poll returns no message, it only serves events.
+            let _ = consumer.poll(FIRST_TOKEN_WAIT);
+        }
+    }
+
     /// The most telling recent error: a TLS or authentication failure if there was one, else
     /// the latest report.
     pub fn cause(&self) -> Option<String> {
@@ -46,6 +76,26 @@ impl Observer {
 }
 
 impl ClientContext for Observer {
+    // Only OAUTHBEARER clients receive refresh events; for the others this changes nothing.
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        let oauth = self
+            .oauth
+            .as_ref()
+            .ok_or("this connection has no OAUTHBEARER token endpoint")?;
+        crate::oauth::fetch_token(oauth).map_err(|e| {
+            // Kept as the telling cause: librdkafka reports token failures vaguely.
+            if let Ok(mut state) = self.state.lock() {
+                state.telling = Some(format!("SASL OAUTHBEARER token: {e}"));
+            }
+            e.into()
+        })
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         // librdkafka logs the failure itself (through `log`); this is the structured copy.
         tracing::debug!(target: "librdkafka", error = %error, reason, "client error");

@@ -14,6 +14,7 @@ mod context;
 mod embedded;
 mod error;
 mod librdkafka_properties;
+mod oauth;
 pub mod probe;
 pub mod produce;
 mod record;
@@ -24,6 +25,6 @@ pub use embedded::EmbeddedBroker;
 pub use error::{explain, ConnectorError, ErrorKind, PartitionNotFound};
 pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};
 pub use security::{
-    check_property, is_sensitive_property, prepare_kerberos, Kerberos, Sasl, SaslMechanism, Secret,
-    SecurityProtocol, Tls,
+    check_property, is_sensitive_property, prepare_kerberos, Kerberos, OAuth, Sasl, SaslMechanism,
+    Secret, SecurityProtocol, Tls,
 };

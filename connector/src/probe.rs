@@ -23,8 +23,9 @@ pub async fn probe(connection: &Connection) -> Result<ClusterSummary, ConnectorE
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer<Observer> = connection
             .client_config()
-            .create_with_context(Observer::default())
+            .create_with_context(Observer::for_connection(&connection))
             .map_err(ConnectorError::ClientConfig)?;
+        Observer::serve_first_token(&consumer);
         let metadata = connection.metadata(consumer.client(), consumer.context(), None)?;
         Ok(ClusterSummary {
             brokers: metadata

@@ -147,7 +147,7 @@ impl Producer {
                 settings.delivery_timeout.as_millis().to_string(),
             )
             .set("message.max.bytes", max_bytes.to_string());
-        let observer = Observer::default();
+        let observer = Observer::for_connection(connection);
         let inner = config
             .create_with_context(observer.clone())
             .map_err(ConnectorError::ClientConfig)?;

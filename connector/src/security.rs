@@ -82,6 +82,8 @@ pub enum SaslMechanism {
     ScramSha512,
     /// Kerberos.
     Gssapi,
+    /// OAuth 2 bearer tokens (here: OIDC client credentials).
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -92,6 +94,7 @@ impl SaslMechanism {
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
             Self::Gssapi => "GSSAPI",
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -107,6 +110,22 @@ pub struct Sasl {
     pub password: Option<Secret>,
     /// Kerberos settings, exactly for GSSAPI.
     pub kerberos: Option<Kerberos>,
+    /// Token endpoint settings, exactly for OAUTHBEARER.
+    pub oauth: Option<OAuth>,
+}
+
+/// OIDC client-credentials settings of an OAUTHBEARER connection: the client gets a token from
+/// the identity provider's token endpoint, and a new one before it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth {
+    /// The token endpoint (https://…/token).
+    pub token_endpoint: String,
+    /// The OAuth client id (the Kafka principal the token names).
+    pub client_id: String,
+    /// The OAuth client secret.
+    pub client_secret: Secret,
+    /// Scope to ask for, if the provider needs one.
+    pub scope: Option<String>,
 }
 
 /// Kerberos settings of a GSSAPI connection.

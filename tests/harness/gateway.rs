@@ -22,6 +22,8 @@ pub enum Mechanism {
     Plain(Vec<(String, String)>),
     /// SASL/GSSAPI as `kafka/localhost`, with the keytab `KRB5_KTNAME` names.
     Gssapi,
+    /// SASL/OAUTHBEARER accepting the tokens this endpoint issued.
+    OAuthBearer(std::sync::Arc<Mutex<super::oidc::Issued>>),
 }
 
 impl Mechanism {
@@ -29,6 +31,7 @@ impl Mechanism {
         match self {
             Self::Plain(_) => "PLAIN",
             Self::Gssapi => "GSSAPI",
+            Self::OAuthBearer(_) => "OAUTHBEARER",
         }
     }
 }
@@ -59,9 +62,18 @@ impl SaslGateway {
 
     /// Serves `mechanism` on `listener`, forwarding to the broker on `upstream_port`.
     pub fn start(listener: TcpListener, upstream_port: u16, mechanism: Mechanism) -> Self {
+        Self::start_many(listener, upstream_port, vec![mechanism])
+    }
+
+    /// Serves several mechanisms, as brokers may: each client picks one in its handshake.
+    pub fn start_many(
+        listener: TcpListener,
+        upstream_port: u16,
+        mechanisms: Vec<Mechanism>,
+    ) -> Self {
         let port = listener.local_addr().expect("address").port();
         let apis = broker_api_versions(upstream_port);
-        let users = Arc::new(mechanism);
+        let users = Arc::new(mechanisms);
         let authenticated = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (seen, stopped) = (authenticated.clone(), stop.clone());
@@ -125,10 +137,12 @@ fn serve(
     mut client: TcpStream,
     upstream_port: u16,
     broker_apis: &[(i16, i16, i16)],
-    mechanism: &Mechanism,
+    mechanisms: &[Mechanism],
     authenticated: &Mutex<Vec<String>>,
 ) -> Result<(), String> {
     let mut gssapi: Option<super::gssapi::GssapiServer> = None;
+    // The mechanism the client chose in its handshake.
+    let mut mechanism = &mechanisms[0];
     let mut apis: Vec<(i16, i16, i16)> = broker_apis
         .iter()
         .copied()
@@ -172,17 +186,22 @@ fn serve(
             }
             SASL_HANDSHAKE => {
                 let asked = r.string().unwrap_or_default();
-                let ours = mechanism.name();
+                let chosen = mechanisms.iter().find(|m| m.name() == asked);
                 put_i16(
                     &mut out,
-                    if asked == ours {
+                    if chosen.is_some() {
                         0
                     } else {
                         UNSUPPORTED_SASL_MECHANISM
                     },
                 );
-                put_i32(&mut out, 1);
-                put_string(&mut out, ours);
+                if let Some(chosen) = chosen {
+                    mechanism = chosen;
+                }
+                put_i32(&mut out, mechanisms.len() as i32);
+                for m in mechanisms {
+                    put_string(&mut out, m.name());
+                }
             }
             SASL_AUTHENTICATE => {
                 let token = r.bytes();
@@ -201,6 +220,22 @@ fn serve(
                             ))
                         } else {
                             Err("Authentication failed: invalid user name or password".to_string())
+                        }
+                    }
+                    Mechanism::OAuthBearer(issued) => {
+                        // RFC 7628 client response: gs2 header, then \x01auth=Bearer TOKEN\x01\x01
+                        let text = String::from_utf8_lossy(&token).into_owned();
+                        let presented = text
+                            .split('\u{1}')
+                            .find_map(|kv| kv.strip_prefix("auth=Bearer "))
+                            .unwrap_or_default()
+                            .to_string();
+                        let issued = issued.lock().expect("lock");
+                        match issued.tokens.iter().find(|(t, _)| *t == presented) {
+                            Some((_, client)) => Ok((Vec::new(), Some(client.clone()))),
+                            None => {
+                                Err("Authentication failed: the token is not valid".to_string())
+                            }
                         }
                     }
                     Mechanism::Gssapi => {

@@ -6,6 +6,7 @@
 pub mod gateway;
 pub mod gssapi;
 pub mod kdc;
+pub mod oidc;
 pub mod tls;
 
 use std::io::Write;

@@ -6,11 +6,11 @@ use std::time::Duration;
 use sluice_connector::consume::OffsetReset;
 use sluice_connector::produce::{Acks, Compression, ProduceSettings};
 use sluice_connector::{
-    Bootstrap, ConnectionConfig, Header, Kerberos, Sasl, SaslMechanism, Secret, SecurityProtocol,
-    Tls,
+    Bootstrap, ConnectionConfig, Header, Kerberos, OAuth, Sasl, SaslMechanism, Secret,
+    SecurityProtocol, Tls,
 };
 
-use super::raw::{RawConnection, RawOperation, RawProcess, RawProperty, RawStep, RawTls};
+use super::raw::{RawConnection, RawOAuth, RawOperation, RawProcess, RawProperty, RawStep, RawTls};
 use super::source::{Location, ScannedComponent, SourceFile};
 use super::values;
 use super::LoadError;
@@ -444,6 +444,7 @@ pub(crate) fn connection(
         raw.username,
         raw.password,
         raw.service_name,
+        raw.oauth,
     );
     // Kerberos asks for a ticket for service/host: the host must be the broker's name.
     if let (
@@ -542,6 +543,7 @@ fn sasl(
     username: Option<String>,
     password: Option<String>,
     service_name: Option<String>,
+    oauth: Option<RawOAuth>,
 ) -> Option<Option<Sasl>> {
     if !protocol.uses_sasl() {
         let mut fine = true;
@@ -550,6 +552,7 @@ fn sasl(
             ("username", username.is_some()),
             ("password", password.is_some()),
             ("service-name", service_name.is_some()),
+            ("oauth", oauth.is_some()),
         ] {
             if given {
                 c.field_error(
@@ -566,7 +569,8 @@ fn sasl(
         return fine.then_some(None);
     }
     let hint = format!(
-        "security-protocol {} needs one: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or GSSAPI",
+        "security-protocol {} needs one: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI or \
+         OAUTHBEARER",
         protocol.name()
     );
     let mechanism = c.required("sasl-mechanism", mechanism, &hint)?;
@@ -575,15 +579,7 @@ fn sasl(
         "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
         "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
         "GSSAPI" => SaslMechanism::Gssapi,
-        "OAUTHBEARER" => {
-            c.field_error(
-                "sasl-mechanism",
-                "OAUTHBEARER is not available in this version yet; PLAIN, SCRAM-SHA-256, \
-                 SCRAM-SHA-512 and GSSAPI are"
-                    .into(),
-            );
-            return None;
-        }
+        "OAUTHBEARER" => SaslMechanism::OAuthBearer,
         other => {
             c.field_error(
                 "sasl-mechanism",
@@ -595,6 +591,77 @@ fn sasl(
             return None;
         }
     };
+    if mechanism == SaslMechanism::OAuthBearer {
+        for (field, given) in [
+            ("username", username.is_some()),
+            ("password", password.is_some()),
+        ] {
+            if given {
+                c.field_error(
+                    field,
+                    "does not apply to OAUTHBEARER, which authenticates with <oauth>: \
+                     token-endpoint, client-id, client-secret"
+                        .into(),
+                );
+                return None;
+            }
+        }
+        let Some(raw) = oauth else {
+            let at = c.scanned().start();
+            c.error_at(
+                at,
+                "oauth is missing: OAUTHBEARER needs <oauth><token-endpoint>https://…</token-endpoint>\
+                 <client-id>…</client-id><client-secret>…</client-secret></oauth>"
+                    .into(),
+            );
+            return None;
+        };
+        let endpoint = c.required(
+            "oauth/token-endpoint",
+            raw.token_endpoint,
+            "give the identity provider's token URL",
+        )?;
+        let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+        if !endpoint.starts_with("https://") && !loopback.iter().any(|p| endpoint.starts_with(p)) {
+            c.field_error(
+                "oauth/token-endpoint",
+                format!(
+                    "must be an https:// URL (the client secret travels with every token \
+                     request), got \"{endpoint}\""
+                ),
+            );
+            return None;
+        }
+        let client_id = c.required("oauth/client-id", raw.client_id, "give the OAuth client id");
+        let client_secret = c.required(
+            "oauth/client-secret",
+            raw.client_secret,
+            "give the OAuth client secret, as ${env:NAME} or ${file:PATH}",
+        );
+        let scope = c.text("oauth/scope", raw.scope).filter(|s| !s.is_empty());
+        return Some(Some(Sasl {
+            mechanism,
+            username: client_id.clone()?,
+            password: None,
+            kerberos: None,
+            oauth: Some(OAuth {
+                token_endpoint: endpoint,
+                client_id: client_id?,
+                client_secret: Secret::new(client_secret?),
+                scope,
+            }),
+        }));
+    }
+    if oauth.is_some() {
+        c.field_error(
+            "oauth",
+            format!(
+                "applies only to sasl-mechanism OAUTHBEARER (this connection's is {})",
+                mechanism.name()
+            ),
+        );
+        return None;
+    }
     if mechanism == SaslMechanism::Gssapi {
         let principal = c.required(
             "username",
@@ -619,6 +686,7 @@ fn sasl(
                 // Found in the custom library when the host starts.
                 keytab: None,
             }),
+            oauth: None,
         }));
     }
     if service_name.is_some() {
@@ -650,6 +718,7 @@ fn sasl(
         username: username?,
         password: Some(Secret::new(password?)),
         kerberos: None,
+        oauth: None,
     }))
 }
 

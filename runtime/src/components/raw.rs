@@ -25,8 +25,19 @@ pub(crate) struct RawConnection {
     pub username: Option<String>,
     pub password: Option<String>,
     pub service_name: Option<String>,
+    pub oauth: Option<RawOAuth>,
     pub tls: Option<RawTls>,
     pub properties: Option<RawProperties>,
+}
+
+/// `<oauth>` of an OAUTHBEARER connection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawOAuth {
+    pub token_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub scope: Option<String>,
 }
 
 /// `<tls>` of a connection.
