@@ -185,7 +185,7 @@ impl Connection {
             .config_map()
             .into_iter()
             .map(|(name, value)| {
-                let secret = is_sensitive_property(name) || name == "sasl.password";
+                let secret = is_sensitive_property(name);
                 (
                     name.to_string(),
                     if secret {

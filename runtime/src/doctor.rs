@@ -98,21 +98,19 @@ pub async fn network_checks(config: &ConnectionConfig) -> Vec<Check> {
     let mut reachable = servers.is_empty();
     for server in &servers {
         checks.extend(port_hint(server, config));
-        match tokio::net::lookup_host(server.as_str()).await {
-            Ok(addresses) => {
-                let addresses: Vec<_> = addresses.collect();
+        match reach(server).await {
+            Reach::Unresolved(e) => checks.push(Check::fail(
+                format!("{server} does not resolve ({e})"),
+                "check the host name in bootstrap-servers, and this machine's DNS",
+            )),
+            Reach::Resolved(addresses, connected) => {
                 let shown: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
                 checks.push(Check::pass(format!(
                     "{server} resolves to {}",
                     shown.join(", ")
                 )));
-                match tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    tokio::net::TcpStream::connect(&addresses[..]),
-                )
-                .await
-                {
-                    Ok(Ok(_)) => {
+                match connected {
+                    Ok(Ok(())) => {
                         reachable = true;
                         checks.push(Check::pass(format!("{server} accepts TCP connections")));
                     }
@@ -129,10 +127,6 @@ pub async fn network_checks(config: &ConnectionConfig) -> Vec<Check> {
                     )),
                 }
             }
-            Err(e) => checks.push(Check::fail(
-                format!("{server} does not resolve ({e})"),
-                "check the host name in bootstrap-servers, and this machine's DNS",
-            )),
         }
     }
     if !reachable {
@@ -159,18 +153,7 @@ pub async fn network_checks(config: &ConnectionConfig) -> Vec<Check> {
             )));
             if !matches!(config.bootstrap, Bootstrap::Embedded) {
                 for broker in &summary.brokers {
-                    let ok = match tokio::net::lookup_host(broker.as_str()).await {
-                        Ok(addresses) => {
-                            let addresses: Vec<_> = addresses.collect();
-                            tokio::time::timeout(
-                                CONNECT_TIMEOUT,
-                                tokio::net::TcpStream::connect(&addresses[..]),
-                            )
-                            .await
-                            .is_ok_and(|r| r.is_ok())
-                        }
-                        Err(_) => false,
-                    };
+                    let ok = matches!(reach(broker).await, Reach::Resolved(_, Ok(Ok(()))));
                     checks.push(if ok {
                         Check::pass(format!("advertised broker {broker} is reachable"))
                     } else {
@@ -190,6 +173,32 @@ pub async fn network_checks(config: &ConnectionConfig) -> Vec<Check> {
         )),
     }
     checks
+}
+
+/// What resolving `server` (`host:port`) and connecting to it found.
+enum Reach {
+    Unresolved(std::io::Error),
+    /// The addresses, and the connection attempt: timed out, refused, or open.
+    Resolved(
+        Vec<std::net::SocketAddr>,
+        Result<std::io::Result<()>, tokio::time::error::Elapsed>,
+    ),
+}
+
+async fn reach(server: &str) -> Reach {
+    match tokio::net::lookup_host(server).await {
+        Err(e) => Reach::Unresolved(e),
+        Ok(addresses) => {
+            let addresses: Vec<_> = addresses.collect();
+            let connected = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio::net::TcpStream::connect(&addresses[..]),
+            )
+            .await
+            .map(|r| r.map(drop));
+            Reach::Resolved(addresses, connected)
+        }
+    }
 }
 
 fn handshake_description(config: &ConnectionConfig) -> String {

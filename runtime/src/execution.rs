@@ -74,6 +74,26 @@ pub struct ExecutionRecord {
     pub document_errors: Vec<DocumentError>,
 }
 
+impl ExecutionRecord {
+    /// Records one document's error; the document leaves the flow unless the caller keeps it.
+    fn document_error(
+        &mut self,
+        document: usize,
+        step: usize,
+        operation: &str,
+        message: String,
+        tracked: TrackedProperties,
+    ) {
+        self.document_errors.push(DocumentError {
+            document,
+            step,
+            operation: operation.to_string(),
+            message,
+            tracked,
+        });
+    }
+}
+
 /// Where `run` reports progress: the count of documents a step has finished.
 pub trait Progress: Sync {
     /// `done` of `total` documents have their result in step `step` (1-based).
@@ -238,13 +258,8 @@ impl Host {
         if let Some(start) = &process.start {
             for (position, document) in &flowing {
                 if let Some(message) = &document.application_error {
-                    record.document_errors.push(DocumentError {
-                        document: *position,
-                        step: 0,
-                        operation: start.id.clone(),
-                        message: message.clone(),
-                        tracked: document.tracked.clone(),
-                    });
+                    let tracked = document.tracked.clone();
+                    record.document_error(*position, 0, &start.id, message.clone(), tracked);
                 }
             }
         }
@@ -344,13 +359,7 @@ impl Host {
                 continue;
             }
             let mut fail = |message: String| {
-                record.document_errors.push(DocumentError {
-                    document: position,
-                    step,
-                    operation: op.id.clone(),
-                    message,
-                    tracked: document.tracked.clone(),
-                })
+                record.document_error(position, step, &op.id, message, document.tracked.clone())
             };
             let named = document
                 .properties
@@ -372,13 +381,8 @@ impl Host {
                 Ok(consumed) => {
                     for document in consumed {
                         if let Some(message) = &document.application_error {
-                            record.document_errors.push(DocumentError {
-                                document: position,
-                                step,
-                                operation: op.id.clone(),
-                                message: message.clone(),
-                                tracked: document.tracked.clone(),
-                            });
+                            let tracked = document.tracked.clone();
+                            record.document_error(position, step, &op.id, message.clone(), tracked);
                         }
                         out.push((position, document));
                     }
@@ -434,21 +438,14 @@ impl Host {
                     delivered.push((position, document));
                 }
                 Err(error) => {
-                    let topic = match (&document.properties.topic_name, def.dynamic_topic) {
-                        (Some(topic), true) => Some(topic.clone()),
-                        _ => def.settings.topic.clone(),
-                    };
+                    let topic =
+                        topic_override(def, &document).or_else(|| def.settings.topic.clone());
                     tracing::warn!(document = position, %error, "document failed");
-                    record.document_errors.push(DocumentError {
-                        document: position,
-                        step,
-                        operation: op.id.clone(),
-                        message: error.to_string(),
-                        tracked: TrackedProperties {
-                            topic,
-                            ..TrackedProperties::default()
-                        },
-                    });
+                    let tracked = TrackedProperties {
+                        topic,
+                        ..TrackedProperties::default()
+                    };
+                    record.document_error(position, step, &op.id, error.to_string(), tracked);
                 }
             }
         }
@@ -474,13 +471,9 @@ impl Host {
                     requests.push(request);
                     requested.push((position, document));
                 }
-                Err(message) => record.document_errors.push(DocumentError {
-                    document: position,
-                    step,
-                    operation: op.id.clone(),
-                    message,
-                    tracked: document.tracked,
-                }),
+                Err(message) => {
+                    record.document_error(position, step, &op.id, message, document.tracked)
+                }
             }
         }
         let results = commit_offset::commit_offsets(&connection, &group, requests).await?;
@@ -488,13 +481,10 @@ impl Host {
         for ((position, document), result) in requested.into_iter().zip(results) {
             match result {
                 Ok(_) => committed.push((position, document)),
-                Err(error) => record.document_errors.push(DocumentError {
-                    document: position,
-                    step,
-                    operation: op.id.clone(),
-                    message: error.to_string(),
-                    tracked: document.tracked,
-                }),
+                Err(error) => {
+                    let message = error.to_string();
+                    record.document_error(position, step, &op.id, message, document.tracked)
+                }
             }
         }
         Ok(committed)
@@ -545,6 +535,15 @@ fn consumed_document(consumed: Consumed) -> Document {
     }
 }
 
+/// The topic a document names for itself, when the operation lets documents choose.
+fn topic_override(def: &ProduceDefinition, document: &Document) -> Option<String> {
+    document
+        .properties
+        .topic_name
+        .clone()
+        .filter(|_| def.dynamic_topic)
+}
+
 fn produce_record(def: &ProduceDefinition, document: &Document) -> ProduceRecord {
     let properties = &document.properties;
     // Operation headers first, except those the document sets itself.
@@ -558,7 +557,7 @@ fn produce_record(def: &ProduceDefinition, document: &Document) -> ProduceRecord
     ProduceRecord {
         payload: document.data.clone(),
         key: properties.message_key.clone(),
-        topic: properties.topic_name.clone().filter(|_| def.dynamic_topic),
+        topic: topic_override(def, document),
         partition: properties.partition.or(def.partition),
         timestamp_ms: properties.timestamp,
         headers,
@@ -613,13 +612,8 @@ fn set_properties(
         if document.application_error.is_none() {
             for property in properties {
                 if let Err(message) = set_property(property, &mut document) {
-                    record.document_errors.push(DocumentError {
-                        document: position,
-                        step,
-                        operation: "set-properties".into(),
-                        message,
-                        tracked: document.tracked,
-                    });
+                    let tracked = document.tracked;
+                    record.document_error(position, step, "set-properties", message, tracked);
                     continue 'documents;
                 }
             }

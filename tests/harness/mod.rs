@@ -560,14 +560,7 @@ impl Workspace {
 
     /// Runs `sluice` in this folder with every log at TRACE level (for secret-leak checks).
     pub fn sluice_traced(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(args)
-            .current_dir(self.path())
-            .env("RUST_LOG", "trace")
-            .env_remove("SLUICE_COMPONENTS")
-            .env_remove("KRB5_CONFIG")
-            .env_remove("KRB5_KTNAME")
-            .env_remove("KRB5CCNAME")
+        sluice_command(self.path(), args, "trace")
             .stdin(Stdio::null())
             .output()
             .expect("run sluice")
@@ -579,17 +572,24 @@ impl Workspace {
     }
 }
 
-/// Runs the real `sluice` binary in `dir`, logging at debug so failures explain themselves.
-pub fn sluice_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+/// The real `sluice` binary, run in `dir` with `args` and logs filtered by `rust_log`.
+fn sluice_command(dir: &Path, args: &[&str], rust_log: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
         .args(args)
         .current_dir(dir)
-        .env("RUST_LOG", "sluice=debug,warn")
+        .env("RUST_LOG", rust_log)
         .env_remove("SLUICE_COMPONENTS")
         // Sluice must find Kerberos in its custom library, not in the test's environment.
         .env_remove("KRB5_CONFIG")
         .env_remove("KRB5_KTNAME")
-        .env_remove("KRB5CCNAME")
+        .env_remove("KRB5CCNAME");
+    command
+}
+
+/// Runs the real `sluice` binary in `dir`, logging at debug so failures explain themselves.
+pub fn sluice_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = sluice_command(dir, args, "sluice=debug,warn")
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
