@@ -191,7 +191,7 @@ fn the_shipped_profiles_are_valid() {
     let output = ws.sluice(&["validate", "."]);
     assert_exit(&output, 0);
     assert!(
-        stdout(&output).starts_with("valid: 9 connections, 7 operations, 6 processes"),
+        stdout(&output).starts_with("valid: 10 connections, 7 operations, 6 processes"),
         "{}",
         stdout(&output)
     );
@@ -489,9 +489,11 @@ fn oauthbearer_needs_an_https_token_endpoint_and_no_password() {
             "conn.xml:3:10: connection \"plain-http\": oauth/token-endpoint must be an https:// URL \
              (the client secret travels with every token request), got \"http://idp.example.com/token\"",
             "conn.xml:4:1: connection \"no-oauth\": oauth is missing: OAUTHBEARER needs \
-             <oauth><token-endpoint>https://…</token-endpoint><client-id>…</client-id><client-secret>…</client-secret></oauth>",
+             <oauth><token-endpoint>https://…</token-endpoint><client-id>…</client-id><client-secret>…</client-secret></oauth>, \
+             or <aws-iam/> for Amazon MSK IAM",
             "conn.xml:5:163: connection \"password\": password does not apply to OAUTHBEARER, which \
-             authenticates with <oauth>: token-endpoint, client-id, client-secret",
+             authenticates with <oauth> (token-endpoint, client-id, client-secret) or <aws-iam> \
+             (Amazon MSK IAM)",
         ]
     );
 }

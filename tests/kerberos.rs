@@ -10,7 +10,7 @@ mod harness;
 use std::sync::Mutex;
 
 use harness::gateway::{Mechanism, SaslGateway};
-use harness::kdc::{Kdc, CLIENT, CLIENT_PASSWORD};
+use harness::kdc::{Kdc, KdcOptions, CLIENT, CLIENT_PASSWORD};
 use harness::{assert_exit, stdout, Broker, BrokerOptions, Workspace};
 
 static ONE_REALM_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -22,7 +22,12 @@ struct Realm {
 }
 
 fn realm() -> Realm {
-    let kdc = Kdc::start();
+    realm_with(Kdc::start(), false)
+}
+
+/// A realm around `kdc`; with `plain_harness`, the harness's own client authenticates with
+/// PLAIN (for a KDC whose tickets the gateway would refuse).
+fn realm_with(kdc: Kdc, plain_harness: bool) -> Realm {
     std::env::set_var("KRB5_CONFIG", kdc.path("krb5.conf"));
     std::env::set_var("KRB5_KTNAME", kdc.path("kafka.keytab"));
     std::env::set_var(
@@ -31,10 +36,15 @@ fn realm() -> Realm {
     );
     let listener = SaslGateway::bind();
     let port = listener.local_addr().expect("address").port();
-    let broker = Broker::start_with(BrokerOptions {
-        advertised_port: Some(port),
-        advertised_host: Some("localhost"),
-        client_settings: vec![
+    let client_settings = if plain_harness {
+        vec![
+            ("security.protocol".into(), "SASL_PLAINTEXT".into()),
+            ("sasl.mechanism".into(), "PLAIN".into()),
+            ("sasl.username".into(), "harness".into()),
+            ("sasl.password".into(), "harness-password".into()),
+        ]
+    } else {
+        vec![
             ("security.protocol".into(), "SASL_PLAINTEXT".into()),
             ("sasl.mechanism".into(), "GSSAPI".into()),
             ("sasl.kerberos.service.name".into(), "kafka".into()),
@@ -43,10 +53,22 @@ fn realm() -> Realm {
                 "sasl.kerberos.keytab".into(),
                 kdc.path("client.keytab").display().to_string(),
             ),
-        ],
+        ]
+    };
+    let broker = Broker::start_with(BrokerOptions {
+        advertised_port: Some(port),
+        advertised_host: Some("localhost"),
+        client_settings,
         ..BrokerOptions::default()
     });
-    let gateway = SaslGateway::start(listener, broker.port(), Mechanism::Gssapi);
+    let gateway = SaslGateway::start_many(
+        listener,
+        broker.port(),
+        vec![
+            Mechanism::Gssapi,
+            Mechanism::Plain(vec![("harness".into(), "harness-password".into())]),
+        ],
+    );
     Realm {
         kdc,
         broker,
@@ -270,6 +292,82 @@ fn missing_files_and_a_wrong_service_name_say_what_to_fix() {
     );
     assert!(
         err.contains("Fix: the KDC named in custom-libs/krb5.conf cannot be reached"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_kdc_clock_ten_minutes_ahead_is_measured_and_named() {
+    let _one = ONE_REALM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    // MIT Kerberos (kdc_timesync, on by default) corrects its own requests by the KDC's
+    // offset; the broker, whose clock is this machine's, then refuses the ticket's times.
+    let realm = realm_with(
+        Kdc::start_with(KdcOptions {
+            clock_offset: Some("+10m"),
+            ..KdcOptions::default()
+        }),
+        true,
+    );
+    let topic = realm.broker.create_topic("krb", 1);
+    let ws = workspace(
+        &realm,
+        true,
+        &format!("<username>{CLIENT}</username>"),
+        &topic,
+    );
+    let doctor = ws.sluice(&["test-connection", "kerberos"]);
+    assert_exit(&doctor, 1);
+    let report = stdout(&doctor);
+    assert!(
+        report.contains("  ✗ Kerberos: this machine's clock differs from the KDC's by 600 s (the KDC's is ahead)\n      synchronise the clocks of this machine, the KDC and the brokers (NTP)")
+            || report.contains("by 599 s (the KDC's is ahead)")
+            || report.contains("by 601 s (the KDC's is ahead)"),
+        "{report}"
+    );
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains("could not connect to the Kafka brokers"),
+        "{out}"
+    );
+    assert!(
+        out.contains("The brokers refused the Kerberos ticket: check that the clocks of this machine, the KDC and the brokers agree (NTP)")
+            && out.contains("check the connection part by part: sluice test-connection kerberos"),
+        "{out}"
+    );
+    assert!(realm.gateway.authenticated().iter().all(|p| p == "harness"));
+}
+
+#[test]
+fn without_kdc_timesync_a_skewed_clock_stops_kinit_with_the_fix() {
+    let _one = ONE_REALM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let realm = realm_with(
+        Kdc::start_with(KdcOptions {
+            clock_offset: Some("+10m"),
+            libdefaults: "    kdc_timesync = 0\n",
+        }),
+        true,
+    );
+    let topic = realm.broker.create_topic("krb", 1);
+    let ws = workspace(
+        &realm,
+        true,
+        &format!("<username>{CLIENT}</username>"),
+        &topic,
+    );
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let err = harness::stderr(&output);
+    assert!(
+        err.contains("Clock skew too great in KDC reply")
+            && err.contains(
+                "Fix: this machine's clock differs too much from the KDC's: synchronise it (NTP)"
+            ),
         "{err}"
     );
 }

@@ -421,27 +421,11 @@ fn oauth_broker(
     harness::oidc::TokenEndpoint,
 ) {
     let endpoint = harness::oidc::TokenEndpoint::start("sluice-client", PASSWORD, lifetime_s);
-    let listener = harness::gateway::SaslGateway::bind();
-    let port = listener.local_addr().expect("address").port();
-    let broker = Broker::start_with(BrokerOptions {
-        advertised_port: Some(port),
-        // The harness's own client authenticates with PLAIN; Sluice with OAUTHBEARER.
-        client_settings: vec![
-            ("security.protocol".into(), "SASL_PLAINTEXT".into()),
-            ("sasl.mechanism".into(), "PLAIN".into()),
-            ("sasl.username".into(), "harness".into()),
-            ("sasl.password".into(), "harness-password".into()),
-        ],
-        ..BrokerOptions::default()
-    });
-    let gateway = harness::gateway::SaslGateway::start_many(
-        listener,
-        broker.port(),
-        vec![
-            harness::gateway::Mechanism::OAuthBearer(endpoint.issued.clone()),
-            harness::gateway::Mechanism::Plain(vec![("harness".into(), "harness-password".into())]),
-        ],
-    );
+    // The harness's own client authenticates with PLAIN; Sluice with OAUTHBEARER.
+    let (broker, gateway) =
+        harness::gateway::broker_behind(vec![harness::gateway::Mechanism::OAuthBearer(
+            endpoint.issued.clone(),
+        )]);
     (broker, gateway, endpoint)
 }
 
@@ -526,4 +510,256 @@ fn a_wrong_oauth_client_secret_names_the_endpoints_answer_not_the_secret() {
     assert!(
         !out.contains("wrong-client-secret") && !stderr(&output).contains("wrong-client-secret")
     );
+}
+
+/// The access key id the test broker knows, with PASSWORD as its secret access key (so that
+/// every leak check for PASSWORD also covers the AWS secret).
+const ACCESS_KEY_ID: &str = "AKIASLUICETEST000001";
+const REGION: &str = "eu-west-1";
+
+/// tansu behind the SASL gateway checking Amazon MSK IAM tokens (signed for REGION with
+/// ACCESS_KEY_ID or the temporary `more` keys).
+fn msk_iam_broker(more: &[(&str, &str)]) -> (Broker, harness::gateway::SaslGateway) {
+    let mut keys = vec![(ACCESS_KEY_ID.to_string(), PASSWORD.to_string())];
+    keys.extend(
+        more.iter()
+            .map(|(id, secret)| (id.to_string(), secret.to_string())),
+    );
+    harness::gateway::broker_behind(vec![harness::gateway::Mechanism::AwsIam {
+        region: REGION.into(),
+        keys,
+    }])
+}
+
+/// Components whose connection "secured" reaches `gateway` with MSK IAM settings `aws_iam`.
+fn write_msk_iam_components(
+    ws: &Workspace,
+    gateway: &harness::gateway::SaslGateway,
+    topic: &str,
+    aws_iam: &str,
+) {
+    ws.write(
+        "components/c.xml",
+        &components(&gateway.bootstrap(), &msk_iam_security(aws_iam), topic),
+    );
+}
+
+/// MSK IAM over SASL_PLAINTEXT: the gateway has no TLS (the amazon-msk preset would insist on
+/// SASL_SSL and port 9098, which the golden files cover).
+fn msk_iam_security(aws_iam: &str) -> String {
+    format!(
+        "<security-protocol>SASL_PLAINTEXT</security-protocol><sasl-mechanism>OAUTHBEARER</sasl-mechanism>{aws_iam}"
+    )
+}
+
+#[test]
+fn msk_iam_signatures_match_aws_sigv4() {
+    use sluice_connector::aws_credentials::AwsCredentials;
+    use sluice_connector::Secret;
+    use std::time::{Duration, SystemTime};
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_350_896);
+    for session_token in [
+        None,
+        Some("IQoJb3JpZ2luX2VjEPz//////////wEaCWV1LXdlc3QtMSJHMEUCIQ+/="),
+    ] {
+        let credentials = AwsCredentials {
+            access_key_id: ACCESS_KEY_ID.into(),
+            secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+            session_token: session_token.map(Secret::new),
+            expiration: None,
+            source: "test".into(),
+        };
+        for region in ["eu-west-1", "us-east-1", "ap-southeast-2"] {
+            let url = sluice_connector::msk_iam::presigned_url(region, &credentials, at);
+            let q = harness::msk_iam::query_parameters(&url);
+            assert_eq!(
+                q["X-Amz-Signature"],
+                harness::msk_iam::reference_signature(
+                    region,
+                    ACCESS_KEY_ID,
+                    "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                    session_token,
+                    at,
+                    Duration::from_secs(900)
+                ),
+                "{url}"
+            );
+            assert_eq!(q["X-Amz-Date"], "20261122T123456Z");
+            assert_eq!(q["X-Amz-Expires"], "900");
+            assert_eq!(
+                q.get("X-Amz-Security-Token").map(String::as_str),
+                session_token
+            );
+            assert!(url.starts_with(&format!(
+                "https://kafka.{region}.amazonaws.com/?Action=kafka-cluster%3AConnect&"
+            )));
+        }
+    }
+}
+
+#[test]
+fn msk_iam_authenticates_with_a_token_the_broker_verifies() {
+    let (broker, gateway) = msk_iam_broker(&[]);
+    let topic = broker.create_topic("msk-iam", 1);
+    let ws = Workspace::new();
+    ws.set_env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID);
+    ws.set_env("AWS_SECRET_ACCESS_KEY", PASSWORD);
+    write_msk_iam_components(
+        &ws,
+        &gateway,
+        &topic,
+        &format!("<aws-iam><region>{REGION}</region></aws-iam>"),
+    );
+    round_trip(&ws, &broker, &topic);
+    let users = gateway.authenticated();
+    assert!(users.iter().any(|u| u == ACCESS_KEY_ID), "{users:?}");
+
+    let doctor = ws.sluice(&["test-connection", "secured"]);
+    assert_exit(&doctor, 0);
+    let out = stdout(&doctor);
+    let signed = format!(
+        "✓ Amazon MSK IAM: AWS credentials {ACCESS_KEY_ID} from environment (AWS_ACCESS_KEY_ID); \
+         a kafka-cluster:Connect token for {REGION} signed, valid "
+    );
+    // 900 s from signing, less the moments since.
+    let valid_s: u64 = out
+        .split_once(&signed)
+        .and_then(|(_, rest)| rest.split_once(' '))
+        .and_then(|(seconds, _)| seconds.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!((890..=900).contains(&valid_s), "{out}");
+    assert!(!out.contains(PASSWORD) && !stderr(&doctor).contains(PASSWORD));
+}
+
+#[test]
+fn msk_iam_takes_credentials_from_a_named_profile() {
+    let (broker, gateway) = msk_iam_broker(&[]);
+    let topic = broker.create_topic("msk-iam", 1);
+    let ws = Workspace::new();
+    let credentials = ws.write(
+        "aws/credentials",
+        &format!(
+            "[default]\naws_access_key_id = AKIANOTTHISONE\naws_secret_access_key = nope\n\n\
+             [orders]\naws_access_key_id = {ACCESS_KEY_ID}\naws_secret_access_key = {PASSWORD}\n"
+        ),
+    );
+    ws.set_env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        &credentials.to_string_lossy(),
+    );
+    write_msk_iam_components(
+        &ws,
+        &gateway,
+        &topic,
+        &format!("<aws-iam><region>{REGION}</region><profile>orders</profile></aws-iam>"),
+    );
+    round_trip(&ws, &broker, &topic);
+    assert_eq!(
+        gateway
+            .authenticated()
+            .iter()
+            .filter(|u| *u == "AKIANOTTHISONE")
+            .count(),
+        0
+    );
+    assert!(gateway.authenticated().iter().any(|u| u == ACCESS_KEY_ID));
+}
+
+#[test]
+fn msk_iam_renews_tokens_before_the_credentials_expire() {
+    // Temporary credentials from a container endpoint, valid 3 s: a token cannot outlive the
+    // credentials that signed it, so librdkafka asks for a new one after 80 % of 3 s.
+    let endpoint = harness::msk_iam::CredentialsEndpoint::start(
+        "ASIASLUICETEMPORARY1",
+        "temporary-secret-key",
+        "temporary-session-token",
+        "Bearer pod-identity-token",
+        std::time::Duration::from_secs(3),
+    );
+    let (broker, gateway) = msk_iam_broker(&[("ASIASLUICETEMPORARY1", "temporary-secret-key")]);
+    let topic = broker.create_topic("msk-iam", 1);
+    let ws = Workspace::new();
+    ws.set_env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint.url());
+    ws.set_env(
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "Bearer pod-identity-token",
+    );
+    write_msk_iam_components(
+        &ws,
+        &gateway,
+        &topic,
+        &format!("<aws-iam><region>{REGION}</region></aws-iam>"),
+    );
+    round_trip(&ws, &broker, &topic);
+    assert!(gateway
+        .authenticated()
+        .iter()
+        .any(|u| u == "ASIASLUICETEMPORARY1"));
+    ws.write(
+        "components/wait.xml",
+        &format!(
+            r#"<components>
+  <operation id="wait" type="consume" connection="secured">
+    <topic>{topic}</topic><minimum-messages>0</minimum-messages><maximum-wait>4s</maximum-wait><offset-reset>earliest</offset-reset>
+  </operation>
+  <process id="wait"><start operation="wait"/></process>
+</components>"#
+        ),
+    );
+    let before = endpoint.count();
+    let output = ws.sluice(&["run", "wait"]);
+    assert_exit(&output, 0);
+    assert!(
+        endpoint.count() >= before + 2,
+        "credentials issued: {} before, {} after",
+        before,
+        endpoint.count()
+    );
+    let all = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(!all.contains("temporary-secret-key") && !all.contains("temporary-session-token"));
+}
+
+#[test]
+fn msk_iam_without_credentials_says_where_it_looked() {
+    let (broker, gateway) = msk_iam_broker(&[]);
+    let topic = broker.create_topic("msk-iam", 1);
+    let ws = Workspace::new();
+    write_msk_iam_components(
+        &ws,
+        &gateway,
+        &topic,
+        &format!("<aws-iam><region>{REGION}</region></aws-iam>"),
+    );
+    ws.write("in.txt", "x\n");
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains(
+            "SASL OAUTHBEARER token: no AWS credentials found (environment: AWS_ACCESS_KEY_ID is \
+             not set; web identity: AWS_WEB_IDENTITY_TOKEN_FILE is not set; profile \"default\": \
+             not in "
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "EC2 instance metadata: AWS_EC2_METADATA_DISABLED=true). Set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws/credentials, or run \
+             with an IAM role (EC2, ECS, EKS)"
+        ),
+        "{out}"
+    );
+
+    // A key the broker does not accept: its refusal reaches the user.
+    ws.set_env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID);
+    ws.set_env("AWS_SECRET_ACCESS_KEY", "not-the-secret-key");
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    assert!(
+        out.contains("Authentication failed: the signature does not match"),
+        "{out}"
+    );
+    assert!(!out.contains("not-the-secret-key") && !stderr(&output).contains("not-the-secret-key"));
 }

@@ -233,7 +233,7 @@ impl Connection {
                     }
                 }
                 // OAUTHBEARER: the token comes from the client context (Observer).
-                None if sasl.oauth.is_some() => {}
+                None if sasl.oauth.is_some() || sasl.aws_iam.is_some() => {}
                 None => {
                     config.set("sasl.username", &sasl.username);
                     if let Some(password) = &sasl.password {

@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
 
-use crate::{Connection, OAuth};
+use crate::{AwsIam, Connection, OAuth};
 
 /// How long a new OAUTHBEARER consumer waits for librdkafka's first token request.
 const FIRST_TOKEN_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -22,7 +22,45 @@ const KEPT: usize = 8;
 #[derive(Clone, Default)]
 pub(crate) struct Observer {
     state: Arc<Mutex<State>>,
-    oauth: Option<Arc<OAuth>>,
+    tokens: Option<Arc<TokenSource>>,
+}
+
+/// Where an OAUTHBEARER connection's tokens come from.
+enum TokenSource {
+    /// An OIDC token endpoint (client credentials).
+    Oidc(OAuth),
+    /// Amazon MSK IAM: tokens signed here with AWS credentials.
+    AwsIam(AwsIam),
+}
+
+impl TokenSource {
+    fn token(&self) -> Result<rdkafka::client::OAuthToken, String> {
+        match self {
+            Self::Oidc(oauth) => crate::oauth::fetch_token(oauth),
+            Self::AwsIam(iam) => {
+                let signed = crate::msk_iam::token(iam)?;
+                let expires = signed
+                    .expires
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                tracing::debug!(
+                    access_key_id = %signed.access_key_id,
+                    source = %signed.source,
+                    lifetime_s = signed
+                        .expires
+                        .duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default()
+                        .as_secs(),
+                    "Amazon MSK IAM token signed"
+                );
+                Ok(rdkafka::client::OAuthToken {
+                    token: signed.token,
+                    principal_name: signed.access_key_id,
+                    lifetime_ms: i64::try_from(expires.as_millis()).unwrap_or(i64::MAX),
+                })
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -43,14 +81,14 @@ pub(crate) fn is_telling(reason: &str) -> bool {
 impl Observer {
     /// The context for a client of `connection`.
     pub fn for_connection(connection: &Connection) -> Self {
+        let sasl = connection.config().sasl.as_ref();
+        let oidc = sasl.and_then(|s| s.oauth.clone()).map(TokenSource::Oidc);
+        let iam = sasl
+            .and_then(|s| s.aws_iam.clone())
+            .map(TokenSource::AwsIam);
         Self {
             state: Arc::default(),
-            oauth: connection
-                .config()
-                .sasl
-                .as_ref()
-                .and_then(|s| s.oauth.clone())
-                .map(Arc::new),
+            tokens: oidc.or(iam).map(Arc::new),
         }
     }
 
@@ -58,7 +96,7 @@ impl Observer {
     /// the application through the poll queue, which a consumer only reads when polled, so
     /// without this its first request would wait for a token that never comes.
     pub fn serve_first_token(consumer: &BaseConsumer<Observer>) {
-        if consumer.context().oauth.is_some() {
+        if consumer.context().tokens.is_some() {
             // Nothing is assigned yet: the poll returns no message, it only serves events.
             let _ = consumer.poll(FIRST_TOKEN_WAIT);
         }
@@ -83,11 +121,11 @@ impl ClientContext for Observer {
         &self,
         _config: Option<&str>,
     ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
-        let oauth = self
-            .oauth
+        let tokens = self
+            .tokens
             .as_ref()
-            .ok_or("this connection has no OAUTHBEARER token endpoint")?;
-        crate::oauth::fetch_token(oauth).map_err(|e| {
+            .ok_or("this connection has no OAUTHBEARER token source")?;
+        tokens.token().map_err(|e| {
             // Kept as the telling cause: librdkafka reports token failures vaguely.
             if let Ok(mut state) = self.state.lock() {
                 state.telling = Some(format!("SASL OAUTHBEARER token: {e}"));

@@ -141,6 +141,10 @@ fn unreachable_message(
                 ". The brokers' service principal does not exist: check service-name (brokers are \
                  service/host@REALM) and that bootstrap-servers names the brokers by their fully \
                  qualified host names"
+            } else if lower.contains("gss_accept_sec_context") {
+                ". The brokers refused the Kerberos ticket: check that the clocks of this \
+                 machine, the KDC and the brokers agree (NTP) and that the brokers' keytab is \
+                 current"
             } else if lower.contains("authentication failed") || lower.contains("invalid-proof") {
                 ". Check username, password and sasl-mechanism"
             } else {

@@ -7,6 +7,7 @@
 //! Every blocking librdkafka call runs on tokio's blocking pool, so the async functions here are
 //! safe to call from async worker threads.
 
+pub mod aws_credentials;
 pub mod commit_offset;
 mod connection;
 pub mod consume;
@@ -14,6 +15,7 @@ mod context;
 mod embedded;
 mod error;
 mod librdkafka_properties;
+pub mod msk_iam;
 mod oauth;
 pub mod probe;
 pub mod produce;
@@ -25,6 +27,6 @@ pub use embedded::EmbeddedBroker;
 pub use error::{explain, ConnectorError, ErrorKind, PartitionNotFound};
 pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};
 pub use security::{
-    check_property, is_sensitive_property, prepare_kerberos, Kerberos, OAuth, Sasl, SaslMechanism,
-    Secret, SecurityProtocol, Tls,
+    check_property, is_sensitive_property, prepare_kerberos, AwsIam, Kerberos, OAuth, Sasl,
+    SaslMechanism, Secret, SecurityProtocol, Tls,
 };

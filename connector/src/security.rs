@@ -82,7 +82,7 @@ pub enum SaslMechanism {
     ScramSha512,
     /// Kerberos.
     Gssapi,
-    /// OAuth 2 bearer tokens (here: OIDC client credentials).
+    /// OAuth 2 bearer tokens: OIDC client credentials, or Amazon MSK IAM.
     OAuthBearer,
 }
 
@@ -110,8 +110,20 @@ pub struct Sasl {
     pub password: Option<Secret>,
     /// Kerberos settings, exactly for GSSAPI.
     pub kerberos: Option<Kerberos>,
-    /// Token endpoint settings, exactly for OAUTHBEARER.
+    /// Token endpoint settings, for OAUTHBEARER with an identity provider.
     pub oauth: Option<OAuth>,
+    /// Amazon MSK IAM settings, for OAUTHBEARER with AWS credentials (instead of `oauth`).
+    pub aws_iam: Option<AwsIam>,
+}
+
+/// Amazon MSK IAM: OAUTHBEARER tokens signed with AWS credentials, found as the AWS SDKs find
+/// them (environment, web identity, profile files, container and instance roles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsIam {
+    /// The cluster's AWS region, which the signature is scoped to.
+    pub region: String,
+    /// An AWS profile to take credentials from instead of the default chain.
+    pub profile: Option<String>,
 }
 
 /// OIDC client-credentials settings of an OAUTHBEARER connection: the client gets a token from

@@ -54,11 +54,18 @@ impl Check {
     }
 }
 
+/// Kerberos' own default tolerance between clocks (krb5.conf `clockskew`): brokers refuse
+/// tickets whose times differ from their clocks by more.
+const KERBEROS_CLOCK_SKEW: i64 = 300;
+
+/// A clock offset that works but is worth fixing before it grows.
+const CLOCK_WARNING: i64 = 60;
+
 /// The outcome of [`crate::kerberos::prepare`] as checks (it must run before threads start,
 /// so the caller runs it and hands over its result).
-pub fn kerberos_checks<T>(
+pub fn kerberos_checks(
     config: &ConnectionConfig,
-    prepared: &Result<T, Vec<String>>,
+    prepared: &Result<Option<crate::kerberos::CredentialCache>, Vec<String>>,
 ) -> Vec<Check> {
     let Some(sasl) = config
         .sasl
@@ -68,14 +75,69 @@ pub fn kerberos_checks<T>(
         return Vec::new();
     };
     match prepared {
-        Ok(_) => vec![Check::pass(format!(
-            "Kerberos: krb5.conf and credentials found, a ticket for {} obtained",
-            sasl.username
-        ))],
+        Ok(cache) => {
+            let mut checks = vec![Check::pass(format!(
+                "Kerberos: krb5.conf and credentials found, a ticket for {} obtained",
+                sasl.username
+            ))];
+            let offset = cache.as_ref().and_then(|c| c.kdc_clock_offset());
+            checks.extend(offset.map(clock_check));
+            checks
+        }
         Err(problems) => problems
             .iter()
             .map(|p| Check::fail("Kerberos", p.clone()))
             .collect(),
+    }
+}
+
+/// The verdict on the offset between this machine's clock and the KDC's.
+fn clock_check(offset: i64) -> Check {
+    let what = if offset.abs() <= 1 {
+        return Check::pass("Kerberos: this machine's clock agrees with the KDC's");
+    } else {
+        format!(
+            "Kerberos: this machine's clock differs from the KDC's by {} s (the KDC's is {})",
+            offset.abs(),
+            if offset > 0 { "ahead" } else { "behind" }
+        )
+    };
+    let fix = format!(
+        "synchronise the clocks of this machine, the KDC and the brokers (NTP): Kerberos \
+         refuses tickets whose times differ by more than {KERBEROS_CLOCK_SKEW} s, and only this \
+         host's Kerberos library corrects for the difference, the brokers do not"
+    );
+    if offset.abs() > KERBEROS_CLOCK_SKEW {
+        Check::fail(what, fix)
+    } else if offset.abs() > CLOCK_WARNING {
+        Check::warn(what, fix)
+    } else {
+        Check::pass(format!("{what}, within Kerberos' tolerance"))
+    }
+}
+
+/// Amazon MSK IAM: which AWS credentials the chain finds, and whether a token signs with them.
+/// The broker decides whether that identity may connect; this says who will ask.
+pub fn aws_iam_checks(config: &ConnectionConfig) -> Vec<Check> {
+    let Some(iam) = config.sasl.as_ref().and_then(|s| s.aws_iam.as_ref()) else {
+        return Vec::new();
+    };
+    match sluice_connector::msk_iam::token(iam) {
+        Ok(signed) => {
+            let left = signed
+                .expires
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            vec![Check::pass(format!(
+                "Amazon MSK IAM: AWS credentials {} from {}; a kafka-cluster:Connect token for \
+                 {} signed, valid {} s (renewed before it expires)",
+                signed.access_key_id,
+                signed.source,
+                iam.region,
+                left.as_secs()
+            ))]
+        }
+        Err(e) => vec![Check::fail("Amazon MSK IAM: AWS credentials", e)],
     }
 }
 
@@ -220,14 +282,21 @@ fn port_hint(server: &str, config: &ConnectionConfig) -> Option<Check> {
     let mechanism = config.sasl.as_ref().map(|s| s.mechanism);
     let expected = match port {
         9092 if protocol.uses_tls() => "9092 is usually a PLAINTEXT listener",
-        9094 | 9194 if protocol != SecurityProtocol::Ssl => "9094/9194 is Amazon MSK's TLS port (security-protocol SSL)",
+        9094 | 9194 if protocol != SecurityProtocol::Ssl => {
+            "9094/9194 is Amazon MSK's TLS port (security-protocol SSL)"
+        }
         9096 | 9196
             if protocol != SecurityProtocol::SaslSsl
                 || !matches!(mechanism, Some(SaslMechanism::ScramSha512)) =>
         {
             "9096/9196 is Amazon MSK's SASL/SCRAM port (SASL_SSL with SCRAM-SHA-512)"
         }
-        9098 | 9198 => "9098/9198 is Amazon MSK's IAM port (SASL_SSL with OAUTHBEARER), which this version does not support yet",
+        9098 | 9198
+            if protocol != SecurityProtocol::SaslSsl
+                || config.sasl.as_ref().is_none_or(|s| s.aws_iam.is_none()) =>
+        {
+            "9098/9198 is Amazon MSK's IAM port (SASL_SSL with OAUTHBEARER and aws-iam)"
+        }
         _ => return None,
     };
     Some(Check::warn(

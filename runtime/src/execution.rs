@@ -242,9 +242,9 @@ impl Host {
                     .topic
                     .as_deref()
                     .expect("a start has a topic (checked at load)");
-                self.consume(op, def, topic)
-                    .await
-                    .map_err(|e| format!("start operation \"{}\": {e}", op.id))?
+                self.consume(op, def, topic).await.map_err(|e| {
+                    format!("start operation \"{}\": {}", op.id, with_next_step(op, &e))
+                })?
             }
             (None, None) => Vec::new(),
         };
@@ -284,8 +284,13 @@ impl Host {
                                 .await
                         }
                     };
-                    outcome
-                        .map_err(|e| format!("step {step_number} (operation \"{}\"): {e}", op.id))?
+                    outcome.map_err(|e| {
+                        format!(
+                            "step {step_number} (operation \"{}\"): {}",
+                            op.id,
+                            with_next_step(op, &e)
+                        )
+                    })?
                 }
             };
         }
@@ -488,6 +493,18 @@ impl Host {
             }
         }
         Ok(committed)
+    }
+}
+
+/// An operation's failure, and where brokers could not be reached, the command that checks
+/// the connection part by part (resolution, ports, TLS, SASL, Kerberos, clocks).
+fn with_next_step(op: &OperationDefinition, error: &ConnectorError) -> String {
+    match error {
+        ConnectorError::Unreachable(_) => format!(
+            "{error}\n  check the connection part by part: sluice test-connection {}",
+            op.connection.id
+        ),
+        _ => error.to_string(),
     }
 }
 

@@ -15,6 +15,34 @@ pub const DEFAULT_CUSTOM_LIBRARY: &str = "custom-libs";
 #[derive(Debug)]
 pub struct CredentialCache(PathBuf);
 
+impl CredentialCache {
+    /// How far the KDC's clock is ahead of this machine's (negative: behind), in seconds, as
+    /// MIT Kerberos measured it when it got the first ticket. MIT records it in the header of
+    /// a version 4 FILE cache (tag 1, "KDC time offset") when `kdc_timesync` is on, and then
+    /// corrects its own requests by it; brokers do no such thing, so a large offset means
+    /// tickets the brokers may refuse. `None` when the cache records none.
+    pub fn kdc_clock_offset(&self) -> Option<i64> {
+        let bytes = std::fs::read(&self.0).ok()?;
+        let u16_at = |at: usize| Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]));
+        let i32_at = |at: usize| Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+        if bytes.get(0..2)? != [0x05, 0x04] {
+            return None;
+        }
+        let header_end = 4 + usize::from(u16_at(2)?);
+        let mut at = 4;
+        while at + 4 <= header_end {
+            let (tag, length) = (u16_at(at)?, usize::from(u16_at(at + 2)?));
+            if tag == 1 && length == 8 {
+                let (seconds, micros) = (i64::from(i32_at(at + 4)?), i64::from(i32_at(at + 8)?));
+                // Rounded to the nearest second.
+                return Some(seconds + (micros + 500_000).div_euclid(1_000_000));
+            }
+            at += 4 + length;
+        }
+        None
+    }
+}
+
 impl Drop for CredentialCache {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);

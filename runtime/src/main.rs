@@ -203,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 });
             let config = components.connections[&connection].config.clone();
             let mut checks = doctor::kerberos_checks(&config, &prepared);
+            checks.extend(doctor::aws_iam_checks(&config));
             if prepared.is_ok() {
                 checks.extend(runtime()?.block_on(doctor::network_checks(&config)));
             }

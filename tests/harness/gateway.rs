@@ -24,6 +24,12 @@ pub enum Mechanism {
     Gssapi,
     /// SASL/OAUTHBEARER accepting the tokens this endpoint issued.
     OAuthBearer(std::sync::Arc<Mutex<super::oidc::Issued>>),
+    /// SASL/OAUTHBEARER accepting Amazon MSK IAM tokens for `region` signed with one of these
+    /// (access key id, secret access key) pairs.
+    AwsIam {
+        region: String,
+        keys: Vec<(String, String)>,
+    },
 }
 
 impl Mechanism {
@@ -31,7 +37,7 @@ impl Mechanism {
         match self {
             Self::Plain(_) => "PLAIN",
             Self::Gssapi => "GSSAPI",
-            Self::OAuthBearer(_) => "OAUTHBEARER",
+            Self::OAuthBearer(_) | Self::AwsIam { .. } => "OAUTHBEARER",
         }
     }
 }
@@ -222,14 +228,14 @@ fn serve(
                             Err("Authentication failed: invalid user name or password".to_string())
                         }
                     }
+                    Mechanism::AwsIam { region, keys } => {
+                        match super::msk_iam::verify(&bearer(&token), keys, region) {
+                            Ok(access_key_id) => Ok((Vec::new(), Some(access_key_id))),
+                            Err(why) => Err(format!("Authentication failed: {why}")),
+                        }
+                    }
                     Mechanism::OAuthBearer(issued) => {
-                        // RFC 7628 client response: gs2 header, then \x01auth=Bearer TOKEN\x01\x01
-                        let text = String::from_utf8_lossy(&token).into_owned();
-                        let presented = text
-                            .split('\u{1}')
-                            .find_map(|kv| kv.strip_prefix("auth=Bearer "))
-                            .unwrap_or_default()
-                            .to_string();
+                        let presented = bearer(&token);
                         let issued = issued.lock().expect("lock");
                         match issued.tokens.iter().find(|(t, _)| *t == presented) {
                             Some((_, client)) => Ok((Vec::new(), Some(client.clone()))),
@@ -271,6 +277,15 @@ fn serve(
         }
         write_frame(&mut client, &out).map_err(|e| e.to_string())?;
     }
+}
+
+/// The token of an RFC 7628 client response: gs2 header, then \x01auth=Bearer TOKEN\x01\x01.
+fn bearer(response: &[u8]) -> String {
+    String::from_utf8_lossy(response)
+        .split('\u{1}')
+        .find_map(|kv| kv.strip_prefix("auth=Bearer "))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Copies bytes both ways until either side closes.
@@ -361,4 +376,31 @@ impl Reader<'_> {
             self.take(n as usize).to_vec()
         }
     }
+}
+
+/// The harness's own client's PLAIN credentials at a gateway (the broker helpers use them).
+const HARNESS_USER: (&str, &str) = ("harness", "harness-password");
+
+/// tansu behind a gateway that accepts `mechanisms`, and PLAIN for the harness's own client,
+/// which creates topics and reads results.
+pub fn broker_behind(mechanisms: Vec<Mechanism>) -> (super::Broker, SaslGateway) {
+    let listener = SaslGateway::bind();
+    let port = listener.local_addr().expect("address").port();
+    let broker = super::Broker::start_with(super::BrokerOptions {
+        advertised_port: Some(port),
+        client_settings: vec![
+            ("security.protocol".into(), "SASL_PLAINTEXT".into()),
+            ("sasl.mechanism".into(), "PLAIN".into()),
+            ("sasl.username".into(), HARNESS_USER.0.into()),
+            ("sasl.password".into(), HARNESS_USER.1.into()),
+        ],
+        ..super::BrokerOptions::default()
+    });
+    let mut mechanisms = mechanisms;
+    mechanisms.push(Mechanism::Plain(vec![(
+        HARNESS_USER.0.into(),
+        HARNESS_USER.1.into(),
+    )]));
+    let gateway = SaslGateway::start_many(listener, broker.port(), mechanisms);
+    (broker, gateway)
 }

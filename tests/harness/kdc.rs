@@ -18,8 +18,21 @@ pub struct Kdc {
     dir: tempfile::TempDir,
 }
 
+/// How a KDC differs from the default one.
+#[derive(Default)]
+pub struct KdcOptions<'a> {
+    /// Runs the KDC with its clock moved by this much (libfaketime's syntax, e.g. `+10m`).
+    pub clock_offset: Option<&'a str>,
+    /// More `[libdefaults]` lines for the realm's krb5.conf.
+    pub libdefaults: &'a str,
+}
+
 impl Kdc {
     pub fn start() -> Self {
+        Self::start_with(KdcOptions::default())
+    }
+
+    pub fn start_with(options: KdcOptions<'_>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let d = dir.path().display();
@@ -28,8 +41,9 @@ impl Kdc {
             format!(
                 "[libdefaults]\n    default_realm = {REALM}\n    dns_lookup_realm = false\n    \
                  dns_lookup_kdc = false\n    rdns = false\n    dns_canonicalize_hostname = false\n    \
-                 udp_preference_limit = 1\n[realms]\n    {REALM} = {{\n        kdc = 127.0.0.1:{port}\n    }}\n\
-                 [domain_realm]\n    localhost = {REALM}\n"
+                 udp_preference_limit = 1\n{}[realms]\n    {REALM} = {{\n        kdc = 127.0.0.1:{port}\n    }}\n\
+                 [domain_realm]\n    localhost = {REALM}\n",
+                options.libdefaults
             ),
         )
         .expect("krb5.conf");
@@ -68,7 +82,16 @@ impl Kdc {
         // -norandkey keeps the client's password valid next to its keytab.
         kadmin(format!("ktadd -norandkey -k {d}/client.keytab {CLIENT}"));
         kadmin(format!("ktadd -k {d}/kafka.keytab kafka/localhost@{REALM}"));
-        let mut child = Command::new("krb5kdc")
+        let mut command = match options.clock_offset {
+            // Debian's faketime (package faketime) preloads libfaketime into the KDC alone.
+            Some(offset) => {
+                let mut command = Command::new("faketime");
+                command.args(["-f", offset, "krb5kdc"]);
+                command
+            }
+            None => Command::new("krb5kdc"),
+        };
+        let mut child = command
             .args(["-n", "-r", REALM])
             .env("KRB5_CONFIG", dir.path().join("krb5.conf"))
             .env("KRB5_KDC_PROFILE", dir.path().join("kdc.conf"))
@@ -76,7 +99,7 @@ impl Kdc {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("krb5kdc");
+            .expect("krb5kdc (Debian package krb5-kdc; faketime for a clock offset)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if child.try_wait().expect("krb5kdc status").is_some() || Instant::now() > deadline {

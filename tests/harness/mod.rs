@@ -6,6 +6,7 @@
 pub mod gateway;
 pub mod gssapi;
 pub mod kdc;
+pub mod msk_iam;
 pub mod oidc;
 pub mod tls;
 
@@ -516,16 +517,36 @@ pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read: {e})"))
 }
 
+/// Answers an HTTP request with `status` and a JSON body, and closes the connection (the test
+/// endpoints serve one request per connection).
+pub fn reply_json(stream: &mut impl std::io::Write, status: &str, json: &str) {
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{json}",
+        json.len()
+    );
+}
+
 /// A folder of component files and inputs for one test.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    /// Environment variables every `sluice` run of this workspace gets (tests run in parallel
+    /// threads of one process, so they must not change the process's own environment).
+    env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Workspace {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
+            env: Default::default(),
         }
+    }
+
+    /// Sets `name` for every later `sluice` run of this workspace.
+    pub fn set_env(&self, name: &str, value: &str) {
+        self.env.borrow_mut().push((name.into(), value.into()));
     }
 
     pub fn path(&self) -> &Path {
@@ -555,12 +576,12 @@ impl Workspace {
 
     /// Runs `sluice` in this folder.
     pub fn sluice(&self, args: &[&str]) -> Output {
-        sluice_in(self.path(), args, None)
+        sluice_run(self.path(), args, None, &self.env.borrow())
     }
 
     /// Runs `sluice` in this folder with every log at TRACE level (for secret-leak checks).
     pub fn sluice_traced(&self, args: &[&str]) -> Output {
-        sluice_command(self.path(), args, "trace")
+        sluice_command(self.path(), args, "trace", &self.env.borrow())
             .stdin(Stdio::null())
             .output()
             .expect("run sluice")
@@ -568,12 +589,13 @@ impl Workspace {
 
     /// Runs `sluice` in this folder with `stdin` as standard input.
     pub fn sluice_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        sluice_in(self.path(), args, Some(stdin))
+        sluice_run(self.path(), args, Some(stdin), &self.env.borrow())
     }
 }
 
-/// The real `sluice` binary, run in `dir` with `args` and logs filtered by `rust_log`.
-fn sluice_command(dir: &Path, args: &[&str], rust_log: &str) -> Command {
+/// The real `sluice` binary, run in `dir` with `args`, logs filtered by `rust_log`, and `env`
+/// on top of an environment cleared of the machine's own Kerberos and AWS settings.
+fn sluice_command(dir: &Path, args: &[&str], rust_log: &str, env: &[(String, String)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     command
         .args(args)
@@ -584,12 +606,43 @@ fn sluice_command(dir: &Path, args: &[&str], rust_log: &str) -> Command {
         .env_remove("KRB5_CONFIG")
         .env_remove("KRB5_KTNAME")
         .env_remove("KRB5CCNAME");
+    // AWS credentials come only from what a test gives; instance metadata is never asked
+    // (it is not on loopback).
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.join("no-aws-credentials"),
+        )
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     command
 }
 
 /// Runs the real `sluice` binary in `dir`, logging at debug so failures explain themselves.
 pub fn sluice_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = sluice_command(dir, args, "sluice=debug,warn")
+    sluice_run(dir, args, stdin, &[])
+}
+
+fn sluice_run(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(String, String)]) -> Output {
+    let mut child = sluice_command(dir, args, "sluice=debug,warn", env)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

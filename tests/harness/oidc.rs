@@ -2,7 +2,7 @@
 //! with a short lifetime and remembering them, so that the SASL gateway can accept exactly the
 //! tokens it issued and a test can count refreshes.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -71,13 +71,7 @@ impl TokenEndpoint {
                         r#"{"error":"invalid_client"}"#.to_string(),
                     )
                 };
-                let mut stream = reader.into_inner();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{json}",
-                    json.len()
-                );
+                super::reply_json(&mut reader.into_inner(), status, &json);
             }
         });
         Self { port, issued }

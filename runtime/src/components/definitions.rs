@@ -6,11 +6,13 @@ use std::time::Duration;
 use sluice_connector::consume::OffsetReset;
 use sluice_connector::produce::{Acks, Compression, ProduceSettings};
 use sluice_connector::{
-    Bootstrap, ConnectionConfig, Header, Kerberos, OAuth, Sasl, SaslMechanism, Secret,
+    AwsIam, Bootstrap, ConnectionConfig, Header, Kerberos, OAuth, Sasl, SaslMechanism, Secret,
     SecurityProtocol, Tls,
 };
 
-use super::raw::{RawConnection, RawOAuth, RawOperation, RawProcess, RawProperty, RawStep, RawTls};
+use super::raw::{
+    RawAwsIam, RawConnection, RawOAuth, RawOperation, RawProcess, RawProperty, RawStep, RawTls,
+};
 use super::source::{Location, ScannedComponent, SourceFile};
 use super::values;
 use super::LoadError;
@@ -440,11 +442,15 @@ pub(crate) fn connection(
     let sasl = sasl(
         c,
         protocol,
-        raw.sasl_mechanism,
-        raw.username,
-        raw.password,
-        raw.service_name,
-        raw.oauth,
+        SaslFields {
+            mechanism: raw.sasl_mechanism,
+            username: raw.username,
+            password: raw.password,
+            service_name: raw.service_name,
+            oauth: raw.oauth,
+            aws_iam: raw.aws_iam,
+        },
+        bootstrap.as_ref(),
     );
     // Kerberos asks for a ticket for service/host: the host must be the broker's name.
     if let (
@@ -534,17 +540,37 @@ pub(crate) fn connection(
     })
 }
 
-/// The SASL part of a connection: `Some(None)` when the protocol uses no SASL, `None` when
-/// something is wrong (errors recorded). Passwords are never echoed in messages.
-fn sasl(
-    c: &mut Checker<'_>,
-    protocol: SecurityProtocol,
+/// What a user coming from Java clients' MSK IAM set-up is told.
+pub(crate) const AWS_MSK_IAM_NAME: &str = "AWS_MSK_IAM is the Java client's name for Amazon MSK \
+     IAM; Sluice speaks it as OAUTHBEARER: write <sasl-mechanism>OAUTHBEARER</sasl-mechanism> \
+     with preset=\"amazon-msk\" (or with <aws-iam/>)";
+
+/// The SASL fields of a raw connection.
+struct SaslFields {
     mechanism: Option<String>,
     username: Option<String>,
     password: Option<String>,
     service_name: Option<String>,
     oauth: Option<RawOAuth>,
+    aws_iam: Option<RawAwsIam>,
+}
+
+/// The SASL part of a connection: `Some(None)` when the protocol uses no SASL, `None` when
+/// something is wrong (errors recorded). Passwords are never echoed in messages.
+fn sasl(
+    c: &mut Checker<'_>,
+    protocol: SecurityProtocol,
+    fields: SaslFields,
+    bootstrap: Option<&Bootstrap>,
 ) -> Option<Option<Sasl>> {
+    let SaslFields {
+        mechanism,
+        username,
+        password,
+        service_name,
+        oauth,
+        aws_iam,
+    } = fields;
     if !protocol.uses_sasl() {
         let mut fine = true;
         for (field, given) in [
@@ -553,6 +579,7 @@ fn sasl(
             ("password", password.is_some()),
             ("service-name", service_name.is_some()),
             ("oauth", oauth.is_some()),
+            ("aws-iam", aws_iam.is_some()),
         ] {
             if given {
                 c.field_error(
@@ -580,6 +607,10 @@ fn sasl(
         "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
         "GSSAPI" => SaslMechanism::Gssapi,
         "OAUTHBEARER" => SaslMechanism::OAuthBearer,
+        "AWS_MSK_IAM" => {
+            c.field_error("sasl-mechanism", AWS_MSK_IAM_NAME.into());
+            return None;
+        }
         other => {
             c.field_error(
                 "sasl-mechanism",
@@ -599,22 +630,49 @@ fn sasl(
             if given {
                 c.field_error(
                     field,
-                    "does not apply to OAUTHBEARER, which authenticates with <oauth>: \
-                     token-endpoint, client-id, client-secret"
+                    "does not apply to OAUTHBEARER, which authenticates with <oauth> (token-endpoint, \
+                     client-id, client-secret) or <aws-iam> (Amazon MSK IAM)"
                         .into(),
                 );
                 return None;
             }
         }
-        let Some(raw) = oauth else {
-            let at = c.scanned().start();
-            c.error_at(
-                at,
-                "oauth is missing: OAUTHBEARER needs <oauth><token-endpoint>https://…</token-endpoint>\
-                 <client-id>…</client-id><client-secret>…</client-secret></oauth>"
-                    .into(),
-            );
-            return None;
+        let raw = match (oauth, aws_iam) {
+            (Some(_), Some(_)) => {
+                c.field_error(
+                    "aws-iam",
+                    "and oauth exclude each other: Amazon MSK IAM signs its own tokens with AWS \
+                     credentials; keep one"
+                        .into(),
+                );
+                return None;
+            }
+            (None, Some(raw)) => {
+                return aws_iam_settings(c, raw, bootstrap).map(|aws_iam| {
+                    Some(Sasl {
+                        mechanism,
+                        // librdkafka's name for the token's principal; the access key id that
+                        // signs each token is logged when it is signed.
+                        username: "aws-iam".into(),
+                        password: None,
+                        kerberos: None,
+                        oauth: None,
+                        aws_iam: Some(aws_iam),
+                    })
+                });
+            }
+            (Some(raw), None) => raw,
+            (None, None) => {
+                let at = c.scanned().start();
+                c.error_at(
+                    at,
+                    "oauth is missing: OAUTHBEARER needs <oauth><token-endpoint>https://…</token-endpoint>\
+                     <client-id>…</client-id><client-secret>…</client-secret></oauth>, or \
+                     <aws-iam/> for Amazon MSK IAM"
+                        .into(),
+                );
+                return None;
+            }
         };
         let endpoint = c.required(
             "oauth/token-endpoint",
@@ -650,17 +708,20 @@ fn sasl(
                 client_secret: Secret::new(client_secret?),
                 scope,
             }),
+            aws_iam: None,
         }));
     }
-    if oauth.is_some() {
-        c.field_error(
-            "oauth",
-            format!(
-                "applies only to sasl-mechanism OAUTHBEARER (this connection's is {})",
-                mechanism.name()
-            ),
-        );
-        return None;
+    for (field, given) in [("oauth", oauth.is_some()), ("aws-iam", aws_iam.is_some())] {
+        if given {
+            c.field_error(
+                field,
+                format!(
+                    "applies only to sasl-mechanism OAUTHBEARER (this connection's is {})",
+                    mechanism.name()
+                ),
+            );
+            return None;
+        }
     }
     if mechanism == SaslMechanism::Gssapi {
         let principal = c.required(
@@ -687,6 +748,7 @@ fn sasl(
                 keytab: None,
             }),
             oauth: None,
+            aws_iam: None,
         }));
     }
     if service_name.is_some() {
@@ -719,7 +781,56 @@ fn sasl(
         password: Some(Secret::new(password?)),
         kerberos: None,
         oauth: None,
+        aws_iam: None,
     }))
+}
+
+/// `<aws-iam>`: the region comes from the field, else from the MSK broker host names, else
+/// from AWS_REGION / AWS_DEFAULT_REGION, as the AWS SDKs would take it.
+fn aws_iam_settings(
+    c: &mut Checker<'_>,
+    raw: RawAwsIam,
+    bootstrap: Option<&Bootstrap>,
+) -> Option<AwsIam> {
+    let profile = c
+        .text("aws-iam/profile", raw.profile)
+        .filter(|p| !p.is_empty());
+    let from_hosts = match bootstrap {
+        Some(Bootstrap::Servers(servers)) => servers.iter().find_map(|server| {
+            let host = server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h);
+            sluice_connector::msk_iam::region_of_host(host)
+        }),
+        _ => None,
+    };
+    let from_env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+    let region = c
+        .text("aws-iam/region", raw.region)
+        .filter(|r| !r.is_empty())
+        .or(from_hosts)
+        .or(from_env);
+    let Some(region) = region else {
+        c.field_error(
+            "aws-iam",
+            "needs the cluster's region: write <aws-iam><region>eu-west-1</region></aws-iam> (the \
+             bootstrap servers do not name one, as MSK's b-1.NAME.ID.c2.kafka.REGION.amazonaws.com \
+             do, and AWS_REGION is not set)"
+                .into(),
+        );
+        return None;
+    };
+    let plain = region
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !plain || !region.contains('-') {
+        c.field_error(
+            "aws-iam/region",
+            format!("must be an AWS region such as eu-west-1, got \"{region}\""),
+        );
+        return None;
+    }
+    Some(AwsIam { region, profile })
 }
 
 /// `primary[/instance]@REALM`: the realm names the keytab (`{REALM}.keytab`), and the name

@@ -681,6 +681,10 @@ mod preset_tests {
     <username>orders</username>
     <password>msk-secret</password>
   </connection>
+  <connection id="msk-iam" preset="amazon-msk">
+    <bootstrap-servers>b-1.orders.abc123.c2.kafka.eu-west-1.amazonaws.com:9098,b-2.orders.abc123.c2.kafka.eu-west-1.amazonaws.com:9098</bootstrap-servers>
+    <sasl-mechanism>OAUTHBEARER</sasl-mechanism>
+  </connection>
 </components>"#;
 
     /// The resolved client settings of each preset, against the golden files in
@@ -729,6 +733,55 @@ mod preset_tests {
     }
 
     #[test]
+    fn aws_iam_needs_a_region_and_excludes_oauth() {
+        let sasl = r#"<security-protocol>SASL_SSL</security-protocol><sasl-mechanism>OAUTHBEARER</sasl-mechanism>"#;
+        // The region comes from the MSK host name when the field does not give it.
+        let text = format!(
+            "<components><connection id=\"m\"><bootstrap-servers>b-1.o.x.c2.kafka.ap-south-1.amazonaws.com:9098</bootstrap-servers>{sasl}<aws-iam/></connection></components>"
+        );
+        let components =
+            Components::from_sources(vec![(PathBuf::from("p.xml"), text)]).expect("valid");
+        let iam = components.connections["m"]
+            .config
+            .sasl
+            .as_ref()
+            .and_then(|s| s.aws_iam.clone())
+            .expect("aws-iam");
+        assert_eq!(iam.region, "ap-south-1");
+        assert_eq!(iam.profile, None);
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
+            assert_eq!(
+                errors(&format!(
+                    r#"<connection id="m"><bootstrap-servers>broker:9098</bootstrap-servers>{sasl}<aws-iam><profile>dev</profile></aws-iam></connection>"#
+                )),
+                ["p.xml:2:161: connection \"m\": aws-iam needs the cluster's region: write \
+                  <aws-iam><region>eu-west-1</region></aws-iam> (the bootstrap servers do not name \
+                  one, as MSK's b-1.NAME.ID.c2.kafka.REGION.amazonaws.com do, and AWS_REGION is not \
+                  set)"]
+            );
+        }
+        assert_eq!(
+            errors(&format!(
+                r#"<connection id="m"><bootstrap-servers>broker:9098</bootstrap-servers>{sasl}<aws-iam><region>Ireland</region></aws-iam></connection>"#
+            )),
+            ["p.xml:2:170: connection \"m\": aws-iam/region must be an AWS region such as eu-west-1, got \"Ireland\""]
+        );
+        assert_eq!(
+            errors(&format!(
+                r#"<connection id="m"><bootstrap-servers>broker:9098</bootstrap-servers>{sasl}<oauth><token-endpoint>https://idp/token</token-endpoint></oauth><aws-iam/></connection>"#
+            )),
+            ["p.xml:2:226: connection \"m\": aws-iam and oauth exclude each other: Amazon MSK IAM \
+              signs its own tokens with AWS credentials; keep one"]
+        );
+        assert_eq!(
+            errors(r#"<connection id="m"><bootstrap-servers>broker:9096</bootstrap-servers><security-protocol>SASL_SSL</security-protocol><sasl-mechanism>PLAIN</sasl-mechanism><username>u</username><password>p</password><aws-iam/></connection>"#),
+            ["p.xml:2:199: connection \"m\": aws-iam applies only to sasl-mechanism OAUTHBEARER (this connection's is PLAIN)"]
+        );
+    }
+
+    #[test]
     fn presets_refuse_what_the_service_does_not_do() {
         assert_eq!(
             errors(r#"<connection id="m" preset="amazon-msk"><bootstrap-servers>b-1.x.amazonaws.com:9096</bootstrap-servers></connection>"#),
@@ -738,12 +791,21 @@ mod preset_tests {
         );
         assert_eq!(
             errors(
-                r#"<connection id="m" preset="amazon-msk"><bootstrap-servers>b:9098</bootstrap-servers><sasl-mechanism>OAUTHBEARER</sasl-mechanism></connection>"#
+                r#"<connection id="m" preset="amazon-msk"><bootstrap-servers>b-1.x.kafka.eu-west-1.amazonaws.com:9096</bootstrap-servers><sasl-mechanism>OAUTHBEARER</sasl-mechanism></connection>"#
+            ),
+            ["p.xml:2:40: connection \"m\": bootstrap-servers \
+                 \"b-1.x.kafka.eu-west-1.amazonaws.com:9096\": Amazon MSK serves IAM on port 9098 \
+                 (public access: 9198), not 9096; port 9094 is TLS, 9096 SASL/SCRAM, 9098 IAM"]
+        );
+        assert_eq!(
+            errors(
+                r#"<connection id="m" preset="amazon-msk"><bootstrap-servers>b-1.x.kafka.eu-west-1.amazonaws.com:9098</bootstrap-servers><sasl-mechanism>AWS_MSK_IAM</sasl-mechanism></connection>"#
             ),
             [
-                "p.xml:2:85: connection \"m\": sasl-mechanism OAUTHBEARER (Amazon MSK IAM, ports \
-              9098/9198) is not available in this version yet; use TLS (no sasl-mechanism, port \
-              9094) or SCRAM-SHA-512 (port 9096)"
+                "p.xml:2:119: connection \"m\": sasl-mechanism AWS_MSK_IAM is the Java client's \
+                 name for Amazon MSK IAM; Sluice speaks it as OAUTHBEARER: write \
+                 <sasl-mechanism>OAUTHBEARER</sasl-mechanism> with preset=\"amazon-msk\" (or with \
+                 <aws-iam/>)"
             ]
         );
         let leaked = errors(

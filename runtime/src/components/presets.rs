@@ -4,7 +4,7 @@
 //! hand-written connections are checked by the same code.
 
 use super::definitions::Checker;
-use super::raw::{RawConnection, RawNamedValue, RawProperties};
+use super::raw::{RawAwsIam, RawConnection, RawNamedValue, RawProperties};
 
 /// A managed service's settings beyond the client configuration.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -141,11 +141,17 @@ fn amazon_msk(c: &mut Checker<'_>, raw: &mut RawConnection) -> Option<ServiceLim
         None => ("SSL", [9094, 9194], "TLS"),
         Some("SCRAM-SHA-512") => ("SASL_SSL", [9096, 9196], "SASL/SCRAM"),
         Some("OAUTHBEARER") => {
+            // IAM access control: tokens signed with AWS credentials, unless the user brings an
+            // identity provider of their own (<oauth>).
+            if raw.oauth.is_none() {
+                raw.aws_iam.get_or_insert_with(RawAwsIam::default);
+            }
+            ("SASL_SSL", [9098, 9198], "IAM")
+        }
+        Some("AWS_MSK_IAM") => {
             c.field_error(
                 "sasl-mechanism",
-                "OAUTHBEARER (Amazon MSK IAM, ports 9098/9198) is not available in this version \
-                 yet; use TLS (no sasl-mechanism, port 9094) or SCRAM-SHA-512 (port 9096)"
-                    .into(),
+                super::definitions::AWS_MSK_IAM_NAME.into(),
             );
             return None;
         }
@@ -153,8 +159,8 @@ fn amazon_msk(c: &mut Checker<'_>, raw: &mut RawConnection) -> Option<ServiceLim
             c.field_error(
                 "sasl-mechanism",
                 format!(
-                    "Amazon MSK supports SCRAM-SHA-512 (port 9096) or TLS alone (no \
-                     sasl-mechanism, port 9094); got \"{other}\""
+                    "Amazon MSK supports OAUTHBEARER (IAM, port 9098), SCRAM-SHA-512 (port 9096) \
+                     or TLS alone (no sasl-mechanism, port 9094); got \"{other}\""
                 ),
             );
             return None;

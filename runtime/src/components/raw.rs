@@ -26,6 +26,7 @@ pub(crate) struct RawConnection {
     pub password: Option<String>,
     pub service_name: Option<String>,
     pub oauth: Option<RawOAuth>,
+    pub aws_iam: Option<RawAwsIam>,
     pub tls: Option<RawTls>,
     pub properties: Option<RawProperties>,
 }
@@ -38,6 +39,14 @@ pub(crate) struct RawOAuth {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub scope: Option<String>,
+}
+
+/// `<aws-iam>` of an OAUTHBEARER connection to Amazon MSK with IAM access control.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawAwsIam {
+    pub region: Option<String>,
+    pub profile: Option<String>,
 }
 
 /// `<tls>` of a connection.
