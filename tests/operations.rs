@@ -5,22 +5,7 @@
 
 mod harness;
 
-use harness::{assert_exit, stdout, Broker, Workspace};
-
-/// A components file: a connection to `broker` (default group `group`) plus `body`.
-fn components(broker: &Broker, group: &str, body: &str) -> String {
-    format!(
-        r#"<components>
-  <connection id="tansu">
-    <bootstrap-servers>{}</bootstrap-servers>
-    <consumer-group>{group}</consumer-group>
-  </connection>
-{body}
-</components>
-"#,
-        broker.bootstrap()
-    )
-}
+use harness::{assert_exit, components, stdout, Broker, Workspace};
 
 #[test]
 fn produce_takes_topic_partition_and_headers_from_the_operation_and_the_document() {

@@ -119,23 +119,12 @@ fn consume_blocking(
     limits: Limits,
 ) -> Result<ConsumeOutcome, ConnectorError> {
     let deadline = Instant::now() + settings.max_wait;
-    let mut config = connection.client_config();
-    config
-        .set("group.id", &settings.consumer_group)
-        // Offsets follow documents: nothing is stored or committed behind our back.
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set(
-            "auto.offset.reset",
-            match settings.offset_reset {
-                OffsetReset::Earliest => "earliest",
-                OffsetReset::Latest => "latest",
-            },
-        )
-        .set_log_level(RDKafkaLogLevel::Warning);
-    if let Some(client_id) = &settings.client_id {
-        config.set("client.id", client_id);
-    }
+    let config = group_consumer_config(
+        connection,
+        &settings.consumer_group,
+        settings.offset_reset,
+        settings.client_id.as_deref(),
+    );
     let consumer: BaseConsumer<Observer> = config
         .create_with_context(Observer::for_connection(connection))
         .map_err(ConnectorError::ClientConfig)?;
@@ -190,6 +179,33 @@ fn consume_blocking(
         commit(&consumer, settings, &records)?;
     }
     Ok(ConsumeOutcome { records, polls })
+}
+
+/// The settings of a consumer in `group` that stores and commits nothing by itself: offsets
+/// follow documents, committed by the operation once they are done.
+pub(crate) fn group_consumer_config(
+    connection: &Connection,
+    group: &str,
+    offset_reset: OffsetReset,
+    client_id: Option<&str>,
+) -> rdkafka::ClientConfig {
+    let mut config = connection.client_config();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            match offset_reset {
+                OffsetReset::Earliest => "earliest",
+                OffsetReset::Latest => "latest",
+            },
+        )
+        .set_log_level(RDKafkaLogLevel::Warning);
+    if let Some(client_id) = client_id {
+        config.set("client.id", client_id);
+    }
+    config
 }
 
 /// One poll in the platform's sense: waits for a first message until the deadline, then takes
@@ -285,7 +301,7 @@ fn commit(
     Ok(())
 }
 
-fn to_record(message: &BorrowedMessage<'_>) -> ConsumedRecord {
+pub(crate) fn to_record(message: &BorrowedMessage<'_>) -> ConsumedRecord {
     let headers = message
         .headers()
         .map(|headers| {

@@ -15,6 +15,7 @@ mod context;
 mod embedded;
 mod error;
 mod librdkafka_properties;
+pub mod listen;
 pub mod msk_iam;
 mod oauth;
 pub mod probe;

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sluice_connector::Limits;
 
@@ -12,6 +13,35 @@ use sluice_connector::Limits;
 pub struct ContainerProperties {
     /// Limits every Kafka operation runs under.
     pub kafka: Limits,
+    /// Limits of the long-running host (`sluice serve`).
+    pub host: HostLimits,
+}
+
+/// What bounds the long-running host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLimits {
+    /// Process executions running at once, across every listener.
+    pub max_concurrent_executions: NonZeroU32,
+    /// After SIGINT/SIGTERM, how long running executions may take to finish before the host
+    /// stops without committing them.
+    pub drain_timeout: Duration,
+}
+
+impl HostLimits {
+    /// Executions at once when the container properties do not say: enough for a few busy
+    /// listeners without letting one host swamp its brokers.
+    pub const DEFAULT_MAX_CONCURRENT_EXECUTIONS: NonZeroU32 = NonZeroU32::new(8).expect("8");
+    /// Drain time when the container properties do not say.
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_executions: Self::DEFAULT_MAX_CONCURRENT_EXECUTIONS,
+            drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
 }
 
 /// A problem in `container.properties`: `file:line: message`.
@@ -43,7 +73,14 @@ pub struct ContainerPropertiesError(pub Vec<PropertyProblem>);
 /// with `com.boomi.connector.`; that spelling is accepted too, so its files can be reused.
 const MAX_REQUEST_SIZE: &str = "kafka.max.request.size";
 const MAX_POLL_RECORDS: &str = "kafka.max.poll.records";
-const KNOWN: &[&str] = &[MAX_REQUEST_SIZE, MAX_POLL_RECORDS];
+const MAX_CONCURRENT_EXECUTIONS: &str = "host.max.concurrent.executions";
+const DRAIN_TIMEOUT_MS: &str = "host.drain.timeout.ms";
+const KNOWN: &[&str] = &[
+    MAX_REQUEST_SIZE,
+    MAX_POLL_RECORDS,
+    MAX_CONCURRENT_EXECUTIONS,
+    DRAIN_TIMEOUT_MS,
+];
 const PLATFORM_PREFIX: &str = "com.boomi.connector.";
 
 /// librdkafka refuses a message.max.bytes above 1,000,000,000.
@@ -117,6 +154,27 @@ impl ContainerProperties {
                         ),
                     )),
                 },
+                MAX_CONCURRENT_EXECUTIONS => match value.parse::<NonZeroU32>() {
+                    Ok(n) => properties.host.max_concurrent_executions = n,
+                    Err(_) => errors.push(problem(
+                        Some(number),
+                        format!(
+                            "{key} must be a whole number ≥ 1, got \"{value}\" (default {})",
+                            HostLimits::DEFAULT_MAX_CONCURRENT_EXECUTIONS
+                        ),
+                    )),
+                },
+                DRAIN_TIMEOUT_MS => match value.parse::<u64>() {
+                    Ok(ms) => properties.host.drain_timeout = Duration::from_millis(ms),
+                    Err(_) => errors.push(problem(
+                        Some(number),
+                        format!(
+                            "{key} must be a whole number of milliseconds, got \"{value}\" \
+                             (default {})",
+                            HostLimits::DEFAULT_DRAIN_TIMEOUT.as_millis()
+                        ),
+                    )),
+                },
                 _ => {
                     let mut message = format!("unknown container property \"{key}\" is ignored");
                     match crate::components::did_you_mean(name, KNOWN.iter().copied()) {
@@ -184,7 +242,8 @@ mod tests {
                 "container.properties:1: unknown container property \"kafka.max.pol.records\" \
                  is ignored (did you mean kafka.max.poll.records?)",
                 "container.properties:2: unknown container property \"foo\" is ignored (known \
-                 properties: kafka.max.request.size, kafka.max.poll.records)"
+                 properties: kafka.max.request.size, kafka.max.poll.records, \
+                 host.max.concurrent.executions, host.drain.timeout.ms)"
             ]
         );
     }

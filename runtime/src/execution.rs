@@ -122,6 +122,9 @@ pub enum StartError {
     /// The process takes documents from its start operation, and input was given too.
     #[error("process \"{0}\" starts with a consume operation and takes no --input; run it without --input")]
     UnexpectedInput(String),
+    /// The process starts with a listen operation: the host runs it, not a one-off run.
+    #[error("process \"{0}\" starts with a listen operation, which runs for as long as the host: start it with sluice serve")]
+    Listener(String),
     /// The process has no start operation and no input was given.
     #[error("process \"{0}\" takes its documents from --input (a file, a folder, or - for standard input)")]
     MissingInput(String),
@@ -174,6 +177,12 @@ impl Host {
                 defined: self.components.processes.keys().cloned().collect(),
             }
         })?;
+        let listens = process.start.as_ref().is_some_and(|start| {
+            matches!(self.operation(&start.id).kind, OperationKind::Listen(_))
+        });
+        if listens {
+            return Err(StartError::Listener(process.id.clone()));
+        }
         match (&process.start, &input) {
             (Some(_), Some(_)) => return Err(StartError::UnexpectedInput(process.id.clone())),
             (None, None) => return Err(StartError::MissingInput(process.id.clone())),
@@ -185,6 +194,20 @@ impl Host {
             .run(id, process, input, progress)
             .instrument(span)
             .await)
+    }
+
+    /// Runs one execution of a listener's process on the documents its listen operation
+    /// received. `process` must exist (the listener was started for it).
+    pub async fn execute_listened(
+        &self,
+        process: &ProcessDefinition,
+        documents: Vec<Document>,
+    ) -> ExecutionRecord {
+        let id = uuid::Uuid::now_v7();
+        let span = tracing::info_span!("execution", process = %process.id, execution_id = %id);
+        self.run(id, process, Some(documents), &NoProgress)
+            .instrument(span)
+            .await
     }
 
     async fn run(
@@ -282,6 +305,9 @@ impl Host {
                         OperationKind::Consume(def) => {
                             self.consume_step(op, def, step_number, flowing, record)
                                 .await
+                        }
+                        OperationKind::Listen(_) => {
+                            unreachable!("a listen operation is never a step (checked at load)")
                         }
                     };
                     outcome.map_err(|e| {
@@ -511,7 +537,7 @@ fn with_next_step(op: &OperationDefinition, error: &ConnectorError) -> String {
 /// A consumed message as a document. Topic name is set (seed 003), partition is not: it would
 /// pin a later Produce to the same partition number in another topic. Where the message came
 /// from is in the tracked properties.
-fn consumed_document(consumed: Consumed) -> Document {
+pub(crate) fn consumed_document(consumed: Consumed) -> Document {
     match consumed {
         Consumed::Record(r) => Document {
             properties: DocumentProperties {

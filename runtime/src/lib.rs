@@ -11,3 +11,14 @@ pub mod doctor;
 pub mod document;
 pub mod execution;
 pub mod kerberos;
+pub mod listener;
+pub mod serve;
+
+/// `1 document`, `3 documents`, `2 processes`: counts in messages.
+pub fn count(n: usize, what: &str) -> String {
+    match (n, what) {
+        (1, _) => format!("1 {what}"),
+        (_, "process") => format!("{n} processes"),
+        _ => format!("{n} {what}s"),
+    }
+}

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sluice_runtime::components::Components;
 use sluice_runtime::container::ContainerProperties;
+use sluice_runtime::count;
 use sluice_runtime::doctor;
 use sluice_runtime::document::{self, InputFormat};
 use sluice_runtime::execution::{ExecutionRecord, ExecutionStatus, Host, Progress};
@@ -31,6 +32,7 @@ const EXIT_DOCUMENT_ERRORS: u8 = 3;
                   sluice demo\n  \
                   sluice validate profiles/demo\n  \
                   sluice run send-orders --components my-components/ --input orders.jsonl\n  \
+                  sluice serve --components my-components/\n  \
                   sluice test-connection local-kafka --components profiles/connections"
 )]
 struct Cli {
@@ -116,6 +118,33 @@ enum Command {
     TestConnection {
         /// The connection id
         connection: String,
+        /// Component files or folders to load (all of them are validated)
+        #[arg(
+            long,
+            value_name = "DIR|FILE",
+            default_value = "components",
+            env = "SLUICE_COMPONENTS"
+        )]
+        components: Vec<PathBuf>,
+    },
+
+    /// Run every process that starts with a listen operation until SIGINT or SIGTERM
+    #[command(
+        after_help = "Each batch a listener receives runs its process, one execution per \
+                            partition; a failing document is retried, then sent to the listen \
+                            operation's dead-letter topic. Offsets are committed once every \
+                            document up to them has finished.\n\n\
+                            On SIGINT/SIGTERM the listeners stop fetching, running executions \
+                            get host.drain.timeout.ms (container property, default 30000) to \
+                            finish, finished work is committed and the consumer groups are left \
+                            cleanly. A second signal exits at once.\n\n\
+                            Exit status: 0 after a clean stop, 1 when a listener failed or none \
+                            could start.\n\n\
+                            Examples:\n  \
+                            sluice serve --components my-components/\n  \
+                            RUST_LOG=sluice=info sluice serve --components profiles/examples"
+    )]
+    Serve {
         /// Component files or folders to load (all of them are validated)
         #[arg(
             long,
@@ -230,6 +259,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(EXIT_FAILED))
             }
         }
+        Command::Serve { components } => {
+            let mut components = load_components(&components)?;
+            let listeners = components.listener_processes();
+            if listeners.is_empty() {
+                anyhow::bail!(
+                    "no process in the components starts with a listen operation, so there is \
+                     nothing to serve; give a process <start operation=\"…\"/> naming an \
+                     operation of type=\"listen\" (sluice run runs the others)"
+                );
+            }
+            let used: std::collections::BTreeSet<String> = listeners
+                .iter()
+                .filter_map(|p| components.connections_of(p))
+                .flatten()
+                .collect();
+            // Kept until the host stops: the host's Kerberos credential cache.
+            let _tickets =
+                prepare_kerberos(&mut components, &cli.custom_library, |id| used.contains(id))?;
+            let host = Host::new(components, container);
+            let failed = runtime()?.block_on(sluice_runtime::serve::serve(host, listeners))?;
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILED)
+            })
+        }
         Command::Run {
             process,
             components,
@@ -243,22 +298,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let used = components.connections_of(&process);
             let in_use = |id: &str| used.as_ref().is_some_and(|used| used.contains(id));
             // Kept until the run ends: the host's Kerberos credential cache.
-            let _tickets = match sluice_runtime::kerberos::prepare(
-                &mut components,
-                &cli.custom_library,
-                in_use,
-            ) {
-                Ok(cache) => cache,
-                Err(problems) => {
-                    for problem in &problems {
-                        eprintln!("{problem}");
-                    }
-                    anyhow::bail!(
-                        "Kerberos is not ready ({})",
-                        count(problems.len(), "problem")
-                    );
-                }
-            };
+            let _tickets = prepare_kerberos(&mut components, &cli.custom_library, in_use)?;
             let input = input
                 .map(|path| document::read_input(&path, input_format))
                 .transpose()?;
@@ -282,6 +322,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Kerberos for the connections `in_use` (before any thread starts); each problem printed.
+fn prepare_kerberos(
+    components: &mut Components,
+    custom_library: &Path,
+    in_use: impl Fn(&str) -> bool,
+) -> anyhow::Result<Option<sluice_runtime::kerberos::CredentialCache>> {
+    sluice_runtime::kerberos::prepare(components, custom_library, in_use).or_else(|problems| {
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        anyhow::bail!(
+            "Kerberos is not ready ({})",
+            count(problems.len(), "problem")
+        )
+    })
 }
 
 fn load_components(paths: &[PathBuf]) -> anyhow::Result<Components> {
@@ -397,14 +454,6 @@ fn print_summary(out: &mut dyn Write, record: &ExecutionRecord) -> std::io::Resu
         )?;
     }
     Ok(())
-}
-
-fn count(n: usize, what: &str) -> String {
-    match (n, what) {
-        (1, _) => format!("1 {what}"),
-        (_, "process") => format!("{n} processes"),
-        _ => format!("{n} {what}s"),
-    }
 }
 
 /// Step progress on standard error, redrawn at most every 100 ms, only on a terminal.

@@ -363,9 +363,19 @@ impl Kafka {
             .1
     }
 
+    /// Whatever a topic holds now (read from the beginning until nothing more comes for a
+    /// moment), for checks that allow duplicates.
+    pub fn read_some(&self, topic: &str) -> Vec<Record> {
+        self.read(topic, None)
+    }
+
     /// Reads a topic from the beginning with an independent consumer until `expected` records
     /// are in (or panics after a deadline), then checks nothing more arrives.
     pub fn read_all(&self, topic: &str, expected: usize) -> Vec<Record> {
+        self.read(topic, Some(expected))
+    }
+
+    fn read(&self, topic: &str, expected: Option<usize>) -> Vec<Record> {
         let consumer: BaseConsumer = self
             .client_config()
             .set("group.id", unique("harness-reader"))
@@ -386,8 +396,16 @@ impl Kafka {
         drop(assignment);
         let mut records = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while records.len() < expected && Instant::now() < deadline {
+        // Without an expected count: until a quiet moment after the first record (or none).
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline
+            && match expected {
+                Some(expected) => records.len() < expected,
+                None => quiet_since.elapsed() < Duration::from_millis(1500),
+            }
+        {
             if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                quiet_since = Instant::now();
                 let m = message.expect("consume");
                 records.push(Record {
                     partition: m.partition(),
@@ -410,6 +428,9 @@ impl Kafka {
                 });
             }
         }
+        let Some(expected) = expected else {
+            return records;
+        };
         assert_eq!(
             records.len(),
             expected,
@@ -528,12 +549,82 @@ pub fn reply_json(stream: &mut impl std::io::Write, status: &str, json: &str) {
     );
 }
 
+/// Components: connection "tansu" to `broker` with default consumer group `group`, then
+/// `body`.
+pub fn components(broker: &Broker, group: &str, body: &str) -> String {
+    format!(
+        r#"<components>
+  <connection id="tansu">
+    <bootstrap-servers>{}</bootstrap-servers>
+    <consumer-group>{group}</consumer-group>
+  </connection>
+{body}
+</components>
+"#,
+        broker.bootstrap()
+    )
+}
+
 /// A folder of component files and inputs for one test.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
     /// Environment variables every `sluice` run of this workspace gets (tests run in parallel
     /// threads of one process, so they must not change the process's own environment).
     env: std::cell::RefCell<Vec<(String, String)>>,
+    /// How many long-running commands were started (their output files are numbered).
+    spawned: std::cell::Cell<usize>,
+}
+
+/// A running `sluice` (e.g. `serve`), killed when dropped; its output is printed if the test
+/// panics while it runs.
+pub struct Serving {
+    child: Option<std::process::Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Serving {
+    /// What it has written to standard error so far.
+    pub fn stderr(&self) -> String {
+        read(&self.err)
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, `KILL`) to it.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// Waits for it to exit (panics after `timeout`) and returns its exit code (`None`: killed
+    /// by a signal).
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let child = self.child.as_mut().expect("running");
+        let status = wait_for("sluice to exit", timeout, || {
+            child.try_wait().expect("sluice status")
+        });
+        self.child = None;
+        status.code()
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- sluice stdout ----\n{}\n---- sluice stderr ----\n{}",
+                read(&self.out),
+                read(&self.err)
+            );
+        }
+    }
 }
 
 impl Workspace {
@@ -541,6 +632,7 @@ impl Workspace {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
             env: Default::default(),
+            spawned: Default::default(),
         }
     }
 
@@ -585,6 +677,28 @@ impl Workspace {
             .stdin(Stdio::null())
             .output()
             .expect("run sluice")
+    }
+
+    /// Starts `sluice serve` (or any long-running command) in this folder; its output goes to
+    /// files in the folder, printed if the test fails.
+    pub fn sluice_spawn(&self, args: &[&str]) -> Serving {
+        let n = self.spawned.get() + 1;
+        self.spawned.set(n);
+        let (out, err) = (
+            self.path().join(format!("serve-{n}.out")),
+            self.path().join(format!("serve-{n}.err")),
+        );
+        let child = sluice_command(self.path(), args, "sluice=debug,warn", &self.env.borrow())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
+            .stderr(std::fs::File::create(&err).expect("stderr file"))
+            .spawn()
+            .expect("start sluice");
+        Serving {
+            child: Some(child),
+            out,
+            err,
+        }
     }
 
     /// Runs `sluice` in this folder with `stdin` as standard input.

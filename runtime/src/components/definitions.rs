@@ -63,6 +63,8 @@ pub enum OperationKind {
     Consume(ConsumeDefinition),
     /// Commits consumed positions for a consumer group.
     CommitOffset(CommitOffsetDefinition),
+    /// Waits for messages and starts a process execution for each batch (`sluice serve`).
+    Listen(ListenDefinition),
 }
 
 impl OperationKind {
@@ -72,6 +74,7 @@ impl OperationKind {
             Self::Produce(_) => "produce",
             Self::Consume(_) => "consume",
             Self::CommitOffset(_) => "commit-offset",
+            Self::Listen(_) => "listen",
         }
     }
 }
@@ -126,6 +129,40 @@ impl ConsumeDefinition {
     pub const DEFAULT_MINIMUM_MESSAGES: u32 = 1;
     /// Maximum wait time when the operation does not say.
     pub const DEFAULT_MAXIMUM_WAIT: Duration = Duration::from_secs(30);
+}
+
+/// A Listen operation as defined; the consumer group may still come from the connection.
+#[derive(Debug, Clone)]
+pub struct ListenDefinition {
+    /// Topics to listen to.
+    pub topics: Vec<String>,
+    /// The operation's own consumer group, if it names one.
+    pub consumer_group: Option<String>,
+    /// Where to start without a committed offset.
+    pub offset_reset: OffsetReset,
+    /// Manual partition assignment (one topic only); `None`: the group assigns partitions.
+    pub partitions: Option<Vec<i32>>,
+    /// Overrides the connection's client id.
+    pub client_id: Option<String>,
+    /// Most documents one execution receives.
+    pub max_messages: std::num::NonZeroUsize,
+    /// How often a failing document is tried again before it goes to the dead-letter topic.
+    pub retry_limit: u32,
+    /// The wait before the first retry; it doubles with each further retry.
+    pub retry_backoff: Duration,
+    /// Where documents go that still fail after the retries; without one, such a document
+    /// stops the listener (nothing is skipped silently).
+    pub dead_letter_topic: Option<String>,
+}
+
+/// Listen defaults.
+impl ListenDefinition {
+    /// Documents per execution when the operation does not say.
+    pub const DEFAULT_MAX_MESSAGES: usize = 100;
+    /// Retries of a failing document when the operation does not say.
+    pub const DEFAULT_RETRY_LIMIT: u32 = 3;
+    /// First retry wait when the operation does not say.
+    pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 }
 
 /// A validated `<process>`.
@@ -952,6 +989,18 @@ pub(crate) fn operation_fields(kind: &str) -> Option<&'static [&'static str]> {
             "client-id",
         ]),
         "commit-offset" => Some(&["description", "consumer-group"]),
+        "listen" => Some(&[
+            "description",
+            "topic",
+            "consumer-group",
+            "offset-reset",
+            "partitions",
+            "client-id",
+            "max-messages",
+            "retry-limit",
+            "retry-backoff",
+            "dead-letter-topic",
+        ]),
         _ => None,
     }
 }
@@ -960,6 +1009,7 @@ const OPERATION_TYPES: &[(&str, &str)] = &[
     ("produce", "produce"),
     ("consume", "consume"),
     ("commit-offset", "commit-offset"),
+    ("listen", "listen"),
 ];
 
 pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<OperationDefinition> {
@@ -968,7 +1018,8 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
         .required(
             "type",
             raw.kind,
-            "say what the operation does: type=\"produce\", \"consume\" or \"commit-offset\"",
+            "say what the operation does: type=\"produce\", \"consume\", \"commit-offset\" \
+             or \"listen\"",
         )
         .and_then(|t| {
             values::one_of(&t, OPERATION_TYPES)
@@ -1002,6 +1053,10 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
         ("autocommit", raw.autocommit.is_some()),
         ("partitions", raw.partitions.is_some()),
         ("client-id", raw.client_id.is_some()),
+        ("max-messages", raw.max_messages.is_some()),
+        ("retry-limit", raw.retry_limit.is_some()),
+        ("retry-backoff", raw.retry_backoff.is_some()),
+        ("dead-letter-topic", raw.dead_letter_topic.is_some()),
     ];
     for (field, present) in given {
         if present && !allowed.contains(&field) {
@@ -1117,6 +1172,75 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
                 autocommit: autocommit.unwrap_or(false),
                 partitions,
                 client_id,
+            })
+        }
+        "listen" => {
+            let hint = "name the topic, e.g. <topic>orders</topic>, or several separated by \
+                        commas";
+            let topics = c.required("topic", raw.topic, hint).and_then(|t| {
+                t.split(',')
+                    .map(|topic| values::topic(topic.trim()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|p| c.field_error("topic", p))
+                    .ok()
+            });
+            let consumer_group = group(c, raw.consumer_group);
+            let offset_reset = c.parse("offset-reset", raw.offset_reset, |v| {
+                values::one_of(
+                    v,
+                    &[
+                        ("earliest", OffsetReset::Earliest),
+                        ("latest", OffsetReset::Latest),
+                    ],
+                )
+            });
+            let partitions = c.parse("partitions", raw.partitions, values::partition_list);
+            if partitions.is_some() && topics.as_ref().is_some_and(|t| t.len() > 1) {
+                c.field_error(
+                    "partitions",
+                    "applies to one topic; listen to several topics without partitions (the \
+                     group assigns them), or use one listen operation per topic"
+                        .into(),
+                );
+            }
+            let client_id = c
+                .text("client-id", raw.client_id)
+                .filter(|id| !id.is_empty());
+            let max_messages = c.parse("max-messages", raw.max_messages, |v| {
+                values::whole_number(v, 1)
+            });
+            let retry_limit = c.parse("retry-limit", raw.retry_limit, |v| {
+                values::whole_number(v, 0)
+            });
+            let retry_backoff = c.parse("retry-backoff", raw.retry_backoff, values::duration);
+            let dead_letter_topic =
+                c.parse("dead-letter-topic", raw.dead_letter_topic, values::topic);
+            if let (Some(topics), Some(dlq)) = (&topics, &dead_letter_topic) {
+                if topics.contains(dlq) {
+                    c.field_error(
+                        "dead-letter-topic",
+                        format!(
+                            "\"{dlq}\" is a topic this operation listens to: failed documents \
+                             would come back forever; name another topic"
+                        ),
+                    );
+                }
+            }
+            OperationKind::Listen(ListenDefinition {
+                topics: topics?,
+                consumer_group,
+                offset_reset: offset_reset.unwrap_or_default(),
+                partitions,
+                client_id,
+                max_messages: max_messages
+                    .and_then(|n| std::num::NonZeroUsize::new(n as usize))
+                    .unwrap_or(
+                        std::num::NonZeroUsize::new(ListenDefinition::DEFAULT_MAX_MESSAGES)
+                            .expect("not zero"),
+                    ),
+                retry_limit: retry_limit.unwrap_or(ListenDefinition::DEFAULT_RETRY_LIMIT),
+                retry_backoff: retry_backoff.unwrap_or(ListenDefinition::DEFAULT_RETRY_BACKOFF),
+                dead_letter_topic,
             })
         }
         _ => OperationKind::CommitOffset(CommitOffsetDefinition {
@@ -1357,8 +1481,8 @@ pub(crate) fn process(c: &mut Checker<'_>, raw: RawProcess) -> Option<ProcessDef
         let at = c.scanned.start();
         c.error_at(
             at,
-            "does nothing: give it a <start operation=\"…\"/> (a consume operation) or \
-             <steps> to run on the documents given with sluice run --input"
+            "does nothing: give it a <start operation=\"…\"/> (a consume or listen \
+             operation) or <steps> to run on the documents given with sluice run --input"
                 .into(),
         );
     }

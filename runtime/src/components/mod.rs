@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 pub use definitions::{
-    CommitOffsetDefinition, ConnectionDefinition, ConsumeDefinition, OperationDefinition,
-    OperationKind, ProcessDefinition, ProduceDefinition, PropertyName, PropertySource, Reference,
-    SetProperty, Step, TrackedName,
+    CommitOffsetDefinition, ConnectionDefinition, ConsumeDefinition, ListenDefinition,
+    OperationDefinition, OperationKind, ProcessDefinition, ProduceDefinition, PropertyName,
+    PropertySource, Reference, SetProperty, Step, TrackedName,
 };
 pub use source::{ComponentKind, Location};
 
@@ -146,6 +146,21 @@ impl Components {
                 Err(LoadErrors(errors))
             }
         }
+    }
+
+    /// The processes that start with a listen operation (what `sluice serve` runs), by id.
+    pub fn listener_processes(&self) -> Vec<String> {
+        self.processes
+            .values()
+            .filter(|p| {
+                p.start.as_ref().is_some_and(|start| {
+                    self.operations
+                        .get(&start.id)
+                        .is_some_and(|op| matches!(op.kind, OperationKind::Listen(_)))
+                })
+            })
+            .map(|p| p.id.clone())
+            .collect()
     }
 
     /// The connections a process uses (through its start and its steps); `None` when there is
@@ -292,6 +307,7 @@ impl Components {
             let group = match &op.kind {
                 OperationKind::Consume(consume) => Some(&consume.consumer_group),
                 OperationKind::CommitOffset(commit) => Some(&commit.consumer_group),
+                OperationKind::Listen(listen) => Some(&listen.consumer_group),
                 OperationKind::Produce(_) => None,
             };
             if let Some(group) = group {
@@ -325,15 +341,20 @@ impl Components {
                             not_defined("operation", &start.id, &operation_ids)
                         ),
                     )),
-                    Some(op) if !matches!(op.kind, OperationKind::Consume(_)) => {
+                    Some(op)
+                        if !matches!(
+                            op.kind,
+                            OperationKind::Consume(_) | OperationKind::Listen(_)
+                        ) =>
+                    {
                         errors.push(reference_error(
                             ComponentKind::Process,
                             &process.id,
                             &start.at,
                             format!(
                                 "start operation \"{}\" is a {} operation; a process starts \
-                                 with a consume operation (or with no operation, taking \
-                                 documents from sluice run --input)",
+                                 with a consume or listen operation (or with no operation, \
+                                 taking documents from sluice run --input)",
                                 op.id,
                                 op.kind.name()
                             ),
@@ -363,16 +384,21 @@ impl Components {
                 if invalid(ComponentKind::Operation, &operation.id) {
                     continue;
                 }
-                if !self.operations.contains_key(&operation.id) {
+                let problem = match self.operations.get(&operation.id) {
+                    None => Some(not_defined("operation", &operation.id, &operation_ids)),
+                    Some(op) if matches!(op.kind, OperationKind::Listen(_)) => Some(format!(
+                        "operation \"{}\" is a listen operation, which can only start a \
+                         process: <start operation=\"{}\"/>",
+                        op.id, op.id
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(problem) = problem {
                     errors.push(reference_error(
                         ComponentKind::Process,
                         &process.id,
                         &operation.at,
-                        format!(
-                            "step {}: {}",
-                            index + 1,
-                            not_defined("operation", &operation.id, &operation_ids)
-                        ),
+                        format!("step {}: {problem}", index + 1),
                     ));
                 }
             }
@@ -827,6 +853,68 @@ mod preset_tests {
         assert_eq!(
             errors(r#"<connection id="x" preset="confluent-cloud"><bootstrap-servers>b:9092</bootstrap-servers></connection>"#),
             ["p.xml:2:20: connection \"x\": preset must be one of azure-event-hubs, amazon-msk; got \"confluent-cloud\""]
+        );
+    }
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::*;
+
+    fn load(body: &str) -> Result<Components, Vec<String>> {
+        let text = format!(
+            "<components>\n<connection id=\"k\"><bootstrap-servers>a:1</bootstrap-servers>\
+             <consumer-group>g</consumer-group></connection>\n\
+             <operation id=\"p\" type=\"produce\" connection=\"k\"><topic>t</topic></operation>\n\
+             {body}\n</components>"
+        );
+        Components::from_sources(vec![(PathBuf::from("l.xml"), text)])
+            .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn a_listen_operation_with_its_defaults_starts_a_process() {
+        let components = load(
+            r#"<operation id="l" type="listen" connection="k"><topic>a, b</topic></operation>
+<process id="x"><start operation="l"/><steps><connector operation="p"/></steps></process>"#,
+        )
+        .expect("valid");
+        let OperationKind::Listen(listen) = &components.operations["l"].kind else {
+            panic!("a listen operation");
+        };
+        assert_eq!(listen.topics, ["a", "b"]);
+        assert_eq!(listen.max_messages.get(), 100);
+        assert_eq!(listen.retry_limit, 3);
+        assert_eq!(listen.retry_backoff, std::time::Duration::from_secs(1));
+        assert_eq!(listen.dead_letter_topic, None);
+        assert_eq!(components.listener_processes(), ["x"]);
+    }
+
+    #[test]
+    fn listen_settings_that_cannot_work_are_refused() {
+        assert_eq!(
+            load(
+                r#"<operation id="l" type="listen" connection="k"><topic>a, b</topic><partitions>0</partitions><dead-letter-topic>b</dead-letter-topic><max-messages>0</max-messages></operation>"#
+            )
+            .unwrap_err(),
+            [
+                "l.xml:4:67: operation \"l\": partitions applies to one topic; listen to several \
+                 topics without partitions (the group assigns them), or use one listen operation \
+                 per topic",
+                "l.xml:4:93: operation \"l\": dead-letter-topic \"b\" is a topic this operation \
+                 listens to: failed documents would come back forever; name another topic",
+                "l.xml:4:133: operation \"l\": max-messages must be a whole number ≥ 1 (at most \
+                 4294967295), got \"0\"",
+            ]
+        );
+        assert_eq!(
+            load(
+                r#"<operation id="l" type="listen" connection="k"><topic>a</topic></operation>
+<process id="x"><steps><connector operation="l"/></steps></process>"#
+            )
+            .unwrap_err(),
+            ["l.xml:5:35: process \"x\": step 1: operation \"l\" is a listen operation, which can \
+              only start a process: <start operation=\"l\"/>"]
         );
     }
 }

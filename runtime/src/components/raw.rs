@@ -68,7 +68,7 @@ pub(crate) struct RawProperties {
     pub properties: Vec<RawNamedValue>,
 }
 
-/// `<operation id="…" type="produce|consume|commit-offset" connection="…">`: one struct for
+/// `<operation id="…" type="produce|consume|commit-offset|listen" connection="…">`: one struct for
 /// every type, so a field of the wrong type gets "does not apply to a produce operation", not
 /// "unknown".
 #[derive(Debug, Deserialize)]
@@ -99,6 +99,11 @@ pub(crate) struct RawOperation {
     pub autocommit: Option<String>,
     pub partitions: Option<String>,
     pub client_id: Option<String>,
+    // Listen
+    pub max_messages: Option<String>,
+    pub retry_limit: Option<String>,
+    pub retry_backoff: Option<String>,
+    pub dead_letter_topic: Option<String>,
 }
 
 /// `<headers><header name="…">value</header>…</headers>`

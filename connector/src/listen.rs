@@ -1,0 +1,285 @@
+//! The Listen operation's consumer: a long-lived member of a consumer group that hands over
+//! batches of messages and commits only what its caller says is finished.
+//!
+//! At-least-once by construction: librdkafka stores and commits nothing by itself
+//! (`enable.auto.commit` and `enable.auto.offset.store` are off); the caller commits the offsets
+//! of the documents it has finished, before it asks for the next batch. A rebalance happens
+//! inside a poll, so at that moment every finished document is already committed and the
+//! partitions can move without losing or repeating finished work.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::consume::{Consumed, OffsetReset};
+use crate::context::Observer;
+use crate::{Connection, ConnectorError, Limits, PartitionNotFound};
+
+/// A Listen operation's consumer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenSettings {
+    /// Topics to read; the group spreads their partitions over its members.
+    pub topics: Vec<String>,
+    /// The consumer group, shared by every host that runs the same listener.
+    pub consumer_group: String,
+    /// Where to start without a committed offset.
+    pub offset_reset: OffsetReset,
+    /// Read only these partitions of the (single) topic instead of joining the group's
+    /// assignment.
+    pub partitions: Option<Vec<i32>>,
+    /// Overrides the connection's client id.
+    pub client_id: Option<String>,
+    /// Most messages one batch holds.
+    pub max_messages: NonZeroUsize,
+}
+
+/// Within one batch, how long to wait for more messages once the first has arrived: what is
+/// already fetched is in librdkafka's queue, so this only bounds a batch that is not full.
+const BATCH_LINGER: Duration = Duration::from_millis(20);
+
+/// Room for record batch framing on top of the largest message accepted (as for Produce).
+const FETCH_OVERHEAD: u64 = 64 * 1024;
+
+/// A connected Listen consumer. Cloning shares the one consumer.
+#[derive(Clone)]
+pub struct ListenConsumer {
+    consumer: Arc<BaseConsumer<Observer>>,
+    settings: Arc<ListenSettings>,
+    limits: Limits,
+}
+
+/// The offset to commit for a partition: the next offset to read there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The first offset not yet finished.
+    pub offset: i64,
+}
+
+impl ListenConsumer {
+    /// Creates the consumer, checks that every topic (and named partition) exists, and
+    /// subscribes (or assigns the named partitions). Runs on tokio's blocking pool.
+    ///
+    /// Fails when the brokers cannot be reached or a topic does not exist.
+    pub async fn open(
+        connection: &Connection,
+        settings: ListenSettings,
+        limits: Limits,
+    ) -> Result<Self, ConnectorError> {
+        let connection = connection.clone();
+        let limits = connection.limits(limits);
+        tokio::task::spawn_blocking(move || Self::open_blocking(&connection, settings, limits))
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("listen task failed: {e}")))?
+    }
+
+    fn open_blocking(
+        connection: &Connection,
+        settings: ListenSettings,
+        limits: Limits,
+    ) -> Result<Self, ConnectorError> {
+        let mut config = crate::consume::group_consumer_config(
+            connection,
+            &settings.consumer_group,
+            settings.offset_reset,
+            settings.client_id.as_deref(),
+        );
+        // max.request.size bounds what one fetch returns (seed 003); librdkafka wants
+        // message.max.bytes no larger than fetch.max.bytes.
+        let fetch_max = (limits.max_request_size + FETCH_OVERHEAD).min(1_000_000_000);
+        config
+            .set("enable.partition.eof", "false")
+            .set("fetch.max.bytes", fetch_max.to_string())
+            .set("message.max.bytes", fetch_max.to_string());
+        let consumer: BaseConsumer<Observer> = config
+            .create_with_context(Observer::for_connection(connection))
+            .map_err(ConnectorError::ClientConfig)?;
+        Observer::serve_first_token(&consumer);
+        for topic in &settings.topics {
+            let count = connection.partition_count(consumer.client(), consumer.context(), topic)?;
+            let Some(count) = count else {
+                return Err(ConnectorError::UnknownTopic(topic.clone()));
+            };
+            if let Some(partitions) = &settings.partitions {
+                for &partition in partitions {
+                    PartitionNotFound::check(topic, partition, count)?;
+                }
+            }
+        }
+        match &settings.partitions {
+            Some(partitions) => {
+                let mut assignment = TopicPartitionList::new();
+                for topic in &settings.topics {
+                    for &partition in partitions {
+                        assignment
+                            .add_partition_offset(topic, partition, Offset::Stored)
+                            .map_err(|source| consume_error(&settings, source))?;
+                    }
+                }
+                let assigned = consumer.assign(&assignment);
+                drop(assignment);
+                assigned.map_err(|source| consume_error(&settings, source))?;
+            }
+            None => {
+                let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+                consumer
+                    .subscribe(&topics)
+                    .map_err(|source| consume_error(&settings, source))?;
+            }
+        }
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            settings: Arc::new(settings),
+            limits,
+        })
+    }
+
+    /// The settings it was opened with.
+    pub fn settings(&self) -> &ListenSettings {
+        &self.settings
+    }
+
+    /// Waits up to `wait` for a first message, then takes what is already fetched, up to
+    /// `max_messages`. An empty batch means nothing arrived. Transient broker errors are
+    /// logged and retried by librdkafka; a topic deleted under the listener is an error.
+    ///
+    /// Cancellation: dropping the future does not stop the blocking poll, which ends by
+    /// `wait` (plus a short linger) at the latest.
+    pub async fn poll_batch(&self, wait: Duration) -> Result<Vec<Consumed>, ConnectorError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.poll_blocking(wait))
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("listen poll task failed: {e}")))?
+    }
+
+    fn poll_blocking(&self, wait: Duration) -> Result<Vec<Consumed>, ConnectorError> {
+        let deadline = Instant::now() + wait;
+        let max = self.settings.max_messages.get();
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            let now = Instant::now();
+            let timeout = if batch.is_empty() {
+                deadline.saturating_duration_since(now)
+            } else {
+                BATCH_LINGER
+            };
+            match self.consumer.poll(timeout) {
+                None => break,
+                Some(Ok(message)) => {
+                    let size =
+                        (message.payload_len() + message.key().map_or(0, <[u8]>::len)) as u64;
+                    if size > self.limits.max_request_size {
+                        tracing::warn!(
+                            topic = message.topic(),
+                            partition = message.partition(),
+                            offset = message.offset(),
+                            size,
+                            "message larger than max.request.size"
+                        );
+                        batch.push(Consumed::TooLarge {
+                            topic: message.topic().to_string(),
+                            partition: message.partition(),
+                            offset: message.offset(),
+                            size,
+                            max: self.limits.max_request_size,
+                        });
+                    } else {
+                        batch.push(Consumed::Record(crate::consume::to_record(&message)));
+                    }
+                }
+                Some(Err(KafkaError::MessageConsumption(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                ))) => {
+                    return Err(ConnectorError::UnknownTopic(
+                        self.settings.topics.join(", "),
+                    ));
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(
+                        topics = %self.settings.topics.join(","),
+                        error = %crate::explain(&error),
+                        "transient listen error"
+                    );
+                    if batch.is_empty() && Instant::now() >= deadline {
+                        break;
+                    }
+                }
+            }
+            if batch.is_empty() && Instant::now() >= deadline {
+                break;
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Commits these next offsets for the group, synchronously.
+    pub async fn commit(&self, offsets: Vec<NextOffset>) -> Result<(), ConnectorError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.commit_blocking(&offsets))
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("listen commit task failed: {e}")))?
+    }
+
+    fn commit_blocking(&self, offsets: &[NextOffset]) -> Result<(), ConnectorError> {
+        let mut list = TopicPartitionList::new();
+        for next in offsets {
+            list.add_partition_offset(&next.topic, next.partition, Offset::Offset(next.offset))
+                .map_err(|source| self.commit_error(source))?;
+        }
+        let result = self
+            .consumer
+            .commit(&list, CommitMode::Sync)
+            .map_err(|source| self.commit_error(source));
+        // A list passed to commit() must be gone before the consumer is destroyed (librdkafka's
+        // destroy can hang otherwise).
+        drop(list);
+        result?;
+        for next in offsets {
+            tracing::debug!(
+                topic = %next.topic,
+                partition = next.partition,
+                offset = next.offset,
+                "committed"
+            );
+        }
+        Ok(())
+    }
+
+    /// Leaves the consumer group cleanly (its partitions go to the other members at once, not
+    /// after the session timeout). Runs on the blocking pool.
+    pub async fn close(self) {
+        let consumer = self.consumer;
+        let _ = tokio::task::spawn_blocking(move || {
+            consumer.unsubscribe();
+            // The last clone: dropping it closes the consumer, which leaves the group.
+            drop(consumer);
+        })
+        .await;
+    }
+
+    fn commit_error(&self, source: KafkaError) -> ConnectorError {
+        ConnectorError::Commit {
+            group: self.settings.consumer_group.clone(),
+            source,
+        }
+    }
+}
+
+fn consume_error(settings: &ListenSettings, source: KafkaError) -> ConnectorError {
+    ConnectorError::Consume {
+        topic: settings.topics.join(", "),
+        source,
+    }
+}

@@ -1,0 +1,535 @@
+//! Listeners: a process whose start is a Listen operation runs for as long as the host does.
+//! Each batch of messages becomes process executions, one per partition, so that order holds
+//! within a partition while partitions run side by side (up to the host's execution limit).
+//!
+//! At-least-once without endless redelivery: a document that fails is tried again with a
+//! growing wait, up to the operation's retry limit, then sent to the dead-letter topic with
+//! headers saying where it came from and why it failed. Offsets are committed per partition up
+//! to the first document that has not finished, and always before the next poll, so a
+//! rebalance (which happens inside a poll) never moves a partition with finished, uncommitted
+//! work.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_connector::consume::Consumed;
+use sluice_connector::listen::{ListenConsumer, ListenSettings, NextOffset};
+use sluice_connector::produce::{Acks, ProduceSettings, Producer};
+use sluice_connector::{Connection, ConnectorError, ErrorKind, Header, ProduceRecord};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::components::{ListenDefinition, OperationKind, ProcessDefinition};
+use crate::document::Document;
+use crate::execution::{consumed_document, ExecutionStatus, Host};
+
+/// How long one poll waits for a first message before the listener looks at its shutdown
+/// signal again.
+const POLL_WAIT: Duration = Duration::from_millis(500);
+
+/// The longest wait between two tries of a failing document.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Waits between attempts to reach the brokers when a listener starts, as the platform does:
+/// 10 s, 30 s, 1 min, 2 min, then every 5 min.
+const RECONNECT_BACKOFF: &[Duration] = &[
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(120),
+    Duration::from_secs(300),
+];
+
+/// Headers a dead-lettered record carries besides its own (names in the style of Kafka
+/// Connect's `__connect.errors.*`).
+pub mod dead_letter_headers {
+    /// The topic the document was read from.
+    pub const TOPIC: &str = "sluice.error.topic";
+    /// Its partition.
+    pub const PARTITION: &str = "sluice.error.partition";
+    /// Its offset.
+    pub const OFFSET: &str = "sluice.error.offset";
+    /// The error of its last attempt.
+    pub const MESSAGE: &str = "sluice.error.message";
+    /// How many times it was tried.
+    pub const ATTEMPTS: &str = "sluice.error.attempts";
+    /// The process that failed it.
+    pub const PROCESS: &str = "sluice.error.process";
+}
+
+/// Why a listener stopped on its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("listener \"{process}\" failed: {reason}")]
+pub struct ListenerFailure {
+    /// The process it runs.
+    pub process: String,
+    /// What happened and what to do.
+    pub reason: String,
+}
+
+/// What every execution of every listener of one host shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// The host that runs the executions.
+    pub host: Arc<Host>,
+    /// Caps the executions running at once, across listeners.
+    pub executions: Arc<Semaphore>,
+    /// After a shutdown signal, how long running executions may take to finish.
+    pub drain: Duration,
+}
+
+/// One listener: its process, its Listen operation and where it writes dead letters.
+struct Listener {
+    shared: Shared,
+    process: ProcessDefinition,
+    definition: ListenDefinition,
+    dead_letters: Option<Producer>,
+}
+
+/// Runs the listener of `process` until `shutdown` is cancelled (then drains and returns
+/// `Ok`) or until it cannot go on.
+///
+/// Cancellation-safe only through `shutdown`: dropping the future abandons running
+/// executions without committing them (their documents are delivered again).
+pub async fn run(
+    shared: Shared,
+    process: &str,
+    shutdown: CancellationToken,
+) -> Result<(), ListenerFailure> {
+    let span = tracing::info_span!("listener", process);
+    run_listener(shared, process, shutdown)
+        .instrument(span)
+        .await
+        .map_err(|reason| ListenerFailure {
+            process: process.to_string(),
+            reason,
+        })
+}
+
+async fn run_listener(
+    shared: Shared,
+    process_id: &str,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let host = shared.host.clone();
+    let components = host.components();
+    let process = components.processes[process_id].clone();
+    let start = process
+        .start
+        .as_ref()
+        .ok_or_else(|| format!("process \"{process_id}\" has no start operation"))?;
+    let operation = &components.operations[&start.id];
+    let OperationKind::Listen(definition) = &operation.kind else {
+        return Err(format!(
+            "process \"{process_id}\" starts with a {} operation, not a listen operation",
+            operation.kind.name()
+        ));
+    };
+    let connection_id = &operation.connection.id;
+    let connection = Connection::open(components.connections[connection_id].config.clone())
+        .map_err(|e| e.to_string())?;
+    let limits = shared.host.container().kafka;
+    let settings = ListenSettings {
+        topics: definition.topics.clone(),
+        consumer_group: definition
+            .consumer_group
+            .clone()
+            .or_else(|| connection.config().default_consumer_group.clone())
+            .expect("a listen operation has a consumer group (checked at load)"),
+        offset_reset: definition.offset_reset,
+        partitions: definition.partitions.clone(),
+        client_id: definition.client_id.clone(),
+        max_messages: definition.max_messages,
+    };
+    let dead_letters = match &definition.dead_letter_topic {
+        Some(topic) => Some(
+            Producer::new(
+                &connection,
+                ProduceSettings {
+                    topic: Some(topic.clone()),
+                    acks: Acks::All,
+                    compression: Default::default(),
+                    delivery_timeout: ProduceSettings::DEFAULT_DELIVERY_TIMEOUT,
+                },
+                limits,
+            )
+            .map_err(|e| format!("dead-letter topic \"{topic}\": {e}"))?,
+        ),
+        None => None,
+    };
+    let Some(consumer) = open(&connection, settings, limits, &shutdown, connection_id).await?
+    else {
+        return Ok(());
+    };
+    tracing::info!(
+        topics = %definition.topics.join(","),
+        group = %consumer.settings().consumer_group,
+        "listening"
+    );
+    let listener = Listener {
+        shared,
+        process,
+        definition: definition.clone(),
+        dead_letters,
+    };
+    let outcome = listener.listen(&consumer, &shutdown).await;
+    consumer.close().await;
+    tracing::info!("listener stopped");
+    outcome
+}
+
+/// Opens the consumer, trying again with the platform's back-off while the brokers cannot be
+/// reached. `None`: shutdown came first.
+async fn open(
+    connection: &Connection,
+    settings: ListenSettings,
+    limits: sluice_connector::Limits,
+    shutdown: &CancellationToken,
+    connection_id: &str,
+) -> Result<Option<ListenConsumer>, String> {
+    let mut attempt = 0;
+    loop {
+        match ListenConsumer::open(connection, settings.clone(), limits).await {
+            Ok(consumer) => return Ok(Some(consumer)),
+            Err(error) if error.kind() == ErrorKind::Environment => {
+                let wait = RECONNECT_BACKOFF[attempt.min(RECONNECT_BACKOFF.len() - 1)];
+                attempt += 1;
+                tracing::warn!(
+                    %error,
+                    retry_in_s = wait.as_secs(),
+                    "cannot reach the brokers; check them with: sluice test-connection {connection_id}"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shutdown.cancelled() => return Ok(None),
+                }
+            }
+            Err(error) => return Err(with_fix(&error, connection_id)),
+        }
+    }
+}
+
+fn with_fix(error: &ConnectorError, connection_id: &str) -> String {
+    match error {
+        ConnectorError::UnknownTopic(_) => {
+            format!("{error}: create it, or correct the listen operation's <topic>")
+        }
+        ConnectorError::Unreachable(_) => format!(
+            "{error}\n  check the connection part by part: sluice test-connection {connection_id}"
+        ),
+        _ => error.to_string(),
+    }
+}
+
+/// How one partition's share of a batch ended.
+struct PartitionOutcome {
+    /// The offset to commit: the first one not finished (or one past the last).
+    next: Option<NextOffset>,
+    /// Set when a document could neither be processed nor dead-lettered.
+    failure: Option<String>,
+}
+
+/// A document on its way through the retries.
+struct Attempted {
+    offset: i64,
+    document: Document,
+    attempts: u32,
+    error: String,
+}
+
+impl Listener {
+    async fn listen(
+        self,
+        consumer: &ListenConsumer,
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
+        let this = Arc::new(self);
+        while !shutdown.is_cancelled() {
+            let batch = consumer
+                .poll_batch(POLL_WAIT)
+                .await
+                .map_err(|e| with_fix(&e, "the listen operation's connection"))?;
+            if batch.is_empty() {
+                continue;
+            }
+            tracing::debug!(messages = batch.len(), "batch received");
+            let outcomes = this.clone().process_batch(batch, shutdown).await;
+            let commits: Vec<NextOffset> = outcomes.iter().filter_map(|o| o.next.clone()).collect();
+            if let Err(error) = consumer.commit(commits).await {
+                // The group may have moved the partitions (a rebalance during the batch): their
+                // new owner reads them again from the last commit. At-least-once holds.
+                tracing::warn!(%error, "commit failed; documents since the last commit will be delivered again");
+            }
+            if let Some(failure) = outcomes.into_iter().find_map(|o| o.failure) {
+                return Err(failure);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one batch, its partitions side by side. After a shutdown signal, running work has
+    /// the drain deadline to finish; what has not finished by then is not committed.
+    async fn process_batch(
+        self: Arc<Self>,
+        batch: Vec<Consumed>,
+        shutdown: &CancellationToken,
+    ) -> Vec<PartitionOutcome> {
+        let mut partitions: BTreeMap<(String, i32), Vec<Consumed>> = BTreeMap::new();
+        for message in batch {
+            let (topic, partition, _) = message.position();
+            partitions
+                .entry((topic.to_string(), partition))
+                .or_default()
+                .push(message);
+        }
+        let mut running = tokio::task::JoinSet::new();
+        for ((topic, partition), messages) in partitions {
+            let this = self.clone();
+            let stop_retrying = shutdown.clone();
+            let span = tracing::info_span!("partition", %topic, partition);
+            running.spawn(
+                async move {
+                    this.process_partition(topic, partition, messages, &stop_retrying)
+                        .await
+                }
+                .instrument(span),
+            );
+        }
+        let mut outcomes = Vec::new();
+        let mut drain_deadline = None;
+        loop {
+            tokio::select! {
+                next = running.join_next() => match next {
+                    Some(Ok(outcome)) => outcomes.push(outcome),
+                    Some(Err(error)) => outcomes.push(PartitionOutcome {
+                        next: None,
+                        failure: Some(format!("internal error: a partition task failed: {error}")),
+                    }),
+                    None => break,
+                },
+                () = shutdown.cancelled(), if drain_deadline.is_none() => {
+                    drain_deadline = Some(tokio::time::Instant::now() + self.shared.drain);
+                }
+                () = sleep_until(drain_deadline), if drain_deadline.is_some() => {
+                    tracing::warn!(
+                        unfinished = running.len(),
+                        "drain deadline passed; unfinished documents will be delivered again"
+                    );
+                    running.abort_all();
+                    break;
+                }
+            }
+        }
+        outcomes
+    }
+
+    async fn process_partition(
+        &self,
+        topic: String,
+        partition: i32,
+        messages: Vec<Consumed>,
+        shutdown: &CancellationToken,
+    ) -> PartitionOutcome {
+        let offsets: Vec<i64> = messages.iter().map(|m| m.position().2).collect();
+        let mut finished = BTreeSet::new();
+        let mut failure = None;
+        let mut pending = Vec::new();
+        for message in messages {
+            let offset = message.position().2;
+            let document = consumed_document(message);
+            match document.application_error.clone() {
+                // A message over max.request.size will not fit on a retry: straight to the
+                // dead-letter topic (seed 003: it fails the batch, with where it is).
+                Some(error) => {
+                    let attempted = Attempted {
+                        offset,
+                        document,
+                        attempts: 1,
+                        error,
+                    };
+                    match self.dead_letter(&topic, partition, attempted).await {
+                        Ok(offset) => {
+                            finished.insert(offset);
+                        }
+                        Err(reason) => {
+                            failure = Some(reason);
+                            break;
+                        }
+                    }
+                }
+                None => pending.push(Attempted {
+                    offset,
+                    document,
+                    attempts: 0,
+                    error: String::new(),
+                }),
+            }
+        }
+        while failure.is_none() && !pending.is_empty() {
+            let record = {
+                let _permit = self.shared.executions.acquire().await;
+                let documents = pending.iter().map(|a| a.document.clone()).collect();
+                self.shared
+                    .host
+                    .execute_listened(&self.process, documents)
+                    .await
+            };
+            // Each failing document's first error, by its 0-based position in `pending`.
+            let failed: HashMap<usize, String> = match &record.status {
+                ExecutionStatus::Failed(reason) => {
+                    (0..pending.len()).map(|i| (i, reason.clone())).collect()
+                }
+                _ => {
+                    let mut failed = HashMap::new();
+                    for error in &record.document_errors {
+                        failed
+                            .entry(error.document - 1)
+                            .or_insert_with(|| error.message.clone());
+                    }
+                    failed
+                }
+            };
+            let mut retry = Vec::new();
+            for (index, mut attempted) in pending.into_iter().enumerate() {
+                attempted.attempts += 1;
+                let Some(error) = failed.get(&index) else {
+                    finished.insert(attempted.offset);
+                    continue;
+                };
+                attempted.error = error.clone();
+                if attempted.attempts <= self.definition.retry_limit {
+                    retry.push(attempted);
+                    continue;
+                }
+                if failure.is_some() {
+                    continue;
+                }
+                match self.dead_letter(&topic, partition, attempted).await {
+                    Ok(offset) => {
+                        finished.insert(offset);
+                    }
+                    Err(reason) => failure = Some(reason),
+                }
+            }
+            pending = retry;
+            if let Some(first) = pending.first() {
+                let wait = self
+                    .definition
+                    .retry_backoff
+                    .saturating_mul(1 << (first.attempts - 1).min(16))
+                    .min(MAX_RETRY_BACKOFF);
+                tracing::info!(
+                    documents = pending.len(),
+                    attempt = first.attempts + 1,
+                    wait_ms = wait.as_millis() as u64,
+                    error = %first.error,
+                    "retrying failed documents"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    // Not finished: they are delivered again after the restart.
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        }
+        // Commit up to the first document that has not finished.
+        let next = offsets
+            .iter()
+            .find(|offset| !finished.contains(offset))
+            .copied()
+            .or_else(|| offsets.iter().max().map(|last| last + 1))
+            .filter(|next| offsets.first().is_some_and(|first| next > first));
+        PartitionOutcome {
+            next: next.map(|offset| NextOffset {
+                topic,
+                partition,
+                offset,
+            }),
+            failure,
+        }
+    }
+
+    /// Sends a document that keeps failing to the dead-letter topic, or explains why the
+    /// listener must stop. Returns its offset once the dead-letter topic has it.
+    async fn dead_letter(
+        &self,
+        topic: &str,
+        partition: i32,
+        attempted: Attempted,
+    ) -> Result<i64, String> {
+        let Attempted {
+            offset,
+            document,
+            attempts,
+            error,
+        } = attempted;
+        let position = format!("topic \"{topic}\" partition {partition} offset {offset}");
+        let Some(producer) = &self.dead_letters else {
+            tracing::error!(offset, attempts, %error, "document failed; no dead-letter topic");
+            return Err(format!(
+                "the document at {position} failed {attempts} time(s): {error}\n  no \
+                 dead-letter-topic is set, so the listener stops rather than skip it; fix the \
+                 cause or set <dead-letter-topic> on the listen operation, then start it again \
+                 (it resumes at this document)"
+            ));
+        };
+        let mut headers = document.tracked.headers.clone();
+        let text = |name: &str, value: String| Header {
+            name: name.to_string(),
+            value: Some(value.into_bytes()),
+        };
+        headers.extend([
+            text(dead_letter_headers::TOPIC, topic.to_string()),
+            text(dead_letter_headers::PARTITION, partition.to_string()),
+            text(dead_letter_headers::OFFSET, offset.to_string()),
+            text(dead_letter_headers::MESSAGE, error.clone()),
+            text(dead_letter_headers::ATTEMPTS, attempts.to_string()),
+            text(dead_letter_headers::PROCESS, self.process.id.clone()),
+        ]);
+        let record = ProduceRecord {
+            payload: document.data,
+            key: document.tracked.key.clone(),
+            topic: None,
+            partition: None,
+            timestamp_ms: document.tracked.timestamp,
+            headers,
+        };
+        let dead_letter_topic = self.definition.dead_letter_topic.as_deref().unwrap_or("?");
+        let delivered = producer
+            .produce(vec![record], |_| {})
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|mut results| {
+                results
+                    .pop()
+                    .expect("one result per record")
+                    .map_err(|e| e.to_string())
+            });
+        match delivered {
+            Ok(at) => {
+                tracing::warn!(
+                    offset,
+                    attempts,
+                    %error,
+                    dead_letter_topic,
+                    dead_letter_offset = at.offset,
+                    "document sent to the dead-letter topic"
+                );
+                Ok(offset)
+            }
+            Err(reason) => Err(format!(
+                "the document at {position} failed {attempts} time(s) ({error}) and could not \
+                 be sent to dead-letter topic \"{dead_letter_topic}\": {reason}"
+            )),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,329 @@
+//! Listen and `sluice serve` against the real broker (tansu): a listener bridges documents to a
+//! Produce step and commits them; a failing document is retried, then dead-lettered with its
+//! context; without a dead-letter topic it stops the listener at its offset; SIGTERM drains
+//! and a restart resumes without loss or repeats; after SIGKILL nothing is lost.
+
+mod harness;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use harness::{components, unique, wait_for, Broker, Workspace};
+
+/// How long a listener may take to work through a test's documents.
+const WORK: Duration = Duration::from_secs(60);
+
+/// A listener on `source` whose process routes each document to the topic its `route` header
+/// names. `listen` holds the listen operation's further fields.
+fn routing_listener(broker: &Broker, group: &str, source: &str, listen: &str) -> String {
+    components(
+        broker,
+        group,
+        &format!(
+            r#"<operation id="receive" type="listen" connection="tansu">
+  <topic>{source}</topic><offset-reset>earliest</offset-reset>{listen}
+</operation>
+<operation id="send" type="produce" connection="tansu"><dynamic-topic>true</dynamic-topic></operation>
+<process id="route">
+  <start operation="receive"/>
+  <steps>
+    <set-properties><property name="topic-name" from-header="route"/></set-properties>
+    <connector operation="send"/>
+  </steps>
+</process>"#
+        ),
+    )
+}
+
+/// Waits until `group` has committed `expected` on every partition of `topic`.
+fn wait_for_commits(broker: &Broker, group: &str, topic: &str, expected: &[i64]) {
+    let want: Vec<Option<i64>> = expected.iter().copied().map(Some).collect();
+    let mut seen = Vec::new();
+    wait_for(&format!("commits {expected:?} on {topic}"), WORK, || {
+        seen = broker.committed(group, topic, expected.len() as i32);
+        (seen == want).then_some(())
+    });
+}
+
+/// `total` documents over the 2 partitions of `source`, each routed to `target`.
+fn fill(broker: &Broker, source: &str, target: &str, total: i32) {
+    for i in 0..total {
+        let payload = format!("doc-{i:03}");
+        broker.produce_one(
+            source,
+            i % 2,
+            None,
+            payload.as_bytes(),
+            &[("route", target)],
+        );
+    }
+}
+
+/// Waits until the listener has committed something: work is under way.
+fn wait_for_a_first_commit(broker: &Broker, group: &str, source: &str) {
+    wait_for("a first commit", WORK, || {
+        broker
+            .committed(group, source, 2)
+            .iter()
+            .any(|c| c.is_some_and(|c| c > 0))
+            .then_some(())
+    });
+}
+
+#[test]
+fn a_listener_bridges_documents_in_partition_order_and_commits_them() {
+    let broker = Broker::start();
+    let source = broker.create_topic("listen-in", 2);
+    let target = broker.create_topic("listen-out", 1);
+    for i in 0..20 {
+        let payload = format!("p{}-{i:02}", i % 2);
+        broker.produce_one(
+            &source,
+            i % 2,
+            Some(&format!("k{i:02}")),
+            payload.as_bytes(),
+            &[("route", &target)],
+        );
+    }
+    let group = unique("g");
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &routing_listener(&broker, &group, &source, "<max-messages>3</max-messages>"),
+    );
+    let mut serving = ws.sluice_spawn(&["serve"]);
+    wait_for_commits(&broker, &group, &source, &[10, 10]);
+    let records = broker.read_all(&target, 20);
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    let err = serving.stderr();
+    assert!(
+        err.contains("sluice serve: 1 listener started (route)")
+            && err.contains("sluice serve: stopped"),
+        "{err}"
+    );
+    // Every document once; within each source partition, in offset order.
+    for partition in ["p0", "p1"] {
+        let payloads: Vec<&str> = records
+            .iter()
+            .map(|r| r.payload.as_str())
+            .filter(|p| p.starts_with(partition))
+            .collect();
+        let mut sorted = payloads.clone();
+        sorted.sort();
+        assert_eq!(payloads, sorted, "order of {partition}");
+        assert_eq!(payloads.len(), 10, "{records:#?}");
+    }
+    // Keys travel with the documents.
+    for record in &records {
+        assert_eq!(record.key, Some(format!("k{}", &record.payload[3..])));
+    }
+}
+
+#[test]
+fn a_failing_document_is_retried_then_dead_lettered_with_its_context() {
+    let broker = Broker::start();
+    let source = broker.create_topic("listen-in", 1);
+    let target = broker.create_topic("listen-out", 1);
+    let dead = broker.create_topic("listen-dlq", 1);
+    let missing = unique("nowhere");
+    for i in 0..5 {
+        let route = if i == 2 { &missing } else { &target };
+        broker.produce_one(
+            &source,
+            0,
+            Some(&format!("k{i}")),
+            format!("doc-{i}").as_bytes(),
+            &[("route", route)],
+        );
+    }
+    let group = unique("g");
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &routing_listener(
+            &broker,
+            &group,
+            &source,
+            &format!(
+                "<retry-limit>2</retry-limit><retry-backoff>100ms</retry-backoff>\
+                 <dead-letter-topic>{dead}</dead-letter-topic>"
+            ),
+        ),
+    );
+    let mut serving = ws.sluice_spawn(&["serve"]);
+    wait_for_commits(&broker, &group, &source, &[5]);
+    let letters = broker.read_all(&dead, 1);
+    let delivered = broker.read_all(&target, 4);
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+
+    let letter = &letters[0];
+    assert_eq!(letter.payload, "doc-2");
+    assert_eq!(letter.key.as_deref(), Some("k2"));
+    assert_eq!(letter.header("route"), Some(missing.as_str()));
+    assert_eq!(letter.header("sluice.error.topic"), Some(source.as_str()));
+    assert_eq!(letter.header("sluice.error.partition"), Some("0"));
+    assert_eq!(letter.header("sluice.error.offset"), Some("2"));
+    // One try and two retries.
+    assert_eq!(letter.header("sluice.error.attempts"), Some("3"));
+    assert_eq!(letter.header("sluice.error.process"), Some("route"));
+    assert_eq!(
+        letter.header("sluice.error.message"),
+        Some(format!("topic \"{missing}\" does not exist").as_str())
+    );
+    let payloads: BTreeSet<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
+    assert_eq!(
+        payloads,
+        BTreeSet::from(["doc-0", "doc-1", "doc-3", "doc-4"])
+    );
+}
+
+#[test]
+fn without_a_dead_letter_topic_a_failing_document_stops_the_listener_at_its_offset() {
+    let broker = Broker::start();
+    let source = broker.create_topic("listen-in", 1);
+    let target = broker.create_topic("listen-out", 1);
+    let missing = unique("nowhere");
+    for i in 0..4 {
+        let route = if i == 2 { &missing } else { &target };
+        broker.produce_one(
+            &source,
+            0,
+            None,
+            format!("doc-{i}").as_bytes(),
+            &[("route", route)],
+        );
+    }
+    let group = unique("g");
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &routing_listener(
+            &broker,
+            &group,
+            &source,
+            "<retry-limit>1</retry-limit><retry-backoff>50ms</retry-backoff>",
+        ),
+    );
+    let mut serving = ws.sluice_spawn(&["serve"]);
+    assert_eq!(serving.wait(WORK), Some(1), "{}", serving.stderr());
+    let err = serving.stderr();
+    assert!(
+        err.contains(&format!(
+            "sluice serve: listener \"route\" failed: the document at topic \"{source}\" \
+             partition 0 offset 2 failed 2 time(s): topic \"{missing}\" does not exist\n  no \
+             dead-letter-topic is set, so the listener stops rather than skip it"
+        )),
+        "{err}"
+    );
+    // Committed up to the failing document, not past it: a restart resumes there.
+    assert_eq!(broker.committed(&group, &source, 1), [Some(2)]);
+}
+
+#[test]
+fn sigterm_drains_and_a_restart_resumes_without_loss_or_repeats() {
+    let broker = Broker::start();
+    let source = broker.create_topic("listen-in", 2);
+    let target = broker.create_topic("listen-out", 1);
+    let total = 60;
+    fill(&broker, &source, &target, total);
+    let group = unique("g");
+    let ws = Workspace::new();
+    // One document per execution, so that the signal comes while work is under way.
+    ws.write(
+        "components/c.xml",
+        &routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>"),
+    );
+    let mut first = ws.sluice_spawn(&["serve"]);
+    wait_for_a_first_commit(&broker, &group, &source);
+    first.signal("TERM");
+    assert_eq!(first.wait(WORK), Some(0), "{}", first.stderr());
+
+    let mut second = ws.sluice_spawn(&["serve"]);
+    wait_for_commits(&broker, &group, &source, &[30, 30]);
+    second.signal("INT");
+    assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
+    // Exactly once each: the drain committed everything the first host finished.
+    let records = broker.read_all(&target, total as usize);
+    let payloads: BTreeSet<String> = records.into_iter().map(|r| r.payload).collect();
+    assert_eq!(payloads.len(), total as usize);
+}
+
+#[test]
+fn after_sigkill_a_restart_delivers_every_document_at_least_once() {
+    let broker = Broker::start();
+    let source = broker.create_topic("listen-in", 2);
+    let target = broker.create_topic("listen-out", 1);
+    let total = 40;
+    fill(&broker, &source, &target, total);
+    let group = unique("g");
+    let ws = Workspace::new();
+    // A killed member keeps its partitions until the group's session timeout ends (45 s by
+    // default): a short one lets the restarted host take them over sooner.
+    let text = routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>")
+        .replace(
+            "</consumer-group>",
+            "</consumer-group>\n    <properties><property name=\"session.timeout.ms\">6000</property></properties>",
+        );
+    ws.write("components/c.xml", &text);
+    let mut first = ws.sluice_spawn(&["serve"]);
+    wait_for_a_first_commit(&broker, &group, &source);
+    first.signal("KILL");
+    assert_eq!(first.wait(WORK), None);
+
+    let mut second = ws.sluice_spawn(&["serve"]);
+    wait_for_commits(&broker, &group, &source, &[20, 20]);
+    second.signal("TERM");
+    assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
+    // At least once: everything arrived; what the killed host had sent but not committed may
+    // have arrived twice.
+    let mut seen = BTreeSet::new();
+    wait_for("every document in the target topic", WORK, || {
+        seen = broker
+            .read_some(&target)
+            .into_iter()
+            .map(|r| r.payload)
+            .collect();
+        (seen.len() == total as usize).then_some(())
+    });
+}
+
+#[test]
+fn run_refuses_a_listener_process_and_serve_needs_one() {
+    let broker = Broker::start();
+    let source = broker.create_topic("listen-in", 1);
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &routing_listener(&broker, &unique("g"), &source, ""),
+    );
+    let output = ws.sluice(&["run", "route"]);
+    harness::assert_exit(&output, 1);
+    assert!(
+        harness::stderr(&output).contains(
+            "process \"route\" starts with a listen operation, which runs for as long as the \
+             host: start it with sluice serve"
+        ),
+        "{}",
+        harness::stderr(&output)
+    );
+    let empty = Workspace::new();
+    empty.write(
+        "components/c.xml",
+        &components(
+            &broker,
+            "g",
+            r#"<operation id="send" type="produce" connection="tansu"><topic>t</topic></operation>
+<process id="p"><steps><connector operation="send"/></steps></process>"#,
+        ),
+    );
+    let output = empty.sluice(&["serve"]);
+    harness::assert_exit(&output, 1);
+    assert!(
+        harness::stderr(&output)
+            .contains("no process in the components starts with a listen operation"),
+        "{}",
+        harness::stderr(&output)
+    );
+}
