@@ -83,6 +83,8 @@ pub struct Shared {
 /// One listener: its process, its Listen operation and where it writes dead letters.
 struct Listener {
     shared: Shared,
+    /// The listen operation's connection, named in messages that suggest test-connection.
+    connection_id: String,
     process: ProcessDefinition,
     definition: ListenDefinition,
     dead_letters: Option<Producer>,
@@ -170,6 +172,7 @@ async fn run_listener(
     );
     let listener = Listener {
         shared,
+        connection_id: connection_id.clone(),
         process,
         definition: definition.clone(),
         dead_letters,
@@ -250,7 +253,7 @@ impl Listener {
             let batch = consumer
                 .poll_batch(POLL_WAIT)
                 .await
-                .map_err(|e| with_fix(&e, "the listen operation's connection"))?;
+                .map_err(|e| with_fix(&e, &this.connection_id))?;
             if batch.is_empty() {
                 continue;
             }
