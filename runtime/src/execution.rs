@@ -189,7 +189,9 @@ impl Host {
             _ => {}
         }
         let id = uuid::Uuid::now_v7();
-        let span = tracing::info_span!("execution", process = %process.id, execution_id = %id);
+        // At ERROR level so that the span is never filtered out: its fields must reach the
+        // warnings and errors logged inside it under the default filter (warn).
+        let span = tracing::error_span!("execution", process = %process.id, execution_id = %id);
         Ok(self
             .run(id, process, input, progress)
             .instrument(span)
@@ -204,7 +206,9 @@ impl Host {
         documents: Vec<Document>,
     ) -> ExecutionRecord {
         let id = uuid::Uuid::now_v7();
-        let span = tracing::info_span!("execution", process = %process.id, execution_id = %id);
+        // At ERROR level so that the span is never filtered out: its fields must reach the
+        // warnings and errors logged inside it under the default filter (warn).
+        let span = tracing::error_span!("execution", process = %process.id, execution_id = %id);
         self.run(id, process, Some(documents), &NoProgress)
             .instrument(span)
             .await

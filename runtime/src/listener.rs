@@ -100,7 +100,8 @@ pub async fn run(
     process: &str,
     shutdown: CancellationToken,
 ) -> Result<(), ListenerFailure> {
-    let span = tracing::info_span!("listener", process);
+    // At ERROR level so that its field reaches every event inside it (see execution.rs).
+    let span = tracing::error_span!("listener", process);
     run_listener(shared, process, shutdown)
         .instrument(span)
         .await
@@ -194,7 +195,13 @@ async fn open(
 ) -> Result<Option<ListenConsumer>, String> {
     let mut attempt = 0;
     loop {
-        match ListenConsumer::open(connection, settings.clone(), limits).await {
+        // Opening waits up to the metadata timeout for unreachable brokers: a shutdown signal
+        // must not wait for it (the blocking attempt ends on its own, its result unused).
+        let opened = tokio::select! {
+            opened = ListenConsumer::open(connection, settings.clone(), limits) => opened,
+            () = shutdown.cancelled() => return Ok(None),
+        };
+        match opened {
             Ok(consumer) => return Ok(Some(consumer)),
             Err(error) if error.kind() == ErrorKind::Environment => {
                 let wait = RECONNECT_BACKOFF[attempt.min(RECONNECT_BACKOFF.len() - 1)];
@@ -291,7 +298,7 @@ impl Listener {
         for ((topic, partition), messages) in partitions {
             let this = self.clone();
             let stop_retrying = shutdown.clone();
-            let span = tracing::info_span!("partition", %topic, partition);
+            let span = tracing::error_span!("partition", %topic, partition);
             running.spawn(
                 async move {
                     this.process_partition(topic, partition, messages, &stop_retrying)

@@ -142,7 +142,8 @@ enum Command {
                             could start.\n\n\
                             Examples:\n  \
                             sluice serve --components my-components/\n  \
-                            RUST_LOG=sluice=info sluice serve --components profiles/examples"
+                            RUST_LOG=sluice=info sluice serve --components \
+                            profiles/connections/local.xml --components profiles/examples"
     )]
     Serve {
         /// Component files or folders to load (all of them are validated)
@@ -278,7 +279,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _tickets =
                 prepare_kerberos(&mut components, &cli.custom_library, |id| used.contains(id))?;
             let host = Host::new(components, container);
-            let failed = runtime()?.block_on(sluice_runtime::serve::serve(host, listeners))?;
+            let runtime = runtime()?;
+            let failed = runtime.block_on(sluice_runtime::serve::serve(host, listeners))?;
+            // A listener still connecting holds a blocking thread until librdkafka's metadata
+            // wait ends; its work is abandoned, so the host need not wait for it.
+            runtime.shutdown_timeout(Duration::from_secs(1));
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {
