@@ -255,6 +255,29 @@ fn a_missing_topic_or_an_oversized_document_fails_only_that_document() {
         .map(|r| r.payload)
         .collect();
     assert_eq!(payloads, ["first", "last"]);
+
+    // The run is recorded with the same document errors.
+    let id = summary
+        .split_whitespace()
+        .nth(3)
+        .expect("process P, execution ID: …")
+        .trim_end_matches(':');
+    let shown = ws.sluice(&["executions", id]);
+    assert_exit(&shown, 0);
+    let record = stdout(&shown);
+    assert!(
+        record.contains("status    completed-with-errors")
+            && record.contains("documents 4 in, 2 out, 2 errors")
+            && record
+                .contains("  document 2, step 1 (send): topic \"no-such-topic\" does not exist")
+            && record.contains(
+                "  document 3, step 1 (send): message is 101 bytes; max.request.size is 100 bytes"
+            ),
+        "{record}"
+    );
+    let listed = ws.sluice(&["executions", "--status", "failed"]);
+    assert_exit(&listed, 0);
+    assert_eq!(stdout(&listed), "no executions recorded that match\n");
 }
 
 #[test]

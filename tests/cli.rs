@@ -498,3 +498,22 @@ fn oauthbearer_needs_an_https_token_endpoint_and_no_password() {
         ]
     );
 }
+
+#[test]
+fn executions_without_a_database_says_where_it_looked() {
+    let ws = Workspace::new();
+    let output = ws.sluice(&["executions"]);
+    assert_exit(&output, 1);
+    assert_eq!(
+        stderr(&output),
+        "error: no execution database at sluice-executions.db: executions are recorded there by \
+         sluice run and sluice serve started in this folder (or give --executions-db)\n"
+    );
+    let output = ws.sluice(&["executions", "--status", "broken"]);
+    assert_exit(&output, 2);
+    assert!(
+        stderr(&output).contains("[possible values: succeeded, completed-with-errors, failed]"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -177,6 +177,40 @@ fn a_failing_document_is_retried_then_dead_lettered_with_its_context() {
         payloads,
         BTreeSet::from(["doc-0", "doc-1", "doc-3", "doc-4"])
     );
+
+    // Every attempt is an execution record: the first with all five documents, then the
+    // retries of the failing one, each with its error and where the document came from.
+    let listed = ws.sluice(&[
+        "executions",
+        "--process",
+        "route",
+        "--status",
+        "completed-with-errors",
+    ]);
+    harness::assert_exit(&listed, 0);
+    let out = harness::stdout(&listed);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(rows.iter().all(|r| r.contains(" route ")), "{out}");
+    let id = rows[0].split_whitespace().next().expect("an id");
+    let shown = ws.sluice(&["executions", id]);
+    harness::assert_exit(&shown, 0);
+    let out = harness::stdout(&shown);
+    assert!(out.contains("status    completed-with-errors"), "{out}");
+    assert!(out.contains("documents 1 in, 0 out, 1 error"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "  document 1, step 2 (send): topic \"{missing}\" does not exist [topic {source}, \
+             partition 0, offset 2]"
+        )),
+        "{out}"
+    );
+    let first = ws.sluice(&["executions", "--process", "route", "--limit", "100"]);
+    assert!(
+        harness::stdout(&first).contains("       5       4       1  completed-with-errors"),
+        "{}",
+        harness::stdout(&first)
+    );
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub struct HostLimits {
     /// After SIGINT/SIGTERM, how long running executions may take to finish before the host
     /// stops without committing them.
     pub drain_timeout: Duration,
+    /// How long execution records are kept.
+    pub executions_retention: Duration,
 }
 
 impl HostLimits {
@@ -33,6 +35,8 @@ impl HostLimits {
     pub const DEFAULT_MAX_CONCURRENT_EXECUTIONS: NonZeroU32 = NonZeroU32::new(8).expect("8");
     /// Drain time when the container properties do not say.
     pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Days execution records are kept when the container properties do not say.
+    pub const DEFAULT_EXECUTIONS_RETENTION_DAYS: u64 = 30;
 }
 
 impl Default for HostLimits {
@@ -40,6 +44,7 @@ impl Default for HostLimits {
         Self {
             max_concurrent_executions: Self::DEFAULT_MAX_CONCURRENT_EXECUTIONS,
             drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
+            executions_retention: days(Self::DEFAULT_EXECUTIONS_RETENTION_DAYS),
         }
     }
 }
@@ -69,17 +74,23 @@ impl fmt::Display for PropertyProblem {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct ContainerPropertiesError(pub Vec<PropertyProblem>);
 
+fn days(n: u64) -> Duration {
+    Duration::from_secs(n.saturating_mul(86_400))
+}
+
 /// The properties we know, under our names. The integration platform we replace prefixes them
 /// with `com.boomi.connector.`; that spelling is accepted too, so its files can be reused.
 const MAX_REQUEST_SIZE: &str = "kafka.max.request.size";
 const MAX_POLL_RECORDS: &str = "kafka.max.poll.records";
 const MAX_CONCURRENT_EXECUTIONS: &str = "host.max.concurrent.executions";
 const DRAIN_TIMEOUT_MS: &str = "host.drain.timeout.ms";
+const EXECUTIONS_RETENTION_DAYS: &str = "host.executions.retention.days";
 const KNOWN: &[&str] = &[
     MAX_REQUEST_SIZE,
     MAX_POLL_RECORDS,
     MAX_CONCURRENT_EXECUTIONS,
     DRAIN_TIMEOUT_MS,
+    EXECUTIONS_RETENTION_DAYS,
 ];
 const PLATFORM_PREFIX: &str = "com.boomi.connector.";
 
@@ -175,6 +186,17 @@ impl ContainerProperties {
                         ),
                     )),
                 },
+                EXECUTIONS_RETENTION_DAYS => match value.parse::<u64>() {
+                    Ok(n) if n >= 1 => properties.host.executions_retention = days(n),
+                    _ => errors.push(problem(
+                        Some(number),
+                        format!(
+                            "{key} must be a whole number of days ≥ 1, got \"{value}\" \
+                             (default {})",
+                            HostLimits::DEFAULT_EXECUTIONS_RETENTION_DAYS
+                        ),
+                    )),
+                },
                 _ => {
                     let mut message = format!("unknown container property \"{key}\" is ignored");
                     match crate::components::did_you_mean(name, KNOWN.iter().copied()) {
@@ -243,7 +265,8 @@ mod tests {
                  is ignored (did you mean kafka.max.poll.records?)",
                 "container.properties:2: unknown container property \"foo\" is ignored (known \
                  properties: kafka.max.request.size, kafka.max.poll.records, \
-                 host.max.concurrent.executions, host.drain.timeout.ms)"
+                 host.max.concurrent.executions, host.drain.timeout.ms, \
+                 host.executions.retention.days)"
             ]
         );
     }

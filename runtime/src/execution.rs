@@ -1,6 +1,7 @@
 //! Process executions: documents from the start flow through the steps; every document ends
 //! either out of the last step or with its own document error.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use sluice_connector::commit_offset::{self, CommitRequest};
@@ -16,6 +17,7 @@ use crate::components::{
 };
 use crate::container::ContainerProperties;
 use crate::document::{Document, DocumentProperties, TrackedProperties};
+use crate::records::ExecutionStore;
 
 /// How an execution ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +144,7 @@ fn suggestion(id: &str, defined: &[String]) -> String {
 pub struct Host {
     components: Components,
     container: ContainerProperties,
+    records: Option<Arc<ExecutionStore>>,
 }
 
 impl Host {
@@ -150,6 +153,36 @@ impl Host {
         Self {
             components,
             container,
+            records: None,
+        }
+    }
+
+    /// Records every execution in `store`.
+    pub fn with_records(mut self, store: Arc<ExecutionStore>) -> Self {
+        self.records = Some(store);
+        self
+    }
+
+    /// Where executions are recorded, if anywhere.
+    pub fn records(&self) -> Option<&Arc<ExecutionStore>> {
+        self.records.as_ref()
+    }
+
+    /// Writes the record on the blocking pool. A database failure is logged, not fatal: the
+    /// execution itself has happened and its outcome is reported either way.
+    async fn store(&self, record: &mut ExecutionRecord) {
+        let Some(store) = self.records.clone() else {
+            return;
+        };
+        // The documents themselves are not recorded: copy the rest without them.
+        let documents = std::mem::take(&mut record.documents_out);
+        let documents_out = documents.len();
+        let copy = record.clone();
+        record.documents_out = documents;
+        match tokio::task::spawn_blocking(move || store.record(&copy, documents_out)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "execution not recorded"),
+            Err(error) => tracing::error!(%error, "execution not recorded"),
         }
     }
 
@@ -248,6 +281,7 @@ impl Host {
             document_errors = record.document_errors.len(),
             "execution ended"
         );
+        self.store(&mut record).await;
         record
     }
 
@@ -473,12 +507,17 @@ impl Host {
                     delivered.push((position, document));
                 }
                 Err(error) => {
-                    let topic =
-                        topic_override(def, &document).or_else(|| def.settings.topic.clone());
                     tracing::warn!(document = position, %error, "document failed");
-                    let tracked = TrackedProperties {
-                        topic,
-                        ..TrackedProperties::default()
+                    // A consumed document keeps where it came from (the error names the topic
+                    // it was going to); any other is tracked by that target topic.
+                    let tracked = if document.tracked.topic.is_some() {
+                        document.tracked
+                    } else {
+                        TrackedProperties {
+                            topic: topic_override(def, &document)
+                                .or_else(|| def.settings.topic.clone()),
+                            ..TrackedProperties::default()
+                        }
                     };
                     record.document_error(position, step, &op.id, error.to_string(), tracked);
                 }

@@ -12,6 +12,7 @@ pub mod document;
 pub mod execution;
 pub mod kerberos;
 pub mod listener;
+pub mod records;
 pub mod serve;
 
 /// `1 document`, `3 documents`, `2 processes`: counts in messages.

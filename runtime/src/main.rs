@@ -33,6 +33,7 @@ const EXIT_DOCUMENT_ERRORS: u8 = 3;
                   sluice validate profiles/demo\n  \
                   sluice run send-orders --components my-components/ --input orders.jsonl\n  \
                   sluice serve --components my-components/\n  \
+                  sluice executions --status failed\n  \
                   sluice test-connection local-kafka --components profiles/connections"
 )]
 struct Cli {
@@ -45,6 +46,16 @@ struct Cli {
     /// The custom library folder: krb5.conf and {REALM}.keytab for Kerberos connections
     #[arg(long, global = true, value_name = "DIR", default_value = sluice_runtime::kerberos::DEFAULT_CUSTOM_LIBRARY)]
     custom_library: PathBuf,
+
+    /// The execution database (SQLite) where run and serve record every execution
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = "sluice-executions.db",
+        env = "SLUICE_EXECUTIONS_DB"
+    )]
+    executions_db: PathBuf,
 
     #[command(subcommand)]
     command: Command,
@@ -156,6 +167,31 @@ enum Command {
         components: Vec<PathBuf>,
     },
 
+    /// List the recorded executions, newest first, or show one with its document errors
+    #[command(
+        after_help = "Executions are recorded by sluice run and sluice serve in the execution \
+                            database (--executions-db, default ./sluice-executions.db) and kept \
+                            for host.executions.retention.days (container property, default \
+                            30).\n\n\
+                            Examples:\n  \
+                            sluice executions\n  \
+                            sluice executions --process send-orders --status failed\n  \
+                            sluice executions 019a3c5e-7d41-7c2e-9f0a-2b4c6d8e0f12"
+    )]
+    Executions {
+        /// Show this execution, with its document errors
+        id: Option<String>,
+        /// Only this process's executions
+        #[arg(long)]
+        process: Option<String>,
+        /// Only executions with this status
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(sluice_runtime::records::STATUSES))]
+        status: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+
     /// Produce a few keyed documents and consume them back, on the embedded broker
     #[command(
         after_help = "Needs nothing installed or running: the embedded broker is \
@@ -199,8 +235,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .build()
             .context("cannot start the async runtime")
     };
+    let open_records = || {
+        sluice_runtime::records::ExecutionStore::open(
+            &cli.executions_db,
+            container.host.executions_retention,
+        )
+        .map(std::sync::Arc::new)
+    };
     match cli.command {
         Command::Validate { .. } => unreachable!("handled above"),
+        Command::Executions {
+            id,
+            process,
+            status,
+            limit,
+        } => {
+            if !cli.executions_db.exists() {
+                anyhow::bail!(
+                    "no execution database at {}: executions are recorded there by sluice run \
+                     and sluice serve started in this folder (or give --executions-db)",
+                    cli.executions_db.display()
+                );
+            }
+            let store = open_records()?;
+            match id {
+                Some(id) => show_execution(&store, &id),
+                None => list_executions(
+                    &store,
+                    &sluice_runtime::records::Filter {
+                        process,
+                        status,
+                        limit,
+                    },
+                ),
+            }
+        }
         Command::Demo => {
             runtime()?.block_on(sluice_runtime::demo::run(container, &mut std::io::stdout()))?;
             Ok(ExitCode::SUCCESS)
@@ -278,7 +347,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Kept until the host stops: the host's Kerberos credential cache.
             let _tickets =
                 prepare_kerberos(&mut components, &cli.custom_library, |id| used.contains(id))?;
-            let host = Host::new(components, container);
+            let host = Host::new(components, container).with_records(open_records()?);
             let runtime = runtime()?;
             let failed = runtime.block_on(sluice_runtime::serve::serve(host, listeners))?;
             // A listener still connecting holds a blocking thread until librdkafka's metadata
@@ -307,7 +376,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let input = input
                 .map(|path| document::read_input(&path, input_format))
                 .transpose()?;
-            let host = Host::new(components, container);
+            let mut host = Host::new(components, container);
+            // A run goes ahead without records when the database cannot be opened.
+            match open_records() {
+                Ok(store) => host = host.with_records(store),
+                Err(error) => tracing::warn!(%error, "this execution will not be recorded"),
+            }
             let progress = TerminalProgress::new();
             let record = runtime()?.block_on(host.execute(&process, input, &progress))?;
             progress.finish();
@@ -327,6 +401,91 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+fn list_executions(
+    store: &sluice_runtime::records::ExecutionStore,
+    filter: &sluice_runtime::records::Filter,
+) -> anyhow::Result<ExitCode> {
+    let executions = store.list(filter)?;
+    if executions.is_empty() {
+        println!("no executions recorded that match");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<36}  {:<24}  {:<20}  {:>9}  {:>6}  {:>6}  {:>6}  status",
+        "execution", "process", "started (UTC)", "took", "in", "out", "errors"
+    );
+    for e in executions {
+        println!(
+            "{:<36}  {:<24}  {:<20}  {:>9}  {:>6}  {:>6}  {:>6}  {}",
+            e.id,
+            e.process,
+            started(e.started_ms),
+            format!("{} ms", e.duration_ms),
+            e.documents_in,
+            e.documents_out,
+            e.document_errors,
+            e.status
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_execution(
+    store: &sluice_runtime::records::ExecutionStore,
+    id: &str,
+) -> anyhow::Result<ExitCode> {
+    let Some((e, errors)) = store.get(id)? else {
+        anyhow::bail!(
+            "execution {id} is not recorded (sluice executions lists the recorded ones; records \
+             older than host.executions.retention.days are removed)"
+        );
+    };
+    println!("execution {}", e.id);
+    println!("process   {}", e.process);
+    println!(
+        "started   {} UTC, took {} ms",
+        started(e.started_ms),
+        e.duration_ms
+    );
+    println!("status    {}", e.status);
+    if let Some(failure) = &e.failure {
+        println!("failure   {failure}");
+    }
+    println!(
+        "documents {} in, {} out, {}",
+        e.documents_in,
+        e.documents_out,
+        count(e.document_errors as usize, "error")
+    );
+    for error in errors {
+        let step = match error.step {
+            0 => "start".to_string(),
+            n => format!("step {n}"),
+        };
+        let mut at = String::new();
+        if let (Some(topic), Some(partition), Some(offset)) =
+            (&error.topic, error.partition, error.offset)
+        {
+            at = format!(" [topic {topic}, partition {partition}, offset {offset}]");
+        }
+        println!(
+            "  document {}, {step} ({}): {}{at}",
+            error.document, error.operation, error.message
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `2026-11-22 12:34:56` for milliseconds since the epoch.
+fn started(ms: i64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time)
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
 }
 
 /// Kerberos for the connections `in_use` (before any thread starts); each problem printed.

@@ -1,0 +1,417 @@
+//! Execution records in an embedded SQLite database: every execution `sluice run` and
+//! `sluice serve` start, with its document errors and where those documents came from, kept
+//! for the retention the container properties set.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::execution::{ExecutionRecord, ExecutionStatus};
+
+/// What went wrong with the execution database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordsError {
+    /// The database file cannot be opened or created.
+    #[error("the execution database {path} cannot be opened: {source}; check that its folder exists and is writable, or set host.executions.database")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A query failed.
+    #[error("the execution database failed: {0}")]
+    Query(#[from] rusqlite::Error),
+}
+
+/// One execution as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredExecution {
+    /// The execution id.
+    pub id: String,
+    /// The process.
+    pub process: String,
+    /// Start, milliseconds since the epoch.
+    pub started_ms: i64,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: i64,
+    /// `succeeded`, `completed-with-errors` or `failed`.
+    pub status: String,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+    /// Documents that entered.
+    pub documents_in: i64,
+    /// Documents that left the last step.
+    pub documents_out: i64,
+    /// Documents with errors.
+    pub document_errors: i64,
+}
+
+/// One document error as recorded, with where its document came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredDocumentError {
+    /// 1-based position of the document in the execution.
+    pub document: i64,
+    /// 1-based step; 0 is the start.
+    pub step: i64,
+    /// The operation that failed it.
+    pub operation: String,
+    /// What happened.
+    pub message: String,
+    /// Tracked topic.
+    pub topic: Option<String>,
+    /// Tracked partition.
+    pub partition: Option<i64>,
+    /// Tracked offset.
+    pub offset: Option<i64>,
+}
+
+/// Which executions to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this process.
+    pub process: Option<String>,
+    /// Only this status (`succeeded`, `completed-with-errors`, `failed`).
+    pub status: Option<String>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// The status names the records and their filters use.
+pub const STATUSES: &[&str] = &["succeeded", "completed-with-errors", "failed"];
+
+/// The execution database. Calls block briefly (one small transaction); async callers run
+/// them on the blocking pool.
+pub struct ExecutionStore {
+    connection: Mutex<Connection>,
+    retention: Duration,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    process TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    failure TEXT,
+    documents_in INTEGER NOT NULL,
+    documents_out INTEGER NOT NULL,
+    document_errors INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_process ON executions (process, started_ms);
+CREATE INDEX IF NOT EXISTS executions_by_start ON executions (started_ms);
+CREATE TABLE IF NOT EXISTS document_errors (
+    execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    document INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    message TEXT NOT NULL,
+    topic TEXT,
+    partition INTEGER,
+    offset INTEGER
+);
+CREATE INDEX IF NOT EXISTS document_errors_by_execution ON document_errors (execution_id);
+CREATE TABLE IF NOT EXISTS listener_state (
+    process TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL
+);
+";
+
+fn millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl ExecutionStore {
+    /// Opens (or creates) the database at `path`; records older than `retention` are removed
+    /// as new ones are written.
+    pub fn open(path: &Path, retention: Duration) -> Result<Self, RecordsError> {
+        let open = || -> rusqlite::Result<Connection> {
+            let connection = Connection::open(path)?;
+            // Several hosts or commands may share the file: wait for a lock rather than fail.
+            connection.busy_timeout(Duration::from_secs(5))?;
+            connection.pragma_update(None, "journal_mode", "WAL")?;
+            connection.pragma_update(None, "foreign_keys", "ON")?;
+            connection.execute_batch(SCHEMA)?;
+            Ok(connection)
+        };
+        let connection = open().map_err(|source| RecordsError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+            retention,
+        })
+    }
+
+    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records one execution with its document errors, and removes records past retention.
+    /// `documents_out` is how many documents left it (the record may hold none of them).
+    pub fn record(
+        &self,
+        record: &ExecutionRecord,
+        documents_out: usize,
+    ) -> Result<(), RecordsError> {
+        let (status, failure) = match &record.status {
+            ExecutionStatus::Succeeded => ("succeeded", None),
+            ExecutionStatus::CompletedWithErrors => ("completed-with-errors", None),
+            ExecutionStatus::Failed(reason) => ("failed", Some(reason.as_str())),
+        };
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        transaction.execute(
+            "INSERT INTO executions (id, process, started_ms, duration_ms, status, failure, \
+             documents_in, documents_out, document_errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+             ?8, ?9)",
+            params![
+                record.id.to_string(),
+                record.process,
+                millis(record.started),
+                i64::try_from(record.duration.as_millis()).unwrap_or(i64::MAX),
+                status,
+                failure,
+                record.documents_in as i64,
+                documents_out as i64,
+                record.document_errors.len() as i64,
+            ],
+        )?;
+        {
+            let mut insert = transaction.prepare(
+                "INSERT INTO document_errors (execution_id, document, step, operation, message, \
+                 topic, partition, offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for error in &record.document_errors {
+                insert.execute(params![
+                    record.id.to_string(),
+                    error.document as i64,
+                    error.step as i64,
+                    error.operation,
+                    error.message,
+                    error.tracked.topic,
+                    error.tracked.partition,
+                    error.tracked.offset,
+                ])?;
+            }
+        }
+        let cutoff = millis(SystemTime::now())
+            .saturating_sub(i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX));
+        transaction.execute("DELETE FROM executions WHERE started_ms < ?1", [cutoff])?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Executions matching `filter`, newest first.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<StoredExecution>, RecordsError> {
+        let connection = self.connection();
+        let mut query = connection.prepare(
+            "SELECT id, process, started_ms, duration_ms, status, failure, documents_in, \
+             documents_out, document_errors FROM executions \
+             WHERE (?1 IS NULL OR process = ?1) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY started_ms DESC, id DESC LIMIT ?3",
+        )?;
+        let rows = query.query_map(
+            params![
+                filter.process,
+                filter.status,
+                i64::try_from(filter.limit).unwrap_or(i64::MAX)
+            ],
+            execution_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One execution and its document errors.
+    #[allow(clippy::type_complexity)]
+    pub fn get(
+        &self,
+        id: &str,
+    ) -> Result<Option<(StoredExecution, Vec<StoredDocumentError>)>, RecordsError> {
+        let connection = self.connection();
+        let execution = connection
+            .query_row(
+                "SELECT id, process, started_ms, duration_ms, status, failure, documents_in, \
+                 documents_out, document_errors FROM executions WHERE id = ?1",
+                [id],
+                execution_row,
+            )
+            .optional()?;
+        let Some(execution) = execution else {
+            return Ok(None);
+        };
+        let mut query = connection.prepare(
+            "SELECT document, step, operation, message, topic, partition, offset \
+             FROM document_errors WHERE execution_id = ?1 ORDER BY rowid",
+        )?;
+        let errors = query
+            .query_map([id], |row| {
+                Ok(StoredDocumentError {
+                    document: row.get(0)?,
+                    step: row.get(1)?,
+                    operation: row.get(2)?,
+                    message: row.get(3)?,
+                    topic: row.get(4)?,
+                    partition: row.get(5)?,
+                    offset: row.get(6)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some((execution, errors)))
+    }
+
+    /// Whether the listener of `process` was paused (it stays paused across restarts).
+    pub fn paused(&self, process: &str) -> Result<bool, RecordsError> {
+        Ok(self
+            .connection()
+            .query_row(
+                "SELECT paused FROM listener_state WHERE process = ?1",
+                [process],
+                |row| row.get::<_, bool>(0),
+            )
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// Records that the listener of `process` is paused or not.
+    pub fn set_paused(&self, process: &str, paused: bool) -> Result<(), RecordsError> {
+        self.connection().execute(
+            "INSERT INTO listener_state (process, paused) VALUES (?1, ?2) \
+             ON CONFLICT (process) DO UPDATE SET paused = excluded.paused",
+            params![process, paused],
+        )?;
+        Ok(())
+    }
+}
+
+fn execution_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredExecution> {
+    Ok(StoredExecution {
+        id: row.get(0)?,
+        process: row.get(1)?,
+        started_ms: row.get(2)?,
+        duration_ms: row.get(3)?,
+        status: row.get(4)?,
+        failure: row.get(5)?,
+        documents_in: row.get(6)?,
+        documents_out: row.get(7)?,
+        document_errors: row.get(8)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::TrackedProperties;
+    use crate::execution::DocumentError;
+
+    fn record(process: &str, status: ExecutionStatus, errors: usize) -> ExecutionRecord {
+        ExecutionRecord {
+            id: uuid::Uuid::now_v7(),
+            process: process.into(),
+            started: SystemTime::now(),
+            duration: Duration::from_millis(12),
+            status,
+            documents_in: 3,
+            documents_out: Vec::new(),
+            document_errors: (0..errors)
+                .map(|i| DocumentError {
+                    document: i + 1,
+                    step: 1,
+                    operation: "send".into(),
+                    message: "topic \"x\" does not exist".into(),
+                    tracked: TrackedProperties {
+                        topic: Some("in".into()),
+                        partition: Some(0),
+                        offset: Some(41 + i as i64),
+                        ..TrackedProperties::default()
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn records_are_listed_newest_first_filtered_and_read_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ExecutionStore::open(&dir.path().join("e.db"), Duration::from_secs(3600))
+            .expect("open");
+        let first = record("a", ExecutionStatus::Succeeded, 0);
+        let second = record("a", ExecutionStatus::CompletedWithErrors, 2);
+        let third = record("b", ExecutionStatus::Failed("broker gone".into()), 0);
+        for r in [&first, &second, &third] {
+            store.record(r, 1).expect("record");
+        }
+        let all = store
+            .list(&Filter {
+                limit: 10,
+                ..Filter::default()
+            })
+            .expect("list");
+        assert_eq!(all.len(), 3);
+        let of_a = store
+            .list(&Filter {
+                process: Some("a".into()),
+                limit: 10,
+                ..Filter::default()
+            })
+            .expect("list");
+        assert_eq!(
+            of_a.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+            [second.id.to_string(), first.id.to_string()]
+        );
+        let failed = store
+            .list(&Filter {
+                status: Some("failed".into()),
+                limit: 10,
+                ..Filter::default()
+            })
+            .expect("list");
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].failure.as_deref(), Some("broker gone"));
+        let (execution, errors) = store
+            .get(&second.id.to_string())
+            .expect("get")
+            .expect("found");
+        assert_eq!(execution.document_errors, 2);
+        assert_eq!(execution.documents_out, 1);
+        assert_eq!(errors[1].offset, Some(42));
+        assert_eq!(errors[1].topic.as_deref(), Some("in"));
+        assert!(store.get("nope").expect("get").is_none());
+    }
+
+    #[test]
+    fn records_past_retention_are_removed_and_pauses_persist() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("e.db");
+        let store = ExecutionStore::open(&path, Duration::from_secs(60)).expect("open");
+        let mut old = record("a", ExecutionStatus::Succeeded, 1);
+        old.started = SystemTime::now() - Duration::from_secs(120);
+        store.record(&old, 0).expect("record");
+        store
+            .record(&record("a", ExecutionStatus::Succeeded, 0), 3)
+            .expect("record");
+        let left = store
+            .list(&Filter {
+                limit: 10,
+                ..Filter::default()
+            })
+            .expect("list");
+        assert_eq!(left.len(), 1);
+        assert!(store.get(&old.id.to_string()).expect("get").is_none());
+
+        assert!(!store.paused("l").expect("paused"));
+        store.set_paused("l", true).expect("pause");
+        drop(store);
+        let reopened = ExecutionStore::open(&path, Duration::from_secs(60)).expect("open");
+        assert!(reopened.paused("l").expect("paused"));
+    }
+}
