@@ -91,7 +91,7 @@ fn a_listener_bridges_documents_in_partition_order_and_commits_them() {
         "components/c.xml",
         &routing_listener(&broker, &group, &source, "<max-messages>3</max-messages>"),
     );
-    let mut serving = ws.sluice_spawn(&["serve"]);
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
     wait_for_commits(&broker, &group, &source, &[10, 10]);
     let records = broker.read_all(&target, 20);
     serving.signal("TERM");
@@ -151,7 +151,7 @@ fn a_failing_document_is_retried_then_dead_lettered_with_its_context() {
             ),
         ),
     );
-    let mut serving = ws.sluice_spawn(&["serve"]);
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
     wait_for_commits(&broker, &group, &source, &[5]);
     let letters = broker.read_all(&dead, 1);
     let delivered = broker.read_all(&target, 4);
@@ -240,7 +240,7 @@ fn without_a_dead_letter_topic_a_failing_document_stops_the_listener_at_its_offs
             "<retry-limit>1</retry-limit><retry-backoff>50ms</retry-backoff>",
         ),
     );
-    let mut serving = ws.sluice_spawn(&["serve"]);
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
     assert_eq!(serving.wait(WORK), Some(1), "{}", serving.stderr());
     let err = serving.stderr();
     assert!(
@@ -269,12 +269,12 @@ fn sigterm_drains_and_a_restart_resumes_without_loss_or_repeats() {
         "components/c.xml",
         &routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>"),
     );
-    let mut first = ws.sluice_spawn(&["serve"]);
+    let mut first = ws.sluice_spawn(&["serve", "--api", "off"]);
     wait_for_a_first_commit(&broker, &group, &source);
     first.signal("TERM");
     assert_eq!(first.wait(WORK), Some(0), "{}", first.stderr());
 
-    let mut second = ws.sluice_spawn(&["serve"]);
+    let mut second = ws.sluice_spawn(&["serve", "--api", "off"]);
     wait_for_commits(&broker, &group, &source, &[30, 30]);
     second.signal("INT");
     assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
@@ -301,12 +301,12 @@ fn after_sigkill_a_restart_delivers_every_document_at_least_once() {
             "</consumer-group>\n    <properties><property name=\"session.timeout.ms\">6000</property></properties>",
         );
     ws.write("components/c.xml", &text);
-    let mut first = ws.sluice_spawn(&["serve"]);
+    let mut first = ws.sluice_spawn(&["serve", "--api", "off"]);
     wait_for_a_first_commit(&broker, &group, &source);
     first.signal("KILL");
     assert_eq!(first.wait(WORK), None);
 
-    let mut second = ws.sluice_spawn(&["serve"]);
+    let mut second = ws.sluice_spawn(&["serve", "--api", "off"]);
     wait_for_commits(&broker, &group, &source, &[20, 20]);
     second.signal("TERM");
     assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());

@@ -65,6 +65,21 @@ pub struct NextOffset {
     pub offset: i64,
 }
 
+/// Where a listener stands on one of its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionPosition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The group's committed offset (the next to process), if any.
+    pub committed: Option<i64>,
+    /// The partition's end (high watermark), if the broker answered.
+    pub end: Option<i64>,
+    /// Messages not yet committed: end − committed (everything, without a commit).
+    pub lag: Option<i64>,
+}
+
 impl ListenConsumer {
     /// Creates the consumer, checks that every topic (and named partition) exists, and
     /// subscribes (or assigns the named partitions). Runs on tokio's blocking pool.
@@ -219,6 +234,116 @@ impl ListenConsumer {
             }
         }
         Ok(batch)
+    }
+
+    /// While a listener is paused: stops fetching every assigned partition and polls only to
+    /// stay in the group (and so take part in rebalances). A partition the group assigns
+    /// meanwhile may deliver a message before it is paused; that message is not handed over:
+    /// the partition is paused and rewound to it, so it is delivered after the resume.
+    pub async fn poll_paused(&self, wait: Duration) -> Result<(), ConnectorError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.poll_paused_blocking(wait))
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("listen poll task failed: {e}")))?
+    }
+
+    fn poll_paused_blocking(&self, wait: Duration) -> Result<(), ConnectorError> {
+        self.pause_assignment()?;
+        let Some(Ok(message)) = self.consumer.poll(wait) else {
+            return Ok(());
+        };
+        let (topic, partition, offset) = (
+            message.topic().to_string(),
+            message.partition(),
+            message.offset(),
+        );
+        drop(message);
+        self.pause_assignment()?;
+        self.consumer
+            .seek(
+                &topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            )
+            .map_err(|source| consume_error(&self.settings, source))
+    }
+
+    fn pause_assignment(&self) -> Result<(), ConnectorError> {
+        let assignment = self
+            .consumer
+            .assignment()
+            .map_err(|source| consume_error(&self.settings, source))?;
+        let paused = self.consumer.pause(&assignment);
+        drop(assignment);
+        paused.map_err(|source| consume_error(&self.settings, source))
+    }
+
+    /// Fetches the assigned partitions again after [`ListenConsumer::poll_paused`].
+    pub async fn resume(&self) -> Result<(), ConnectorError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let assignment = this
+                .consumer
+                .assignment()
+                .map_err(|source| consume_error(&this.settings, source))?;
+            let resumed = this.consumer.resume(&assignment);
+            drop(assignment);
+            resumed.map_err(|source| consume_error(&this.settings, source))
+        })
+        .await
+        .map_err(|e| ConnectorError::Internal(format!("listen resume task failed: {e}")))?
+    }
+
+    /// The partitions this member holds now, with the group's committed offset, the end of
+    /// each partition and the lag between them. Asks the brokers (blocking pool).
+    pub async fn positions(&self) -> Result<Vec<PartitionPosition>, ConnectorError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.positions_blocking())
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("listen status task failed: {e}")))?
+    }
+
+    fn positions_blocking(&self) -> Result<Vec<PartitionPosition>, ConnectorError> {
+        const TIMEOUT: Duration = Duration::from_secs(5);
+        let assignment = self
+            .consumer
+            .assignment()
+            .map_err(|source| consume_error(&self.settings, source))?;
+        let committed = self
+            .consumer
+            .committed_offsets(assignment.clone(), TIMEOUT)
+            .map_err(|source| self.commit_error(source));
+        drop(assignment);
+        let committed = committed?;
+        let mut positions = Vec::new();
+        for element in committed.elements() {
+            let (topic, partition) = (element.topic().to_string(), element.partition());
+            let committed = match element.offset() {
+                Offset::Offset(n) => Some(n),
+                _ => None,
+            };
+            let end = self
+                .consumer
+                .fetch_watermarks(&topic, partition, TIMEOUT)
+                .ok()
+                .map(|(_, high)| high);
+            let lag = match (committed, end) {
+                (Some(c), Some(e)) => Some((e - c).max(0)),
+                (None, Some(e)) => Some(e),
+                _ => None,
+            };
+            positions.push(PartitionPosition {
+                topic,
+                partition,
+                committed,
+                end,
+                lag,
+            });
+        }
+        drop(committed);
+        positions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(positions)
     }
 
     /// Commits these next offsets for the group, synchronously.

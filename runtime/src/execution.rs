@@ -17,6 +17,7 @@ use crate::components::{
 };
 use crate::container::ContainerProperties;
 use crate::document::{Document, DocumentProperties, TrackedProperties};
+use crate::metrics::Metrics;
 use crate::records::ExecutionStore;
 
 /// How an execution ended.
@@ -145,6 +146,7 @@ pub struct Host {
     components: Components,
     container: ContainerProperties,
     records: Option<Arc<ExecutionStore>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Host {
@@ -154,7 +156,13 @@ impl Host {
             components,
             container,
             records: None,
+            metrics: Arc::default(),
         }
+    }
+
+    /// The counters of every execution this host ran.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Records every execution in `store`.
@@ -281,6 +289,7 @@ impl Host {
             document_errors = record.document_errors.len(),
             "execution ended"
         );
+        self.metrics.execution(&record);
         self.store(&mut record).await;
         record
     }

@@ -4,6 +4,7 @@
 //! Data flows one way: XML → typed definitions (validated, [`components`]) → connector
 //! operations ([`execution`]) → documents and execution records.
 
+pub mod api;
 pub mod components;
 pub mod container;
 pub mod demo;
@@ -12,6 +13,7 @@ pub mod document;
 pub mod execution;
 pub mod kerberos;
 pub mod listener;
+pub mod metrics;
 pub mod records;
 pub mod serve;
 

@@ -80,9 +80,150 @@ pub struct Shared {
     pub drain: Duration,
 }
 
+/// What a listener is doing, as the management API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerStatus {
+    /// Connecting to the brokers and joining the group.
+    Starting,
+    /// Receiving and processing documents.
+    Running,
+    /// Holding its partitions without fetching (pause through the API; kept across restarts).
+    Paused,
+    /// Stopped on its own; the reason says why. A restart through the API starts it again.
+    Failed(String),
+    /// Stopped with the host.
+    Stopped,
+}
+
+impl ListenerStatus {
+    /// Kafka Connect's state names.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Paused => "PAUSED",
+            Self::Failed(_) => "FAILED",
+            Self::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// The host's handle on one listener: its status, and the switches the API turns.
+pub struct ListenerControl {
+    /// The process the listener runs.
+    pub process: String,
+    state: std::sync::Mutex<ControlState>,
+    paused: tokio::sync::watch::Sender<bool>,
+    restart: tokio::sync::Notify,
+}
+
+struct ControlState {
+    status: ListenerStatus,
+    consumer: Option<ListenConsumer>,
+    run: Option<CancellationToken>,
+    restart_requested: bool,
+    /// How many runs have begun (the first, then one per restart).
+    runs: u32,
+}
+
+impl ListenerControl {
+    /// A control for the listener of `process`, paused or not from the start.
+    pub fn new(process: &str, paused: bool) -> Arc<Self> {
+        Arc::new(Self {
+            process: process.to_string(),
+            state: std::sync::Mutex::new(ControlState {
+                status: ListenerStatus::Starting,
+                consumer: None,
+                run: None,
+                restart_requested: false,
+                runs: 0,
+            }),
+            paused: tokio::sync::watch::Sender::new(paused),
+            restart: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What the listener is doing now.
+    pub fn status(&self) -> ListenerStatus {
+        self.state().status.clone()
+    }
+
+    /// Marks what the listener is doing.
+    pub fn set_status(&self, status: ListenerStatus) {
+        self.state().status = status;
+    }
+
+    /// How often the listener was started again since the host started.
+    pub fn restarts(&self) -> u32 {
+        self.state().runs.saturating_sub(1)
+    }
+
+    /// The listener's consumer while it runs (for its partitions and lag).
+    pub fn consumer(&self) -> Option<ListenConsumer> {
+        self.state().consumer.clone()
+    }
+
+    /// Whether the listener is to hold off fetching.
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Pauses or resumes the listener (it reacts within a poll).
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    /// Stops the running listener (its work drains as on shutdown) and starts it again; a
+    /// failed listener starts again.
+    pub fn request_restart(&self) {
+        let mut state = self.state();
+        state.restart_requested = true;
+        if let Some(run) = &state.run {
+            run.cancel();
+        }
+        drop(state);
+        // Wakes a failed listener's supervisor if it waits; otherwise the flag above is seen
+        // when the cancelled run ends.
+        self.restart.notify_waiters();
+    }
+
+    /// Hands out the token of the next run.
+    pub fn begin_run(&self, token: CancellationToken) {
+        let mut state = self.state();
+        state.run = Some(token);
+        state.restart_requested = false;
+        state.runs += 1;
+        state.status = ListenerStatus::Starting;
+    }
+
+    /// Whether a restart was asked for since the run began (and forgets it).
+    pub fn take_restart(&self) -> bool {
+        std::mem::take(&mut self.state().restart_requested)
+    }
+
+    /// Waits for a restart request (returns at once if one is pending).
+    pub async fn restart_requested(&self) {
+        let notified = self.restart.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so a request in between is not missed.
+        notified.as_mut().enable();
+        if self.state().restart_requested {
+            return;
+        }
+        notified.await;
+    }
+}
+
 /// One listener: its process, its Listen operation and where it writes dead letters.
 struct Listener {
     shared: Shared,
+    control: Arc<ListenerControl>,
     /// The listen operation's connection, named in messages that suggest test-connection.
     connection_id: String,
     process: ProcessDefinition,
@@ -97,12 +238,14 @@ struct Listener {
 /// executions without committing them (their documents are delivered again).
 pub async fn run(
     shared: Shared,
-    process: &str,
+    control: Arc<ListenerControl>,
     shutdown: CancellationToken,
 ) -> Result<(), ListenerFailure> {
+    let process = control.process.clone();
+    let process = process.as_str();
     // At ERROR level so that its field reaches every event inside it (see execution.rs).
     let span = tracing::error_span!("listener", process);
-    run_listener(shared, process, shutdown)
+    run_listener(shared, control, process, shutdown)
         .instrument(span)
         .await
         .map_err(|reason| ListenerFailure {
@@ -113,6 +256,7 @@ pub async fn run(
 
 async fn run_listener(
     shared: Shared,
+    control: Arc<ListenerControl>,
     process_id: &str,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
@@ -171,14 +315,17 @@ async fn run_listener(
         group = %consumer.settings().consumer_group,
         "listening"
     );
+    control.state().consumer = Some(consumer.clone());
     let listener = Listener {
         shared,
+        control: control.clone(),
         connection_id: connection_id.clone(),
         process,
         definition: definition.clone(),
         dead_letters,
     };
     let outcome = listener.listen(&consumer, &shutdown).await;
+    control.state().consumer = None;
     consumer.close().await;
     tracing::info!("listener stopped");
     outcome
@@ -256,7 +403,29 @@ impl Listener {
         shutdown: &CancellationToken,
     ) -> Result<(), String> {
         let this = Arc::new(self);
+        let mut paused = false;
         while !shutdown.is_cancelled() {
+            if this.control.is_paused() {
+                if !paused {
+                    paused = true;
+                    this.control.set_status(ListenerStatus::Paused);
+                    tracing::info!("listener paused");
+                }
+                consumer
+                    .poll_paused(POLL_WAIT)
+                    .await
+                    .map_err(|e| with_fix(&e, &this.connection_id))?;
+                continue;
+            }
+            if paused {
+                consumer
+                    .resume()
+                    .await
+                    .map_err(|e| with_fix(&e, &this.connection_id))?;
+                paused = false;
+                tracing::info!("listener resumed");
+            }
+            this.control.set_status(ListenerStatus::Running);
             let batch = consumer
                 .poll_batch(POLL_WAIT)
                 .await
@@ -267,7 +436,13 @@ impl Listener {
             tracing::debug!(messages = batch.len(), "batch received");
             let outcomes = this.clone().process_batch(batch, shutdown).await;
             let commits: Vec<NextOffset> = outcomes.iter().filter_map(|o| o.next.clone()).collect();
-            if let Err(error) = consumer.commit(commits).await {
+            let started = std::time::Instant::now();
+            let committed = consumer.commit(commits).await;
+            this.shared
+                .host
+                .metrics()
+                .commit(&this.process.id, started.elapsed());
+            if let Err(error) = committed {
                 // The group may have moved the partitions (a rebalance during the batch): their
                 // new owner reads them again from the last commit. At-least-once holds.
                 tracing::warn!(%error, "commit failed; documents since the last commit will be delivered again");
@@ -519,6 +694,7 @@ impl Listener {
             });
         match delivered {
             Ok(at) => {
+                self.shared.host.metrics().dead_letter(&self.process.id);
                 tracing::warn!(
                     offset,
                     attempts,

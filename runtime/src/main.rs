@@ -149,8 +149,15 @@ enum Command {
                             get host.drain.timeout.ms (container property, default 30000) to \
                             finish, finished work is committed and the consumer groups are left \
                             cleanly. A second signal exits at once.\n\n\
+                            The management API (--api, default 127.0.0.1:8083): GET /health, \
+                            /processes, /listeners, /listeners/ID/status, /executions, \
+                            /executions/ID, /metrics; PUT /listeners/ID/pause and resume; POST \
+                            /listeners/ID/restart and /components/validate. With \
+                            SLUICE_API_TOKEN set, every request but /health needs \
+                            Authorization: Bearer <token>.\n\n\
                             Exit status: 0 after a clean stop, 1 when a listener failed or none \
-                            could start.\n\n\
+                            could start (with --api off, the host also ends once every listener \
+                            has failed).\n\n\
                             Examples:\n  \
                             sluice serve --components my-components/\n  \
                             RUST_LOG=sluice=info sluice serve --components \
@@ -165,6 +172,10 @@ enum Command {
             env = "SLUICE_COMPONENTS"
         )]
         components: Vec<PathBuf>,
+        /// Where the management API listens (port 0: any free port, printed at start), or off.
+        /// Requests need `Authorization: Bearer …` when SLUICE_API_TOKEN is set
+        #[arg(long, value_name = "ADDRESS|off", default_value = "127.0.0.1:8083")]
+        api: String,
     },
 
     /// List the recorded executions, newest first, or show one with its document errors
@@ -329,7 +340,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(EXIT_FAILED))
             }
         }
-        Command::Serve { components } => {
+        Command::Serve { components, api } => {
+            let api = match api.as_str() {
+                "off" => None,
+                address => Some(address.parse::<std::net::SocketAddr>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--api must be an address such as 127.0.0.1:8083 (or off), got \"{address}\""
+                    )
+                })?),
+            };
+            let api_token = std::env::var("SLUICE_API_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(sluice_connector::Secret::new);
             let mut components = load_components(&components)?;
             let listeners = components.listener_processes();
             if listeners.is_empty() {
@@ -349,7 +372,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 prepare_kerberos(&mut components, &cli.custom_library, |id| used.contains(id))?;
             let host = Host::new(components, container).with_records(open_records()?);
             let runtime = runtime()?;
-            let failed = runtime.block_on(sluice_runtime::serve::serve(host, listeners))?;
+            let options = sluice_runtime::serve::ServeOptions { api, api_token };
+            let failed =
+                runtime.block_on(sluice_runtime::serve::serve(host, listeners, options))?;
             // A listener still connecting holds a blocking thread until librdkafka's metadata
             // wait ends; its work is abandoned, so the host need not wait for it.
             runtime.shutdown_timeout(Duration::from_secs(1));

@@ -1,20 +1,39 @@
 //! `sluice serve`: the long-running host. It starts a listener for every process that starts
-//! with a listen operation and stops them all on SIGINT or SIGTERM.
+//! with a listen operation, serves the management API, and stops them all on SIGINT or
+//! SIGTERM.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use sluice_connector::Secret;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::execution::Host;
-use crate::listener::{self, Shared};
+use crate::listener::{self, ListenerControl, ListenerFailure, ListenerStatus, Shared};
+
+/// How `sluice serve` is reached.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// Where the management API listens; `None`: no API.
+    pub api: Option<SocketAddr>,
+    /// The bearer token every API request but `/health` must carry, if any.
+    pub api_token: Option<Secret>,
+}
 
 /// Runs the listeners of `processes` until a shutdown signal, then drains them. Returns how
-/// many listeners failed. A second signal during the drain ends the process at once (exit
-/// status 130), leaving unfinished documents uncommitted, to be delivered again.
-pub async fn serve(host: Host, processes: Vec<String>) -> std::io::Result<usize> {
+/// many listeners were failed at the end. Without the API, the host also ends when every
+/// listener has failed (nothing could restart them); with it, failed listeners wait for a
+/// restart. A second signal during the drain ends the process at once (exit status 130),
+/// leaving unfinished documents uncommitted, to be delivered again.
+pub async fn serve(
+    host: Host,
+    processes: Vec<String>,
+    options: ServeOptions,
+) -> std::io::Result<usize> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let limits = host.container().host;
@@ -25,14 +44,59 @@ pub async fn serve(host: Host, processes: Vec<String>) -> std::io::Result<usize>
         )),
         drain: limits.drain_timeout,
     };
+    let mut controls = BTreeMap::new();
+    for process in &processes {
+        let paused = match shared.host.records() {
+            Some(store) => store.paused(process).unwrap_or_else(|error| {
+                tracing::error!(%error, process, "cannot read whether the listener was paused");
+                false
+            }),
+            None => false,
+        };
+        controls.insert(process.clone(), ListenerControl::new(process, paused));
+    }
+    let controls = Arc::new(controls);
+
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let (ended_tx, mut ended) = tokio::sync::mpsc::channel(processes.len());
-    for process in &processes {
-        let (shared, token, ended_tx) = (shared.clone(), shutdown.child_token(), ended_tx.clone());
-        let process = process.clone();
+    if let Some(address) = options.api {
+        let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "the management API cannot listen on {address}: {e}; give another address \
+                     with --api, or --api off"
+                ),
+            )
+        })?;
+        let bound = listener.local_addr()?;
+        let router = crate::api::router(crate::api::ApiState {
+            shared: shared.clone(),
+            listeners: controls.clone(),
+            token: options.api_token.map(Arc::new),
+        });
+        let stop = shutdown.clone();
         tracker.spawn(async move {
-            let outcome = listener::run(shared, &process, token).await;
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the management API stopped");
+            }
+        });
+        eprintln!("sluice serve: management API on http://{bound}");
+    }
+    let (ended_tx, mut ended) = tokio::sync::mpsc::channel(processes.len());
+    for control in controls.values() {
+        let (shared, control, shutdown, ended_tx) = (
+            shared.clone(),
+            control.clone(),
+            shutdown.clone(),
+            ended_tx.clone(),
+        );
+        let restartable = options.api.is_some();
+        tracker.spawn(async move {
+            let outcome = supervise(shared, control, shutdown, restartable).await;
             let _ = ended_tx.send(outcome).await;
         });
     }
@@ -46,7 +110,7 @@ pub async fn serve(host: Host, processes: Vec<String>) -> std::io::Result<usize>
 
     let mut failed = 0;
     let mut running = processes.len();
-    // Until a signal, or until every listener has ended on its own.
+    // Until a signal, or until every listener has ended on its own (only without the API).
     loop {
         tokio::select! {
             _ = interrupt.recv() => break,
@@ -54,9 +118,11 @@ pub async fn serve(host: Host, processes: Vec<String>) -> std::io::Result<usize>
             outcome = ended.recv() => match outcome {
                 Some(outcome) => {
                     running -= 1;
-                    failed += report(outcome);
+                    failed += usize::from(outcome.is_err());
                     if running == 0 {
                         eprintln!("sluice serve: every listener has stopped");
+                        shutdown.cancel();
+                        tracker.wait().await;
                         return Ok(failed);
                     }
                 }
@@ -73,7 +139,7 @@ pub async fn serve(host: Host, processes: Vec<String>) -> std::io::Result<usize>
     loop {
         tokio::select! {
             outcome = ended.recv() => match outcome {
-                Some(outcome) => failed += report(outcome),
+                Some(outcome) => failed += usize::from(outcome.is_err()),
                 None => break,
             },
             _ = interrupt.recv() => std::process::exit(130),
@@ -85,14 +151,39 @@ pub async fn serve(host: Host, processes: Vec<String>) -> std::io::Result<usize>
     Ok(failed)
 }
 
-/// Prints how a listener ended; 1 when it failed.
-fn report(outcome: Result<(), listener::ListenerFailure>) -> usize {
-    match outcome {
-        Ok(()) => 0,
-        Err(failure) => {
-            tracing::error!(process = %failure.process, reason = %failure.reason, "listener failed");
-            eprintln!("sluice serve: {failure}");
-            1
+/// Runs one listener, again after each restart request; a listener that fails waits for one
+/// when it is `restartable`, else ends with its failure.
+async fn supervise(
+    shared: Shared,
+    control: Arc<ListenerControl>,
+    shutdown: CancellationToken,
+    restartable: bool,
+) -> Result<(), ListenerFailure> {
+    loop {
+        let run = shutdown.child_token();
+        control.begin_run(run.clone());
+        let outcome = listener::run(shared.clone(), control.clone(), run).await;
+        if control.take_restart() && !shutdown.is_cancelled() {
+            tracing::info!(process = %control.process, "listener restarting");
+            continue;
+        }
+        match &outcome {
+            Ok(()) => control.set_status(ListenerStatus::Stopped),
+            Err(failure) => {
+                tracing::error!(process = %failure.process, reason = %failure.reason, "listener failed");
+                eprintln!("sluice serve: {failure}");
+                control.set_status(ListenerStatus::Failed(failure.reason.clone()));
+            }
+        }
+        if outcome.is_ok() || shutdown.is_cancelled() || !restartable {
+            return outcome;
+        }
+        tokio::select! {
+            () = control.restart_requested() => {
+                control.take_restart();
+                tracing::info!(process = %control.process, "failed listener restarting");
+            }
+            () = shutdown.cancelled() => return outcome,
         }
     }
 }

@@ -1,0 +1,414 @@
+//! The management API of `sluice serve`, shaped like Kafka Connect's REST API where it fits:
+//! processes, listener status with partitions and lag, pause / resume / restart, execution
+//! records, component validation, health and Prometheus metrics. Errors are JSON
+//! `{"error_code": N, "message": "…"}` and never carry internals or secrets.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use sluice_connector::Secret;
+
+use crate::components::{Components, OperationKind, Step};
+use crate::listener::{ListenerControl, ListenerStatus, Shared};
+use crate::metrics::Lag;
+use crate::records::{Filter, STATUSES};
+
+/// What every handler reaches.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The host and its limits.
+    pub shared: Shared,
+    /// Every listener, by process id.
+    pub listeners: Arc<BTreeMap<String, Arc<ListenerControl>>>,
+    /// The bearer token requests must carry, if one is set.
+    pub token: Option<Arc<Secret>>,
+}
+
+/// An API error: a status and a message for the caller.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error_code": self.0.as_u16(), "message": self.1});
+        (self.0, Json(body)).into_response()
+    }
+}
+
+fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("{what} \"{id}\" is not defined"),
+    )
+}
+
+/// The routes, behind the token check (all but `/health`).
+pub fn router(state: ApiState) -> Router {
+    let guarded = Router::new()
+        .route("/processes", get(processes))
+        .route("/processes/{id}", get(process))
+        .route("/listeners", get(listeners))
+        .route("/listeners/{id}/status", get(listener_status))
+        .route("/listeners/{id}/pause", put(pause))
+        .route("/listeners/{id}/resume", put(resume))
+        .route("/listeners/{id}/restart", post(restart))
+        .route("/executions", get(executions))
+        .route("/executions/{id}", get(execution))
+        .route("/components/validate", post(validate))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/health", get(health))
+        .merge(guarded)
+        .fallback(|| async {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "no such endpoint: see GET /processes, /listeners, /executions, /metrics".into(),
+            )
+        })
+        .with_state(state)
+}
+
+/// Checks `Authorization: Bearer TOKEN` when a token is set, in time independent of where a
+/// wrong token differs.
+async fn authorize(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !same(given.as_bytes(), token.expose().as_bytes()) {
+            return ApiError(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token: send Authorization: Bearer <the host's \
+                 SLUICE_API_TOKEN>"
+                    .into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "UP"}))
+}
+
+fn process_json(state: &ApiState, id: &str) -> Option<Value> {
+    let components = state.shared.host.components();
+    let process = components.processes.get(id)?;
+    let start = process.start.as_ref().map(|s| {
+        let kind = components.operations.get(&s.id).map(|op| op.kind.name());
+        json!({"operation": s.id, "type": kind})
+    });
+    let steps: Vec<Value> = process
+        .steps
+        .iter()
+        .map(|step| match step {
+            Step::Connector { operation } => json!({"connector": operation.id}),
+            Step::SetProperties(properties) => json!({"set-properties": properties.len()}),
+        })
+        .collect();
+    Some(json!({
+        "id": process.id,
+        "description": process.description,
+        "start": start,
+        "steps": steps,
+        "listener": state.listeners.contains_key(id),
+    }))
+}
+
+async fn processes(State(state): State<ApiState>) -> Json<Value> {
+    let ids: Vec<&String> = state.shared.host.components().processes.keys().collect();
+    Json(Value::Array(
+        ids.into_iter()
+            .filter_map(|id| process_json(&state, id))
+            .collect(),
+    ))
+}
+
+async fn process(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    process_json(&state, &id)
+        .map(Json)
+        .ok_or_else(|| not_found("process", &id))
+}
+
+fn control<'a>(state: &'a ApiState, id: &str) -> Result<&'a Arc<ListenerControl>, ApiError> {
+    state.listeners.get(id).ok_or_else(|| {
+        let message = if state.shared.host.components().processes.contains_key(id) {
+            format!("process \"{id}\" has no listener: it does not start with a listen operation")
+        } else {
+            format!("listener \"{id}\" is not defined")
+        };
+        ApiError(StatusCode::NOT_FOUND, message)
+    })
+}
+
+async fn listeners(State(state): State<ApiState>) -> Json<Value> {
+    Json(Value::Array(
+        state
+            .listeners
+            .values()
+            .map(|c| json!({"process": c.process, "state": c.status().state()}))
+            .collect(),
+    ))
+}
+
+async fn listener_status(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let control = control(&state, &id)?;
+    let status = control.status();
+    let mut partitions = Vec::new();
+    if let Some(consumer) = control.consumer() {
+        match consumer.positions().await {
+            Ok(positions) => {
+                partitions = positions
+                    .into_iter()
+                    .map(|p| {
+                        json!({"topic": p.topic, "partition": p.partition,
+                               "committed": p.committed, "end": p.end, "lag": p.lag})
+                    })
+                    .collect();
+            }
+            Err(error) => tracing::warn!(%error, process = %id, "partitions unknown"),
+        }
+    }
+    // Running without partitions: the group gave this host none (more hosts than partitions,
+    // or a rebalance under way).
+    let state_name = match &status {
+        ListenerStatus::Running if partitions.is_empty() => "UNASSIGNED",
+        other => other.state(),
+    };
+    let mut body = json!({"process": id, "state": state_name, "partitions": partitions,
+                          "restarts": control.restarts()});
+    if let ListenerStatus::Failed(reason) = &status {
+        body["reason"] = json!(reason);
+    }
+    if let Some(operation) = listen_operation(&state, &id) {
+        body["operation"] = json!(operation);
+    }
+    Ok(Json(body))
+}
+
+fn listen_operation(state: &ApiState, process: &str) -> Option<String> {
+    let components = state.shared.host.components();
+    let start = components.processes.get(process)?.start.as_ref()?;
+    matches!(
+        components.operations.get(&start.id)?.kind,
+        OperationKind::Listen(_)
+    )
+    .then(|| start.id.clone())
+}
+
+async fn set_paused(state: &ApiState, id: &str, paused: bool) -> Result<Response, ApiError> {
+    let control = control(state, id)?.clone();
+    control.set_paused(paused);
+    if let Some(store) = state.shared.host.records().cloned() {
+        let process = id.to_string();
+        let saved = tokio::task::spawn_blocking(move || store.set_paused(&process, paused)).await;
+        if !matches!(saved, Ok(Ok(()))) {
+            tracing::error!(process = id, paused, "the pause could not be saved");
+            return Err(ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the listener changed, but the change could not be saved for the next start \
+                 (see the host's log)"
+                    .into(),
+            ));
+        }
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn pause(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    set_paused(&state, &id, true).await
+}
+
+async fn resume(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    set_paused(&state, &id, false).await
+}
+
+async fn restart(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    control(&state, &id)?.request_restart();
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ExecutionsQuery {
+    process: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+fn store(state: &ApiState) -> Result<Arc<crate::records::ExecutionStore>, ApiError> {
+    state.shared.host.records().cloned().ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this host records no executions".into(),
+        )
+    })
+}
+
+fn records_failed(error: impl std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "execution records unavailable");
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the execution records cannot be read (see the host's log)".into(),
+    )
+}
+
+async fn executions(
+    State(state): State<ApiState>,
+    Query(query): Query<ExecutionsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(status) = &query.status {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "status must be one of {}, got \"{status}\"",
+                    STATUSES.join(", ")
+                ),
+            ));
+        }
+    }
+    let filter = Filter {
+        process: query.process,
+        status: query.status,
+        limit: query.limit.unwrap_or(100).min(10_000),
+    };
+    let store = store(&state)?;
+    let list = tokio::task::spawn_blocking(move || store.list(&filter))
+        .await
+        .map_err(records_failed)?
+        .map_err(records_failed)?;
+    Ok(Json(json!(list)))
+}
+
+async fn execution(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = store(&state)?;
+    let key = id.clone();
+    let found = tokio::task::spawn_blocking(move || store.get(&key))
+        .await
+        .map_err(records_failed)?
+        .map_err(records_failed)?;
+    let (execution, errors) = found.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("execution \"{id}\" is not recorded"),
+        )
+    })?;
+    let mut body = json!(execution);
+    body["document_errors_list"] = json!(errors);
+    Ok(Json(body))
+}
+
+/// `POST /components/validate`: component XML as the body (`application/xml`), or JSON
+/// `{"files": {"name.xml": "<components>…"}}`; answers with the errors `sluice validate` gives.
+async fn validate(headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let sources: Vec<(PathBuf, String)> = if json_body {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Files {
+            files: BTreeMap<String, String>,
+        }
+        let files: Files = serde_json::from_slice(&body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not {{\"files\": {{\"name.xml\": \"<components>…\"}}}}: {e}"),
+            )
+        })?;
+        files
+            .files
+            .into_iter()
+            .map(|(name, text)| (PathBuf::from(name), text))
+            .collect()
+    } else {
+        let text = String::from_utf8(body.to_vec())
+            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "the body is not UTF-8 text".into()))?;
+        vec![(PathBuf::from("request.xml"), text)]
+    };
+    // ${env:…} and ${file:…} would read the host's environment and files: their values (often
+    // secrets) could come back in error messages.
+    if sources
+        .iter()
+        .any(|(_, text)| text.contains("${env:") || text.contains("${file:"))
+    {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the API does not resolve ${env:…} or ${file:…}, whose values stay on the host; \
+             validate such files with sluice validate there"
+                .into(),
+        ));
+    }
+    Ok(Json(match Components::from_sources(sources) {
+        Ok(components) => json!({
+            "valid": true,
+            "connections": components.connections.len(),
+            "operations": components.operations.len(),
+            "processes": components.processes.len(),
+        }),
+        Err(errors) => json!({
+            "valid": false,
+            "errors": errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }),
+    }))
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let mut lags = Vec::new();
+    for control in state.listeners.values() {
+        let Some(consumer) = control.consumer() else {
+            continue;
+        };
+        if let Ok(positions) = consumer.positions().await {
+            lags.extend(positions.into_iter().filter_map(|p| {
+                Some(Lag {
+                    process: control.process.clone(),
+                    topic: p.topic,
+                    partition: p.partition,
+                    lag: p.lag?,
+                })
+            }));
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.shared.host.metrics().render(&lags),
+    )
+        .into_response()
+}

@@ -1,0 +1,328 @@
+//! The management API of `sluice serve`, against a real host on tansu: token, health,
+//! processes, listener status with partitions and lag, pause (kept across a restart of the
+//! host), resume, restart, execution records, validation, metrics, and a failed listener.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::{components, unique, wait_for, Broker, Serving, Workspace};
+use serde_json::Value;
+
+const WORK: Duration = Duration::from_secs(60);
+const TOKEN: &str = "api-token-7f3a9c";
+
+/// A client of one host's API.
+struct Api {
+    base: String,
+}
+
+impl Api {
+    /// Waits for the host to print its API address.
+    fn of(serving: &Serving) -> Self {
+        let base = wait_for("the management API address", WORK, || {
+            let err = serving.stderr();
+            let (_, rest) = err.split_once("management API on ")?;
+            Some(rest.lines().next()?.trim().to_string())
+        });
+        Self { base }
+    }
+
+    /// `(status, body)` of a request with the token (or `token`).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, &str)>,
+    ) -> (u16, String) {
+        let mut request = ureq::request(method, &format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        let response = match body {
+            Some((content_type, body)) => {
+                request.set("Content-Type", content_type).send_string(body)
+            }
+            None => request.call(),
+        };
+        match response {
+            Ok(r) => (r.status(), r.into_string().expect("body")),
+            Err(ureq::Error::Status(status, r)) => (status, r.into_string().expect("body")),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.call("GET", path, Some(TOKEN), None)
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    fn status(&self, listener: &str) -> Value {
+        self.json(&format!("/listeners/{listener}/status"))
+    }
+}
+
+fn routing_listener(broker: &Broker, group: &str, source: &str, listen: &str) -> String {
+    components(
+        broker,
+        group,
+        &format!(
+            r#"<operation id="receive" type="listen" connection="tansu">
+  <topic>{source}</topic><offset-reset>earliest</offset-reset>{listen}
+</operation>
+<operation id="send" type="produce" connection="tansu"><dynamic-topic>true</dynamic-topic></operation>
+<process id="route" xmlns="https://sluice.dev/components/1">
+  <description>Routes by header.</description>
+  <start operation="receive"/>
+  <steps>
+    <set-properties><property name="topic-name" from-header="route"/></set-properties>
+    <connector operation="send"/>
+  </steps>
+</process>"#
+        ),
+    )
+}
+
+fn produce(broker: &Broker, source: &str, target: &str, from: i32, to: i32) {
+    for i in from..to {
+        let payload = format!("doc-{i:03}");
+        broker.produce_one(
+            source,
+            i % 2,
+            None,
+            payload.as_bytes(),
+            &[("route", target)],
+        );
+    }
+}
+
+/// Waits until the listener's status says `state` and `lag` on every partition.
+fn wait_for_state(api: &Api, state: &str, lag: i64) -> Value {
+    let mut last = Value::Null;
+    wait_for(&format!("state {state} with lag {lag}"), WORK, || {
+        last = api.status("route");
+        let partitions = last["partitions"].as_array()?;
+        (last["state"] == state
+            && partitions.len() == 2
+            && partitions.iter().all(|p| p["lag"] == lag))
+        .then(|| last.clone())
+    })
+}
+
+#[test]
+fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
+    let broker = Broker::start();
+    let source = broker.create_topic("api-in", 2);
+    let target = broker.create_topic("api-out", 1);
+    let group = unique("g");
+    let ws = Workspace::new();
+    ws.set_env("SLUICE_API_TOKEN", TOKEN);
+    ws.write(
+        "components/c.xml",
+        &routing_listener(&broker, &group, &source, ""),
+    );
+    produce(&broker, &source, &target, 0, 4);
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api = Api::of(&serving);
+
+    // The token: required everywhere but /health.
+    assert_eq!(
+        api.call("GET", "/health", None, None),
+        (200, r#"{"status":"UP"}"#.into())
+    );
+    let (status, body) = api.call("GET", "/processes", None, None);
+    assert_eq!(status, 401);
+    let body: Value = serde_json::from_str(&body).expect("JSON error");
+    assert_eq!(body["error_code"], 401);
+    assert_eq!(api.call("GET", "/processes", Some("wrong"), None).0, 401);
+
+    let processes = api.json("/processes");
+    assert_eq!(processes[0]["id"], "route");
+    assert_eq!(processes[0]["listener"], true);
+    assert_eq!(processes[0]["start"]["type"], "listen");
+    assert_eq!(api.get("/processes/nope").0, 404);
+
+    // Running: both partitions, everything committed.
+    let status = wait_for_state(&api, "RUNNING", 0);
+    assert_eq!(status["partitions"][0]["committed"], 2, "{status}");
+    assert_eq!(status["operation"], "receive");
+
+    // Paused: new documents wait (the lag shows them), nothing more is delivered.
+    assert_eq!(
+        api.call("PUT", "/listeners/route/pause", Some(TOKEN), None)
+            .0,
+        202
+    );
+    wait_for_state(&api, "PAUSED", 0);
+    produce(&broker, &source, &target, 4, 8);
+    wait_for_state(&api, "PAUSED", 2);
+    broker.read_all(&target, 4);
+
+    // The pause outlives the host.
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api = Api::of(&serving);
+    wait_for_state(&api, "PAUSED", 2);
+    broker.read_all(&target, 4);
+
+    assert_eq!(
+        api.call("PUT", "/listeners/route/resume", Some(TOKEN), None)
+            .0,
+        202
+    );
+    let status = wait_for_state(&api, "RUNNING", 0);
+    broker.read_all(&target, 8);
+
+    assert_eq!(status["restarts"], 0);
+    assert_eq!(
+        api.call("POST", "/listeners/route/restart", Some(TOKEN), None)
+            .0,
+        202
+    );
+    wait_for("the restarted listener", WORK, || {
+        let status = wait_for_state(&api, "RUNNING", 0);
+        (status["restarts"] == 1).then_some(())
+    });
+    assert_eq!(
+        api.call("PUT", "/listeners/nope/pause", Some(TOKEN), None)
+            .0,
+        404
+    );
+
+    // Executions, as sluice executions shows them.
+    let executions = api.json("/executions?process=route&status=succeeded");
+    let list = executions.as_array().expect("a list");
+    assert!(!list.is_empty(), "{executions}");
+    let id = list[0]["id"].as_str().expect("an id");
+    let one = api.json(&format!("/executions/{id}"));
+    assert_eq!(one["process"], "route");
+    assert_eq!(api.get("/executions/nope").0, 404);
+    let (status, body) = api.get("/executions?status=broken");
+    assert_eq!(status, 400, "{body}");
+
+    // Metrics in Prometheus' format.
+    // After a restart the group may rebalance once more: wait for the partitions to settle.
+    let lag_line =
+        format!("sluice_consumer_lag{{process=\"route\",topic=\"{source}\",partition=\"0\"}} 0");
+    let metrics = wait_for("the listener's lag in the metrics", WORK, || {
+        let (status, metrics) = api.get("/metrics");
+        assert_eq!(status, 200);
+        metrics.contains(&lag_line).then_some(metrics)
+    });
+    assert!(
+        metrics.contains("sluice_documents_in_total{process=\"route\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sluice_executions_total{process=\"route\",status=\"succeeded\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "sluice_consumer_lag{{process=\"route\",topic=\"{source}\",partition=\"0\"}} 0"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sluice_commit_duration_seconds_count{process=\"route\"}"),
+        "{metrics}"
+    );
+
+    // Validation: the errors sluice validate gives; bad JSON and host references refused.
+    let bad = r#"<components><operation id="o" type="produce" connection="c"><topik>t</topik></operation></components>"#;
+    let (status, body) = api.call(
+        "POST",
+        "/components/validate",
+        Some(TOKEN),
+        Some(("application/xml", bad)),
+    );
+    assert_eq!(status, 200);
+    let verdict: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(verdict["valid"], false);
+    assert!(
+        verdict["errors"][0]
+            .as_str()
+            .expect("an error")
+            .starts_with(
+                "request.xml:1:61: operation \"o\": unknown element <topik>; did you mean <topic>?"
+            ),
+        "{verdict}"
+    );
+    let (status, body) = api.call(
+        "POST",
+        "/components/validate",
+        Some(TOKEN),
+        Some(("application/json", "{\"files\": [")),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("the body is not {\\\"files\\\""), "{body}");
+    let (status, body) = api.call(
+        "POST",
+        "/components/validate",
+        Some(TOKEN),
+        Some(("application/xml", "<components><connection id=\"c\"><bootstrap-servers>${env:HOME}</bootstrap-servers></connection></components>")),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("does not resolve ${env:"), "{body}");
+    let (status, body) = api.call(
+        "POST",
+        "/components/validate",
+        Some(TOKEN),
+        Some(("application/json", r#"{"files": {"a.xml": "<components><connection id=\"c\"><bootstrap-servers>b:9092</bootstrap-servers></connection></components>"}}"#)),
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"valid":true,"connections":1,"operations":0,"processes":0}"#
+        )
+    );
+
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    assert!(!serving.stderr().contains(TOKEN));
+}
+
+#[test]
+fn a_failed_listener_is_reported_and_the_host_keeps_serving() {
+    let broker = Broker::start();
+    let source = broker.create_topic("api-in", 1);
+    let missing = unique("nowhere");
+    broker.produce_one(&source, 0, None, b"doc", &[("route", &missing)]);
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &routing_listener(
+            &broker,
+            &unique("g"),
+            &source,
+            "<retry-limit>0</retry-limit>",
+        ),
+    );
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api = Api::of(&serving);
+    let status = wait_for("the listener to fail", WORK, || {
+        let status = api.json("/listeners/route/status");
+        (status["state"] == "FAILED").then_some(status)
+    });
+    assert_eq!(
+        status["reason"],
+        format!(
+            "the document at topic \"{source}\" partition 0 offset 0 failed 1 time(s): topic \
+             \"{missing}\" does not exist\n  no dead-letter-topic is set, so the listener stops \
+             rather than skip it; fix the cause or set <dead-letter-topic> on the listen \
+             operation, then start it again (it resumes at this document)"
+        )
+    );
+    assert_eq!(api.json("/health")["status"], "UP");
+    serving.signal("TERM");
+    // It ends with the listener still failed.
+    assert_eq!(serving.wait(WORK), Some(1), "{}", serving.stderr());
+}
