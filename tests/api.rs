@@ -326,3 +326,76 @@ fn a_failed_listener_is_reported_and_the_host_keeps_serving() {
     // It ends with the listener still failed.
     assert_eq!(serving.wait(WORK), Some(1), "{}", serving.stderr());
 }
+
+/// The partitions a host's listener holds now.
+fn held(api: &Api) -> Vec<i64> {
+    api.status("route")["partitions"]
+        .as_array()
+        .map(|ps| ps.iter().filter_map(|p| p["partition"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn two_hosts_share_a_group_and_the_survivor_takes_over_after_sigkill() {
+    let broker = Broker::start();
+    let source = broker.create_topic("scale-in", 4);
+    let target = broker.create_topic("scale-out", 1);
+    let group = unique("g");
+    // One document per execution, so that the kill comes while work is under way; a short
+    // session timeout, so that the group notices the killed host soon.
+    let text = routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>")
+        .replace(
+            "</consumer-group>",
+            "</consumer-group>\n    <properties><property name=\"session.timeout.ms\">6000</property></properties>",
+        );
+    let (a, b) = (Workspace::new(), Workspace::new());
+    for ws in [&a, &b] {
+        ws.write("components/c.xml", &text);
+    }
+    let mut first = a.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let mut second = b.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let (api_a, api_b) = (Api::of(&first), Api::of(&second));
+    // Kafka's group protocol spreads the four partitions over both hosts.
+    wait_for("both hosts to hold partitions", WORK, || {
+        let (ha, hb) = (held(&api_a), held(&api_b));
+        (!ha.is_empty() && !hb.is_empty() && ha.len() + hb.len() == 4).then_some(())
+    });
+    let total = 80;
+    for i in 0..total {
+        let payload = format!("doc-{i:03}");
+        broker.produce_one(
+            &source,
+            i % 4,
+            None,
+            payload.as_bytes(),
+            &[("route", &target)],
+        );
+    }
+    wait_for("work under way on the first host", WORK, || {
+        let executions = api_a.json("/executions?process=route");
+        (!executions.as_array()?.is_empty()).then_some(())
+    });
+    first.signal("KILL");
+    assert_eq!(first.wait(WORK), None);
+
+    // The survivor takes all four partitions and finishes them.
+    wait_for("the survivor to hold every partition", WORK, || {
+        (held(&api_b).len() == 4).then_some(())
+    });
+    let per_partition = i64::from(total / 4);
+    let done: Vec<Option<i64>> = vec![Some(per_partition); 4];
+    wait_for("every document committed", WORK, || {
+        (broker.committed(&group, &source, 4) == done).then_some(())
+    });
+    second.signal("TERM");
+    assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
+    let mut seen = std::collections::BTreeSet::new();
+    wait_for("every document in the target topic", WORK, || {
+        seen = broker
+            .read_some(&target)
+            .into_iter()
+            .map(|r| r.payload)
+            .collect();
+        (seen.len() == total as usize).then_some(())
+    });
+}
