@@ -399,3 +399,59 @@ fn two_hosts_share_a_group_and_the_survivor_takes_over_after_sigkill() {
         (seen.len() == total as usize).then_some(())
     });
 }
+
+#[test]
+fn a_clean_rebalance_processes_no_document_twice() {
+    let broker = Broker::start();
+    let source = broker.create_topic("rebalance-in", 4);
+    let target = broker.create_topic("rebalance-out", 1);
+    let group = unique("g");
+    let text = routing_listener(&broker, &group, &source, "<max-messages>2</max-messages>");
+    let (a, b) = (Workspace::new(), Workspace::new());
+    for ws in [&a, &b] {
+        ws.write("components/c.xml", &text);
+    }
+    let produce_range = |from: i32, to: i32| {
+        for i in from..to {
+            let payload = format!("doc-{i:03}");
+            broker.produce_one(
+                &source,
+                i % 4,
+                None,
+                payload.as_bytes(),
+                &[("route", &target)],
+            );
+        }
+    };
+    produce_range(0, 40);
+    let mut first = a.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api_a = Api::of(&first);
+    // A second host joins while the first is at work: the group rebalances under load.
+    wait_for("work under way on the first host", WORK, || {
+        let executions = api_a.json("/executions?process=route");
+        (!executions.as_array()?.is_empty()).then_some(())
+    });
+    let mut second = b.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api_b = Api::of(&second);
+    wait_for("both hosts to hold partitions", WORK, || {
+        let (ha, hb) = (held(&api_a), held(&api_b));
+        (!ha.is_empty() && !hb.is_empty() && ha.len() + hb.len() == 4).then_some(())
+    });
+    produce_range(40, 80);
+    let done: Vec<Option<i64>> = vec![Some(20); 4];
+    wait_for("every document committed", WORK, || {
+        (broker.committed(&group, &source, 4) == done).then_some(())
+    });
+    // The first host leaves cleanly: the second takes its partitions from their commits.
+    first.signal("TERM");
+    assert_eq!(first.wait(WORK), Some(0), "{}", first.stderr());
+    second.signal("TERM");
+    assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
+    // Exactly once each.
+    let payloads: std::collections::BTreeSet<String> = broker
+        .read_all(&target, 80)
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
+    assert_eq!(payloads.len(), 80);
+}

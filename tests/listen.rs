@@ -361,3 +361,56 @@ fn run_refuses_a_listener_process_and_serve_needs_one() {
         harness::stderr(&output)
     );
 }
+
+#[test]
+fn a_batch_longer_than_max_poll_interval_keeps_its_group_membership() {
+    let broker = Broker::start();
+    let source = broker.create_topic("listen-in", 1);
+    let target = broker.create_topic("listen-out", 1);
+    let dead = broker.create_topic("listen-dlq", 1);
+    let missing = unique("nowhere");
+    for i in 0..4 {
+        let route = if i == 1 { &missing } else { &target };
+        broker.produce_one(
+            &source,
+            0,
+            None,
+            format!("doc-{i}").as_bytes(),
+            &[("route", route)],
+        );
+    }
+    let group = unique("g");
+    let ws = Workspace::new();
+    // The retry's back-off keeps the batch running for 8 s, past librdkafka's 7 s
+    // max.poll.interval.ms: without polling meanwhile, the member would leave the group and
+    // the batch's documents would be delivered again.
+    let text = routing_listener(
+        &broker,
+        &group,
+        &source,
+        &format!(
+            "<retry-limit>1</retry-limit><retry-backoff>8s</retry-backoff>\
+             <dead-letter-topic>{dead}</dead-letter-topic>"
+        ),
+    )
+    .replace(
+        "</consumer-group>",
+        "</consumer-group>\n    <properties><property name=\"session.timeout.ms\">6000</property>\
+         <property name=\"max.poll.interval.ms\">7000</property></properties>",
+    );
+    ws.write("components/c.xml", &text);
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
+    wait_for_commits(&broker, &group, &source, &[4]);
+    broker.read_all(&dead, 1);
+    let delivered = broker.read_all(&target, 3);
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    let err = serving.stderr();
+    assert!(
+        err.contains("a long batch: polling with paused partitions to stay in the group"),
+        "{err}"
+    );
+    assert!(!err.contains("maximum poll interval"), "{err}");
+    let payloads: BTreeSet<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
+    assert_eq!(payloads, BTreeSet::from(["doc-0", "doc-2", "doc-3"]));
+}

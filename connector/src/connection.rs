@@ -117,6 +117,12 @@ pub struct Limits {
     pub max_request_size: u64,
     /// Most records one poll of a Consume operation hands over.
     pub max_poll_records: NonZeroU32,
+    /// Most memory, in KiB, one producer's local queue may hold (librdkafka's default is
+    /// 1 GiB per producer).
+    pub producer_queue_kbytes: u32,
+    /// Most memory, in KiB, a consumer may pre-fetch ahead of what it hands over (librdkafka's
+    /// default is 64 MiB per consumer).
+    pub consumer_prefetch_kbytes: u32,
 }
 
 impl Limits {
@@ -124,6 +130,22 @@ impl Limits {
     pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 10_485_760;
     /// The platform's default max.poll.records: 1.
     pub const DEFAULT_MAX_POLL_RECORDS: NonZeroU32 = NonZeroU32::MIN;
+    /// 64 MiB per producer: a process step sends its batch and waits for it, so a queue
+    /// larger than a few batches only delays back-pressure.
+    pub const DEFAULT_PRODUCER_QUEUE_KBYTES: u32 = 65_536;
+    /// 16 MiB per consumer: enough to keep fetches ahead of executions without holding a
+    /// large backlog in memory per listener.
+    pub const DEFAULT_CONSUMER_PREFETCH_KBYTES: u32 = 16_384;
+
+    /// librdkafka's producer queue bound, never smaller than one largest message.
+    pub(crate) fn producer_queue_kbytes(&self) -> u64 {
+        u64::from(self.producer_queue_kbytes).max(self.max_request_size.div_ceil(1024) * 2)
+    }
+
+    /// librdkafka's pre-fetch bound; it must hold one full fetch (`fetch_max_bytes`).
+    pub(crate) fn consumer_prefetch_kbytes(&self, fetch_max_bytes: u64) -> u64 {
+        u64::from(self.consumer_prefetch_kbytes).max(fetch_max_bytes.div_ceil(1024))
+    }
 }
 
 impl Default for Limits {
@@ -131,6 +153,8 @@ impl Default for Limits {
         Self {
             max_request_size: Self::DEFAULT_MAX_REQUEST_SIZE,
             max_poll_records: Self::DEFAULT_MAX_POLL_RECORDS,
+            producer_queue_kbytes: Self::DEFAULT_PRODUCER_QUEUE_KBYTES,
+            consumer_prefetch_kbytes: Self::DEFAULT_CONSUMER_PREFETCH_KBYTES,
         }
     }
 }
@@ -384,6 +408,24 @@ mod tests {
         );
         config.max_request_size_cap = None;
         assert_eq!(Connection::open(config).expect("open").limits(host), host);
+    }
+
+    #[test]
+    fn memory_bounds_always_hold_one_largest_message() {
+        let limits = Limits::default();
+        assert_eq!(limits.producer_queue_kbytes(), 65_536);
+        assert_eq!(limits.consumer_prefetch_kbytes(10_551_296), 16_384);
+        let big = Limits {
+            max_request_size: 100 * 1024 * 1024,
+            producer_queue_kbytes: 1024,
+            consumer_prefetch_kbytes: 1024,
+            ..limits
+        };
+        assert_eq!(big.producer_queue_kbytes(), 204_800);
+        assert_eq!(
+            big.consumer_prefetch_kbytes(100 * 1024 * 1024 + 65_536),
+            102_464
+        );
     }
 
     #[test]

@@ -124,6 +124,7 @@ fn consume_blocking(
         &settings.consumer_group,
         settings.offset_reset,
         settings.client_id.as_deref(),
+        limits,
     );
     let consumer: BaseConsumer<Observer> = config
         .create_with_context(Observer::for_connection(connection))
@@ -181,16 +182,31 @@ fn consume_blocking(
     Ok(ConsumeOutcome { records, polls })
 }
 
-/// The settings of a consumer in `group` that stores and commits nothing by itself: offsets
-/// follow documents, committed by the operation once they are done.
+/// Room for record batch framing on top of the largest message accepted (as for Produce).
+const FETCH_OVERHEAD: u64 = 64 * 1024;
+
+/// The settings of a consumer in `group` that stores and commits nothing by itself (offsets
+/// follow documents, committed by the operation once they are done), with its memory bounded
+/// by the host's limits.
 pub(crate) fn group_consumer_config(
     connection: &Connection,
     group: &str,
     offset_reset: OffsetReset,
     client_id: Option<&str>,
+    limits: Limits,
 ) -> rdkafka::ClientConfig {
     let mut config = connection.client_config();
+    // max.request.size bounds what one fetch returns (seed 003); librdkafka wants
+    // message.max.bytes no larger than fetch.max.bytes, and a pre-fetch queue that holds one
+    // fetch. The pre-fetch is bounded explicitly: librdkafka's default is 64 MiB per consumer.
+    let fetch_max = (limits.max_request_size + FETCH_OVERHEAD).min(1_000_000_000);
     config
+        .set("fetch.max.bytes", fetch_max.to_string())
+        .set("message.max.bytes", fetch_max.to_string())
+        .set(
+            "queued.max.messages.kbytes",
+            limits.consumer_prefetch_kbytes(fetch_max).to_string(),
+        )
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

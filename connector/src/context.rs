@@ -2,12 +2,13 @@
 //! reports, because TLS and SASL failures reach an application only through this callback
 //! (creating the client succeeds; requests then time out), and a user needs the cause.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{AwsIam, Connection, OAuth};
 
@@ -23,6 +24,19 @@ const KEPT: usize = 8;
 pub(crate) struct Observer {
     state: Arc<Mutex<State>>,
     tokens: Option<Arc<TokenSource>>,
+    /// A listener's finished offsets, committed when the group takes partitions away.
+    progress: Option<Arc<Mutex<Progress>>>,
+}
+
+/// What a listener has finished and not yet committed, per partition, and which partitions the
+/// group has taken from it since.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// The next offset to commit, per (topic, partition).
+    pub finished: BTreeMap<(String, i32), i64>,
+    /// Partitions revoked and not assigned again: work that finishes on them is not committed
+    /// by this member (their new owner reads them from the last commit).
+    pub revoked: BTreeSet<(String, i32)>,
 }
 
 /// Where an OAUTHBEARER connection's tokens come from.
@@ -89,7 +103,14 @@ impl Observer {
         Self {
             state: Arc::default(),
             tokens: oidc.or(iam).map(Arc::new),
+            progress: None,
         }
+    }
+
+    /// The context of a listener's consumer, which commits `progress` on revocation.
+    pub fn with_progress(mut self, progress: Arc<Mutex<Progress>>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Serves the token request an OAUTHBEARER client makes at start: librdkafka hands it to
@@ -149,4 +170,54 @@ impl ClientContext for Observer {
     }
 }
 
-impl ConsumerContext for Observer {}
+impl ConsumerContext for Observer {
+    /// Before partitions move to another member, commit what this member finished on them:
+    /// their new owner then starts after it, not at an older commit.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Some(progress) = &self.progress else {
+            return;
+        };
+        let mut progress = progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match rebalance {
+            Rebalance::Revoke(list) => {
+                let mut commit = TopicPartitionList::new();
+                for element in list.elements() {
+                    let key = (element.topic().to_string(), element.partition());
+                    if let Some(next) = progress.finished.remove(&key) {
+                        let _ = commit.add_partition_offset(
+                            element.topic(),
+                            element.partition(),
+                            Offset::Offset(next),
+                        );
+                    }
+                    progress.revoked.insert(key);
+                }
+                if commit.count() > 0 {
+                    match consumer.commit(&commit, CommitMode::Sync) {
+                        Ok(()) => tracing::info!(
+                            partitions = commit.count(),
+                            "committed finished offsets of revoked partitions"
+                        ),
+                        Err(error) => tracing::warn!(
+                            error = %crate::explain(&error),
+                            "could not commit the finished offsets of revoked partitions; \
+                             their documents will be delivered again"
+                        ),
+                    }
+                }
+                // Dropped before the consumer can be (librdkafka's destroy may hang otherwise).
+                drop(commit);
+            }
+            Rebalance::Assign(list) => {
+                for element in list.elements() {
+                    progress
+                        .revoked
+                        .remove(&(element.topic().to_string(), element.partition()));
+                }
+            }
+            Rebalance::Error(_) => {}
+        }
+    }
+}

@@ -18,7 +18,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::consume::{Consumed, OffsetReset};
-use crate::context::Observer;
+use crate::context::{Observer, Progress};
 use crate::{Connection, ConnectorError, Limits, PartitionNotFound};
 
 /// A Listen operation's consumer settings.
@@ -43,15 +43,14 @@ pub struct ListenSettings {
 /// already fetched is in librdkafka's queue, so this only bounds a batch that is not full.
 const BATCH_LINGER: Duration = Duration::from_millis(20);
 
-/// Room for record batch framing on top of the largest message accepted (as for Produce).
-const FETCH_OVERHEAD: u64 = 64 * 1024;
-
 /// A connected Listen consumer. Cloning shares the one consumer.
 #[derive(Clone)]
 pub struct ListenConsumer {
     consumer: Arc<BaseConsumer<Observer>>,
     settings: Arc<ListenSettings>,
     limits: Limits,
+    /// Finished, uncommitted offsets, shared with the rebalance callback.
+    progress: Arc<std::sync::Mutex<Progress>>,
 }
 
 /// The offset to commit for a partition: the next offset to read there.
@@ -107,16 +106,13 @@ impl ListenConsumer {
             &settings.consumer_group,
             settings.offset_reset,
             settings.client_id.as_deref(),
+            limits,
         );
-        // max.request.size bounds what one fetch returns (seed 003); librdkafka wants
-        // message.max.bytes no larger than fetch.max.bytes.
-        let fetch_max = (limits.max_request_size + FETCH_OVERHEAD).min(1_000_000_000);
-        config
-            .set("enable.partition.eof", "false")
-            .set("fetch.max.bytes", fetch_max.to_string())
-            .set("message.max.bytes", fetch_max.to_string());
+        config.set("enable.partition.eof", "false");
+        let progress = Arc::new(std::sync::Mutex::new(Progress::default()));
+        let context = Observer::for_connection(connection).with_progress(progress.clone());
         let consumer: BaseConsumer<Observer> = config
-            .create_with_context(Observer::for_connection(connection))
+            .create_with_context(context)
             .map_err(ConnectorError::ClientConfig)?;
         Observer::serve_first_token(&consumer);
         for topic in &settings.topics {
@@ -155,6 +151,7 @@ impl ListenConsumer {
             consumer: Arc::new(consumer),
             settings: Arc::new(settings),
             limits,
+            progress,
         })
     }
 
@@ -344,6 +341,47 @@ impl ListenConsumer {
         drop(committed);
         positions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         Ok(positions)
+    }
+
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that every document before `next.offset` on its partition has finished. It is
+    /// committed by [`ListenConsumer::commit_finished`], or when the group revokes the
+    /// partition. Returns `false` when the partition was revoked meanwhile: its new owner reads
+    /// it again from the last commit, so this member must not commit it.
+    pub fn mark_finished(&self, next: NextOffset) -> bool {
+        let mut progress = self.progress();
+        let key = (next.topic, next.partition);
+        if progress.revoked.contains(&key) {
+            return false;
+        }
+        let entry = progress.finished.entry(key).or_insert(next.offset);
+        *entry = (*entry).max(next.offset);
+        true
+    }
+
+    /// Commits every finished offset not committed yet. What fails to commit stays recorded
+    /// for the next attempt.
+    pub async fn commit_finished(&self) -> Result<(), ConnectorError> {
+        let finished: Vec<NextOffset> = std::mem::take(&mut self.progress().finished)
+            .into_iter()
+            .map(|((topic, partition), offset)| NextOffset {
+                topic,
+                partition,
+                offset,
+            })
+            .collect();
+        let result = self.commit(finished.clone()).await;
+        if result.is_err() {
+            for next in finished {
+                self.mark_finished(next);
+            }
+        }
+        result
     }
 
     /// Commits these next offsets for the group, synchronously.

@@ -146,7 +146,12 @@ impl Producer {
                 "message.timeout.ms",
                 settings.delivery_timeout.as_millis().to_string(),
             )
-            .set("message.max.bytes", max_bytes.to_string());
+            .set("message.max.bytes", max_bytes.to_string())
+            // Bounded explicitly: librdkafka's default queue is 1 GiB per producer.
+            .set(
+                "queue.buffering.max.kbytes",
+                limits.producer_queue_kbytes().to_string(),
+            );
         let observer = Observer::for_connection(connection);
         let inner = config
             .create_with_context(observer.clone())

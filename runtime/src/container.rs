@@ -82,12 +82,16 @@ fn days(n: u64) -> Duration {
 /// with `com.boomi.connector.`; that spelling is accepted too, so its files can be reused.
 const MAX_REQUEST_SIZE: &str = "kafka.max.request.size";
 const MAX_POLL_RECORDS: &str = "kafka.max.poll.records";
+const PRODUCER_QUEUE_KBYTES: &str = "kafka.producer.queue.kbytes";
+const CONSUMER_PREFETCH_KBYTES: &str = "kafka.consumer.prefetch.kbytes";
 const MAX_CONCURRENT_EXECUTIONS: &str = "host.max.concurrent.executions";
 const DRAIN_TIMEOUT_MS: &str = "host.drain.timeout.ms";
 const EXECUTIONS_RETENTION_DAYS: &str = "host.executions.retention.days";
 const KNOWN: &[&str] = &[
     MAX_REQUEST_SIZE,
     MAX_POLL_RECORDS,
+    PRODUCER_QUEUE_KBYTES,
+    CONSUMER_PREFETCH_KBYTES,
     MAX_CONCURRENT_EXECUTIONS,
     DRAIN_TIMEOUT_MS,
     EXECUTIONS_RETENTION_DAYS,
@@ -162,6 +166,28 @@ impl ContainerProperties {
                         format!(
                             "{key} must be a whole number ≥ 1, got \"{value}\" (default {})",
                             Limits::DEFAULT_MAX_POLL_RECORDS
+                        ),
+                    )),
+                },
+                PRODUCER_QUEUE_KBYTES | CONSUMER_PREFETCH_KBYTES => match value.parse::<u32>() {
+                    Ok(n) if n >= 1024 => {
+                        if name == PRODUCER_QUEUE_KBYTES {
+                            properties.kafka.producer_queue_kbytes = n;
+                        } else {
+                            properties.kafka.consumer_prefetch_kbytes = n;
+                        }
+                    }
+                    _ => errors.push(problem(
+                        Some(number),
+                        format!(
+                            "{key} must be a whole number of KiB from 1024 to {}, got \
+                                 \"{value}\" (default {})",
+                            u32::MAX,
+                            if name == PRODUCER_QUEUE_KBYTES {
+                                Limits::DEFAULT_PRODUCER_QUEUE_KBYTES
+                            } else {
+                                Limits::DEFAULT_CONSUMER_PREFETCH_KBYTES
+                            }
                         ),
                     )),
                 },
@@ -245,6 +271,28 @@ mod tests {
     }
 
     #[test]
+    fn host_bounds_are_read() {
+        let (props, warnings) = parse(
+            "kafka.producer.queue.kbytes=2048\nkafka.consumer.prefetch.kbytes=4096\n\
+             host.max.concurrent.executions=2\nhost.drain.timeout.ms=1500\n\
+             host.executions.retention.days=7\n",
+        )
+        .expect("valid");
+        assert!(warnings.is_empty());
+        assert_eq!(props.kafka.producer_queue_kbytes, 2048);
+        assert_eq!(props.kafka.consumer_prefetch_kbytes, 4096);
+        assert_eq!(props.host.max_concurrent_executions.get(), 2);
+        assert_eq!(props.host.drain_timeout, Duration::from_millis(1500));
+        assert_eq!(props.host.executions_retention, days(7));
+        let err = parse("kafka.consumer.prefetch.kbytes=10\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "container.properties:1: kafka.consumer.prefetch.kbytes must be a whole number of \
+             KiB from 1024 to 4294967295, got \"10\" (default 16384)"
+        );
+    }
+
+    #[test]
     fn invalid_values_are_errors_with_line_numbers() {
         let err = parse("\nkafka.max.poll.records=0\nkafka.max.request.size=10MB\n").unwrap_err();
         assert_eq!(
@@ -265,6 +313,7 @@ mod tests {
                  is ignored (did you mean kafka.max.poll.records?)",
                 "container.properties:2: unknown container property \"foo\" is ignored (known \
                  properties: kafka.max.request.size, kafka.max.poll.records, \
+                 kafka.producer.queue.kbytes, kafka.consumer.prefetch.kbytes, \
                  host.max.concurrent.executions, host.drain.timeout.ms, \
                  host.executions.retention.days)"
             ]

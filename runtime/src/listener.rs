@@ -224,6 +224,10 @@ impl ListenerControl {
 struct Listener {
     shared: Shared,
     control: Arc<ListenerControl>,
+    consumer: ListenConsumer,
+    /// How long a batch may run before the listener polls (paused) to stay in its group: a
+    /// third of the consumer's max.poll.interval.ms.
+    keepalive_after: Duration,
     /// The listen operation's connection, named in messages that suggest test-connection.
     connection_id: String,
     process: ProcessDefinition,
@@ -316,9 +320,19 @@ async fn run_listener(
         "listening"
     );
     control.state().consumer = Some(consumer.clone());
+    // librdkafka's default max.poll.interval.ms, unless the connection sets its own.
+    let max_poll_interval = connection
+        .config()
+        .properties
+        .iter()
+        .find(|(name, _)| name == "max.poll.interval.ms")
+        .and_then(|(_, value)| value.parse::<u64>().ok())
+        .unwrap_or(300_000);
     let listener = Listener {
         shared,
         control: control.clone(),
+        consumer: consumer.clone(),
+        keepalive_after: Duration::from_millis(max_poll_interval / 3),
         connection_id: connection_id.clone(),
         process,
         definition: definition.clone(),
@@ -382,8 +396,6 @@ fn with_fix(error: &ConnectorError, connection_id: &str) -> String {
 
 /// How one partition's share of a batch ended.
 struct PartitionOutcome {
-    /// The offset to commit: the first one not finished (or one past the last).
-    next: Option<NextOffset>,
     /// Set when a document could neither be processed nor dead-lettered.
     failure: Option<String>,
 }
@@ -434,10 +446,16 @@ impl Listener {
                 continue;
             }
             tracing::debug!(messages = batch.len(), "batch received");
-            let outcomes = this.clone().process_batch(batch, shutdown).await;
-            let commits: Vec<NextOffset> = outcomes.iter().filter_map(|o| o.next.clone()).collect();
+            let work = this.clone().process_batch(batch, shutdown);
+            tokio::pin!(work);
+            let outcomes = tokio::select! {
+                outcomes = &mut work => outcomes,
+                () = tokio::time::sleep(this.keepalive_after) => {
+                    this.keep_membership_while(&mut work).await
+                }
+            };
             let started = std::time::Instant::now();
-            let committed = consumer.commit(commits).await;
+            let committed = consumer.commit_finished().await;
             this.shared
                 .host
                 .metrics()
@@ -452,6 +470,39 @@ impl Listener {
             }
         }
         Ok(())
+    }
+
+    /// A long batch: librdkafka evicts a member that does not poll within
+    /// max.poll.interval.ms, so while the batch runs the listener polls with its partitions
+    /// paused (nothing new is handed over; rebalances are served, and the partitions the
+    /// group revokes get their finished offsets committed). Fetching resumes afterwards.
+    async fn keep_membership_while(
+        &self,
+        work: &mut (impl std::future::Future<Output = Vec<PartitionOutcome>> + Unpin),
+    ) -> Vec<PartitionOutcome> {
+        tracing::info!("a long batch: polling with paused partitions to stay in the group");
+        let mut poll = Box::pin(self.consumer.poll_paused(POLL_WAIT));
+        let outcomes = loop {
+            tokio::select! {
+                outcomes = &mut *work => {
+                    // The poll in flight pauses partitions: let it end before resuming.
+                    let _ = poll.await;
+                    break outcomes;
+                }
+                polled = &mut poll => {
+                    if let Err(error) = polled {
+                        tracing::warn!(%error, "poll while the batch runs failed");
+                    }
+                    poll = Box::pin(self.consumer.poll_paused(POLL_WAIT));
+                }
+            }
+        };
+        if !self.control.is_paused() {
+            if let Err(error) = self.consumer.resume().await {
+                tracing::warn!(%error, "could not resume fetching after a long batch");
+            }
+        }
+        outcomes
     }
 
     /// Runs one batch, its partitions side by side. After a shutdown signal, running work has
@@ -489,7 +540,6 @@ impl Listener {
                 next = running.join_next() => match next {
                     Some(Ok(outcome)) => outcomes.push(outcome),
                     Some(Err(error)) => outcomes.push(PartitionOutcome {
-                        next: None,
                         failure: Some(format!("internal error: a partition task failed: {error}")),
                     }),
                     None => break,
@@ -599,6 +649,7 @@ impl Listener {
                 }
             }
             pending = retry;
+            self.mark_finished(&topic, partition, &offsets, &finished);
             if let Some(first) = pending.first() {
                 let wait = self
                     .definition
@@ -619,20 +670,36 @@ impl Listener {
                 }
             }
         }
-        // Commit up to the first document that has not finished.
+        self.mark_finished(&topic, partition, &offsets, &finished);
+        PartitionOutcome { failure }
+    }
+
+    /// Records the partition's progress: up to the first document that has not finished.
+    fn mark_finished(
+        &self,
+        topic: &str,
+        partition: i32,
+        offsets: &[i64],
+        finished: &BTreeSet<i64>,
+    ) {
         let next = offsets
             .iter()
             .find(|offset| !finished.contains(offset))
             .copied()
             .or_else(|| offsets.iter().max().map(|last| last + 1))
             .filter(|next| offsets.first().is_some_and(|first| next > first));
-        PartitionOutcome {
-            next: next.map(|offset| NextOffset {
-                topic,
+        if let Some(offset) = next {
+            let kept = self.consumer.mark_finished(NextOffset {
+                topic: topic.to_string(),
                 partition,
                 offset,
-            }),
-            failure,
+            });
+            if !kept {
+                tracing::info!(
+                    offset,
+                    "partition revoked during the batch; its new owner delivers these documents again"
+                );
+            }
         }
     }
 
