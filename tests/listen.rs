@@ -45,6 +45,24 @@ fn wait_for_commits(broker: &Broker, group: &str, topic: &str, expected: &[i64])
     });
 }
 
+/// `count` documents `doc-N` keyed `kN` on partition 0 of `source`, routed to `target` but for
+/// the one at `failing`, routed to a topic that does not exist (returned).
+fn one_failing(broker: &Broker, source: &str, target: &str, count: i32, failing: i32) -> String {
+    let missing = unique("nowhere");
+    for i in 0..count {
+        let route = if i == failing { &missing } else { target };
+        let (key, payload) = (format!("k{i}"), format!("doc-{i}"));
+        broker.produce_one(
+            source,
+            0,
+            Some(&key),
+            payload.as_bytes(),
+            &[("route", route)],
+        );
+    }
+    missing
+}
+
 /// `total` documents over the 2 partitions of `source`, each routed to `target`.
 fn fill(broker: &Broker, source: &str, target: &str, total: i32) {
     for i in 0..total {
@@ -126,17 +144,7 @@ fn a_failing_document_is_retried_then_dead_lettered_with_its_context() {
     let source = broker.create_topic("listen-in", 1);
     let target = broker.create_topic("listen-out", 1);
     let dead = broker.create_topic("listen-dlq", 1);
-    let missing = unique("nowhere");
-    for i in 0..5 {
-        let route = if i == 2 { &missing } else { &target };
-        broker.produce_one(
-            &source,
-            0,
-            Some(&format!("k{i}")),
-            format!("doc-{i}").as_bytes(),
-            &[("route", route)],
-        );
-    }
+    let missing = one_failing(&broker, &source, &target, 5, 2);
     let group = unique("g");
     let ws = Workspace::new();
     ws.write(
@@ -218,17 +226,7 @@ fn without_a_dead_letter_topic_a_failing_document_stops_the_listener_at_its_offs
     let broker = Broker::start();
     let source = broker.create_topic("listen-in", 1);
     let target = broker.create_topic("listen-out", 1);
-    let missing = unique("nowhere");
-    for i in 0..4 {
-        let route = if i == 2 { &missing } else { &target };
-        broker.produce_one(
-            &source,
-            0,
-            None,
-            format!("doc-{i}").as_bytes(),
-            &[("route", route)],
-        );
-    }
+    let missing = one_failing(&broker, &source, &target, 4, 2);
     let group = unique("g");
     let ws = Workspace::new();
     ws.write(
@@ -368,17 +366,7 @@ fn a_batch_longer_than_max_poll_interval_keeps_its_group_membership() {
     let source = broker.create_topic("listen-in", 1);
     let target = broker.create_topic("listen-out", 1);
     let dead = broker.create_topic("listen-dlq", 1);
-    let missing = unique("nowhere");
-    for i in 0..4 {
-        let route = if i == 1 { &missing } else { &target };
-        broker.produce_one(
-            &source,
-            0,
-            None,
-            format!("doc-{i}").as_bytes(),
-            &[("route", route)],
-        );
-    }
+    one_failing(&broker, &source, &target, 4, 1);
     let group = unique("g");
     let ws = Workspace::new();
     // The retry's back-off keeps the batch running for 8 s, past librdkafka's 7 s
@@ -413,4 +401,90 @@ fn a_batch_longer_than_max_poll_interval_keeps_its_group_membership() {
     assert!(!err.contains("maximum poll interval"), "{err}");
     let payloads: BTreeSet<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
     assert_eq!(payloads, BTreeSet::from(["doc-0", "doc-2", "doc-3"]));
+}
+
+#[test]
+fn a_message_over_max_request_size_goes_to_the_dead_letter_topic_at_once() {
+    let broker = Broker::start();
+    let source = broker.create_topic("listen-in", 1);
+    let target = broker.create_topic("listen-out", 1);
+    let dead = broker.create_topic("listen-dlq", 1);
+    let big = "x".repeat(200);
+    for payload in ["small-0", big.as_str(), "small-2"] {
+        broker.produce_one(
+            &source,
+            0,
+            Some("k"),
+            payload.as_bytes(),
+            &[("route", &target)],
+        );
+    }
+    let group = unique("g");
+    let ws = Workspace::new();
+    ws.write("container.properties", "kafka.max.request.size=100\n");
+    ws.write(
+        "components/c.xml",
+        &routing_listener(
+            &broker,
+            &group,
+            &source,
+            &format!("<retry-limit>3</retry-limit><dead-letter-topic>{dead}</dead-letter-topic>"),
+        ),
+    );
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
+    wait_for_commits(&broker, &group, &source, &[3]);
+    let letters = broker.read_all(&dead, 1);
+    let delivered = broker.read_all(&target, 2);
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    // Not retried: it will not fit next time either. Its bytes were not read.
+    let letter = &letters[0];
+    assert_eq!(letter.header("sluice.error.offset"), Some("1"));
+    assert_eq!(letter.header("sluice.error.attempts"), Some("1"));
+    assert_eq!(
+        letter.header("sluice.error.message"),
+        Some("message is 201 bytes; max.request.size is 100 bytes")
+    );
+    assert_eq!(letter.payload, "");
+    let payloads: Vec<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
+    assert_eq!(payloads, ["small-0", "small-2"]);
+}
+
+#[test]
+fn manual_partitions_and_one_execution_per_document() {
+    let broker = Broker::start();
+    let source = broker.create_topic("listen-in", 2);
+    let target = broker.create_topic("listen-out", 1);
+    fill(&broker, &source, &target, 8);
+    let group = unique("g");
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &routing_listener(
+            &broker,
+            &group,
+            &source,
+            "<partitions>1</partitions><execution-per>document</execution-per>",
+        ),
+    );
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
+    // Partition 1 only (odd documents); partition 0 is left alone.
+    wait_for("partition 1 committed", WORK, || {
+        (broker.committed(&group, &source, 2) == [None, Some(4)]).then_some(())
+    });
+    let delivered = broker.read_all(&target, 4);
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    let payloads: Vec<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
+    assert_eq!(payloads, ["doc-001", "doc-003", "doc-005", "doc-007"]);
+    // One execution per document, each with one document in.
+    let listed = ws.sluice(&["executions", "--process", "route"]);
+    let out = harness::stdout(&listed);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("       1       1       0  succeeded")),
+        "{out}"
+    );
 }

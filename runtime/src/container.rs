@@ -9,7 +9,7 @@ use std::time::Duration;
 use sluice_connector::Limits;
 
 /// The host's container properties, typed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerProperties {
     /// Limits every Kafka operation runs under.
     pub kafka: Limits,
@@ -18,7 +18,7 @@ pub struct ContainerProperties {
 }
 
 /// What bounds the long-running host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostLimits {
     /// Process executions running at once, across every listener.
     pub max_concurrent_executions: NonZeroU32,
@@ -27,6 +27,9 @@ pub struct HostLimits {
     pub drain_timeout: Duration,
     /// How long execution records are kept.
     pub executions_retention: Duration,
+    /// The waits between attempts to reach the brokers when a listener starts; the last one
+    /// repeats.
+    pub reconnect_backoff: Vec<Duration>,
 }
 
 impl HostLimits {
@@ -37,6 +40,8 @@ impl HostLimits {
     pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
     /// Days execution records are kept when the container properties do not say.
     pub const DEFAULT_EXECUTIONS_RETENTION_DAYS: u64 = 30;
+    /// The platform's reconnect schedule: 10 s, 30 s, 1 min, 2 min, then every 5 min.
+    pub const DEFAULT_RECONNECT_BACKOFF_MS: [u64; 5] = [10_000, 30_000, 60_000, 120_000, 300_000];
 }
 
 impl Default for HostLimits {
@@ -45,6 +50,10 @@ impl Default for HostLimits {
             max_concurrent_executions: Self::DEFAULT_MAX_CONCURRENT_EXECUTIONS,
             drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
             executions_retention: days(Self::DEFAULT_EXECUTIONS_RETENTION_DAYS),
+            reconnect_backoff: Self::DEFAULT_RECONNECT_BACKOFF_MS
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
         }
     }
 }
@@ -87,6 +96,7 @@ const CONSUMER_PREFETCH_KBYTES: &str = "kafka.consumer.prefetch.kbytes";
 const MAX_CONCURRENT_EXECUTIONS: &str = "host.max.concurrent.executions";
 const DRAIN_TIMEOUT_MS: &str = "host.drain.timeout.ms";
 const EXECUTIONS_RETENTION_DAYS: &str = "host.executions.retention.days";
+const RECONNECT_BACKOFF_MS: &str = "host.reconnect.backoff.ms";
 const KNOWN: &[&str] = &[
     MAX_REQUEST_SIZE,
     MAX_POLL_RECORDS,
@@ -95,6 +105,7 @@ const KNOWN: &[&str] = &[
     MAX_CONCURRENT_EXECUTIONS,
     DRAIN_TIMEOUT_MS,
     EXECUTIONS_RETENTION_DAYS,
+    RECONNECT_BACKOFF_MS,
 ];
 const PLATFORM_PREFIX: &str = "com.boomi.connector.";
 
@@ -223,6 +234,26 @@ impl ContainerProperties {
                         ),
                     )),
                 },
+                RECONNECT_BACKOFF_MS => {
+                    let waits: Option<Vec<Duration>> = value
+                        .split(',')
+                        .map(|w| w.trim().parse::<u64>().ok().filter(|ms| *ms > 0))
+                        .map(|ms| ms.map(Duration::from_millis))
+                        .collect();
+                    match waits {
+                        Some(waits) => properties.host.reconnect_backoff = waits,
+                        None => errors.push(problem(
+                            Some(number),
+                            format!(
+                                "{key} must be milliseconds > 0 separated by commas, the last \
+                                 repeating, got \"{value}\" (default {})",
+                                HostLimits::DEFAULT_RECONNECT_BACKOFF_MS
+                                    .map(|ms| ms.to_string())
+                                    .join(",")
+                            ),
+                        )),
+                    }
+                }
                 _ => {
                     let mut message = format!("unknown container property \"{key}\" is ignored");
                     match crate::components::did_you_mean(name, KNOWN.iter().copied()) {
@@ -275,7 +306,7 @@ mod tests {
         let (props, warnings) = parse(
             "kafka.producer.queue.kbytes=2048\nkafka.consumer.prefetch.kbytes=4096\n\
              host.max.concurrent.executions=2\nhost.drain.timeout.ms=1500\n\
-             host.executions.retention.days=7\n",
+             host.executions.retention.days=7\nhost.reconnect.backoff.ms=100, 2000\n",
         )
         .expect("valid");
         assert!(warnings.is_empty());
@@ -284,6 +315,11 @@ mod tests {
         assert_eq!(props.host.max_concurrent_executions.get(), 2);
         assert_eq!(props.host.drain_timeout, Duration::from_millis(1500));
         assert_eq!(props.host.executions_retention, days(7));
+        assert_eq!(
+            props.host.reconnect_backoff,
+            [Duration::from_millis(100), Duration::from_secs(2)]
+        );
+        assert!(parse("host.reconnect.backoff.ms=10,soon\n").is_err());
         let err = parse("kafka.consumer.prefetch.kbytes=10\n").unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -315,7 +351,7 @@ mod tests {
                  properties: kafka.max.request.size, kafka.max.poll.records, \
                  kafka.producer.queue.kbytes, kafka.consumer.prefetch.kbytes, \
                  host.max.concurrent.executions, host.drain.timeout.ms, \
-                 host.executions.retention.days)"
+                 host.executions.retention.days, host.reconnect.backoff.ms)"
             ]
         );
     }

@@ -29,18 +29,14 @@ use crate::execution::{consumed_document, ExecutionStatus, Host};
 /// signal again.
 const POLL_WAIT: Duration = Duration::from_millis(500);
 
+/// Room for the context headers of a dead letter beyond max.request.size.
+const DEAD_LETTER_ALLOWANCE: u64 = 16 * 1024;
+
+/// The longest error message a dead letter carries (the execution record keeps the whole).
+const DEAD_LETTER_MESSAGE_MAX: usize = 4096;
+
 /// The longest wait between two tries of a failing document.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
-
-/// Waits between attempts to reach the brokers when a listener starts, as the platform does:
-/// 10 s, 30 s, 1 min, 2 min, then every 5 min.
-const RECONNECT_BACKOFF: &[Duration] = &[
-    Duration::from_secs(10),
-    Duration::from_secs(30),
-    Duration::from_secs(60),
-    Duration::from_secs(120),
-    Duration::from_secs(300),
-];
 
 /// Headers a dead-lettered record carries besides its own (names in the style of Kafka
 /// Connect's `__connect.errors.*`).
@@ -304,13 +300,27 @@ async fn run_listener(
                     compression: Default::default(),
                     delivery_timeout: ProduceSettings::DEFAULT_DELIVERY_TIMEOUT,
                 },
-                limits,
+                // A dead letter is the document plus its context headers: room for those on
+                // top of the largest document the host accepts.
+                sluice_connector::Limits {
+                    max_request_size: limits.max_request_size + DEAD_LETTER_ALLOWANCE,
+                    ..limits
+                },
             )
             .map_err(|e| format!("dead-letter topic \"{topic}\": {e}"))?,
         ),
         None => None,
     };
-    let Some(consumer) = open(&connection, settings, limits, &shutdown, connection_id).await?
+    let backoff = &host.container().host.reconnect_backoff;
+    let Some(consumer) = open(
+        &connection,
+        settings,
+        limits,
+        &shutdown,
+        connection_id,
+        backoff,
+    )
+    .await?
     else {
         return Ok(());
     };
@@ -345,14 +355,15 @@ async fn run_listener(
     outcome
 }
 
-/// Opens the consumer, trying again with the platform's back-off while the brokers cannot be
-/// reached. `None`: shutdown came first.
+/// Opens the consumer, trying again after each wait of `backoff` (the last repeats; the
+/// platform's by default) while the brokers cannot be reached. `None`: shutdown came first.
 async fn open(
     connection: &Connection,
     settings: ListenSettings,
     limits: sluice_connector::Limits,
     shutdown: &CancellationToken,
     connection_id: &str,
+    backoff: &[Duration],
 ) -> Result<Option<ListenConsumer>, String> {
     let mut attempt = 0;
     loop {
@@ -365,11 +376,14 @@ async fn open(
         match opened {
             Ok(consumer) => return Ok(Some(consumer)),
             Err(error) if error.kind() == ErrorKind::Environment => {
-                let wait = RECONNECT_BACKOFF[attempt.min(RECONNECT_BACKOFF.len() - 1)];
+                let wait = backoff
+                    .get(attempt.min(backoff.len().saturating_sub(1)))
+                    .copied()
+                    .unwrap_or(Duration::from_secs(10));
                 attempt += 1;
                 tracing::warn!(
                     %error,
-                    retry_in_s = wait.as_secs(),
+                    retry_in_ms = wait.as_millis() as u64,
                     "cannot reach the brokers; check them with: sluice test-connection {connection_id}"
                 );
                 tokio::select! {
@@ -603,29 +617,36 @@ impl Listener {
             }
         }
         while failure.is_none() && !pending.is_empty() {
-            let record = {
-                let _permit = self.shared.executions.acquire().await;
-                let documents = pending.iter().map(|a| a.document.clone()).collect();
-                self.shared
-                    .host
-                    .execute_listened(&self.process, documents)
-                    .await
-            };
             // Each failing document's first error, by its 0-based position in `pending`.
-            let failed: HashMap<usize, String> = match &record.status {
-                ExecutionStatus::Failed(reason) => {
-                    (0..pending.len()).map(|i| (i, reason.clone())).collect()
-                }
-                _ => {
-                    let mut failed = HashMap::new();
-                    for error in &record.document_errors {
-                        failed
-                            .entry(error.document - 1)
-                            .or_insert_with(|| error.message.clone());
-                    }
-                    failed
-                }
+            let mut failed: HashMap<usize, String> = HashMap::new();
+            let per_execution = if self.definition.execution_per_document {
+                1
+            } else {
+                pending.len()
             };
+            for (chunk, attempted) in pending.chunks(per_execution).enumerate() {
+                let first = chunk * per_execution;
+                let record = {
+                    let _permit = self.shared.executions.acquire().await;
+                    let documents = attempted.iter().map(|a| a.document.clone()).collect();
+                    self.shared
+                        .host
+                        .execute_listened(&self.process, documents)
+                        .await
+                };
+                match &record.status {
+                    ExecutionStatus::Failed(reason) => {
+                        failed.extend((0..attempted.len()).map(|i| (first + i, reason.clone())));
+                    }
+                    _ => {
+                        for error in &record.document_errors {
+                            failed
+                                .entry(first + error.document - 1)
+                                .or_insert_with(|| error.message.clone());
+                        }
+                    }
+                }
+            }
             let mut retry = Vec::new();
             for (index, mut attempted) in pending.into_iter().enumerate() {
                 attempted.attempts += 1;
@@ -736,7 +757,10 @@ impl Listener {
             text(dead_letter_headers::TOPIC, topic.to_string()),
             text(dead_letter_headers::PARTITION, partition.to_string()),
             text(dead_letter_headers::OFFSET, offset.to_string()),
-            text(dead_letter_headers::MESSAGE, error.clone()),
+            text(
+                dead_letter_headers::MESSAGE,
+                truncated(&error, DEAD_LETTER_MESSAGE_MAX),
+            ),
             text(dead_letter_headers::ATTEMPTS, attempts.to_string()),
             text(dead_letter_headers::PROCESS, self.process.id.clone()),
         ]);
@@ -780,9 +804,33 @@ impl Listener {
     }
 }
 
+/// At most `max` bytes of `text`, cut at a character boundary, marked when cut.
+fn truncated(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_errors_are_cut_at_a_character_boundary() {
+        assert_eq!(truncated("short", 10), "short");
+        assert_eq!(truncated("ééééé", 6), "é…");
+        assert!(truncated(&"x".repeat(5000), 4096).len() <= 4096);
     }
 }

@@ -246,12 +246,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .build()
             .context("cannot start the async runtime")
     };
+    let retention = container.host.executions_retention;
     let open_records = || {
-        sluice_runtime::records::ExecutionStore::open(
-            &cli.executions_db,
-            container.host.executions_retention,
-        )
-        .map(std::sync::Arc::new)
+        sluice_runtime::records::ExecutionStore::open(&cli.executions_db, retention)
+            .map(std::sync::Arc::new)
     };
     match cli.command {
         Command::Validate { .. } => unreachable!("handled above"),

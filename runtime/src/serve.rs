@@ -36,7 +36,7 @@ pub async fn serve(
 ) -> std::io::Result<usize> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    let limits = host.container().host;
+    let limits = host.container().host.clone();
     let shared = Shared {
         host: Arc::new(host),
         executions: Arc::new(Semaphore::new(

@@ -153,6 +153,8 @@ pub struct ListenDefinition {
     /// Where documents go that still fail after the retries; without one, such a document
     /// stops the listener (nothing is skipped silently).
     pub dead_letter_topic: Option<String>,
+    /// Each document its own execution, instead of one per partition and batch.
+    pub execution_per_document: bool,
 }
 
 /// Listen defaults.
@@ -1000,6 +1002,7 @@ pub(crate) fn operation_fields(kind: &str) -> Option<&'static [&'static str]> {
             "retry-limit",
             "retry-backoff",
             "dead-letter-topic",
+            "execution-per",
         ]),
         _ => None,
     }
@@ -1057,6 +1060,7 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
         ("retry-limit", raw.retry_limit.is_some()),
         ("retry-backoff", raw.retry_backoff.is_some()),
         ("dead-letter-topic", raw.dead_letter_topic.is_some()),
+        ("execution-per", raw.execution_per.is_some()),
     ];
     for (field, present) in given {
         if present && !allowed.contains(&field) {
@@ -1226,6 +1230,9 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
                     );
                 }
             }
+            let execution_per_document = c.parse("execution-per", raw.execution_per, |v| {
+                values::one_of(v, &[("batch", false), ("document", true)])
+            });
             OperationKind::Listen(ListenDefinition {
                 topics: topics?,
                 consumer_group,
@@ -1241,6 +1248,7 @@ pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<Operat
                 retry_limit: retry_limit.unwrap_or(ListenDefinition::DEFAULT_RETRY_LIMIT),
                 retry_backoff: retry_backoff.unwrap_or(ListenDefinition::DEFAULT_RETRY_BACKOFF),
                 dead_letter_topic,
+                execution_per_document: execution_per_document.unwrap_or(false),
             })
         }
         _ => OperationKind::CommitOffset(CommitOffsetDefinition {

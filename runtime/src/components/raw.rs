@@ -104,6 +104,7 @@ pub(crate) struct RawOperation {
     pub retry_limit: Option<String>,
     pub retry_backoff: Option<String>,
     pub dead_letter_topic: Option<String>,
+    pub execution_per: Option<String>,
 }
 
 /// `<headers><header name="…">value</header>…</headers>`
