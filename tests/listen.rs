@@ -488,3 +488,55 @@ fn manual_partitions_and_one_execution_per_document() {
         "{out}"
     );
 }
+
+#[test]
+fn a_listener_whose_target_brokers_are_down_starts_again_and_loses_nothing() {
+    let source_broker = Broker::start();
+    let mut target_broker = Broker::start_with(harness::BrokerOptions {
+        persistent: true,
+        ..harness::BrokerOptions::default()
+    });
+    let source = source_broker.create_topic("listen-in", 1);
+    let target = target_broker.create_topic("listen-out", 1);
+    target_broker.stop();
+    for i in 0..3 {
+        let payload = format!("doc-{i}");
+        source_broker.produce_one(&source, 0, None, payload.as_bytes(), &[]);
+    }
+    let group = unique("g");
+    let ws = Workspace::new();
+    ws.write("container.properties", "host.reconnect.backoff.ms=300\n");
+    ws.write(
+        "components/c.xml",
+        &format!(
+            r#"<components>
+  <connection id="in"><bootstrap-servers>{}</bootstrap-servers><consumer-group>{group}</consumer-group></connection>
+  <connection id="out"><bootstrap-servers>{}</bootstrap-servers></connection>
+  <operation id="receive" type="listen" connection="in">
+    <topic>{source}</topic><offset-reset>earliest</offset-reset><retry-limit>0</retry-limit>
+  </operation>
+  <operation id="send" type="produce" connection="out"><topic>{target}</topic></operation>
+  <process id="forward"><start operation="receive"/><steps><connector operation="send"/></steps></process>
+</components>"#,
+            source_broker.bootstrap(),
+            target_broker.bootstrap()
+        ),
+    );
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
+    // The execution fails as a whole (no broker for the target): not the documents' fault, so
+    // the listener starts again on the reconnect schedule instead of stopping for good.
+    wait_for("an automatic restart", WORK, || {
+        serving
+            .stderr()
+            .contains("sluice serve: listener \"forward\" starts again in 300 ms")
+            .then_some(())
+    });
+    assert_eq!(source_broker.committed(&group, &source, 1), [None]);
+    target_broker.restart();
+    wait_for_commits(&source_broker, &group, &source, &[3]);
+    let delivered = target_broker.read_all(&target, 3);
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    let payloads: Vec<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
+    assert_eq!(payloads, ["doc-0", "doc-1", "doc-2"]);
+}

@@ -63,6 +63,33 @@ pub struct ListenerFailure {
     pub process: String,
     /// What happened and what to do.
     pub reason: String,
+    /// The outside world failed (brokers unreachable, a whole execution failed): starting
+    /// the listener again later may succeed. Otherwise it needs a fix first.
+    pub outside: bool,
+}
+
+/// Why a listener stops: a message, and whether the outside world caused it.
+struct Stop {
+    reason: String,
+    outside: bool,
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            outside: false,
+        }
+    }
+}
+
+impl Stop {
+    fn connector(error: &ConnectorError, connection_id: &str) -> Self {
+        Self {
+            reason: with_fix(error, connection_id),
+            outside: error.is_retriable(),
+        }
+    }
 }
 
 /// What every execution of every listener of one host shares.
@@ -248,9 +275,10 @@ pub async fn run(
     run_listener(shared, control, process, shutdown)
         .instrument(span)
         .await
-        .map_err(|reason| ListenerFailure {
+        .map_err(|stop| ListenerFailure {
             process: process.to_string(),
-            reason,
+            reason: stop.reason,
+            outside: stop.outside,
         })
 }
 
@@ -259,7 +287,7 @@ async fn run_listener(
     control: Arc<ListenerControl>,
     process_id: &str,
     shutdown: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), Stop> {
     let host = shared.host.clone();
     let components = host.components();
     let process = components.processes[process_id].clone();
@@ -272,7 +300,8 @@ async fn run_listener(
         return Err(format!(
             "process \"{process_id}\" starts with a {} operation, not a listen operation",
             operation.kind.name()
-        ));
+        )
+        .into());
     };
     let connection_id = &operation.connection.id;
     let connection = Connection::open(components.connections[connection_id].config.clone())
@@ -411,7 +440,7 @@ fn with_fix(error: &ConnectorError, connection_id: &str) -> String {
 /// How one partition's share of a batch ended.
 struct PartitionOutcome {
     /// Set when a document could neither be processed nor dead-lettered.
-    failure: Option<String>,
+    failure: Option<Stop>,
 }
 
 /// A document on its way through the retries.
@@ -420,6 +449,9 @@ struct Attempted {
     document: Document,
     attempts: u32,
     error: String,
+    /// The last attempt failed as a whole execution (the outside world, typically), not with
+    /// a document error.
+    execution_failed: bool,
 }
 
 impl Listener {
@@ -427,7 +459,7 @@ impl Listener {
         self,
         consumer: &ListenConsumer,
         shutdown: &CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), Stop> {
         let this = Arc::new(self);
         let mut paused = false;
         while !shutdown.is_cancelled() {
@@ -440,14 +472,14 @@ impl Listener {
                 consumer
                     .poll_paused(POLL_WAIT)
                     .await
-                    .map_err(|e| with_fix(&e, &this.connection_id))?;
+                    .map_err(|e| Stop::connector(&e, &this.connection_id))?;
                 continue;
             }
             if paused {
                 consumer
                     .resume()
                     .await
-                    .map_err(|e| with_fix(&e, &this.connection_id))?;
+                    .map_err(|e| Stop::connector(&e, &this.connection_id))?;
                 paused = false;
                 tracing::info!("listener resumed");
             }
@@ -455,7 +487,7 @@ impl Listener {
             let batch = consumer
                 .poll_batch(POLL_WAIT)
                 .await
-                .map_err(|e| with_fix(&e, &this.connection_id))?;
+                .map_err(|e| Stop::connector(&e, &this.connection_id))?;
             if batch.is_empty() {
                 continue;
             }
@@ -554,7 +586,7 @@ impl Listener {
                 next = running.join_next() => match next {
                     Some(Ok(outcome)) => outcomes.push(outcome),
                     Some(Err(error)) => outcomes.push(PartitionOutcome {
-                        failure: Some(format!("internal error: a partition task failed: {error}")),
+                        failure: Some(format!("internal error: a partition task failed: {error}").into()),
                     }),
                     None => break,
                 },
@@ -597,6 +629,7 @@ impl Listener {
                         document,
                         attempts: 1,
                         error,
+                        execution_failed: false,
                     };
                     match self.dead_letter(&topic, partition, attempted).await {
                         Ok(offset) => {
@@ -613,12 +646,13 @@ impl Listener {
                     document,
                     attempts: 0,
                     error: String::new(),
+                    execution_failed: false,
                 }),
             }
         }
         while failure.is_none() && !pending.is_empty() {
             // Each failing document's first error, by its 0-based position in `pending`.
-            let mut failed: HashMap<usize, String> = HashMap::new();
+            let mut failed: HashMap<usize, (String, bool)> = HashMap::new();
             let per_execution = if self.definition.execution_per_document {
                 1
             } else {
@@ -636,13 +670,15 @@ impl Listener {
                 };
                 match &record.status {
                     ExecutionStatus::Failed(reason) => {
-                        failed.extend((0..attempted.len()).map(|i| (first + i, reason.clone())));
+                        failed.extend(
+                            (0..attempted.len()).map(|i| (first + i, (reason.clone(), true))),
+                        );
                     }
                     _ => {
                         for error in &record.document_errors {
                             failed
                                 .entry(first + error.document - 1)
-                                .or_insert_with(|| error.message.clone());
+                                .or_insert_with(|| (error.message.clone(), false));
                         }
                     }
                 }
@@ -650,11 +686,12 @@ impl Listener {
             let mut retry = Vec::new();
             for (index, mut attempted) in pending.into_iter().enumerate() {
                 attempted.attempts += 1;
-                let Some(error) = failed.get(&index) else {
+                let Some((error, execution_failed)) = failed.get(&index) else {
                     finished.insert(attempted.offset);
                     continue;
                 };
                 attempted.error = error.clone();
+                attempted.execution_failed = *execution_failed;
                 if attempted.attempts <= self.definition.retry_limit {
                     retry.push(attempted);
                     continue;
@@ -731,22 +768,26 @@ impl Listener {
         topic: &str,
         partition: i32,
         attempted: Attempted,
-    ) -> Result<i64, String> {
+    ) -> Result<i64, Stop> {
         let Attempted {
             offset,
             document,
             attempts,
             error,
+            execution_failed,
         } = attempted;
         let position = format!("topic \"{topic}\" partition {partition} offset {offset}");
         let Some(producer) = &self.dead_letters else {
             tracing::error!(offset, attempts, %error, "document failed; no dead-letter topic");
-            return Err(format!(
-                "the document at {position} failed {attempts} time(s): {error}\n  no \
-                 dead-letter-topic is set, so the listener stops rather than skip it; fix the \
-                 cause or set <dead-letter-topic> on the listen operation, then start it again \
-                 (it resumes at this document)"
-            ));
+            return Err(Stop {
+                reason: format!(
+                    "the document at {position} failed {attempts} time(s): {error}\n  no \
+                     dead-letter-topic is set, so the listener stops rather than skip it; fix \
+                     the cause or set <dead-letter-topic> on the listen operation, then start it \
+                     again (it resumes at this document)"
+                ),
+                outside: execution_failed,
+            });
         };
         let mut headers = document.tracked.headers.clone();
         let text = |name: &str, value: String| Header {
@@ -773,16 +814,24 @@ impl Listener {
             headers,
         };
         let dead_letter_topic = self.definition.dead_letter_topic.as_deref().unwrap_or("?");
-        let delivered = producer
-            .produce(vec![record], |_| {})
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|mut results| {
-                results
-                    .pop()
-                    .expect("one result per record")
-                    .map_err(|e| e.to_string())
-            });
+        // Whether the dead-letter topic could take it later: its brokers were unreachable or
+        // the delivery timed out, rather than a refusal that will repeat.
+        let delivered = match producer.produce(vec![record], |_| {}).await {
+            Err(error) => Err((error.to_string(), error.is_retriable())),
+            Ok(mut results) => match results.pop().expect("one result per record") {
+                Ok(at) => Ok(at),
+                Err(error) => {
+                    let retriable = matches!(
+                        error,
+                        sluice_connector::produce::ProduceError::Delivery {
+                            retriable: true,
+                            ..
+                        }
+                    );
+                    Err((error.to_string(), retriable))
+                }
+            },
+        };
         match delivered {
             Ok(at) => {
                 self.shared.host.metrics().dead_letter(&self.process.id);
@@ -796,10 +845,13 @@ impl Listener {
                 );
                 Ok(offset)
             }
-            Err(reason) => Err(format!(
-                "the document at {position} failed {attempts} time(s) ({error}) and could not \
-                 be sent to dead-letter topic \"{dead_letter_topic}\": {reason}"
-            )),
+            Err((reason, outside)) => Err(Stop {
+                reason: format!(
+                    "the document at {position} failed {attempts} time(s) ({error}) and could \
+                     not be sent to dead-letter topic \"{dead_letter_topic}\": {reason}"
+                ),
+                outside,
+            }),
         }
     }
 }

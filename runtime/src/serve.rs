@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_connector::Secret;
 use tokio::signal::unix::{signal, SignalKind};
@@ -151,17 +152,23 @@ pub async fn serve(
     Ok(failed)
 }
 
-/// Runs one listener, again after each restart request; a listener that fails waits for one
-/// when it is `restartable`, else ends with its failure.
+/// Runs one listener, again after each restart request. A listener that fails because of the
+/// outside world starts again on the reconnect schedule; one that needs a fix waits for a
+/// restart request when it is `restartable` (the API is on), else ends with its failure.
 async fn supervise(
     shared: Shared,
     control: Arc<ListenerControl>,
     shutdown: CancellationToken,
     restartable: bool,
 ) -> Result<(), ListenerFailure> {
+    let backoff = shared.host.container().host.reconnect_backoff.clone();
+    // Automatic restarts in a row; a run that lasted longer than the longest wait was healthy
+    // and starts the schedule over.
+    let mut automatic = 0;
     loop {
         let run = shutdown.child_token();
         control.begin_run(run.clone());
+        let started = tokio::time::Instant::now();
         let outcome = listener::run(shared.clone(), control.clone(), run).await;
         if control.take_restart() && !shutdown.is_cancelled() {
             tracing::info!(process = %control.process, "listener restarting");
@@ -175,7 +182,41 @@ async fn supervise(
                 control.set_status(ListenerStatus::Failed(failure.reason.clone()));
             }
         }
-        if outcome.is_ok() || shutdown.is_cancelled() || !restartable {
+        if shutdown.is_cancelled() {
+            return outcome;
+        }
+        // The outside world failed: start again on the reconnect schedule, as the platform
+        // does, rather than wait for someone to notice.
+        if let Err(failure) = &outcome {
+            if failure.outside {
+                if backoff
+                    .iter()
+                    .max()
+                    .is_some_and(|longest| started.elapsed() > *longest)
+                {
+                    automatic = 0;
+                }
+                let wait = backoff
+                    .get(automatic.min(backoff.len().saturating_sub(1)))
+                    .copied()
+                    .unwrap_or(Duration::from_secs(10));
+                automatic += 1;
+                eprintln!(
+                    "sluice serve: listener \"{}\" starts again in {} ms",
+                    control.process,
+                    wait.as_millis()
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = control.restart_requested() => {
+                        control.take_restart();
+                    }
+                    () = shutdown.cancelled() => return outcome,
+                }
+                continue;
+            }
+        }
+        if outcome.is_ok() || !restartable {
             return outcome;
         }
         tokio::select! {

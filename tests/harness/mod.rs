@@ -74,6 +74,9 @@ pub struct BrokerOptions<'a> {
     pub scram_users: &'a [(&'a str, &'a str)],
     /// Settings the harness's own client needs to reach the advertised listener.
     pub client_settings: Vec<(String, String)>,
+    /// Keeps topics and groups on disk (sqlite), so that the broker can be stopped and
+    /// started again with its data.
+    pub persistent: bool,
 }
 
 /// A real Kafka-protocol broker: tansu 0.6.0 (in-memory storage, or sqlite when it has SCRAM
@@ -81,6 +84,8 @@ pub struct BrokerOptions<'a> {
 pub struct Broker {
     child: Child,
     port: u16,
+    /// How it was started: (advertised host, advertised port, storage, extra arguments).
+    launch: (String, u16, String, Vec<String>),
     kafka: Kafka,
     log: PathBuf,
     // Dropped last: holds the log file and the storage.
@@ -103,26 +108,24 @@ impl Broker {
             let port = free_port();
             let advertised = options.advertised_port.unwrap_or(port);
             let host = options.advertised_host.unwrap_or("127.0.0.1");
+            let storage = if options.persistent || !options.scram_users.is_empty() {
+                "sqlite://broker.db"
+            } else {
+                "memory://tansu/"
+            };
+            let extra: &[&str] = if options.scram_users.is_empty() {
+                &[]
+            } else {
+                &["--authentication"]
+            };
             let child = if options.scram_users.is_empty() {
-                spawn_tansu(
-                    dir.path(),
-                    &log,
-                    port,
-                    (host, advertised),
-                    "memory://tansu/",
-                    &[],
-                )
+                spawn_tansu(dir.path(), &log, port, (host, advertised), storage, &[])
             } else {
                 // tansu creates users only while authentication is off: create them, then
                 // restart on the same storage with authentication required.
-                let Some(mut setup) = spawn_tansu(
-                    dir.path(),
-                    &log,
-                    port,
-                    ("127.0.0.1", port),
-                    "sqlite://scram.db",
-                    &[],
-                ) else {
+                let Some(mut setup) =
+                    spawn_tansu(dir.path(), &log, port, ("127.0.0.1", port), storage, &[])
+                else {
                     continue;
                 };
                 for (user, password) in options.scram_users {
@@ -139,20 +142,18 @@ impl Broker {
                 }
                 let _ = setup.kill();
                 let _ = setup.wait();
-                let args = ["--authentication"];
-                spawn_tansu(
-                    dir.path(),
-                    &log,
-                    port,
-                    (host, advertised),
-                    "sqlite://scram.db",
-                    &args,
-                )
+                spawn_tansu(dir.path(), &log, port, (host, advertised), storage, extra)
             };
             let Some(child) = child else { continue };
             return Self {
                 child,
                 port,
+                launch: (
+                    host.to_string(),
+                    advertised,
+                    storage.to_string(),
+                    extra.iter().map(|a| a.to_string()).collect(),
+                ),
                 kafka: Kafka::with_settings(
                     &format!("{host}:{advertised}"),
                     options.client_settings.clone(),
@@ -172,6 +173,30 @@ impl Broker {
     /// The broker's own port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the broker process (clients see it go away).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same port, with the same storage (a `persistent` broker
+    /// keeps its topics and groups).
+    pub fn restart(&mut self) {
+        self.stop();
+        let (host, advertised, storage, extra) = &self.launch;
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let dir = self._dir.path().to_path_buf();
+        self.child = spawn_tansu(
+            &dir,
+            &self.log,
+            self.port,
+            (host, *advertised),
+            storage,
+            &extra,
+        )
+        .expect("tansu starts again on its port");
     }
 }
 
