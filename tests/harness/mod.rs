@@ -175,6 +175,11 @@ impl Broker {
         self.port
     }
 
+    /// The broker's process id (to measure its CPU).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the broker process (clients see it go away).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
