@@ -315,6 +315,20 @@ impl Kafka {
         name
     }
 
+    /// Deletes a topic (its data goes with it).
+    pub fn delete_topic(&self, name: &str) {
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().expect("admin client");
+        let results = futures::executor::block_on(admin.delete_topics(
+            &[name],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        ))
+        .expect("delete_topics");
+        for result in results {
+            result.unwrap_or_else(|(topic, e)| panic!("deleting topic {topic}: {e}"));
+        }
+    }
+
     /// Produces records with an independent client (not Sluice's), waiting for each delivery.
     pub fn produce(&self, topic: &str, records: &[(Option<&str>, &str)]) {
         let producer: FutureProducer = self.client_config().create().expect("producer");
