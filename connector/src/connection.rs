@@ -137,6 +137,14 @@ impl Limits {
     /// large backlog in memory per listener.
     pub const DEFAULT_CONSUMER_PREFETCH_KBYTES: u32 = 16_384;
 
+    /// librdkafka's request bound for these limits (its message.max.bytes, and for consumers
+    /// fetch.max.bytes): the largest message plus room for record batch and request framing,
+    /// so a message of exactly max.request.size still fits. librdkafka caps it at 10^9.
+    pub(crate) fn request_bytes(&self) -> u64 {
+        const FRAMING: u64 = 64 * 1024;
+        (self.max_request_size + FRAMING).min(1_000_000_000)
+    }
+
     /// librdkafka's producer queue bound, never smaller than one largest message.
     pub(crate) fn producer_queue_kbytes(&self) -> u64 {
         u64::from(self.producer_queue_kbytes).max(self.max_request_size.div_ceil(1024) * 2)

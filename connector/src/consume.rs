@@ -182,9 +182,6 @@ fn consume_blocking(
     Ok(ConsumeOutcome { records, polls })
 }
 
-/// Room for record batch framing on top of the largest message accepted (as for Produce).
-const FETCH_OVERHEAD: u64 = 64 * 1024;
-
 /// The settings of a consumer in `group` that stores and commits nothing by itself (offsets
 /// follow documents, committed by the operation once they are done), with its memory bounded
 /// by the host's limits.
@@ -199,7 +196,7 @@ pub(crate) fn group_consumer_config(
     // max.request.size bounds what one fetch returns (seed 003); librdkafka wants
     // message.max.bytes no larger than fetch.max.bytes, and a pre-fetch queue that holds one
     // fetch. The pre-fetch is bounded explicitly: librdkafka's default is 64 MiB per consumer.
-    let fetch_max = (limits.max_request_size + FETCH_OVERHEAD).min(1_000_000_000);
+    let fetch_max = limits.request_bytes();
     config
         .set("fetch.max.bytes", fetch_max.to_string())
         .set("message.max.bytes", fetch_max.to_string())
@@ -252,27 +249,11 @@ fn poll_once(
             None => break,
             Some(Ok(message)) => {
                 taken += 1;
-                let size = (message.payload_len() + message.key().map_or(0, <[u8]>::len)) as u64;
-                if size > limits.max_request_size {
-                    tracing::warn!(
-                        topic = message.topic(),
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        size,
-                        "message larger than max.request.size"
-                    );
-                    records.push(Consumed::TooLarge {
-                        topic: message.topic().to_string(),
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        size,
-                        max: limits.max_request_size,
-                    });
-                    if !settings.autocommit {
-                        return Ok(true);
-                    }
-                } else {
-                    records.push(Consumed::Record(to_record(&message)));
+                let consumed = consumed(&message, limits);
+                let too_large = matches!(consumed, Consumed::TooLarge { .. });
+                records.push(consumed);
+                if too_large && !settings.autocommit {
+                    return Ok(true);
                 }
             }
             Some(Err(KafkaError::MessageConsumption(
@@ -317,7 +298,31 @@ fn commit(
     Ok(())
 }
 
-pub(crate) fn to_record(message: &BorrowedMessage<'_>) -> ConsumedRecord {
+/// A polled message as Consume and Listen hand it over: a record, or, when key plus payload
+/// exceed max.request.size, only where it is (seed 003: an application error carrying offset,
+/// partition and topic).
+pub(crate) fn consumed(message: &BorrowedMessage<'_>, limits: Limits) -> Consumed {
+    let size = (message.payload_len() + message.key().map_or(0, <[u8]>::len)) as u64;
+    if size <= limits.max_request_size {
+        return Consumed::Record(to_record(message));
+    }
+    tracing::warn!(
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        size,
+        "message larger than max.request.size"
+    );
+    Consumed::TooLarge {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        size,
+        max: limits.max_request_size,
+    }
+}
+
+fn to_record(message: &BorrowedMessage<'_>) -> ConsumedRecord {
     let headers = message
         .headers()
         .map(|headers| {

@@ -187,26 +187,7 @@ impl ListenConsumer {
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(message)) => {
-                    let size =
-                        (message.payload_len() + message.key().map_or(0, <[u8]>::len)) as u64;
-                    if size > self.limits.max_request_size {
-                        tracing::warn!(
-                            topic = message.topic(),
-                            partition = message.partition(),
-                            offset = message.offset(),
-                            size,
-                            "message larger than max.request.size"
-                        );
-                        batch.push(Consumed::TooLarge {
-                            topic: message.topic().to_string(),
-                            partition: message.partition(),
-                            offset: message.offset(),
-                            size,
-                            max: self.limits.max_request_size,
-                        });
-                    } else {
-                        batch.push(Consumed::Record(crate::consume::to_record(&message)));
-                    }
+                    batch.push(crate::consume::consumed(&message, self.limits));
                 }
                 Some(Err(KafkaError::MessageConsumption(
                     RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,

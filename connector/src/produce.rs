@@ -113,10 +113,6 @@ pub struct Producer {
     limits: Limits,
 }
 
-/// Room for the record batch and request framing on top of the largest message we accept, so a
-/// message of exactly max.request.size still fits librdkafka's request limit.
-const REQUEST_OVERHEAD: u64 = 64 * 1024;
-
 /// Back-off while librdkafka's local queue is full. This is flow control against a
 /// librdkafka-owned queue, not a wait for an event we could subscribe to.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
@@ -136,8 +132,7 @@ impl Producer {
             Acks::Leader => "1",
             Acks::All => "all",
         };
-        // librdkafka caps message.max.bytes at 1,000,000,000.
-        let max_bytes = (limits.max_request_size + REQUEST_OVERHEAD).min(1_000_000_000);
+        let max_bytes = limits.request_bytes();
         config
             .set("acks", acks)
             .set("enable.idempotence", idempotent.to_string())

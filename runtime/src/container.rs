@@ -44,6 +44,28 @@ impl HostLimits {
     pub const DEFAULT_RECONNECT_BACKOFF_MS: [u64; 5] = [10_000, 30_000, 60_000, 120_000, 300_000];
 }
 
+impl HostLimits {
+    /// The wait before reconnect attempt `attempt` (0-based): the schedule's, its last wait
+    /// repeating.
+    pub fn reconnect_wait(&self, attempt: usize) -> Duration {
+        let last = self.reconnect_backoff.len().saturating_sub(1);
+        self.reconnect_backoff
+            .get(attempt.min(last))
+            .copied()
+            // The schedule is never empty (checked when read); the platform's first wait.
+            .unwrap_or(Duration::from_secs(10))
+    }
+
+    /// The longest wait of the reconnect schedule.
+    pub fn longest_reconnect_wait(&self) -> Duration {
+        self.reconnect_backoff
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
 impl Default for HostLimits {
     fn default() -> Self {
         Self {
@@ -319,6 +341,10 @@ mod tests {
             props.host.reconnect_backoff,
             [Duration::from_millis(100), Duration::from_secs(2)]
         );
+        // The last wait repeats.
+        assert_eq!(props.host.reconnect_wait(0), Duration::from_millis(100));
+        assert_eq!(props.host.reconnect_wait(5), Duration::from_secs(2));
+        assert_eq!(props.host.longest_reconnect_wait(), Duration::from_secs(2));
         assert!(parse("host.reconnect.backoff.ms=10,soon\n").is_err());
         let err = parse("kafka.consumer.prefetch.kbytes=10\n").unwrap_err();
         assert_eq!(

@@ -604,10 +604,15 @@ impl Host {
 /// An operation's failure, and where brokers could not be reached, the command that checks
 /// the connection part by part (resolution, ports, TLS, SASL, Kerberos, clocks).
 fn with_next_step(op: &OperationDefinition, error: &ConnectorError) -> String {
+    with_connection_check(error, &op.connection.id)
+}
+
+/// A connector failure, followed for unreachable brokers by the test-connection command for
+/// `connection_id`.
+pub(crate) fn with_connection_check(error: &ConnectorError, connection_id: &str) -> String {
     match error {
         ConnectorError::Unreachable(_) => format!(
-            "{error}\n  check the connection part by part: sluice test-connection {}",
-            op.connection.id
+            "{error}\n  check the connection part by part: sluice test-connection {connection_id}"
         ),
         _ => error.to_string(),
     }

@@ -340,14 +340,13 @@ async fn run_listener(
         ),
         None => None,
     };
-    let backoff = &host.container().host.reconnect_backoff;
     let Some(consumer) = open(
         &connection,
         settings,
         limits,
         &shutdown,
         connection_id,
-        backoff,
+        &host.container().host,
     )
     .await?
     else {
@@ -384,15 +383,15 @@ async fn run_listener(
     outcome
 }
 
-/// Opens the consumer, trying again after each wait of `backoff` (the last repeats; the
-/// platform's by default) while the brokers cannot be reached. `None`: shutdown came first.
+/// Opens the consumer, trying again on the host's reconnect schedule while the brokers cannot
+/// be reached. `None`: shutdown came first.
 async fn open(
     connection: &Connection,
     settings: ListenSettings,
     limits: sluice_connector::Limits,
     shutdown: &CancellationToken,
     connection_id: &str,
-    backoff: &[Duration],
+    host_limits: &crate::container::HostLimits,
 ) -> Result<Option<ListenConsumer>, String> {
     let mut attempt = 0;
     loop {
@@ -405,10 +404,7 @@ async fn open(
         match opened {
             Ok(consumer) => return Ok(Some(consumer)),
             Err(error) if error.kind() == ErrorKind::Environment => {
-                let wait = backoff
-                    .get(attempt.min(backoff.len().saturating_sub(1)))
-                    .copied()
-                    .unwrap_or(Duration::from_secs(10));
+                let wait = host_limits.reconnect_wait(attempt);
                 attempt += 1;
                 tracing::warn!(
                     %error,
@@ -430,10 +426,7 @@ fn with_fix(error: &ConnectorError, connection_id: &str) -> String {
         ConnectorError::UnknownTopic(_) => {
             format!("{error}: create it, or correct the listen operation's <topic>")
         }
-        ConnectorError::Unreachable(_) => format!(
-            "{error}\n  check the connection part by part: sluice test-connection {connection_id}"
-        ),
-        _ => error.to_string(),
+        _ => crate::execution::with_connection_check(error, connection_id),
     }
 }
 

@@ -61,6 +61,19 @@ struct Cli {
     command: Command,
 }
 
+/// Where a command finds its components.
+#[derive(clap::Args)]
+struct ComponentPaths {
+    /// Component files or folders to load (all of them are validated)
+    #[arg(
+        long = "components",
+        value_name = "DIR|FILE",
+        default_value = "components",
+        env = "SLUICE_COMPONENTS"
+    )]
+    paths: Vec<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Load and check component files; print every error with file:line:column
@@ -97,14 +110,8 @@ enum Command {
     Run {
         /// The process id
         process: String,
-        /// Component files or folders to load (all of them are validated)
-        #[arg(
-            long,
-            value_name = "DIR|FILE",
-            default_value = "components",
-            env = "SLUICE_COMPONENTS"
-        )]
-        components: Vec<PathBuf>,
+        #[command(flatten)]
+        components: ComponentPaths,
         /// Documents for a process without a start operation: a file, a folder, or - for stdin
         #[arg(long, value_name = "FILE|DIR|-")]
         input: Option<PathBuf>,
@@ -129,14 +136,8 @@ enum Command {
     TestConnection {
         /// The connection id
         connection: String,
-        /// Component files or folders to load (all of them are validated)
-        #[arg(
-            long,
-            value_name = "DIR|FILE",
-            default_value = "components",
-            env = "SLUICE_COMPONENTS"
-        )]
-        components: Vec<PathBuf>,
+        #[command(flatten)]
+        components: ComponentPaths,
     },
 
     /// Run every process that starts with a listen operation until SIGINT or SIGTERM
@@ -164,14 +165,8 @@ enum Command {
                             profiles/connections/local.xml --components profiles/examples"
     )]
     Serve {
-        /// Component files or folders to load (all of them are validated)
-        #[arg(
-            long,
-            value_name = "DIR|FILE",
-            default_value = "components",
-            env = "SLUICE_COMPONENTS"
-        )]
-        components: Vec<PathBuf>,
+        #[command(flatten)]
+        components: ComponentPaths,
         /// Where the management API listens (port 0: any free port, printed at start), or off.
         /// Requests need `Authorization: Bearer …` when SLUICE_API_TOKEN is set
         #[arg(long, value_name = "ADDRESS|off", default_value = "127.0.0.1:8083")]
@@ -287,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connection,
             components,
         } => {
-            let mut components = load_components(&components)?;
+            let mut components = load_components(&components.paths)?;
             let Some(definition) = components.connections.get(&connection) else {
                 let defined: Vec<&str> =
                     components.connections.keys().map(String::as_str).collect();
@@ -351,7 +346,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .ok()
                 .filter(|t| !t.is_empty())
                 .map(sluice_connector::Secret::new);
-            let mut components = load_components(&components)?;
+            let mut components = load_components(&components.paths)?;
             let listeners = components.listener_processes();
             if listeners.is_empty() {
                 anyhow::bail!(
@@ -389,7 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             input_format,
             documents_out,
         } => {
-            let mut components = load_components(&components)?;
+            let mut components = load_components(&components.paths)?;
             // Only the connections this process uses; an unknown process uses none, and the
             // execution below reports it.
             let used = components.connections_of(&process);
@@ -483,22 +478,39 @@ fn show_execution(
         count(e.document_errors as usize, "error")
     );
     for error in errors {
-        let step = match error.step {
-            0 => "start".to_string(),
-            n => format!("step {n}"),
-        };
-        let mut at = String::new();
-        if let (Some(topic), Some(partition), Some(offset)) =
-            (&error.topic, error.partition, error.offset)
-        {
-            at = format!(" [topic {topic}, partition {partition}, offset {offset}]");
-        }
-        println!(
-            "  document {}, {step} ({}): {}{at}",
-            error.document, error.operation, error.message
+        let at = (error.topic.as_deref(), error.partition, error.offset);
+        let line = document_error_line(
+            error.document,
+            error.step,
+            &error.operation,
+            &error.message,
+            at,
         );
+        println!("{line}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `  document 2, step 1 (send): message [topic t, partition 0, offset 4]`: one document
+/// error as `run` prints it and `executions` shows it again; step 0 is the start.
+fn document_error_line(
+    document: i64,
+    step: i64,
+    operation: &str,
+    message: &str,
+    (topic, partition, offset): (Option<&str>, Option<i64>, Option<i64>),
+) -> String {
+    let step = match step {
+        0 => "start".to_string(),
+        n => format!("step {n}"),
+    };
+    let at = match (topic, partition, offset) {
+        (Some(topic), Some(partition), Some(offset)) => {
+            format!(" [topic {topic}, partition {partition}, offset {offset}]")
+        }
+        _ => String::new(),
+    };
+    format!("  document {document}, {step} ({operation}): {message}{at}")
 }
 
 /// `2026-11-22 12:34:56` for milliseconds since the epoch.
@@ -622,23 +634,16 @@ fn print_summary(out: &mut dyn Write, record: &ExecutionRecord) -> std::io::Resu
         count(record.document_errors.len(), "error")
     )?;
     for error in &record.document_errors {
-        let step = match error.step {
-            0 => "start".to_string(),
-            n => format!("step {n}"),
-        };
-        let mut at = String::new();
-        if let (Some(topic), Some(partition), Some(offset)) = (
-            &error.tracked.topic,
-            error.tracked.partition,
-            error.tracked.offset,
-        ) {
-            at = format!(" [topic {topic}, partition {partition}, offset {offset}]");
-        }
-        writeln!(
-            out,
-            "  document {}, {step} ({}): {}{at}",
-            error.document, error.operation, error.message
-        )?;
+        let t = &error.tracked;
+        let at = (t.topic.as_deref(), t.partition.map(i64::from), t.offset);
+        let line = document_error_line(
+            error.document as i64,
+            error.step as i64,
+            &error.operation,
+            &error.message,
+            at,
+        );
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }

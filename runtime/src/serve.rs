@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sluice_connector::Secret;
 use tokio::signal::unix::{signal, SignalKind};
@@ -161,7 +160,7 @@ async fn supervise(
     shutdown: CancellationToken,
     restartable: bool,
 ) -> Result<(), ListenerFailure> {
-    let backoff = shared.host.container().host.reconnect_backoff.clone();
+    let host_limits = shared.host.container().host.clone();
     // Automatic restarts in a row; a run that lasted longer than the longest wait was healthy
     // and starts the schedule over.
     let mut automatic = 0;
@@ -189,17 +188,10 @@ async fn supervise(
         // does, rather than wait for someone to notice.
         if let Err(failure) = &outcome {
             if failure.outside {
-                if backoff
-                    .iter()
-                    .max()
-                    .is_some_and(|longest| started.elapsed() > *longest)
-                {
+                if started.elapsed() > host_limits.longest_reconnect_wait() {
                     automatic = 0;
                 }
-                let wait = backoff
-                    .get(automatic.min(backoff.len().saturating_sub(1)))
-                    .copied()
-                    .unwrap_or(Duration::from_secs(10));
+                let wait = host_limits.reconnect_wait(automatic);
                 automatic += 1;
                 eprintln!(
                     "sluice serve: listener \"{}\" starts again in {} ms",
