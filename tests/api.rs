@@ -6,7 +6,9 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{components, unique, wait_for, Broker, Serving, Workspace};
+use harness::{
+    routing_listener, unique, wait_for, with_connection_properties, Broker, Serving, Workspace,
+};
 use serde_json::Value;
 
 const WORK: Duration = Duration::from_secs(60);
@@ -63,30 +65,19 @@ impl Api {
         serde_json::from_str(&body).expect("JSON")
     }
 
+    /// `POST /components/validate` with the token.
+    fn validate(&self, content_type: &str, body: &str) -> (u16, String) {
+        self.call(
+            "POST",
+            "/components/validate",
+            Some(TOKEN),
+            Some((content_type, body)),
+        )
+    }
+
     fn status(&self, listener: &str) -> Value {
         self.json(&format!("/listeners/{listener}/status"))
     }
-}
-
-fn routing_listener(broker: &Broker, group: &str, source: &str, listen: &str) -> String {
-    components(
-        broker,
-        group,
-        &format!(
-            r#"<operation id="receive" type="listen" connection="tansu">
-  <topic>{source}</topic><offset-reset>earliest</offset-reset>{listen}
-</operation>
-<operation id="send" type="produce" connection="tansu"><dynamic-topic>true</dynamic-topic></operation>
-<process id="route" xmlns="https://sluice.dev/components/1">
-  <description>Routes by header.</description>
-  <start operation="receive"/>
-  <steps>
-    <set-properties><property name="topic-name" from-header="route"/></set-properties>
-    <connector operation="send"/>
-  </steps>
-</process>"#
-        ),
-    )
 }
 
 fn produce(broker: &Broker, source: &str, target: &str, from: i32, to: i32) {
@@ -237,12 +228,7 @@ fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
 
     // Validation: the errors sluice validate gives; bad JSON and host references refused.
     let bad = r#"<components><operation id="o" type="produce" connection="c"><topik>t</topik></operation></components>"#;
-    let (status, body) = api.call(
-        "POST",
-        "/components/validate",
-        Some(TOKEN),
-        Some(("application/xml", bad)),
-    );
+    let (status, body) = api.validate("application/xml", bad);
     assert_eq!(status, 200);
     let verdict: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(verdict["valid"], false);
@@ -255,28 +241,13 @@ fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
             ),
         "{verdict}"
     );
-    let (status, body) = api.call(
-        "POST",
-        "/components/validate",
-        Some(TOKEN),
-        Some(("application/json", "{\"files\": [")),
-    );
+    let (status, body) = api.validate("application/json", "{\"files\": [");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("the body is not {\\\"files\\\""), "{body}");
-    let (status, body) = api.call(
-        "POST",
-        "/components/validate",
-        Some(TOKEN),
-        Some(("application/xml", "<components><connection id=\"c\"><bootstrap-servers>${env:HOME}</bootstrap-servers></connection></components>")),
-    );
+    let (status, body) = api.validate("application/xml", "<components><connection id=\"c\"><bootstrap-servers>${env:HOME}</bootstrap-servers></connection></components>");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("does not resolve ${env:"), "{body}");
-    let (status, body) = api.call(
-        "POST",
-        "/components/validate",
-        Some(TOKEN),
-        Some(("application/json", r#"{"files": {"a.xml": "<components><connection id=\"c\"><bootstrap-servers>b:9092</bootstrap-servers></connection></components>"}}"#)),
-    );
+    let (status, body) = api.validate("application/json", r#"{"files": {"a.xml": "<components><connection id=\"c\"><bootstrap-servers>b:9092</bootstrap-servers></connection></components>"}}"#);
     assert_eq!(
         (status, body.as_str()),
         (
@@ -343,11 +314,10 @@ fn two_hosts_share_a_group_and_the_survivor_takes_over_after_sigkill() {
     let group = unique("g");
     // One document per execution, so that the kill comes while work is under way; a short
     // session timeout, so that the group notices the killed host soon.
-    let text = routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>")
-        .replace(
-            "</consumer-group>",
-            "</consumer-group>\n    <properties><property name=\"session.timeout.ms\">6000</property></properties>",
-        );
+    let text = with_connection_properties(
+        &routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>"),
+        &[("session.timeout.ms", "6000")],
+    );
     let (a, b) = (Workspace::new(), Workspace::new());
     for ws in [&a, &b] {
         ws.write("components/c.xml", &text);
@@ -389,15 +359,7 @@ fn two_hosts_share_a_group_and_the_survivor_takes_over_after_sigkill() {
     });
     second.signal("TERM");
     assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
-    let mut seen = std::collections::BTreeSet::new();
-    wait_for("every document in the target topic", WORK, || {
-        seen = broker
-            .read_some(&target)
-            .into_iter()
-            .map(|r| r.payload)
-            .collect();
-        (seen.len() == total as usize).then_some(())
-    });
+    broker.wait_for_payloads(&target, total as usize);
 }
 
 #[test]

@@ -8,32 +8,12 @@ mod harness;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use harness::{components, unique, wait_for, Broker, Workspace};
+use harness::{
+    components, routing_listener, unique, wait_for, with_connection_properties, Broker, Workspace,
+};
 
 /// How long a listener may take to work through a test's documents.
 const WORK: Duration = Duration::from_secs(60);
-
-/// A listener on `source` whose process routes each document to the topic its `route` header
-/// names. `listen` holds the listen operation's further fields.
-fn routing_listener(broker: &Broker, group: &str, source: &str, listen: &str) -> String {
-    components(
-        broker,
-        group,
-        &format!(
-            r#"<operation id="receive" type="listen" connection="tansu">
-  <topic>{source}</topic><offset-reset>earliest</offset-reset>{listen}
-</operation>
-<operation id="send" type="produce" connection="tansu"><dynamic-topic>true</dynamic-topic></operation>
-<process id="route">
-  <start operation="receive"/>
-  <steps>
-    <set-properties><property name="topic-name" from-header="route"/></set-properties>
-    <connector operation="send"/>
-  </steps>
-</process>"#
-        ),
-    )
-}
 
 /// Waits until `group` has committed `expected` on every partition of `topic`.
 fn wait_for_commits(broker: &Broker, group: &str, topic: &str, expected: &[i64]) {
@@ -293,11 +273,10 @@ fn after_sigkill_a_restart_delivers_every_document_at_least_once() {
     let ws = Workspace::new();
     // A killed member keeps its partitions until the group's session timeout ends (45 s by
     // default): a short one lets the restarted host take them over sooner.
-    let text = routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>")
-        .replace(
-            "</consumer-group>",
-            "</consumer-group>\n    <properties><property name=\"session.timeout.ms\">6000</property></properties>",
-        );
+    let text = with_connection_properties(
+        &routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>"),
+        &[("session.timeout.ms", "6000")],
+    );
     ws.write("components/c.xml", &text);
     let mut first = ws.sluice_spawn(&["serve", "--api", "off"]);
     wait_for_a_first_commit(&broker, &group, &source);
@@ -310,15 +289,7 @@ fn after_sigkill_a_restart_delivers_every_document_at_least_once() {
     assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
     // At least once: everything arrived; what the killed host had sent but not committed may
     // have arrived twice.
-    let mut seen = BTreeSet::new();
-    wait_for("every document in the target topic", WORK, || {
-        seen = broker
-            .read_some(&target)
-            .into_iter()
-            .map(|r| r.payload)
-            .collect();
-        (seen.len() == total as usize).then_some(())
-    });
+    broker.wait_for_payloads(&target, total as usize);
 }
 
 #[test]
@@ -372,19 +343,20 @@ fn a_batch_longer_than_max_poll_interval_keeps_its_group_membership() {
     // The retry's back-off keeps the batch running for 8 s, past librdkafka's 7 s
     // max.poll.interval.ms: without polling meanwhile, the member would leave the group and
     // the batch's documents would be delivered again.
-    let text = routing_listener(
-        &broker,
-        &group,
-        &source,
-        &format!(
-            "<retry-limit>1</retry-limit><retry-backoff>8s</retry-backoff>\
+    let text = with_connection_properties(
+        &routing_listener(
+            &broker,
+            &group,
+            &source,
+            &format!(
+                "<retry-limit>1</retry-limit><retry-backoff>8s</retry-backoff>\
              <dead-letter-topic>{dead}</dead-letter-topic>"
+            ),
         ),
-    )
-    .replace(
-        "</consumer-group>",
-        "</consumer-group>\n    <properties><property name=\"session.timeout.ms\">6000</property>\
-         <property name=\"max.poll.interval.ms\">7000</property></properties>",
+        &[
+            ("session.timeout.ms", "6000"),
+            ("max.poll.interval.ms", "7000"),
+        ],
     );
     ws.write("components/c.xml", &text);
     let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);

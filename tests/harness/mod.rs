@@ -315,6 +315,29 @@ impl Kafka {
         name
     }
 
+    /// Waits until a topic holds `count` distinct payloads (duplicates allowed: at-least-once)
+    /// and returns them.
+    pub fn wait_for_payloads(
+        &self,
+        topic: &str,
+        count: usize,
+    ) -> std::collections::BTreeSet<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        wait_for(
+            &format!("{count} distinct documents in {topic}"),
+            Duration::from_secs(60),
+            || {
+                seen = self
+                    .read_some(topic)
+                    .into_iter()
+                    .map(|r| r.payload)
+                    .collect();
+                (seen.len() == count).then_some(())
+            },
+        );
+        seen
+    }
+
     /// Deletes a topic (its data goes with it).
     pub fn delete_topic(&self, name: &str) {
         let admin: AdminClient<DefaultClientContext> =
@@ -606,6 +629,43 @@ pub fn components(broker: &Broker, group: &str, body: &str) -> String {
 </components>
 "#,
         broker.bootstrap()
+    )
+}
+
+/// Components: a listener (operation "receive", process "route") on `source` whose process
+/// routes each document to the topic its `route` header names; `listen` holds the listen
+/// operation's further fields.
+pub fn routing_listener(broker: &Broker, group: &str, source: &str, listen: &str) -> String {
+    components(
+        broker,
+        group,
+        &format!(
+            r#"<operation id="receive" type="listen" connection="tansu">
+  <topic>{source}</topic><offset-reset>earliest</offset-reset>{listen}
+</operation>
+<operation id="send" type="produce" connection="tansu"><dynamic-topic>true</dynamic-topic></operation>
+<process id="route">
+  <description>Routes by header.</description>
+  <start operation="receive"/>
+  <steps>
+    <set-properties><property name="topic-name" from-header="route"/></set-properties>
+    <connector operation="send"/>
+  </steps>
+</process>"#
+        ),
+    )
+}
+
+/// `components` (from [`components`]) with librdkafka `properties` on connection "tansu".
+pub fn with_connection_properties(components: &str, properties: &[(&str, &str)]) -> String {
+    let properties: String = properties
+        .iter()
+        .map(|(name, value)| format!("<property name=\"{name}\">{value}</property>"))
+        .collect();
+    components.replacen(
+        "</consumer-group>",
+        &format!("</consumer-group>\n    <properties>{properties}</properties>"),
+        1,
     )
 }
 
