@@ -134,9 +134,10 @@ fn round_trip(realm: &Realm, ws: &Workspace, topic: &str) {
     assert!(stdout(&received).contains("documents: 2 in, 2 out, 0 errors"));
 }
 
-#[test]
-fn keytab_from_the_custom_library_authenticates_the_principal() {
-    let _one = ONE_REALM_AT_A_TIME
+/// A realm of its own (holding the lock until dropped, as the last of the four) and a
+/// workspace whose custom library has the client's keytab.
+fn keytab_realm() -> (std::sync::MutexGuard<'static, ()>, Realm, String, Workspace) {
+    let one = ONE_REALM_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let realm = realm();
@@ -147,6 +148,12 @@ fn keytab_from_the_custom_library_authenticates_the_principal() {
         &format!("<username>{CLIENT}</username>"),
         &topic,
     );
+    (one, realm, topic, ws)
+}
+
+#[test]
+fn keytab_from_the_custom_library_authenticates_the_principal() {
+    let (_one, realm, topic, ws) = keytab_realm();
     round_trip(&realm, &ws, &topic);
     // Cyrus SASL names a principal of its default realm without the realm.
     let principals = realm.gateway.authenticated();
@@ -369,5 +376,64 @@ fn without_kdc_timesync_a_skewed_clock_stops_kinit_with_the_fix() {
                 "Fix: this machine's clock differs too much from the KDC's: synchronise it (NTP)"
             ),
         "{err}"
+    );
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn kerberos_files_others_may_change_are_refused_and_a_keytab_others_may_read_is_warned_about() {
+    let (_one, realm, topic, ws) = keytab_realm();
+    let keytab = ws.path().join("custom-libs/EXAMPLE.TEST.keytab");
+    let krb5_conf = ws.path().join("custom-libs/krb5.conf");
+
+    // Readable by everyone: used, with a warning.
+    set_mode(&keytab, 0o644);
+    set_mode(&krb5_conf, 0o644);
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 0);
+    assert!(
+        harness::stderr(&output)
+            .contains("the keytab is readable by every user of this machine: chmod o-r it"),
+        "{}",
+        harness::stderr(&output)
+    );
+
+    // Writable by everyone: refused, before any ticket is asked for.
+    set_mode(&keytab, 0o666);
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    assert!(
+        harness::stderr(&output).contains(
+            "custom-libs/EXAMPLE.TEST.keytab may be changed by every user of this machine, so \
+             it is not used: chmod o-w it"
+        ),
+        "{}",
+        harness::stderr(&output)
+    );
+    set_mode(&keytab, 0o600);
+    set_mode(&krb5_conf, 0o666);
+    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&output, 1);
+    assert!(
+        harness::stderr(&output).contains(
+            "custom-libs/krb5.conf may be changed by every user of this machine, so it is not \
+             used: chmod o-w it"
+        ),
+        "{}",
+        harness::stderr(&output)
+    );
+    // Nothing was sent by the refused runs: the two documents of the first run only.
+    assert_eq!(realm.broker.read_all(&topic, 2).len(), 2);
+    harness::reliability_row(
+        "security",
+        "custom library: keytab readable by all; keytab or krb5.conf writable by all",
+        3,
+        "readable: used, with a warning to chmod o-r; writable: refused, naming the file and \
+         the fix, nothing sent",
+        Some((6, 2)),
     );
 }

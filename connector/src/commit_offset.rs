@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::context::Observer;
@@ -126,7 +127,7 @@ fn commit_blocking(
                 }
             }
         }
-        let outcome = consumer.commit(&list, CommitMode::Sync);
+        let outcome = commit_with_retries(&consumer, &list);
         // Per-partition errors, where the coordinator gave them.
         let partition_errors: BTreeMap<(String, i32), String> = list
             .elements()
@@ -165,4 +166,59 @@ fn commit_blocking(
         .into_iter()
         .map(|r| r.expect("every request has a result"))
         .collect())
+}
+
+/// How long a commit is tried again while the group's coordinator cannot take it yet.
+const COMMIT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Commits, trying again (backing off) while the answer is one that heals by itself: the
+/// coordinator is moving to another broker, still loading the group, or did not answer in
+/// time. librdkafka finds the new coordinator but hands such an answer to the caller.
+fn commit_with_retries(
+    consumer: &BaseConsumer<Observer>,
+    list: &TopicPartitionList,
+) -> KafkaResult<()> {
+    let deadline = std::time::Instant::now() + COMMIT_RETRY_FOR;
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let outcome = consumer.commit(list, CommitMode::Sync);
+        let transient = match &outcome {
+            Err(error) => error.rdkafka_error_code().is_some_and(heals_by_itself),
+            // Per-partition answers: all must be transient to try the whole list again.
+            Ok(()) => {
+                let errors: Vec<KafkaError> = list
+                    .elements()
+                    .iter()
+                    .filter_map(|e| e.error().err())
+                    .collect();
+                !errors.is_empty()
+                    && errors
+                        .iter()
+                        .all(|e| e.rdkafka_error_code().is_some_and(heals_by_itself))
+            }
+        };
+        if !transient || std::time::Instant::now() + backoff > deadline {
+            return outcome;
+        }
+        tracing::debug!(
+            error = ?outcome.err().map(|e| crate::explain(&e)),
+            retry_in_ms = backoff.as_millis() as u64,
+            "the coordinator cannot take the commit yet; trying again"
+        );
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+    }
+}
+
+fn heals_by_itself(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::NotCoordinator
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+            | RDKafkaErrorCode::CoordinatorLoadInProgress
+            | RDKafkaErrorCode::WaitingForCoordinator
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::NetworkException
+            | RDKafkaErrorCode::BrokerTransportFailure
+    )
 }

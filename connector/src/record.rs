@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 /// A record header: a name and binary-safe value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -9,11 +11,12 @@ pub struct Header {
 
 /// One record to produce.
 #[derive(Debug, Clone, Default)]
-pub struct ProduceRecord {
-    /// Message payload.
-    pub payload: Vec<u8>,
+pub struct ProduceRecord<'a> {
+    /// Message payload, borrowed where the caller keeps its own copy (a document goes on to
+    /// the process's next steps): librdkafka copies it into its queue anyway.
+    pub payload: Cow<'a, [u8]>,
     /// Message key; it decides the partition.
-    pub key: Option<Vec<u8>>,
+    pub key: Option<Cow<'a, [u8]>>,
     /// Overrides the operation's topic for this record.
     pub topic: Option<String>,
     /// Sends to this partition instead of the one the key (or the partitioner) picks.

@@ -1,6 +1,7 @@
 //! Process executions: documents from the start flow through the steps; every document ends
 //! either out of the last step or with its own document error.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -412,6 +413,25 @@ impl Host {
         Ok(producer)
     }
 
+    /// Forgets the warm producer of an operation (if it is still `producer`): the next
+    /// execution creates a new one.
+    fn retire_producer(&self, operation: &str, producer: &Arc<Producer>) {
+        let mut producers = self
+            .producers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if producers
+            .get(operation)
+            .is_some_and(|current| Arc::ptr_eq(current, producer))
+        {
+            producers.remove(operation);
+            tracing::debug!(
+                operation,
+                "producer retired after an error; the next execution creates a new one"
+            );
+        }
+    }
+
     /// The operation's consumer group, else its connection's (one exists: checked at load).
     fn consumer_group(&self, own: &Option<String>, connection: &Connection) -> String {
         own.clone()
@@ -525,7 +545,22 @@ impl Host {
             .produce(records, |done| {
                 progress.step_progress(step, &op.id, done, total)
             })
-            .await?;
+            .await
+            .inspect_err(|_| self.retire_producer(&op.id, &producer))?;
+        // A refusal that will not heal by retrying (authorization, a fatal idempotence error)
+        // can stay cached in librdkafka's producer state and fail later documents too: the
+        // next execution gets a new producer, so fixing the cause fixes the next run.
+        if results.iter().any(|r| {
+            matches!(
+                r,
+                Err(sluice_connector::produce::ProduceError::Delivery {
+                    retriable: false,
+                    ..
+                })
+            )
+        }) {
+            self.retire_producer(&op.id, &producer);
+        }
         let mut delivered = passing;
         for ((position, mut document), result) in documents.into_iter().zip(results) {
             match result {
@@ -671,7 +706,7 @@ fn topic_override(def: &ProduceDefinition, document: &Document) -> Option<String
         .filter(|_| def.dynamic_topic)
 }
 
-fn produce_record(def: &ProduceDefinition, document: &Document) -> ProduceRecord {
+fn produce_record<'a>(def: &ProduceDefinition, document: &'a Document) -> ProduceRecord<'a> {
     let properties = &document.properties;
     // Operation headers first, except those the document sets itself.
     let mut headers: Vec<_> = def
@@ -682,8 +717,8 @@ fn produce_record(def: &ProduceDefinition, document: &Document) -> ProduceRecord
         .collect();
     headers.extend(properties.headers.iter().cloned());
     ProduceRecord {
-        payload: document.data.clone(),
-        key: properties.message_key.clone(),
+        payload: Cow::Borrowed(&document.data),
+        key: properties.message_key.as_deref().map(Cow::Borrowed),
         topic: topic_override(def, document),
         partition: properties.partition.or(def.partition),
         timestamp_ms: properties.timestamp,

@@ -110,6 +110,18 @@ pub fn prepare(
             keytab.display()
         ));
     }
+    // Who may change these files may choose the KDC or the identity this host authenticates
+    // as; a keytab others can read is a password others can read.
+    errors.extend(world_writable(&krb5_conf));
+    if needs_keytab {
+        errors.extend(world_writable(&keytab));
+        if mode(&keytab).is_some_and(|m| m & 0o004 != 0) {
+            tracing::warn!(
+                keytab = %keytab.display(),
+                "the keytab is readable by every user of this machine: chmod o-r it"
+            );
+        }
+    }
     if !on_path("kinit") {
         errors.push(
             "Kerberos needs the kinit command, which librdkafka runs to get tickets: install \
@@ -207,6 +219,21 @@ fn first_ticket(
     Err(format!(
         "Kerberos: kinit could not get a ticket for {principal} with {with}: {said}. Fix: {advice}"
     ))
+}
+
+fn mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).ok().map(|m| m.permissions().mode())
+}
+
+/// An error when every user of this machine may write the file.
+fn world_writable(path: &Path) -> Option<String> {
+    mode(path).filter(|m| m & 0o002 != 0).map(|_| {
+        format!(
+            "{} may be changed by every user of this machine, so it is not used: chmod o-w it",
+            path.display()
+        )
+    })
 }
 
 fn on_path(program: &str) -> bool {

@@ -799,8 +799,8 @@ impl Listener {
             text(dead_letter_headers::PROCESS, self.process.id.clone()),
         ]);
         let record = ProduceRecord {
-            payload: document.data,
-            key: document.tracked.key.clone(),
+            payload: document.data.into(),
+            key: document.tracked.key.clone().map(Into::into),
             topic: None,
             partition: None,
             timestamp_ms: document.tracked.timestamp,

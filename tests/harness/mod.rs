@@ -39,6 +39,39 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut condition: impl FnMut() ->
     }
 }
 
+/// Records one verified row of docs/RELIABILITY.md: a fault or input class, the case, how
+/// many cases it covered, what happened, and documents in and out (where documents flow).
+/// Call it after the test's assertions: a row means the behaviour was checked in this run.
+/// `./dev test` turns the rows into the document.
+pub fn reliability_row(
+    class: &str,
+    case: &str,
+    cases: usize,
+    outcome: &str,
+    documents: Option<(usize, usize)>,
+) {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/reliability");
+    std::fs::create_dir_all(&folder).expect("target/reliability");
+    let (documents_in, documents_out) = documents
+        .map_or(("—".to_string(), "—".to_string()), |(i, o)| {
+            (i.to_string(), o.to_string())
+        });
+    let clean = |text: &str| text.replace(['\t', '\n', '|'], " ");
+    let line = format!(
+        "{}\t{}\t{cases}\t{}\t{documents_in}\t{documents_out}\n",
+        clean(class),
+        clean(case),
+        clean(outcome)
+    );
+    // One short append per row: rows of test binaries running side by side do not interleave.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(folder.join("rows.tsv"))
+        .and_then(|mut file| file.write_all(line.as_bytes()))
+        .expect("write a reliability row");
+}
+
 /// A name no other test run uses: topics and groups of one broker never collide.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())

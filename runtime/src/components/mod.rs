@@ -54,10 +54,47 @@ impl LoadError {
         Self {
             file: file.to_path_buf(),
             at,
-            component,
-            message,
+            component: component.map(|(kind, id)| (kind, id.map(|id| shortened(&id)))),
+            message: shortened_quotes(&message),
         }
     }
+}
+
+/// Longest value an error message repeats whole; longer ones are cut (a 10 MB attribute must
+/// not become a 10 MB message).
+const SHOWN_VALUE_MAX: usize = 80;
+
+fn shortened(value: &str) -> String {
+    let length = value.chars().count();
+    if length <= SHOWN_VALUE_MAX {
+        return value.to_string();
+    }
+    let head: String = value.chars().take(SHOWN_VALUE_MAX - 20).collect();
+    format!("{head}… ({length} characters)")
+}
+
+/// Shortens every double-quoted value in a message.
+fn shortened_quotes(message: &str) -> String {
+    if message.len() <= SHOWN_VALUE_MAX * 4 {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(SHOWN_VALUE_MAX * 8);
+    for (i, part) in message.split('"').enumerate() {
+        if i > 0 {
+            out.push('"');
+        }
+        // Odd parts are inside quotes.
+        if i % 2 == 1 {
+            out.push_str(&shortened(part));
+        } else {
+            out.push_str(part);
+        }
+    }
+    // Long unquoted names (an element or attribute name) are cut too.
+    if out.chars().count() > SHOWN_VALUE_MAX * 12 {
+        out = out.chars().take(SHOWN_VALUE_MAX * 12).collect::<String>() + "…";
+    }
+    out
 }
 
 impl fmt::Display for LoadError {

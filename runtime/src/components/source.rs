@@ -290,6 +290,17 @@ pub(crate) fn scan(text: &str) -> Result<Vec<ScannedComponent>, ScanError> {
             _ => {}
         }
     }
+    // quick-xml ends quietly at the end of the text even inside elements: a file cut short
+    // (a copy interrupted, an editor's partial save) must not load as whatever it holds.
+    if let Some(innermost) = open.last() {
+        let closing: String = open.iter().rev().map(|name| format!("</{name}>")).collect();
+        return Err(ScanError {
+            offset: text.len(),
+            message: format!(
+                "the file ends inside <{innermost}>: is it complete? Close what is open with {closing}"
+            ),
+        });
+    }
     if !saw_root {
         return Err(ScanError {
             offset: 0,

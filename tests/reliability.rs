@@ -1,0 +1,367 @@
+//! Faults: request errors, leader moves, a slow network and coordinator loss injected with
+//! librdkafka's mock cluster; broker outages, a killed `sluice` and a killed broker on the
+//! real tansu. The promise: every document is delivered or gets its own error, never lost or
+//! silently dropped. Each test adds its row to docs/RELIABILITY.md.
+
+mod harness;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use harness::{reliability_row, unique, Kafka};
+use rdkafka::mocking::{MockCluster, MockCoordinator};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use sluice_runtime::components::Components;
+use sluice_runtime::container::ContainerProperties;
+use sluice_runtime::document::{Document, DocumentProperties};
+use sluice_runtime::execution::{ExecutionRecord, ExecutionStatus, Host, NoProgress};
+
+fn host(components: &str) -> Host {
+    let components = Components::from_sources(vec![(PathBuf::from("r.xml"), components.into())])
+        .unwrap_or_else(|e| panic!("{e}"));
+    Host::new(components, ContainerProperties::default())
+}
+
+/// A Produce process `send` (and a Consume process `receive` of the same topic).
+fn produce_components(bootstrap: &str, topic: &str, delivery_timeout: &str) -> String {
+    format!(
+        r#"<components>
+  <connection id="k"><bootstrap-servers>{bootstrap}</bootstrap-servers><consumer-group>{group}</consumer-group></connection>
+  <operation id="send" type="produce" connection="k"><topic>{topic}</topic><delivery-timeout>{delivery_timeout}</delivery-timeout></operation>
+  <operation id="receive" type="consume" connection="k">
+    <topic>{topic}</topic><minimum-messages>1</minimum-messages><offset-reset>earliest</offset-reset><maximum-wait>60s</maximum-wait>
+  </operation>
+  <operation id="commit" type="commit-offset" connection="k"/>
+  <process id="send"><steps><connector operation="send"/></steps></process>
+  <process id="receive"><start operation="receive"/></process>
+  <process id="commit"><steps><connector operation="commit"/></steps></process>
+</components>"#,
+        group = unique("reliability")
+    )
+}
+
+fn documents(prefix: &str, count: usize) -> Vec<Document> {
+    (0..count)
+        .map(|i| Document {
+            data: format!("{prefix}-{i}").into_bytes(),
+            properties: DocumentProperties {
+                message_key: Some(format!("k{i}").into_bytes()),
+                ..DocumentProperties::default()
+            },
+            ..Document::default()
+        })
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The payloads of the documents an execution delivered, sorted.
+fn delivered(record: &ExecutionRecord) -> Vec<String> {
+    let mut payloads: Vec<String> = record
+        .documents_out
+        .iter()
+        .map(|d| String::from_utf8_lossy(&d.data).into_owned())
+        .collect();
+    payloads.sort();
+    payloads
+}
+
+/// What a topic holds, sorted (duplicates kept, so that a duplicate shows).
+fn held(reader: &Kafka, topic: &str, expected: usize) -> Vec<String> {
+    let mut payloads: Vec<String> = reader
+        .read_all(topic, expected)
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
+    payloads.sort();
+    payloads
+}
+
+fn error_of(record: &ExecutionRecord, document: usize) -> Option<&str> {
+    record
+        .document_errors
+        .iter()
+        .find(|e| e.document == document)
+        .map(|e| e.message.as_str())
+}
+
+#[test]
+fn retriable_produce_errors_are_retried_and_each_document_arrives_once() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let topic = unique("retriable");
+    cluster.create_topic(&topic, 2, 1).expect("topic");
+    let host = host(&produce_components(
+        &cluster.bootstrap_servers(),
+        &topic,
+        "30s",
+    ));
+    let runtime = runtime();
+    let warm = runtime
+        .block_on(host.execute("send", Some(documents("warm", 1)), &NoProgress))
+        .expect("execution");
+    assert_eq!(warm.status, ExecutionStatus::Succeeded);
+    // The next produce requests fail with errors a broker gives while it recovers.
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        ],
+    );
+    let record = runtime
+        .block_on(host.execute("send", Some(documents("doc", 200)), &NoProgress))
+        .expect("execution");
+    assert_eq!(
+        record.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        record.document_errors
+    );
+    assert_eq!(record.documents_out.len(), 200);
+    let reader = Kafka::new(&cluster.bootstrap_servers());
+    let mut expected = delivered(&record);
+    expected.push("warm-0".into());
+    expected.sort();
+    assert_eq!(
+        held(&reader, &topic, 201),
+        expected,
+        "each document exactly once"
+    );
+    reliability_row(
+        "broker fault (mock cluster)",
+        "retriable produce errors: not enough replicas (twice), not leader, request timed out",
+        4,
+        "retried by the idempotent producer: every document delivered exactly once",
+        Some((200, 200)),
+    );
+}
+
+#[test]
+fn a_produce_error_that_will_not_heal_fails_its_documents_and_the_next_execution_works() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let topic = unique("refused");
+    cluster.create_topic(&topic, 1, 1).expect("topic");
+    let host = host(&produce_components(
+        &cluster.bootstrap_servers(),
+        &topic,
+        "30s",
+    ));
+    let runtime = runtime();
+    runtime
+        .block_on(host.execute("send", Some(documents("warm", 1)), &NoProgress))
+        .expect("execution");
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let record = runtime
+        .block_on(host.execute("send", Some(documents("doc", 200)), &NoProgress))
+        .expect("execution");
+    let failed = record.document_errors.len();
+    assert!(failed >= 1, "the refused request's documents get errors");
+    assert_eq!(
+        record.documents_out.len() + failed,
+        200,
+        "every document accounted for"
+    );
+    for error in &record.document_errors {
+        assert!(
+            error.message.ends_with(
+                "failed: the principal is not allowed to use this topic: ask for an ACL on it \
+                 (TopicAuthorizationFailed)"
+            ),
+            "{}",
+            error.message
+        );
+    }
+    // The warm producer is still good: the next execution delivers everything.
+    let next = runtime
+        .block_on(host.execute("send", Some(documents("next", 20)), &NoProgress))
+        .expect("execution");
+    assert_eq!(
+        next.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        next.document_errors
+    );
+    let reader = Kafka::new(&cluster.bootstrap_servers());
+    let mut expected = delivered(&record);
+    expected.extend(delivered(&next));
+    expected.push("warm-0".into());
+    expected.sort();
+    let total = expected.len();
+    assert_eq!(
+        held(&reader, &topic, total),
+        expected,
+        "the topic holds exactly the documents reported delivered"
+    );
+    reliability_row(
+        "broker fault (mock cluster)",
+        "produce refused: topic authorization failed",
+        1,
+        &format!(
+            "{failed} documents of the refused request get the error, the rest are delivered; \
+             the next execution delivers all 20"
+        ),
+        Some((220, 220 - failed)),
+    );
+}
+
+#[test]
+fn a_leader_move_at_a_300_ms_round_trip_loses_nothing() {
+    let cluster = MockCluster::new(3).expect("mock cluster");
+    let topic = unique("moving");
+    cluster.create_topic(&topic, 1, 3).expect("topic");
+    cluster
+        .partition_leader(&topic, 0, Some(1))
+        .expect("leader 1");
+    let host = host(&produce_components(
+        &cluster.bootstrap_servers(),
+        &topic,
+        "60s",
+    ));
+    let runtime = runtime();
+    // The warm producer learns that broker 1 leads the partition …
+    let warm = runtime
+        .block_on(host.execute("send", Some(documents("warm", 1)), &NoProgress))
+        .expect("execution");
+    assert_eq!(warm.status, ExecutionStatus::Succeeded);
+    // … which then moves to broker 2, on a slow network: the next execution's requests go to
+    // the old leader, are refused (not leader), and must reach the new one.
+    cluster
+        .partition_leader(&topic, 0, Some(2))
+        .expect("leader 2");
+    for broker in 1..=3 {
+        cluster
+            .broker_round_trip_time(broker, Duration::from_millis(300))
+            .expect("round-trip time");
+    }
+    let started = Instant::now();
+    let record = runtime
+        .block_on(host.execute("send", Some(documents("doc", 300)), &NoProgress))
+        .expect("execution");
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "the round trips were not slowed: the test checks nothing"
+    );
+    assert_eq!(
+        record.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        record.document_errors
+    );
+    assert_eq!(record.documents_out.len(), 300);
+    // Consume through the same slow network gets them all back.
+    let consumed = runtime
+        .block_on(host.execute("receive", None, &NoProgress))
+        .expect("execution");
+    assert_eq!(consumed.status, ExecutionStatus::Succeeded);
+    let reader = Kafka::new(&cluster.bootstrap_servers());
+    let mut expected = delivered(&record);
+    expected.push("warm-0".into());
+    expected.sort();
+    assert_eq!(held(&reader, &topic, 301), expected, "each document once");
+    reliability_row(
+        "broker fault (mock cluster)",
+        "partition leader moves between executions of a warm producer, 300 ms round trip to \
+         every broker",
+        1,
+        "every document delivered exactly once; Consume reads them through the same network",
+        Some((300, 300)),
+    );
+}
+
+#[test]
+fn commit_offset_survives_the_loss_of_the_group_coordinator() {
+    let cluster = MockCluster::new(3).expect("mock cluster");
+    let topic = unique("coordinated");
+    cluster.create_topic(&topic, 2, 3).expect("topic");
+    let components = produce_components(&cluster.bootstrap_servers(), &topic, "30s");
+    let group = components
+        .split("<consumer-group>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("group")
+        .to_string();
+    let host = host(&components);
+    let commit = |offsets: &[(i32, i64)]| -> Vec<Document> {
+        offsets
+            .iter()
+            .map(|(partition, offset)| Document {
+                data: format!(
+                    r#"{{"topic": "{topic}", "partition": {partition}, "offset": {offset}}}"#
+                )
+                .into_bytes(),
+                ..Document::default()
+            })
+            .collect()
+    };
+    let runtime = runtime();
+    // The coordinator moves to another broker, and the old one answers "not coordinator".
+    cluster
+        .coordinator(MockCoordinator::Group(group.clone()), 1)
+        .expect("coordinator 1");
+    let first = runtime
+        .block_on(host.execute("commit", Some(commit(&[(0, 4), (1, 6)])), &NoProgress))
+        .expect("execution");
+    assert_eq!(
+        first.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        first.document_errors
+    );
+    cluster
+        .coordinator(MockCoordinator::Group(group.clone()), 2)
+        .expect("coordinator 2");
+    cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+        ],
+    );
+    let second = runtime
+        .block_on(host.execute("commit", Some(commit(&[(0, 9), (1, 11)])), &NoProgress))
+        .expect("execution");
+    assert_eq!(
+        second.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        second.document_errors
+    );
+    assert_eq!(second.documents_out.len(), 2);
+    let reader = Kafka::new(&cluster.bootstrap_servers());
+    assert_eq!(reader.committed(&group, &topic, 2), [Some(10), Some(12)]);
+    // A refusal that will not heal is each document's error, the others' results unchanged.
+    cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
+    );
+    let refused = runtime
+        .block_on(host.execute("commit", Some(commit(&[(0, 20)])), &NoProgress))
+        .expect("execution");
+    assert_eq!(refused.documents_out.len(), 0);
+    assert!(
+        error_of(&refused, 1).is_some_and(|e| e.contains("GroupAuthorizationFailed")),
+        "{:?}",
+        refused.document_errors
+    );
+    assert_eq!(reader.committed(&group, &topic, 2), [Some(10), Some(12)]);
+    reliability_row(
+        "broker fault (mock cluster)",
+        "Commit Offset while the group coordinator moves: not coordinator, coordinator not \
+         available, coordinator loading; then an authorization refusal",
+        4,
+        "the retriable ones are retried and the offsets committed; the refusal is the \
+         document's error and commits nothing",
+        Some((5, 4)),
+    );
+}
