@@ -365,3 +365,262 @@ fn commit_offset_survives_the_loss_of_the_group_coordinator() {
         Some((5, 4)),
     );
 }
+
+fn persistent_broker() -> harness::Broker {
+    harness::Broker::start_with(harness::BrokerOptions {
+        persistent: true,
+        ..harness::BrokerOptions::default()
+    })
+}
+
+#[test]
+fn produce_through_a_broker_outage_shorter_than_the_delivery_timeout_delivers_each_document_once() {
+    let mut broker = persistent_broker();
+    let topic = broker.create_topic("outage", 2);
+    let host = host(&produce_components(&broker.bootstrap(), &topic, "60s"));
+    let runtime = runtime();
+    let warm = runtime
+        .block_on(host.execute("send", Some(documents("warm", 1)), &NoProgress))
+        .expect("execution");
+    assert_eq!(warm.status, ExecutionStatus::Succeeded);
+    broker.stop();
+    let record = runtime.block_on(async {
+        let send = host.execute("send", Some(documents("doc", 200)), &NoProgress);
+        // The outage: the broker comes back 3 s into the execution (restart blocks until it
+        // accepts connections again).
+        let outage = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            broker.restart();
+        };
+        let (record, ()) = tokio::join!(send, outage);
+        record.expect("execution")
+    });
+    assert_eq!(
+        record.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        record.document_errors
+    );
+    assert_eq!(record.documents_out.len(), 200);
+    let mut expected = delivered(&record);
+    expected.push("warm-0".into());
+    expected.sort();
+    assert_eq!(
+        held(&broker, &topic, 201),
+        expected,
+        "each document exactly once"
+    );
+    reliability_row(
+        "broker outage (tansu killed)",
+        "Produce while the broker is down for 3 s (delivery timeout 60 s)",
+        1,
+        "every document delivered exactly once when the broker is back",
+        Some((200, 200)),
+    );
+}
+
+#[test]
+fn produce_through_an_outage_longer_than_the_delivery_timeout_fails_each_document_loudly() {
+    let mut broker = persistent_broker();
+    let topic = broker.create_topic("long-outage", 2);
+    let host = host(&produce_components(&broker.bootstrap(), &topic, "4s"));
+    let runtime = runtime();
+    let warm = runtime
+        .block_on(host.execute("send", Some(documents("warm", 1)), &NoProgress))
+        .expect("execution");
+    assert_eq!(warm.status, ExecutionStatus::Succeeded);
+    broker.stop();
+    let record = runtime
+        .block_on(host.execute("send", Some(documents("doc", 50)), &NoProgress))
+        .expect("execution");
+    assert_eq!(record.documents_in, 50);
+    assert!(record.documents_out.is_empty());
+    assert_eq!(
+        record.document_errors.len(),
+        50,
+        "every document has its own error"
+    );
+    for (index, error) in record.document_errors.iter().enumerate() {
+        assert_eq!(error.document, index + 1);
+        assert_eq!(
+            error.message,
+            format!(
+                "delivery to topic \"{topic}\" failed: the broker did not acknowledge the message \
+                 within the delivery timeout: check that the brokers are up and reachable, or \
+                 raise delivery-timeout (MessageTimedOut)"
+            )
+        );
+    }
+    // None of them turns up later: the topic holds the warm-up document only.
+    broker.restart();
+    assert_eq!(held(&broker, &topic, 1), ["warm-0"]);
+    // And the next execution, with the broker back, delivers.
+    let next = runtime
+        .block_on(host.execute("send", Some(documents("next", 10)), &NoProgress))
+        .expect("execution");
+    assert_eq!(
+        next.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        next.document_errors
+    );
+    reliability_row(
+        "broker outage (tansu killed)",
+        "Produce while the broker is down longer than the delivery timeout (4 s)",
+        1,
+        "each document gets its own delivery error, none is delivered later; the next \
+         execution after the restart delivers all 10",
+        Some((60, 10)),
+    );
+}
+
+#[test]
+fn sluice_killed_between_consume_and_commit_offset_gets_the_same_documents_again() {
+    let broker = harness::Broker::start();
+    let topic = broker.create_topic("killed", 1);
+    broker.produce(
+        &topic,
+        &[(None, "first"), (None, "second"), (None, "third")],
+    );
+    // The step after Consume sends to brokers that are gone: it waits for them (the metadata
+    // timeout), which is where the run is killed.
+    let mut gone = harness::Broker::start();
+    gone.stop();
+    let group = unique("killed");
+    let ws = harness::Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &harness::components(
+            &broker,
+            &group,
+            &format!(
+                r#"<connection id="elsewhere"><bootstrap-servers>{gone}</bootstrap-servers></connection>
+<operation id="receive" type="consume" connection="tansu">
+  <topic>{topic}</topic><minimum-messages>3</minimum-messages><offset-reset>earliest</offset-reset>
+</operation>
+<operation id="forward" type="produce" connection="elsewhere"><topic>forwarded</topic></operation>
+<operation id="commit" type="commit-offset" connection="tansu"/>
+<process id="move"><start operation="receive"/><steps><connector operation="forward"/><connector operation="commit"/></steps></process>
+<process id="receive"><start operation="receive"/></process>"#,
+                gone = gone.bootstrap()
+            ),
+        ),
+    );
+    let mut run = ws.sluice_spawn(&["run", "move"]);
+    harness::wait_for("the documents consumed", Duration::from_secs(60), || {
+        run.stderr().contains("consumed").then_some(())
+    });
+    run.signal("KILL");
+    assert_eq!(
+        run.wait(Duration::from_secs(10)),
+        None,
+        "killed by the signal"
+    );
+    assert_eq!(
+        broker.committed(&group, &topic, 1),
+        [None],
+        "nothing committed"
+    );
+
+    let again = ws.sluice(&["run", "receive", "--documents-out", "again.jsonl"]);
+    harness::assert_exit(&again, 0);
+    let payloads: Vec<String> = ws
+        .documents_out("again.jsonl")
+        .iter()
+        .map(|d| d["data"].as_str().expect("text data").to_string())
+        .collect();
+    assert_eq!(payloads, ["first", "second", "third"], "the same documents");
+    reliability_row(
+        "crash",
+        "sluice run killed (SIGKILL) after Consume, before Commit Offset",
+        1,
+        "nothing committed; the next run of the group gets the same documents (at-least-once)",
+        Some((3, 3)),
+    );
+}
+
+/// `doc-{from}` … `doc-{to - 1}`, keyed so that they spread over the partitions.
+fn produce_numbered(broker: &Kafka, topic: &str, from: usize, to: usize) {
+    let records: Vec<(String, String)> = (from..to)
+        .map(|i| (format!("k{i}"), format!("doc-{i}")))
+        .collect();
+    let borrowed: Vec<(Option<&str>, &str)> = records
+        .iter()
+        .map(|(k, p)| (Some(k.as_str()), p.as_str()))
+        .collect();
+    broker.produce(topic, &borrowed);
+}
+
+#[test]
+fn a_broker_killed_and_restarted_under_serve_loses_no_document() {
+    let mut broker = persistent_broker();
+    let source = broker.create_topic("serve-in", 2);
+    let target = broker.create_topic("serve-out", 2);
+    let group = unique("serve");
+    let ws = harness::Workspace::new();
+    ws.write("container.properties", "host.reconnect.backoff.ms=300\n");
+    ws.write(
+        "components/c.xml",
+        &harness::components(
+            &broker,
+            &group,
+            &format!(
+                r#"<operation id="receive" type="listen" connection="tansu">
+  <topic>{source}</topic><offset-reset>earliest</offset-reset><max-messages>20</max-messages>
+</operation>
+<operation id="send" type="produce" connection="tansu"><topic>{target}</topic></operation>
+<process id="forward"><start operation="receive"/><steps><connector operation="send"/></steps></process>"#
+            ),
+        ),
+    );
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
+    produce_numbered(&broker, &source, 0, 300);
+    // Killed while documents flow: once the first have come through.
+    harness::wait_for("documents flowing", Duration::from_secs(60), || {
+        (!broker.read_some(&target).is_empty()).then_some(())
+    });
+    broker.stop();
+    // The outage itself: 5 s without a broker (not a wait for anything).
+    std::thread::sleep(Duration::from_secs(5));
+    broker.restart();
+    produce_numbered(&broker, &source, 300, 400);
+    let distinct = broker.wait_for_payloads(&target, 400);
+    let expected: std::collections::BTreeSet<String> =
+        (0..400).map(|i| format!("doc-{i}")).collect();
+    assert_eq!(distinct, expected, "every document came through");
+    // Every offset of the source committed in the end: the group resumes after the last.
+    let ends: Vec<Option<i64>> = (0..2)
+        .map(|p| {
+            Some(
+                broker
+                    .read_some(&source)
+                    .iter()
+                    .filter(|r| r.partition == p)
+                    .count() as i64,
+            )
+        })
+        .collect();
+    harness::wait_for("every offset committed", Duration::from_secs(60), || {
+        (broker.committed(&group, &source, 2) == ends).then_some(())
+    });
+    serving.signal("TERM");
+    assert_eq!(
+        serving.wait(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        serving.stderr()
+    );
+    let total = broker.read_some(&target).len();
+    assert!(total >= 400);
+    reliability_row(
+        "broker outage (tansu killed)",
+        "tansu (sqlite storage) killed and restarted under a sluice serve listener",
+        1,
+        &format!(
+            "the listener reconnects on its backoff and resumes from the last commit: all 400 \
+             documents out, {} duplicates, none lost",
+            total - 400
+        ),
+        Some((400, total)),
+    );
+}

@@ -547,16 +547,14 @@ impl Host {
             })
             .await
             .inspect_err(|_| self.retire_producer(&op.id, &producer))?;
-        // A refusal that will not heal by retrying (authorization, a fatal idempotence error)
-        // can stay cached in librdkafka's producer state and fail later documents too: the
-        // next execution gets a new producer, so fixing the cause fixes the next run.
+        // After a failed delivery the producer's state may fail later documents too: a
+        // refusal (authorization) stays cached in librdkafka, and after timed-out documents
+        // the idempotent producer must bump its epoch, which brokers without KIP-360 (Kafka
+        // before 2.5, tansu 0.6) cannot do. A new producer for the next execution avoids both.
         if results.iter().any(|r| {
             matches!(
                 r,
-                Err(sluice_connector::produce::ProduceError::Delivery {
-                    retriable: false,
-                    ..
-                })
+                Err(sluice_connector::produce::ProduceError::Delivery { .. })
             )
         }) {
             self.retire_producer(&op.id, &producer);
