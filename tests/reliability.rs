@@ -617,10 +617,114 @@ fn a_broker_killed_and_restarted_under_serve_loses_no_document() {
         "tansu (sqlite storage) killed and restarted under a sluice serve listener",
         1,
         &format!(
-            "the listener reconnects on its backoff and resumes from the last commit: all 400 \
+            "the listener comes through the outage and goes on from the last commit: all 400 \
              documents out, {} duplicates, none lost",
             total - 400
         ),
         Some((400, total)),
+    );
+}
+
+#[test]
+fn edge_case_documents_round_trip_byte_for_byte_and_the_size_limit_is_exact() {
+    let broker = harness::Broker::start();
+    let topic = broker.create_topic("edges", 1);
+    let group = unique("edges");
+    let ws = harness::Workspace::new();
+    // A small limit, so that "exactly at" and "one byte over" are cheap to build. The size
+    // counted is the payload plus the key plus header names and values.
+    ws.write(
+        "container.properties",
+        "kafka.max.request.size=1000\nkafka.max.poll.records=100\n",
+    );
+    ws.write(
+        "components/c.xml",
+        &harness::components(
+            &broker,
+            &group,
+            &format!(
+                r#"<operation id="send" type="produce" connection="tansu"><topic>{topic}</topic></operation>
+<operation id="receive" type="consume" connection="tansu">
+  <topic>{topic}</topic><minimum-messages>6</minimum-messages><offset-reset>earliest</offset-reset>
+</operation>
+<process id="send"><steps><connector operation="send"/></steps></process>
+<process id="receive"><start operation="receive"/></process>"#
+            ),
+        ),
+    );
+    let at_limit = "a".repeat(1000);
+    let key_at_limit = "b".repeat(997);
+    let over = "c".repeat(1001);
+    let key_over = "d".repeat(998);
+    let input = [
+        r#"{"data": ""}"#.to_string(),
+        r#"{"data": "empty key", "properties": {"message-key": ""}}"#.to_string(),
+        r#"{"data": "no key"}"#.to_string(),
+        // Key and header values that are not UTF-8; headers named like document properties
+        // stay headers.
+        r#"{"data-base64": "/wD+", "properties": {"message-key": {"base64": "//79"}, "headers": {"bin": {"base64": "AP8="}, "topic-name": "elsewhere", "message-key": "not the key"}}}"#.to_string(),
+        format!(r#"{{"data": "{at_limit}"}}"#),
+        format!(r#"{{"data": "{key_at_limit}", "properties": {{"message-key": "key"}}}}"#),
+        format!(r#"{{"data": "{over}"}}"#),
+        format!(r#"{{"data": "{key_over}", "properties": {{"message-key": "key"}}}}"#),
+    ];
+    ws.write("in.jsonl", &(input.join("\n") + "\n"));
+    let sent = ws.sluice(&["run", "send", "--input", "in.jsonl"]);
+    harness::assert_exit(&sent, 3);
+    let summary = harness::stdout(&sent);
+    assert!(
+        summary.contains("documents: 8 in, 6 out, 2 errors"),
+        "{summary}"
+    );
+    for document in [7, 8] {
+        assert!(
+            summary.contains(&format!(
+                "  document {document}, step 1 (send): message is 1001 bytes; max.request.size \
+                 is 1000 bytes"
+            )),
+            "{summary}"
+        );
+    }
+
+    let received = ws.sluice(&["run", "receive", "--documents-out", "out.jsonl"]);
+    harness::assert_exit(&received, 0);
+    let out = ws.documents_out("out.jsonl");
+    let shown: Vec<String> = out
+        .iter()
+        .map(|d| {
+            format!(
+                "{}{} key={} headers={}",
+                d["data"],
+                d.get("data-base64")
+                    .map_or(String::new(), |b| format!(" base64 {b}")),
+                d["properties"]["message-key"],
+                d["properties"]["headers"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            r#""" key=null headers=null"#.to_string(),
+            r#""empty key" key="" headers=null"#.to_string(),
+            r#""no key" key=null headers=null"#.to_string(),
+            r#"null base64 "/wD+" key={"base64":"//79"} headers={"bin":{"base64":"AP8="},"topic-name":"elsewhere","message-key":"not the key"}"#.to_string(),
+            format!(r#""{at_limit}" key=null headers=null"#),
+            format!(r#""{key_at_limit}" key="key" headers=null"#),
+        ]
+    );
+    // The header named topic-name did not redirect the document.
+    assert!(out
+        .iter()
+        .all(|d| d["properties"]["topic-name"] == serde_json::json!(topic)));
+    reliability_row(
+        "document edge cases",
+        "empty payload; empty key vs no key; non-UTF-8 payload, key and header; headers named \
+         topic-name and message-key; payload and key exactly at and one byte over \
+         max.request.size",
+        8,
+        "the 6 within the limit round-trip byte for byte (empty key and no key stay apart, \
+         headers stay headers); the 2 over it get their own error naming size and limit",
+        Some((8, 6)),
     );
 }
