@@ -417,3 +417,106 @@ fn a_clean_rebalance_processes_no_document_twice() {
         .collect();
     assert_eq!(payloads.len(), 80);
 }
+
+#[test]
+fn every_route_but_health_needs_the_token_and_no_answer_echoes_a_secret() {
+    let broker = Broker::start();
+    let source = broker.create_topic("api-in", 1);
+    let ws = Workspace::new();
+    ws.set_env("SLUICE_API_TOKEN", TOKEN);
+    ws.write(
+        "components/c.xml",
+        &routing_listener(&broker, &unique("g"), &source, ""),
+    );
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api = Api::of(&serving);
+    let routes = [
+        ("GET", "/processes"),
+        ("GET", "/processes/route"),
+        ("GET", "/listeners"),
+        ("GET", "/listeners/route/status"),
+        ("PUT", "/listeners/route/pause"),
+        ("PUT", "/listeners/route/resume"),
+        ("POST", "/listeners/route/restart"),
+        ("GET", "/executions"),
+        ("GET", "/executions/01a22c01-c621-71c4-99ad-f53b0498db17"),
+        ("POST", "/components/validate"),
+        ("GET", "/metrics"),
+    ];
+    for (method, path) in routes {
+        for token in [None, Some("wrong"), Some(&TOKEN[..TOKEN.len() - 1])] {
+            let (status, body) = api.call(method, path, token, Some(("text/plain", "x")));
+            assert_eq!(status, 401, "{method} {path} with {token:?}: {body}");
+            assert!(!body.contains(TOKEN), "{method} {path} shows the token");
+        }
+    }
+    assert_eq!(api.call("GET", "/health", None, None).0, 200);
+
+    // A component with a password and a mistake: the answer names the mistake, never the
+    // password (nor its base64), and does not repeat a huge value whole.
+    let secret = "pw-3e9d1c55-do-not-echo";
+    let huge = "h".repeat(300_000);
+    let body = format!(
+        r#"<components><connection id="c"><bootstrap-servers>a:1</bootstrap-servers>
+  <security-protocol>SASL_SSL</security-protocol><sasl-mechanism>PLAIN</sasl-mechanism>
+  <username>u</username><password>{secret}</password><colour>{huge}</colour></connection>
+  <operation id="{huge}" type="produce" connection="c"><topic>t</topic></operation></components>"#
+    );
+    let (status, answer) = api.validate("application/xml", &body);
+    assert!(
+        answer.contains("unknown element <colour>"),
+        "{status}: {}",
+        &answer[..answer.len().min(300)]
+    );
+    assert!(!answer.contains(secret) && !answer.contains("cHctM2U5ZDFjNTUtZG8tbm90LWVjaG8"));
+    assert!(
+        answer.len() < 10_000,
+        "the answer repeats the request: {} bytes",
+        answer.len()
+    );
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    assert!(!serving.stderr().contains(secret) && !serving.stderr().contains(TOKEN));
+    harness::reliability_row(
+        "security",
+        "management API: 11 guarded routes × (no token, wrong token, token one character short); \
+         a validate request with a password and 300 KB values",
+        34,
+        "every guarded route answers 401, /health 200; no answer or log line holds the token \
+         or the password, and no answer repeats the request",
+        None,
+    );
+}
+
+#[test]
+fn the_api_listens_on_loopback_unless_told_otherwise() {
+    let broker = Broker::start();
+    let source = broker.create_topic("api-in", 1);
+    let ws = Workspace::new();
+    ws.write(
+        "components/c.xml",
+        &routing_listener(&broker, &unique("g"), &source, ""),
+    );
+    // No --api: the default address. It may be taken on this machine; either way the host
+    // says which address it used or could not use.
+    let mut serving = ws.sluice_spawn(&["serve"]);
+    let said = wait_for("the API address or why not", WORK, || {
+        let err = serving.stderr();
+        (err.contains("management API on ") || err.contains("the management API cannot listen"))
+            .then_some(err)
+    });
+    assert!(
+        said.contains("management API on http://127.0.0.1:8083")
+            || said.contains("the management API cannot listen on 127.0.0.1:8083"),
+        "{said}"
+    );
+    serving.signal("TERM");
+    serving.wait(WORK);
+    harness::reliability_row(
+        "security",
+        "management API without --api",
+        1,
+        "binds 127.0.0.1:8083 (loopback) only",
+        None,
+    );
+}
