@@ -114,6 +114,7 @@ fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
     let group = unique("g");
     let ws = Workspace::new();
     ws.set_env("SLUICE_API_TOKEN", TOKEN);
+    ws.hold_secrets(&[TOKEN.as_bytes()]);
     ws.write(
         "components/c.xml",
         &routing_listener(&broker, &group, &source, ""),
@@ -424,6 +425,7 @@ fn every_route_but_health_needs_the_token_and_no_answer_echoes_a_secret() {
     let source = broker.create_topic("api-in", 1);
     let ws = Workspace::new();
     ws.set_env("SLUICE_API_TOKEN", TOKEN);
+    ws.hold_secrets(&[TOKEN.as_bytes()]);
     ws.write(
         "components/c.xml",
         &routing_listener(&broker, &unique("g"), &source, ""),

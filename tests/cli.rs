@@ -409,6 +409,7 @@ fn kerberos_needs_host_names() {
 #[test]
 fn secrets_never_appear_in_validation_errors() {
     let ws = Workspace::new();
+    ws.hold_secrets(&[b"top-secret-value"]);
     ws.write(
         "conn.xml",
         r#"<connection id="c"><bootstrap-servers>b:1</bootstrap-servers><security-protocol>SASL_PLAINTEXT</security-protocol>

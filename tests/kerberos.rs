@@ -80,6 +80,9 @@ fn realm_with(kdc: Kdc, plain_harness: bool) -> Realm {
 /// GSSAPI connection with `credentials` (elements) to the gateway.
 fn workspace(realm: &Realm, keytab: bool, credentials: &str, topic: &str) -> Workspace {
     let ws = Workspace::new();
+    // Every run logs at TRACE and must show neither the password nor the keytab's bytes.
+    let keytab_bytes = std::fs::read(realm.kdc.path("client.keytab")).expect("client keytab");
+    ws.hold_secrets(&[CLIENT_PASSWORD.as_bytes(), &keytab_bytes]);
     std::fs::create_dir_all(ws.path().join("custom-libs")).expect("custom-libs");
     std::fs::copy(
         realm.kdc.path("krb5.conf"),

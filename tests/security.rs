@@ -71,7 +71,7 @@ fn no_secret_reaches_any_output_even_at_trace_level() {
         ..BrokerOptions::default()
     });
     let topic = broker.create_topic("trace", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     std::env::set_var("SLUICE_TEST_TRACE_PASSWORD", PASSWORD);
     ws.write(
         "components/c.xml",
@@ -104,6 +104,29 @@ fn no_secret_reaches_any_output_even_at_trace_level() {
             assert!(!everything.contains(&needle), "{args:?} printed a secret");
         }
     }
+    harness::reliability_row(
+        "security",
+        "secrets at TRACE: every sluice run of the security, Kerberos, API and CLI secret tests          (passwords, OAuth client secrets, AWS secret keys, the TLS private key, keytab bytes,          the API token)",
+        25,
+        "none of them, nor their base64, in any log line, error, CLI output, API answer or          serve log",
+        None,
+    );
+}
+
+/// A workspace whose every run logs at TRACE and is checked for the secrets of these tests:
+/// the passwords, client secret and AWS secret keys (and their base64).
+fn secured_workspace() -> Workspace {
+    let ws = Workspace::new();
+    ws.hold_secrets(&[
+        PASSWORD.as_bytes(),
+        b"wrong-client-secret",
+        b"not-the-password",
+        b"guessed-wrong",
+        b"temporary-secret-key",
+        b"temporary-session-token",
+        b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    ]);
+    ws
 }
 
 fn base64_of(text: &str) -> String {
@@ -120,7 +143,7 @@ fn scram_sha_256_and_sha_512_authenticate() {
     });
     for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
         let topic = broker.create_topic("scram", 1);
-        let ws = Workspace::new();
+        let ws = secured_workspace();
         ws.write("password.txt", &format!("{PASSWORD}\n"));
         ws.write(
             "components/c.xml",
@@ -146,7 +169,7 @@ fn a_wrong_scram_password_says_authentication_failed_and_hides_the_password() {
         ..BrokerOptions::default()
     });
     let topic = broker.create_topic("scram", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     ws.write(
         "components/c.xml",
         &components(
@@ -190,7 +213,7 @@ fn tls_with_a_ca_file_and_hostname_verification() {
     let certificates = Certificates::generate();
     let (broker, terminator) = tls_broker(&certificates, false);
     let topic = broker.create_topic("tls", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     ws.write(
         "components/c.xml",
         &components(
@@ -210,7 +233,7 @@ fn tls_with_the_wrong_ca_is_a_certificate_error() {
     let certificates = Certificates::generate();
     let (broker, terminator) = tls_broker(&certificates, false);
     let topic = broker.create_topic("tls", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     ws.write(
         "components/c.xml",
         &components(
@@ -244,7 +267,15 @@ fn mutual_tls_needs_the_client_certificate() {
     let topic = broker.create_topic("mtls", 1);
     let ca = certificates.path("ca.pem").display().to_string();
 
-    let ws = Workspace::new();
+    let ws = secured_workspace();
+    // The client's private key: any line of its PEM body.
+    let key = std::fs::read_to_string(certificates.path("client.key")).expect("client.key");
+    let lines: Vec<&[u8]> = key
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 32)
+        .map(str::as_bytes)
+        .collect();
+    ws.hold_secrets(&lines);
     ws.write(
         "components/c.xml",
         &components(
@@ -260,7 +291,7 @@ fn mutual_tls_needs_the_client_certificate() {
     );
     round_trip(&ws, &broker, &topic);
 
-    let without = Workspace::new();
+    let without = secured_workspace();
     without.write(
         "components/c.xml",
         &components(
@@ -306,7 +337,7 @@ fn sasl_ssl_is_scram_over_tls() {
     });
     let terminator = TlsTerminator::start(&certificates, port, broker.port(), false);
     let topic = broker.create_topic("sasl-ssl", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     std::env::set_var("SLUICE_TEST_SCRAM_PASSWORD", PASSWORD);
     ws.write(
         "components/c.xml",
@@ -355,7 +386,7 @@ fn plain_broker() -> (Broker, harness::gateway::SaslGateway) {
 fn sasl_plain_authenticates_as_the_configured_user() {
     let (broker, gateway) = plain_broker();
     let topic = broker.create_topic("plain", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     std::env::set_var("SLUICE_TEST_PLAIN_PASSWORD", PASSWORD);
     ws.write(
         "components/c.xml",
@@ -380,7 +411,7 @@ fn sasl_plain_authenticates_as_the_configured_user() {
 fn a_wrong_plain_password_is_an_authentication_error() {
     let (broker, gateway) = plain_broker();
     let topic = broker.create_topic("plain", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     ws.write(
         "components/c.xml",
         &components(
@@ -441,7 +472,7 @@ fn oauth_security(endpoint: &str, secret: &str) -> String {
 fn oauthbearer_gets_tokens_from_the_endpoint_and_refreshes_them_before_expiry() {
     let (broker, gateway, endpoint) = oauth_broker(2);
     let topic = broker.create_topic("oauth", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     std::env::set_var("SLUICE_TEST_OAUTH_SECRET", PASSWORD);
     ws.write(
         "components/c.xml",
@@ -483,7 +514,7 @@ fn oauthbearer_gets_tokens_from_the_endpoint_and_refreshes_them_before_expiry() 
 fn a_wrong_oauth_client_secret_names_the_endpoints_answer_not_the_secret() {
     let (broker, gateway, endpoint) = oauth_broker(60);
     let topic = broker.create_topic("oauth", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     ws.write(
         "components/c.xml",
         &components(
@@ -601,7 +632,7 @@ fn msk_iam_signatures_match_aws_sigv4() {
 fn msk_iam_authenticates_with_a_token_the_broker_verifies() {
     let (broker, gateway) = msk_iam_broker(&[]);
     let topic = broker.create_topic("msk-iam", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     ws.set_env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID);
     ws.set_env("AWS_SECRET_ACCESS_KEY", PASSWORD);
     write_msk_iam_components(
@@ -635,7 +666,7 @@ fn msk_iam_authenticates_with_a_token_the_broker_verifies() {
 fn msk_iam_takes_credentials_from_a_named_profile() {
     let (broker, gateway) = msk_iam_broker(&[]);
     let topic = broker.create_topic("msk-iam", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     let credentials = ws.write(
         "aws/credentials",
         &format!(
@@ -678,7 +709,7 @@ fn msk_iam_renews_tokens_before_the_credentials_expire() {
     );
     let (broker, gateway) = msk_iam_broker(&[("ASIASLUICETEMPORARY1", "temporary-secret-key")]);
     let topic = broker.create_topic("msk-iam", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     ws.set_env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint.url());
     ws.set_env(
         "AWS_CONTAINER_AUTHORIZATION_TOKEN",
@@ -723,7 +754,7 @@ fn msk_iam_renews_tokens_before_the_credentials_expire() {
 fn msk_iam_without_credentials_says_where_it_looked() {
     let (broker, gateway) = msk_iam_broker(&[]);
     let topic = broker.create_topic("msk-iam", 1);
-    let ws = Workspace::new();
+    let ws = secured_workspace();
     write_msk_iam_components(
         &ws,
         &gateway,

@@ -710,6 +710,9 @@ pub struct Workspace {
     env: std::cell::RefCell<Vec<(String, String)>>,
     /// How many long-running commands were started (their output files are numbered).
     spawned: std::cell::Cell<usize>,
+    /// Secrets this workspace's runs know (and their base64): while there are any, every run
+    /// logs at TRACE and none of them may appear in its output.
+    secrets: std::cell::RefCell<Vec<String>>,
 }
 
 /// A running `sluice` (e.g. `serve`), killed when dropped; its output is printed if the test
@@ -718,6 +721,19 @@ pub struct Serving {
     child: Option<std::process::Child>,
     out: PathBuf,
     err: PathBuf,
+    /// Checked against its output once it has exited.
+    secrets: Vec<String>,
+}
+
+/// Panics if `output` holds any of `secrets`, naming what leaked where (not the secret).
+#[track_caller]
+fn assert_no_secret(secrets: &[String], what: &str, output: &str) {
+    for (index, secret) in secrets.iter().enumerate() {
+        assert!(
+            !output.contains(secret.as_str()),
+            "{what}: secret #{index} (or its base64) appears in sluice's output at TRACE level"
+        );
+    }
 }
 
 impl Serving {
@@ -744,6 +760,8 @@ impl Serving {
             child.try_wait().expect("sluice status")
         });
         self.child = None;
+        let output = read(&self.out) + &read(&self.err);
+        assert_no_secret(&self.secrets, "a long-running sluice", &output);
         status.code()
     }
 }
@@ -770,7 +788,39 @@ impl Workspace {
             dir: tempfile::tempdir().expect("temp dir"),
             env: Default::default(),
             spawned: Default::default(),
+            secrets: Default::default(),
         }
+    }
+
+    /// From now on every `sluice` run of this workspace logs at TRACE, and its output (both
+    /// streams, and the files of long-running ones once they exit) must not hold any of
+    /// `secrets`, nor their base64 (what SASL PLAIN or a careless encoder would print).
+    pub fn hold_secrets(&self, secrets: &[&[u8]]) {
+        use base64::Engine as _;
+        let mut held = self.secrets.borrow_mut();
+        for secret in secrets {
+            if let Ok(text) = std::str::from_utf8(secret) {
+                held.push(text.to_string());
+            }
+            held.push(base64::engine::general_purpose::STANDARD.encode(secret));
+        }
+    }
+
+    /// The log filter of this workspace's runs.
+    fn log_level(&self) -> &'static str {
+        if self.secrets.borrow().is_empty() {
+            "sluice=debug,warn"
+        } else {
+            "trace"
+        }
+    }
+
+    /// Checks a finished run against the secrets held.
+    #[track_caller]
+    fn checked(&self, args: &[&str], output: Output) -> Output {
+        let text = format!("{}{}", stdout(&output), stderr(&output));
+        assert_no_secret(&self.secrets.borrow(), &format!("sluice {args:?}"), &text);
+        output
     }
 
     /// Sets `name` for every later `sluice` run of this workspace.
@@ -804,16 +854,26 @@ impl Workspace {
     }
 
     /// Runs `sluice` in this folder.
+    #[track_caller]
     pub fn sluice(&self, args: &[&str]) -> Output {
-        sluice_run(self.path(), args, None, &self.env.borrow())
+        let output = sluice_run(
+            self.path(),
+            args,
+            None,
+            self.log_level(),
+            &self.env.borrow(),
+        );
+        self.checked(args, output)
     }
 
     /// Runs `sluice` in this folder with every log at TRACE level (for secret-leak checks).
+    #[track_caller]
     pub fn sluice_traced(&self, args: &[&str]) -> Output {
-        sluice_command(self.path(), args, "trace", &self.env.borrow())
+        let output = sluice_command(self.path(), args, "trace", &self.env.borrow())
             .stdin(Stdio::null())
             .output()
-            .expect("run sluice")
+            .expect("run sluice");
+        self.checked(args, output)
     }
 
     /// Starts `sluice serve` (or any long-running command) in this folder; its output goes to
@@ -825,7 +885,7 @@ impl Workspace {
             self.path().join(format!("serve-{n}.out")),
             self.path().join(format!("serve-{n}.err")),
         );
-        let child = sluice_command(self.path(), args, "sluice=debug,warn", &self.env.borrow())
+        let child = sluice_command(self.path(), args, self.log_level(), &self.env.borrow())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).expect("stdout file"))
             .stderr(std::fs::File::create(&err).expect("stderr file"))
@@ -835,12 +895,21 @@ impl Workspace {
             child: Some(child),
             out,
             err,
+            secrets: self.secrets.borrow().clone(),
         }
     }
 
     /// Runs `sluice` in this folder with `stdin` as standard input.
+    #[track_caller]
     pub fn sluice_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        sluice_run(self.path(), args, Some(stdin), &self.env.borrow())
+        let output = sluice_run(
+            self.path(),
+            args,
+            Some(stdin),
+            self.log_level(),
+            &self.env.borrow(),
+        );
+        self.checked(args, output)
     }
 }
 
@@ -889,11 +958,17 @@ fn sluice_command(dir: &Path, args: &[&str], rust_log: &str, env: &[(String, Str
 
 /// Runs the real `sluice` binary in `dir`, logging at debug so failures explain themselves.
 pub fn sluice_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    sluice_run(dir, args, stdin, &[])
+    sluice_run(dir, args, stdin, "sluice=debug,warn", &[])
 }
 
-fn sluice_run(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(String, String)]) -> Output {
-    let mut child = sluice_command(dir, args, "sluice=debug,warn", env)
+fn sluice_run(
+    dir: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    rust_log: &str,
+    env: &[(String, String)],
+) -> Output {
+    let mut child = sluice_command(dir, args, rust_log, env)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
