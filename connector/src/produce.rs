@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as RdHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
@@ -251,9 +252,7 @@ impl Producer {
                 }
             };
             match delivery {
-                Ok(delivery) => {
-                    pending.push(async move { (index, topic.to_string(), delivery.await) })
-                }
+                Ok(delivery) => pending.push(delivery.map(move |outcome| (index, outcome))),
                 Err(error) => results[index] = Some(Err(delivery_error(topic, &error))),
             }
         }
@@ -262,7 +261,14 @@ impl Producer {
             on_delivered(done);
         }
 
-        while let Some((index, topic, outcome)) = pending.next().await {
+        while let Some((index, outcome)) = pending.next().await {
+            // The topic it was sent to (checked above, so one of the two is set).
+            let topic = records[index]
+                .topic
+                .as_deref()
+                .or(self.settings.topic.as_deref())
+                .unwrap_or_default()
+                .to_string();
             results[index] = Some(match outcome {
                 Ok(Ok(delivery)) => Ok(Delivered {
                     topic,
