@@ -352,6 +352,9 @@ fn bridge_run(
     // Closing its standard input tells the worker to stop.
     drop(worker.stdin.take());
     let finished = worker.wait_with_output().expect("bridge worker output");
+    // No client may still read a topic when it is deleted: tansu's metadata for a deleted
+    // topic has no name, and librdkafka 2.12 crashes comparing it (strcmp on null).
+    drop(reader);
     broker.delete_topic(&input);
     broker.delete_topic(&output);
     finished_run(mode, &finished, Some(seconds), broker_cpu_seconds)
