@@ -163,6 +163,14 @@ fn each_malformed_definition_gets_its_exact_located_error() {
             &line[..200]
         );
     }
+    harness::reliability_row(
+        "bad input",
+        "malformed or hostile component definitions (tests/golden/malformed-definitions.txt)",
+        cases.len(),
+        "each refused with its exact error: file:line:column, component, field, valid values; \
+         huge values shortened",
+        None,
+    );
 }
 
 /// The component files users start from: the fuzz run mutates these.

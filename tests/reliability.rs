@@ -207,8 +207,8 @@ fn a_produce_error_that_will_not_heal_fails_its_documents_and_the_next_execution
         "produce refused: topic authorization failed",
         1,
         &format!(
-            "{failed} documents of the refused request get the error, the rest are delivered; \
-             the next execution delivers all 20"
+            "{failed} document(s) of the refused request get the error, the rest are \
+             delivered; the next execution delivers all 20"
         ),
         Some((220, 220 - failed)),
     );

@@ -106,9 +106,12 @@ fn no_secret_reaches_any_output_even_at_trace_level() {
     }
     harness::reliability_row(
         "security",
-        "secrets at TRACE: every sluice run of the security, Kerberos, API and CLI secret tests          (passwords, OAuth client secrets, AWS secret keys, the TLS private key, keytab bytes,          the API token)",
+        "secrets at TRACE: every sluice run of the security, Kerberos, API and CLI secret \
+         tests (passwords, OAuth client secrets, AWS secret keys, the TLS private key, keytab \
+         bytes, the API token)",
         25,
-        "none of them, nor their base64, in any log line, error, CLI output, API answer or          serve log",
+        "none of them, nor their base64, in any log line, error, CLI output, API answer or \
+         serve log",
         None,
     );
 }
