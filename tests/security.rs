@@ -117,7 +117,7 @@ fn no_secret_reaches_any_output_even_at_trace_level() {
 }
 
 /// A workspace whose every run logs at TRACE and is checked for the secrets of these tests:
-/// the passwords, client secret and AWS secret keys (and their base64).
+/// the passwords, client secrets, OAuth access tokens and AWS secret keys (and their base64).
 fn secured_workspace() -> Workspace {
     let ws = Workspace::new();
     ws.hold_secrets(&[
@@ -128,6 +128,8 @@ fn secured_workspace() -> Workspace {
         b"temporary-secret-key",
         b"temporary-session-token",
         b"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        // Every access token the test OIDC endpoint issues to sluice starts so.
+        b"token-sluice-client-",
     ]);
     ws
 }
