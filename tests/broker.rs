@@ -245,7 +245,8 @@ fn a_missing_topic_or_an_oversized_document_fails_only_that_document() {
     );
     assert!(
         summary.contains(
-            "  document 3, step 1 (send): message is 101 bytes; max.request.size is 100 bytes"
+            "  document 3, step 1 (send): message is 101 bytes; max.request.size is 100 bytes: send \
+             smaller documents, or raise kafka.max.request.size in the host's container.properties"
         ),
         "{summary}"
     );
@@ -271,7 +272,8 @@ fn a_missing_topic_or_an_oversized_document_fails_only_that_document() {
             && record
                 .contains("  document 2, step 1 (send): topic \"no-such-topic\" does not exist")
             && record.contains(
-                "  document 3, step 1 (send): message is 101 bytes; max.request.size is 100 bytes"
+                "  document 3, step 1 (send): message is 101 bytes; max.request.size is 100 bytes: send \
+             smaller documents, or raise kafka.max.request.size in the host's container.properties"
             ),
         "{record}"
     );

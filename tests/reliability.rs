@@ -680,7 +680,8 @@ fn edge_case_documents_round_trip_byte_for_byte_and_the_size_limit_is_exact() {
         assert!(
             summary.contains(&format!(
                 "  document {document}, step 1 (send): message is 1001 bytes; max.request.size \
-                 is 1000 bytes"
+                 is 1000 bytes: send smaller documents, or raise kafka.max.request.size in the \
+                 host's container.properties"
             )),
             "{summary}"
         );

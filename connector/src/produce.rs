@@ -78,7 +78,10 @@ impl ProduceSettings {
 #[non_exhaustive]
 pub enum ProduceError {
     /// Larger than the host's max.request.size.
-    #[error("message is {size} bytes; max.request.size is {max} bytes")]
+    #[error(
+        "message is {size} bytes; max.request.size is {max} bytes: send smaller documents, or \
+         raise kafka.max.request.size in the host's container.properties"
+    )]
     TooLarge {
         /// Key plus payload plus headers, in bytes.
         size: u64,
