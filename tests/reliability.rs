@@ -16,10 +16,62 @@ use sluice_runtime::container::ContainerProperties;
 use sluice_runtime::document::{Document, DocumentProperties};
 use sluice_runtime::execution::{ExecutionRecord, ExecutionStatus, Host, NoProgress};
 
-fn host(components: &str) -> Host {
-    let components = Components::from_sources(vec![(PathBuf::from("r.xml"), components.into())])
-        .unwrap_or_else(|e| panic!("{e}"));
-    Host::new(components, ContainerProperties::default())
+/// A host on its own runtime: executions run to their end, one at a time, on the test thread
+/// (the mock cluster must only be used from the thread that made it).
+struct Sluice {
+    host: Host,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Sluice {
+    fn new(components: &str) -> Self {
+        let components =
+            Components::from_sources(vec![(PathBuf::from("r.xml"), components.into())])
+                .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            host: Host::new(components, ContainerProperties::default()),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+        }
+    }
+
+    fn run(&self, process: &str, documents: Option<Vec<Document>>) -> ExecutionRecord {
+        self.runtime
+            .block_on(self.host.execute(process, documents, &NoProgress))
+            .expect("execution")
+    }
+
+    /// The processes of [`produce_components`].
+    fn sending_to(bootstrap: &str, topic: &str, delivery_timeout: &str) -> Self {
+        Self::new(&produce_components(bootstrap, topic, delivery_timeout))
+    }
+
+    /// Sends the document `warm-0`, so that the producer exists (connection, metadata,
+    /// producer id) before the fault.
+    fn warm_up(&self) {
+        let warm = self.run("send", Some(documents("warm", 1)));
+        assert_eq!(warm.status, ExecutionStatus::Succeeded);
+    }
+}
+
+/// A mock cluster of `brokers` with a fresh topic.
+fn mock_cluster(
+    brokers: i32,
+    prefix: &str,
+    partitions: i32,
+    replication: i32,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let cluster = MockCluster::new(brokers).expect("mock cluster");
+    let topic = unique(prefix);
+    cluster
+        .create_topic(&topic, partitions, replication)
+        .expect("topic");
+    (cluster, topic)
 }
 
 /// A Produce process `send` (and a Consume process `receive` of the same topic).
@@ -53,11 +105,12 @@ fn documents(prefix: &str, count: usize) -> Vec<Document> {
         .collect()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+/// What the topic must hold after the warm-up and `records`: their delivered payloads, sorted.
+fn warm_and(records: &[&ExecutionRecord]) -> Vec<String> {
+    let mut payloads: Vec<String> = records.iter().flat_map(|r| delivered(r)).collect();
+    payloads.push("warm-0".into());
+    payloads.sort();
+    payloads
 }
 
 /// The payloads of the documents an execution delivered, sorted.
@@ -92,19 +145,9 @@ fn error_of(record: &ExecutionRecord, document: usize) -> Option<&str> {
 
 #[test]
 fn retriable_produce_errors_are_retried_and_each_document_arrives_once() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let topic = unique("retriable");
-    cluster.create_topic(&topic, 2, 1).expect("topic");
-    let host = host(&produce_components(
-        &cluster.bootstrap_servers(),
-        &topic,
-        "30s",
-    ));
-    let runtime = runtime();
-    let warm = runtime
-        .block_on(host.execute("send", Some(documents("warm", 1)), &NoProgress))
-        .expect("execution");
-    assert_eq!(warm.status, ExecutionStatus::Succeeded);
+    let (cluster, topic) = mock_cluster(1, "retriable", 2, 1);
+    let sluice = Sluice::sending_to(&cluster.bootstrap_servers(), &topic, "30s");
+    sluice.warm_up();
     // The next produce requests fail with errors a broker gives while it recovers.
     cluster.request_errors(
         RDKafkaApiKey::Produce,
@@ -115,9 +158,7 @@ fn retriable_produce_errors_are_retried_and_each_document_arrives_once() {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
         ],
     );
-    let record = runtime
-        .block_on(host.execute("send", Some(documents("doc", 200)), &NoProgress))
-        .expect("execution");
+    let record = sluice.run("send", Some(documents("doc", 200)));
     assert_eq!(
         record.status,
         ExecutionStatus::Succeeded,
@@ -126,9 +167,7 @@ fn retriable_produce_errors_are_retried_and_each_document_arrives_once() {
     );
     assert_eq!(record.documents_out.len(), 200);
     let reader = Kafka::new(&cluster.bootstrap_servers());
-    let mut expected = delivered(&record);
-    expected.push("warm-0".into());
-    expected.sort();
+    let expected = warm_and(&[&record]);
     assert_eq!(
         held(&reader, &topic, 201),
         expected,
@@ -145,25 +184,14 @@ fn retriable_produce_errors_are_retried_and_each_document_arrives_once() {
 
 #[test]
 fn a_produce_error_that_will_not_heal_fails_its_documents_and_the_next_execution_works() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let topic = unique("refused");
-    cluster.create_topic(&topic, 1, 1).expect("topic");
-    let host = host(&produce_components(
-        &cluster.bootstrap_servers(),
-        &topic,
-        "30s",
-    ));
-    let runtime = runtime();
-    runtime
-        .block_on(host.execute("send", Some(documents("warm", 1)), &NoProgress))
-        .expect("execution");
+    let (cluster, topic) = mock_cluster(1, "refused", 1, 1);
+    let sluice = Sluice::sending_to(&cluster.bootstrap_servers(), &topic, "30s");
+    sluice.warm_up();
     cluster.request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
     );
-    let record = runtime
-        .block_on(host.execute("send", Some(documents("doc", 200)), &NoProgress))
-        .expect("execution");
+    let record = sluice.run("send", Some(documents("doc", 200)));
     let failed = record.document_errors.len();
     assert!(failed >= 1, "the refused request's documents get errors");
     assert_eq!(
@@ -182,9 +210,7 @@ fn a_produce_error_that_will_not_heal_fails_its_documents_and_the_next_execution
         );
     }
     // The warm producer is still good: the next execution delivers everything.
-    let next = runtime
-        .block_on(host.execute("send", Some(documents("next", 20)), &NoProgress))
-        .expect("execution");
+    let next = sluice.run("send", Some(documents("next", 20)));
     assert_eq!(
         next.status,
         ExecutionStatus::Succeeded,
@@ -192,10 +218,7 @@ fn a_produce_error_that_will_not_heal_fails_its_documents_and_the_next_execution
         next.document_errors
     );
     let reader = Kafka::new(&cluster.bootstrap_servers());
-    let mut expected = delivered(&record);
-    expected.extend(delivered(&next));
-    expected.push("warm-0".into());
-    expected.sort();
+    let expected = warm_and(&[&record, &next]);
     let total = expected.len();
     assert_eq!(
         held(&reader, &topic, total),
@@ -216,23 +239,13 @@ fn a_produce_error_that_will_not_heal_fails_its_documents_and_the_next_execution
 
 #[test]
 fn a_leader_move_at_a_300_ms_round_trip_loses_nothing() {
-    let cluster = MockCluster::new(3).expect("mock cluster");
-    let topic = unique("moving");
-    cluster.create_topic(&topic, 1, 3).expect("topic");
+    let (cluster, topic) = mock_cluster(3, "moving", 1, 3);
     cluster
         .partition_leader(&topic, 0, Some(1))
         .expect("leader 1");
-    let host = host(&produce_components(
-        &cluster.bootstrap_servers(),
-        &topic,
-        "60s",
-    ));
-    let runtime = runtime();
+    let sluice = Sluice::sending_to(&cluster.bootstrap_servers(), &topic, "60s");
     // The warm producer learns that broker 1 leads the partition …
-    let warm = runtime
-        .block_on(host.execute("send", Some(documents("warm", 1)), &NoProgress))
-        .expect("execution");
-    assert_eq!(warm.status, ExecutionStatus::Succeeded);
+    sluice.warm_up();
     // … which then moves to broker 2, on a slow network: the next execution's requests go to
     // the old leader, are refused (not leader), and must reach the new one.
     cluster
@@ -244,9 +257,7 @@ fn a_leader_move_at_a_300_ms_round_trip_loses_nothing() {
             .expect("round-trip time");
     }
     let started = Instant::now();
-    let record = runtime
-        .block_on(host.execute("send", Some(documents("doc", 300)), &NoProgress))
-        .expect("execution");
+    let record = sluice.run("send", Some(documents("doc", 300)));
     assert!(
         started.elapsed() >= Duration::from_millis(600),
         "the round trips were not slowed: the test checks nothing"
@@ -259,14 +270,10 @@ fn a_leader_move_at_a_300_ms_round_trip_loses_nothing() {
     );
     assert_eq!(record.documents_out.len(), 300);
     // Consume through the same slow network gets them all back.
-    let consumed = runtime
-        .block_on(host.execute("receive", None, &NoProgress))
-        .expect("execution");
+    let consumed = sluice.run("receive", None);
     assert_eq!(consumed.status, ExecutionStatus::Succeeded);
     let reader = Kafka::new(&cluster.bootstrap_servers());
-    let mut expected = delivered(&record);
-    expected.push("warm-0".into());
-    expected.sort();
+    let expected = warm_and(&[&record]);
     assert_eq!(held(&reader, &topic, 301), expected, "each document once");
     reliability_row(
         "broker fault (mock cluster)",
@@ -280,9 +287,7 @@ fn a_leader_move_at_a_300_ms_round_trip_loses_nothing() {
 
 #[test]
 fn commit_offset_survives_the_loss_of_the_group_coordinator() {
-    let cluster = MockCluster::new(3).expect("mock cluster");
-    let topic = unique("coordinated");
-    cluster.create_topic(&topic, 2, 3).expect("topic");
+    let (cluster, topic) = mock_cluster(3, "coordinated", 2, 3);
     let components = produce_components(&cluster.bootstrap_servers(), &topic, "30s");
     let group = components
         .split("<consumer-group>")
@@ -290,7 +295,7 @@ fn commit_offset_survives_the_loss_of_the_group_coordinator() {
         .and_then(|rest| rest.split('<').next())
         .expect("group")
         .to_string();
-    let host = host(&components);
+    let sluice = Sluice::new(&components);
     let commit = |offsets: &[(i32, i64)]| -> Vec<Document> {
         offsets
             .iter()
@@ -303,14 +308,11 @@ fn commit_offset_survives_the_loss_of_the_group_coordinator() {
             })
             .collect()
     };
-    let runtime = runtime();
     // The coordinator moves to another broker, and the old one answers "not coordinator".
     cluster
         .coordinator(MockCoordinator::Group(group.clone()), 1)
         .expect("coordinator 1");
-    let first = runtime
-        .block_on(host.execute("commit", Some(commit(&[(0, 4), (1, 6)])), &NoProgress))
-        .expect("execution");
+    let first = sluice.run("commit", Some(commit(&[(0, 4), (1, 6)])));
     assert_eq!(
         first.status,
         ExecutionStatus::Succeeded,
@@ -328,9 +330,7 @@ fn commit_offset_survives_the_loss_of_the_group_coordinator() {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
         ],
     );
-    let second = runtime
-        .block_on(host.execute("commit", Some(commit(&[(0, 9), (1, 11)])), &NoProgress))
-        .expect("execution");
+    let second = sluice.run("commit", Some(commit(&[(0, 9), (1, 11)])));
     assert_eq!(
         second.status,
         ExecutionStatus::Succeeded,
@@ -345,9 +345,7 @@ fn commit_offset_survives_the_loss_of_the_group_coordinator() {
         RDKafkaApiKey::OffsetCommit,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
     );
-    let refused = runtime
-        .block_on(host.execute("commit", Some(commit(&[(0, 20)])), &NoProgress))
-        .expect("execution");
+    let refused = sluice.run("commit", Some(commit(&[(0, 20)])));
     assert_eq!(refused.documents_out.len(), 0);
     assert!(
         error_of(&refused, 1).is_some_and(|e| e.contains("GroupAuthorizationFailed")),
@@ -377,15 +375,13 @@ fn persistent_broker() -> harness::Broker {
 fn produce_through_a_broker_outage_shorter_than_the_delivery_timeout_delivers_each_document_once() {
     let mut broker = persistent_broker();
     let topic = broker.create_topic("outage", 2);
-    let host = host(&produce_components(&broker.bootstrap(), &topic, "60s"));
-    let runtime = runtime();
-    let warm = runtime
-        .block_on(host.execute("send", Some(documents("warm", 1)), &NoProgress))
-        .expect("execution");
-    assert_eq!(warm.status, ExecutionStatus::Succeeded);
+    let sluice = Sluice::sending_to(&broker.bootstrap(), &topic, "60s");
+    sluice.warm_up();
     broker.stop();
-    let record = runtime.block_on(async {
-        let send = host.execute("send", Some(documents("doc", 200)), &NoProgress);
+    let record = sluice.runtime.block_on(async {
+        let send = sluice
+            .host
+            .execute("send", Some(documents("doc", 200)), &NoProgress);
         // The outage: the broker comes back 3 s into the execution (restart blocks until it
         // accepts connections again).
         let outage = async {
@@ -402,9 +398,7 @@ fn produce_through_a_broker_outage_shorter_than_the_delivery_timeout_delivers_ea
         record.document_errors
     );
     assert_eq!(record.documents_out.len(), 200);
-    let mut expected = delivered(&record);
-    expected.push("warm-0".into());
-    expected.sort();
+    let expected = warm_and(&[&record]);
     assert_eq!(
         held(&broker, &topic, 201),
         expected,
@@ -423,16 +417,10 @@ fn produce_through_a_broker_outage_shorter_than_the_delivery_timeout_delivers_ea
 fn produce_through_an_outage_longer_than_the_delivery_timeout_fails_each_document_loudly() {
     let mut broker = persistent_broker();
     let topic = broker.create_topic("long-outage", 2);
-    let host = host(&produce_components(&broker.bootstrap(), &topic, "4s"));
-    let runtime = runtime();
-    let warm = runtime
-        .block_on(host.execute("send", Some(documents("warm", 1)), &NoProgress))
-        .expect("execution");
-    assert_eq!(warm.status, ExecutionStatus::Succeeded);
+    let sluice = Sluice::sending_to(&broker.bootstrap(), &topic, "4s");
+    sluice.warm_up();
     broker.stop();
-    let record = runtime
-        .block_on(host.execute("send", Some(documents("doc", 50)), &NoProgress))
-        .expect("execution");
+    let record = sluice.run("send", Some(documents("doc", 50)));
     assert_eq!(record.documents_in, 50);
     assert!(record.documents_out.is_empty());
     assert_eq!(
@@ -455,9 +443,7 @@ fn produce_through_an_outage_longer_than_the_delivery_timeout_fails_each_documen
     broker.restart();
     assert_eq!(held(&broker, &topic, 1), ["warm-0"]);
     // And the next execution, with the broker back, delivers.
-    let next = runtime
-        .block_on(host.execute("send", Some(documents("next", 10)), &NoProgress))
-        .expect("execution");
+    let next = sluice.run("send", Some(documents("next", 10)));
     assert_eq!(
         next.status,
         ExecutionStatus::Succeeded,
