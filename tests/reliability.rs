@@ -364,6 +364,44 @@ fn commit_offset_survives_the_loss_of_the_group_coordinator() {
     );
 }
 
+/// What librdkafka logs when a client finds nothing listening at `address` (host:port).
+fn refused_connection(address: &str) -> String {
+    format!("Connect to ipv4#{address} failed: Connection refused")
+}
+
+/// librdkafka's warnings and errors from the clients of this test process (they reach
+/// `tracing` under the target `librdkafka`), for tests that wait until a fault was noticed.
+fn librdkafka_log() -> String {
+    use std::sync::{Arc, Mutex, OnceLock};
+    #[derive(Clone)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOG: OnceLock<Captured> = OnceLock::new();
+    let log = LOG.get_or_init(|| {
+        let captured = Captured(Arc::default());
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("librdkafka=warn"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        captured
+    });
+    let bytes = log.0.lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 fn persistent_broker() -> harness::Broker {
     harness::Broker::start_with(harness::BrokerOptions {
         persistent: true,
@@ -377,15 +415,25 @@ fn produce_through_a_broker_outage_shorter_than_the_delivery_timeout_delivers_ea
     let topic = broker.create_topic("outage", 2);
     let sluice = Sluice::sending_to(&broker.bootstrap(), &topic, "60s");
     sluice.warm_up();
+    // Capturing from here on: the outage below ends once a client has noticed it.
+    librdkafka_log();
     broker.stop();
     let record = sluice.runtime.block_on(async {
         let send = sluice
             .host
             .execute("send", Some(documents("doc", 200)), &NoProgress);
-        // The outage: the broker comes back 3 s into the execution (restart blocks until it
-        // accepts connections again).
+        // The outage lasts until librdkafka has found the broker gone (restart blocks until
+        // it accepts connections again).
         let outage = async {
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            let refused = refused_connection(&broker.bootstrap());
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !librdkafka_log().contains(&refused) {
+                assert!(
+                    Instant::now() < deadline,
+                    "no client noticed the broker was down"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             broker.restart();
         };
         let (record, ()) = tokio::join!(send, outage);
@@ -406,7 +454,8 @@ fn produce_through_a_broker_outage_shorter_than_the_delivery_timeout_delivers_ea
     );
     reliability_row(
         "broker outage (tansu killed)",
-        "Produce while the broker is down for 3 s (delivery timeout 60 s)",
+        "Produce while the broker is down, back once the producer has found it gone (delivery \
+         timeout 60 s)",
         1,
         "every document delivered exactly once when the broker is back",
         Some((200, 200)),
@@ -566,8 +615,13 @@ fn a_broker_killed_and_restarted_under_serve_loses_no_document() {
         (!broker.read_some(&target).is_empty()).then_some(())
     });
     broker.stop();
-    // The outage itself: 5 s without a broker (not a wait for anything).
-    std::thread::sleep(Duration::from_secs(5));
+    // The outage lasts until the listener's clients have found the broker gone.
+    let refused = refused_connection(&broker.bootstrap());
+    harness::wait_for(
+        "sluice to see the broker down",
+        Duration::from_secs(60),
+        || serving.stderr().contains(&refused).then_some(()),
+    );
     broker.restart();
     produce_numbered(&broker, &source, 300, 400);
     let distinct = broker.wait_for_payloads(&target, 400);

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::context::Observer;
@@ -186,15 +186,13 @@ fn commit_with_retries(
             Err(error) => error.rdkafka_error_code().is_some_and(heals_by_itself),
             // Per-partition answers: all must be transient to try the whole list again.
             Ok(()) => {
-                let errors: Vec<KafkaError> = list
+                let mut errors = list
                     .elements()
-                    .iter()
+                    .into_iter()
                     .filter_map(|e| e.error().err())
-                    .collect();
-                !errors.is_empty()
-                    && errors
-                        .iter()
-                        .all(|e| e.rdkafka_error_code().is_some_and(heals_by_itself))
+                    .peekable();
+                errors.peek().is_some()
+                    && errors.all(|e| e.rdkafka_error_code().is_some_and(heals_by_itself))
             }
         };
         if !transient || std::time::Instant::now() + backoff > deadline {

@@ -200,7 +200,7 @@ impl Producer {
         let mut done = 0;
 
         for (index, record) in records.iter().enumerate() {
-            let Some(topic) = record.topic.as_deref().or(self.settings.topic.as_deref()) else {
+            let Some(topic) = self.topic_of(record) else {
                 results[index] = Some(Err(ProduceError::NoTopic));
                 continue;
             };
@@ -265,11 +265,9 @@ impl Producer {
         }
 
         while let Some((index, outcome)) = pending.next().await {
-            // The topic it was sent to (checked above, so one of the two is set).
-            let topic = records[index]
-                .topic
-                .as_deref()
-                .or(self.settings.topic.as_deref())
+            // Only records with a topic were sent.
+            let topic = self
+                .topic_of(&records[index])
                 .unwrap_or_default()
                 .to_string();
             results[index] = Some(match outcome {
@@ -294,6 +292,11 @@ impl Producer {
             .collect())
     }
 
+    /// The topic a record goes to: its own, else the operation's.
+    fn topic_of<'r>(&'r self, record: &'r ProduceRecord<'_>) -> Option<&'r str> {
+        record.topic.as_deref().or(self.settings.topic.as_deref())
+    }
+
     /// How many partitions each of the batch's topics has (`None`: the topic does not
     /// exist), so that records for a missing topic or partition fail at once instead of after
     /// the delivery timeout (brokers that do not auto-create topics leave such a record queued
@@ -305,7 +308,7 @@ impl Producer {
     ) -> Result<BTreeMap<String, Option<usize>>, ConnectorError> {
         let mut wanted: BTreeMap<&str, i32> = BTreeMap::new();
         for record in records {
-            if let Some(topic) = record.topic.as_deref().or(self.settings.topic.as_deref()) {
+            if let Some(topic) = self.topic_of(record) {
                 let highest = wanted.entry(topic).or_insert(-1);
                 *highest = (*highest).max(record.partition.unwrap_or(-1));
             }

@@ -682,23 +682,27 @@ fn write_report(results: &[Value], repetitions: usize, quick: bool) {
         }
         let f = |v: &Value| v.as_f64().unwrap_or(0.0);
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {:.1} | {:.1} / {:.1} | {:.0} / {:.0} | {} |\n",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {:.1} | {} |\n",
             r["workload"].as_str().unwrap_or("?"),
             size_label(r["size"].as_u64().unwrap_or(0) as usize),
             r["partitions"],
-            if r["workload"] == "produce" { r["per_execution"].to_string() } else { "—".into() },
+            if r["workload"] == "produce" {
+                r["per_execution"].to_string()
+            } else {
+                "—".into()
+            },
             r["messages"],
             f(&r["sluice"]["msgs_per_s"]),
             f(&r["raw"]["msgs_per_s"]),
             f(&r["ratio"]),
-            r["raw_waiting"]["msgs_per_s"].as_f64().map_or("—".into(), |v| format!("{v:.0}")),
-            r["ratio_raw_waiting"].as_f64().map_or("—".into(), |v| format!("{v:.2}")),
+            r["raw_waiting"]["msgs_per_s"]
+                .as_f64()
+                .map_or("—".into(), |v| format!("{v:.0}")),
+            r["ratio_raw_waiting"]
+                .as_f64()
+                .map_or("—".into(), |v| format!("{v:.2}")),
             f(&r["sluice"]["mb_per_s"]),
-            f(&r["sluice"]["cpu_s_per_million"]),
-            f(&r["raw"]["cpu_s_per_million"]),
-            f(&r["sluice"]["peak_rss_mb"]),
-            f(&r["raw"]["peak_rss_mb"]),
-            if r["broker_bound"] == true { "yes" } else { "no" },
+            client_columns(r),
         ));
     }
     bridge_table(&mut md, results);
@@ -790,6 +794,24 @@ fn memory_section(md: &mut String, results: &[Value]) {
     }
 }
 
+/// The last columns of both tables: client CPU per million messages and peak RSS, Sluice /
+/// raw, and whether the broker set the pace.
+fn client_columns(r: &Value) -> String {
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    format!(
+        "{:.1} / {:.1} | {:.0} / {:.0} | {}",
+        f(&r["sluice"]["cpu_s_per_million"]),
+        f(&r["raw"]["cpu_s_per_million"]),
+        f(&r["sluice"]["peak_rss_mb"]),
+        f(&r["raw"]["peak_rss_mb"]),
+        if r["broker_bound"] == true {
+            "yes"
+        } else {
+            "no"
+        },
+    )
+}
+
 fn bridge_table(md: &mut String, results: &[Value]) {
     let bridges: Vec<&Value> = results
         .iter()
@@ -826,7 +848,7 @@ fn bridge_table(md: &mut String, results: &[Value]) {
         }
         let latency = &r["latency"];
         md.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.0} / {:.0} | {} |\n",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {} |\n",
             size_label(r["size"].as_u64().unwrap_or(0) as usize),
             r["partitions"],
             r["messages"],
@@ -838,11 +860,7 @@ fn bridge_table(md: &mut String, results: &[Value]) {
             f(&latency["raw"]["p50_ms"]),
             f(&latency["sluice"]["p99_ms"]),
             f(&latency["raw"]["p99_ms"]),
-            f(&r["sluice"]["cpu_s_per_million"]),
-            f(&r["raw"]["cpu_s_per_million"]),
-            f(&r["sluice"]["peak_rss_mb"]),
-            f(&r["raw"]["peak_rss_mb"]),
-            if r["broker_bound"] == true { "yes" } else { "no" },
+            client_columns(r),
         ));
     }
 }
