@@ -14,7 +14,8 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sluice_runtime::components::Components;
 use sluice_runtime::container::ContainerProperties;
 use sluice_runtime::document::{Document, DocumentProperties};
-use sluice_runtime::execution::{ExecutionRecord, ExecutionStatus, Host, NoProgress};
+use sluice_runtime::host::execution::{Host, NoProgress};
+use sluice_runtime::record::{ExecutionRecord, ExecutionStatus};
 
 /// A host on its own runtime: executions run to their end, one at a time, on the test thread
 /// (the mock cluster must only be used from the thread that made it).

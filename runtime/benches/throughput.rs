@@ -30,7 +30,8 @@ use serde_json::{json, Value};
 use sluice_runtime::components::Components;
 use sluice_runtime::container::ContainerProperties;
 use sluice_runtime::document::{Document, DocumentProperties};
-use sluice_runtime::execution::{ExecutionStatus, Host, NoProgress};
+use sluice_runtime::host::execution::{Host, NoProgress};
+use sluice_runtime::record::ExecutionStatus;
 
 /// One benchmark cell.
 #[derive(Clone, Debug)]
@@ -1305,14 +1306,14 @@ fn bridge_sluice(bootstrap: &str, topics: &str, size: usize, group: &str) {
         size,
     );
     let limits = host.container().host.clone();
-    let shared = sluice_runtime::listener::Shared {
+    let shared = sluice_runtime::host::listener::Shared {
         host: std::sync::Arc::new(host),
         executions: std::sync::Arc::new(tokio::sync::Semaphore::new(
             limits.max_concurrent_executions.get() as usize,
         )),
         drain: limits.drain_timeout,
     };
-    let control = sluice_runtime::listener::ListenerControl::new("bridge", false);
+    let control = sluice_runtime::host::listener::ListenerControl::new("bridge", false);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stop = stop_on_stdin_close();
     let runtime = runtime();
@@ -1324,7 +1325,7 @@ fn bridge_sluice(bootstrap: &str, topics: &str, size: usize, group: &str) {
             }
             cancel.cancel();
         });
-        sluice_runtime::listener::run(shared, control, shutdown)
+        sluice_runtime::host::listener::run(shared, control, shutdown)
             .await
             .expect("listener");
     });

@@ -2,20 +2,25 @@
 //! process executions whose steps are Kafka connector operations.
 //!
 //! Data flows one way: XML → typed definitions (validated, [`components`]) → connector
-//! operations ([`execution`]) → documents and execution records.
+//! operations ([`host::execution`]) → documents ([`document`]) and execution records
+//! ([`record`], kept by [`store`]). The modules, by role:
+//! - [`components`]: reading and validating component files into definitions;
+//! - [`container`]: the host's limits from `container.properties`;
+//! - [`connection`]: Kerberos from the custom library, and the connection doctor;
+//! - [`host`]: executions, listeners, `sluice serve` and its management API;
+//! - [`store`]: execution records and metrics;
+//! - [`record`], [`failure`], [`document`]: the values that flow between them (leaves).
+//!
+//! The command line (`cli/`, `main.rs`) is the binary's, on top of all of these.
 
-pub mod api;
 pub mod components;
+pub mod connection;
 pub mod container;
-pub mod demo;
-pub mod doctor;
 pub mod document;
-pub mod execution;
-pub mod kerberos;
-pub mod listener;
-pub mod metrics;
-pub mod records;
-pub mod serve;
+pub mod failure;
+pub mod host;
+pub mod record;
+pub mod store;
 
 /// `1 document`, `3 documents`, `2 processes`: counts in messages.
 pub fn count(n: usize, what: &str) -> String {

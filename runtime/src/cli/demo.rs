@@ -3,23 +3,31 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use sluice_connector::EmbeddedBroker;
 
-use crate::components::Components;
-use crate::container::ContainerProperties;
-use crate::document::{self, InputFormat};
-use crate::execution::{ExecutionRecord, ExecutionStatus, Host, NoProgress};
+use sluice_runtime::components::Components;
+use sluice_runtime::container::ContainerProperties;
+use sluice_runtime::document::{self, InputFormat};
+use sluice_runtime::host::execution::{Host, NoProgress};
+use sluice_runtime::record::{ExecutionRecord, ExecutionStatus};
 
 /// The demo components and documents, built into the binary so `sluice demo` works from any
 /// folder.
-const DEMO_XML: &str = include_str!("../../profiles/demo/demo.xml");
-const DEMO_ORDERS: &str = include_str!("../../profiles/demo/orders.jsonl");
+const DEMO_XML: &str = include_str!("../../../profiles/demo/demo.xml");
+const DEMO_ORDERS: &str = include_str!("../../../profiles/demo/orders.jsonl");
 const DEMO_XML_NAME: &str = "profiles/demo/demo.xml";
 
+/// `sluice demo`: the demo on a runtime of its own, its story on standard output.
+pub(super) fn demo(container: ContainerProperties) -> anyhow::Result<ExitCode> {
+    super::async_runtime()?.block_on(run(container, &mut std::io::stdout()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs the demo, writing a newcomer's explanation to `out`.
-pub async fn run(container: ContainerProperties, out: &mut dyn Write) -> anyhow::Result<()> {
+async fn run(container: ContainerProperties, out: &mut dyn Write) -> anyhow::Result<()> {
     let components =
         Components::from_sources(vec![(PathBuf::from(DEMO_XML_NAME), DEMO_XML.into())])
             .context("the built-in demo components are invalid (a bug: please report it)")?;

@@ -18,9 +18,9 @@ use serde_json::{json, Value};
 use sluice_connector::Secret;
 
 use crate::components::{Components, OperationKind, Step};
-use crate::listener::{ListenerControl, ListenerStatus, Shared};
-use crate::metrics::Lag;
-use crate::records::{Filter, STATUSES};
+use crate::host::listener::{ListenerControl, ListenerStatus, Shared};
+use crate::record::ExecutionStatus;
+use crate::store::{ExecutionStore, Filter, Lag};
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -200,8 +200,9 @@ async fn listener_status(
     };
     let mut body = json!({"process": id, "state": state_name, "partitions": partitions,
                           "restarts": control.restarts()});
-    if let ListenerStatus::Failed(reason) = &status {
-        body["reason"] = json!(reason);
+    if let ListenerStatus::Failed(failure) = &status {
+        body["reason"] = json!(failure.message);
+        body["failure_kind"] = json!(failure.kind_name());
     }
     if let Some(operation) = listen_operation(&state, &id) {
         body["operation"] = json!(operation);
@@ -267,7 +268,7 @@ struct ExecutionsQuery {
     limit: Option<usize>,
 }
 
-fn store(state: &ApiState) -> Result<Arc<crate::records::ExecutionStore>, ApiError> {
+fn store(state: &ApiState) -> Result<Arc<ExecutionStore>, ApiError> {
     state.shared.host.records().cloned().ok_or_else(|| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -289,12 +290,12 @@ async fn executions(
     Query(query): Query<ExecutionsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(status) = &query.status {
-        if !STATUSES.contains(&status.as_str()) {
+        if !ExecutionStatus::NAMES.contains(&status.as_str()) {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "status must be one of {}, got \"{status}\"",
-                    STATUSES.join(", ")
+                    ExecutionStatus::NAMES.join(", ")
                 ),
             ));
         }

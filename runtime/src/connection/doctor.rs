@@ -61,11 +61,11 @@ const KERBEROS_CLOCK_SKEW: i64 = 300;
 /// A clock offset that works but is worth fixing before it grows.
 const CLOCK_WARNING: i64 = 60;
 
-/// The outcome of [`crate::kerberos::prepare`] as checks (it must run before threads start,
+/// The outcome of [`super::kerberos::prepare`] as checks (it must run before threads start,
 /// so the caller runs it and hands over its result).
 pub fn kerberos_checks(
     config: &ConnectionConfig,
-    prepared: &Result<Option<crate::kerberos::CredentialCache>, Vec<String>>,
+    prepared: &Result<Option<super::kerberos::CredentialCache>, Vec<String>>,
 ) -> Vec<Check> {
     let Some(sasl) = config
         .sasl

@@ -12,8 +12,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::execution::Host;
-use crate::listener::{self, ListenerControl, ListenerFailure, ListenerStatus, Shared};
+use super::execution::Host;
+use super::listener::{self, ListenerControl, ListenerFailure, ListenerStatus, Shared};
 
 /// How `sluice serve` is reached.
 #[derive(Debug, Default)]
@@ -70,7 +70,7 @@ pub async fn serve(
             )
         })?;
         let bound = listener.local_addr()?;
-        let router = crate::api::router(crate::api::ApiState {
+        let router = super::api::router(super::api::ApiState {
             shared: shared.clone(),
             listeners: controls.clone(),
             token: options.api_token.map(Arc::new),
@@ -176,9 +176,9 @@ async fn supervise(
         match &outcome {
             Ok(()) => control.set_status(ListenerStatus::Stopped),
             Err(failure) => {
-                tracing::error!(process = %failure.process, reason = %failure.reason, "listener failed");
+                tracing::error!(process = %failure.process, reason = %failure.failure, kind = failure.failure.kind_name(), "listener failed");
                 eprintln!("sluice serve: {failure}");
-                control.set_status(ListenerStatus::Failed(failure.reason.clone()));
+                control.set_status(ListenerStatus::Failed(failure.failure.clone()));
             }
         }
         if shutdown.is_cancelled() {
@@ -187,7 +187,7 @@ async fn supervise(
         // The outside world failed: start again on the reconnect schedule, as the platform
         // does, rather than wait for someone to notice.
         if let Err(failure) = &outcome {
-            if failure.outside {
+            if failure.failure.is_outside() {
                 if started.elapsed() > host_limits.longest_reconnect_wait() {
                     automatic = 0;
                 }

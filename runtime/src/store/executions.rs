@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::execution::{ExecutionRecord, ExecutionStatus};
+use super::migrations::{self, MigrationError};
+use crate::failure::Failure;
+use crate::record::{ExecutionRecord, ExecutionStatus};
 
 /// What went wrong with the execution database.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,14 @@ pub enum RecordsError {
         path: PathBuf,
         /// SQLite's error.
         source: rusqlite::Error,
+    },
+    /// Its schema could not be brought up to date.
+    #[error("the execution database {path} cannot be used: {source}")]
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// What the migration found.
+        source: MigrationError,
     },
     /// A query failed.
     #[error("the execution database failed: {0}")]
@@ -42,6 +52,9 @@ pub struct StoredExecution {
     pub status: String,
     /// Why it failed, if it did.
     pub failure: Option<String>,
+    /// Whose fault the failure was (`user`, `environment`, `internal`); absent for failures
+    /// recorded before kinds were kept.
+    pub failure_kind: Option<String>,
     /// Documents that entered.
     pub documents_in: i64,
     /// Documents that left the last step.
@@ -80,46 +93,12 @@ pub struct Filter {
     pub limit: usize,
 }
 
-/// The status names the records and their filters use.
-pub const STATUSES: &[&str] = &["succeeded", "completed-with-errors", "failed"];
-
 /// The execution database. Calls block briefly (one small transaction); async callers run
 /// them on the blocking pool.
 pub struct ExecutionStore {
     connection: Mutex<Connection>,
     retention: Duration,
 }
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS executions (
-    id TEXT PRIMARY KEY,
-    process TEXT NOT NULL,
-    started_ms INTEGER NOT NULL,
-    duration_ms INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    failure TEXT,
-    documents_in INTEGER NOT NULL,
-    documents_out INTEGER NOT NULL,
-    document_errors INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS executions_by_process ON executions (process, started_ms);
-CREATE INDEX IF NOT EXISTS executions_by_start ON executions (started_ms);
-CREATE TABLE IF NOT EXISTS document_errors (
-    execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
-    document INTEGER NOT NULL,
-    step INTEGER NOT NULL,
-    operation TEXT NOT NULL,
-    message TEXT NOT NULL,
-    topic TEXT,
-    partition INTEGER,
-    offset INTEGER
-);
-CREATE INDEX IF NOT EXISTS document_errors_by_execution ON document_errors (execution_id);
-CREATE TABLE IF NOT EXISTS listener_state (
-    process TEXT PRIMARY KEY,
-    paused INTEGER NOT NULL
-);
-";
 
 fn millis(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)
@@ -136,10 +115,13 @@ impl ExecutionStore {
             connection.busy_timeout(Duration::from_secs(5))?;
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "foreign_keys", "ON")?;
-            connection.execute_batch(SCHEMA)?;
             Ok(connection)
         };
-        let connection = open().map_err(|source| RecordsError::Open {
+        let mut connection = open().map_err(|source| RecordsError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        migrations::migrate(&mut connection).map_err(|source| RecordsError::Schema {
             path: path.to_path_buf(),
             source,
         })?;
@@ -163,24 +145,24 @@ impl ExecutionStore {
         record: &ExecutionRecord,
         documents_out: usize,
     ) -> Result<(), RecordsError> {
-        let (status, failure) = match &record.status {
-            ExecutionStatus::Succeeded => ("succeeded", None),
-            ExecutionStatus::CompletedWithErrors => ("completed-with-errors", None),
-            ExecutionStatus::Failed(reason) => ("failed", Some(reason.as_str())),
+        let failure: Option<&Failure> = match &record.status {
+            ExecutionStatus::Failed(failure) => Some(failure),
+            _ => None,
         };
         let mut connection = self.connection();
         let transaction = connection.transaction()?;
         transaction.execute(
             "INSERT INTO executions (id, process, started_ms, duration_ms, status, failure, \
-             documents_in, documents_out, document_errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-             ?8, ?9)",
+             failure_kind, documents_in, documents_out, document_errors) VALUES (?1, ?2, ?3, ?4, \
+             ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 record.id.to_string(),
                 record.process,
                 millis(record.started),
                 i64::try_from(record.duration.as_millis()).unwrap_or(i64::MAX),
-                status,
-                failure,
+                record.status.name(),
+                failure.map(|f| f.message.as_str()),
+                failure.map(Failure::kind_name),
                 record.documents_in as i64,
                 documents_out as i64,
                 record.document_errors.len() as i64,
@@ -215,8 +197,8 @@ impl ExecutionStore {
     pub fn list(&self, filter: &Filter) -> Result<Vec<StoredExecution>, RecordsError> {
         let connection = self.connection();
         let mut query = connection.prepare(
-            "SELECT id, process, started_ms, duration_ms, status, failure, documents_in, \
-             documents_out, document_errors FROM executions \
+            "SELECT id, process, started_ms, duration_ms, status, failure, failure_kind, \
+             documents_in, documents_out, document_errors FROM executions \
              WHERE (?1 IS NULL OR process = ?1) AND (?2 IS NULL OR status = ?2) \
              ORDER BY started_ms DESC, id DESC LIMIT ?3",
         )?;
@@ -240,8 +222,8 @@ impl ExecutionStore {
         let connection = self.connection();
         let execution = connection
             .query_row(
-                "SELECT id, process, started_ms, duration_ms, status, failure, documents_in, \
-                 documents_out, document_errors FROM executions WHERE id = ?1",
+                "SELECT id, process, started_ms, duration_ms, status, failure, failure_kind, \
+                 documents_in, documents_out, document_errors FROM executions WHERE id = ?1",
                 [id],
                 execution_row,
             )
@@ -301,9 +283,10 @@ fn execution_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredExecution> {
         duration_ms: row.get(3)?,
         status: row.get(4)?,
         failure: row.get(5)?,
-        documents_in: row.get(6)?,
-        documents_out: row.get(7)?,
-        document_errors: row.get(8)?,
+        failure_kind: row.get(6)?,
+        documents_in: row.get(7)?,
+        documents_out: row.get(8)?,
+        document_errors: row.get(9)?,
     })
 }
 
@@ -311,7 +294,7 @@ fn execution_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredExecution> {
 mod tests {
     use super::*;
     use crate::document::TrackedProperties;
-    use crate::execution::DocumentError;
+    use crate::record::DocumentError;
 
     fn record(process: &str, status: ExecutionStatus, errors: usize) -> ExecutionRecord {
         ExecutionRecord {
@@ -346,7 +329,11 @@ mod tests {
             .expect("open");
         let first = record("a", ExecutionStatus::Succeeded, 0);
         let second = record("a", ExecutionStatus::CompletedWithErrors, 2);
-        let third = record("b", ExecutionStatus::Failed("broker gone".into()), 0);
+        let third = record(
+            "b",
+            ExecutionStatus::Failed(Failure::environment("broker gone")),
+            0,
+        );
         for r in [&first, &second, &third] {
             store.record(r, 1).expect("record");
         }
@@ -377,6 +364,7 @@ mod tests {
             .expect("list");
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].failure.as_deref(), Some("broker gone"));
+        assert_eq!(failed[0].failure_kind.as_deref(), Some("environment"));
         let (execution, errors) = store
             .get(&second.id.to_string())
             .expect("get")
@@ -413,5 +401,75 @@ mod tests {
         drop(store);
         let reopened = ExecutionStore::open(&path, Duration::from_secs(60)).expect("open");
         assert!(reopened.paused("l").expect("paused"));
+    }
+
+    /// A database written by the unversioned schema (made with `sluice run` before
+    /// migrations existed: one succeeded, one completed-with-errors and one failed execution)
+    /// is upgraded in place and keeps every record; new records carry the failure's kind.
+    #[test]
+    fn a_database_from_before_migrations_upgrades_in_place() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("old.db");
+        std::fs::write(&path, include_bytes!("fixtures/executions-unversioned.db")).expect("copy");
+        let year = Duration::from_secs(3600 * 24 * 365 * 100);
+        let store = ExecutionStore::open(&path, year).expect("open and migrate");
+        let all = |store: &ExecutionStore| {
+            store
+                .list(&Filter {
+                    limit: 10,
+                    ..Filter::default()
+                })
+                .expect("list")
+        };
+        let before = all(&store);
+        let statuses: Vec<&str> = before.iter().map(|e| e.status.as_str()).collect();
+        assert_eq!(statuses, ["failed", "completed-with-errors", "succeeded"]);
+        assert_eq!(before[0].process, "send-nowhere");
+        assert!(before[0]
+            .failure
+            .as_deref()
+            .is_some_and(|f| f.contains("could not reach the Kafka brokers at 127.0.0.1:9")));
+        // Recorded before kinds were kept: unknown, not guessed from the message.
+        assert_eq!(before[0].failure_kind, None);
+        let (_, errors) = store.get(&before[1].id).expect("get").expect("found");
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].operation, "set-properties");
+
+        let failed = record("c", ExecutionStatus::Failed(Failure::user("no topic")), 0);
+        store
+            .record(&failed, 0)
+            .expect("record after the migration");
+        drop(store);
+        let reopened = ExecutionStore::open(&path, year).expect("reopen: nothing left to migrate");
+        let after = all(&reopened);
+        assert_eq!(after.len(), 4);
+        assert_eq!(after[0].failure_kind.as_deref(), Some("user"));
+        let version: i64 = rusqlite::Connection::open(&path)
+            .expect("open")
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .expect("version");
+        assert_eq!(version as usize, migrations::CURRENT);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_sluice_is_refused_untouched() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("newer.db");
+        rusqlite::Connection::open(&path)
+            .expect("create")
+            .pragma_update(None, "user_version", 99)
+            .expect("version");
+        let error = match ExecutionStore::open(&path, Duration::from_secs(60)) {
+            Ok(_) => panic!("a newer schema was opened"),
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            error.ends_with(&format!(
+                "cannot be used: it has schema version 99, newer than this sluice knows ({}): \
+                 use the newer sluice, or another --executions-db",
+                migrations::CURRENT
+            )),
+            "{error}"
+        );
     }
 }

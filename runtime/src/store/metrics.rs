@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::execution::{ExecutionRecord, ExecutionStatus};
+use crate::record::ExecutionRecord;
 
 /// Counters since the host started.
 #[derive(Default)]
@@ -48,11 +48,7 @@ impl Metrics {
 
     /// Counts one finished execution.
     pub fn execution(&self, record: &ExecutionRecord) {
-        let status = match record.status {
-            ExecutionStatus::Succeeded => "succeeded",
-            ExecutionStatus::CompletedWithErrors => "completed-with-errors",
-            ExecutionStatus::Failed(_) => "failed",
-        };
+        let status = record.status.name();
         let mut counters = self.counters();
         let documents = counters
             .documents
@@ -183,6 +179,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::ExecutionStatus;
 
     #[test]
     fn counters_render_as_prometheus_text() {

@@ -1,0 +1,194 @@
+//! The command line's shape: global options, and each subcommand with its help and examples.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use sluice_runtime::document::InputFormat;
+use sluice_runtime::record::ExecutionStatus;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A process-runtime host with a Kafka connector",
+    long_about = "Sluice runs integration processes described as XML components: connections \
+                  (where Kafka is), operations (Produce, Consume) and processes (a start and \
+                  steps). Logs go to standard error; filter them with RUST_LOG, e.g. \
+                  RUST_LOG=sluice=debug.",
+    after_help = "Examples:\n  \
+                  sluice demo\n  \
+                  sluice validate profiles/demo\n  \
+                  sluice run send-orders --components my-components/ --input orders.jsonl\n  \
+                  sluice serve --components my-components/\n  \
+                  sluice executions --status failed\n  \
+                  sluice test-connection local-kafka --components profiles/connections"
+)]
+pub struct Cli {
+    /// Container properties file (Java-properties syntax) with the host's limits, such as
+    /// kafka.max.request.size and kafka.max.poll.records. Default: ./container.properties when
+    /// it exists.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub container_properties: Option<PathBuf>,
+
+    /// The custom library folder: krb5.conf and {REALM}.keytab for Kerberos connections
+    #[arg(long, global = true, value_name = "DIR", default_value = sluice_runtime::connection::kerberos::DEFAULT_CUSTOM_LIBRARY)]
+    pub custom_library: PathBuf,
+
+    /// The execution database (SQLite) where run and serve record every execution
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = "sluice-executions.db",
+        env = "SLUICE_EXECUTIONS_DB"
+    )]
+    pub executions_db: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where a command finds its components.
+#[derive(clap::Args)]
+pub struct ComponentPaths {
+    /// Component files or folders to load (all of them are validated)
+    #[arg(
+        long = "components",
+        value_name = "DIR|FILE",
+        default_value = "components",
+        env = "SLUICE_COMPONENTS"
+    )]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Load and check component files; print every error with file:line:column
+    #[command(
+        after_help = "Exit status: 0 when everything is valid, 1 otherwise.\n\n\
+                            Examples:\n  \
+                            sluice validate profiles/demo\n  \
+                            sluice validate orders.xml connections.xml"
+    )]
+    Validate {
+        /// Component files, or folders searched recursively for *.xml files
+        #[arg(required = true, value_name = "DIR|FILE")]
+        paths: Vec<PathBuf>,
+    },
+
+    /// Run one execution of a process and print its summary
+    #[command(
+        after_help = "Documents come from the process's start (a consume operation) or \
+                            from --input:\n  \
+                            lines   one document per line (empty lines skipped)\n  \
+                            jsonl   one JSON envelope per line: {\"data\": \"…\", \"properties\": \
+                            {\"message-key\": \"…\", \"topic-name\": \"…\"}}; \"data\" may be any \
+                            JSON value, \"data-base64\" carries binary payloads\n  \
+                            a folder: one document per file, in name order\n\n\
+                            Exit status: 0 when every document succeeded, 3 when the execution \
+                            completed but some documents have errors, 1 when it failed or \
+                            could not start.\n\n\
+                            Examples:\n  \
+                            sluice run demo-send-orders --components profiles/demo --input \
+                            profiles/demo/orders.jsonl\n  \
+                            printf 'a\\nb\\n' | sluice run send-orders --input -\n  \
+                            sluice run receive-orders --documents-out - | jq .data"
+    )]
+    Run {
+        /// The process id
+        process: String,
+        #[command(flatten)]
+        components: ComponentPaths,
+        /// Documents for a process without a start operation: a file, a folder, or - for stdin
+        #[arg(long, value_name = "FILE|DIR|-")]
+        input: Option<PathBuf>,
+        /// How to read --input (auto: *.jsonl and *.ndjson as jsonl, anything else as lines)
+        #[arg(long, value_enum, default_value = "auto")]
+        input_format: InputFormat,
+        /// Write the documents that leave the process as JSON lines to a file, or - for
+        /// standard output (the summary then goes to standard error)
+        #[arg(long, value_name = "FILE|-")]
+        documents_out: Option<PathBuf>,
+    },
+
+    /// Check a connection: name resolution, TCP, TLS and SASL handshakes, Kerberos files and
+    /// tickets, metadata; each check with what to fix
+    #[command(
+        after_help = "Exit status: 0 when every check passes (warnings allowed), 1 \
+                            otherwise. Secrets are never shown.\n\n\
+                            Examples:\n  \
+                            sluice test-connection local-kafka --components profiles/connections\n  \
+                            sluice test-connection scram-kafka --components my-components/"
+    )]
+    TestConnection {
+        /// The connection id
+        connection: String,
+        #[command(flatten)]
+        components: ComponentPaths,
+    },
+
+    /// Run every process that starts with a listen operation until SIGINT or SIGTERM
+    #[command(
+        after_help = "Each batch a listener receives runs its process, one execution per \
+                            partition; a failing document is retried, then sent to the listen \
+                            operation's dead-letter topic. Offsets are committed once every \
+                            document up to them has finished.\n\n\
+                            On SIGINT/SIGTERM the listeners stop fetching, running executions \
+                            get host.drain.timeout.ms (container property, default 30000) to \
+                            finish, finished work is committed and the consumer groups are left \
+                            cleanly. A second signal exits at once.\n\n\
+                            The management API (--api, default 127.0.0.1:8083): GET /health, \
+                            /processes, /listeners, /listeners/ID/status, /executions, \
+                            /executions/ID, /metrics; PUT /listeners/ID/pause and resume; POST \
+                            /listeners/ID/restart and /components/validate. With \
+                            SLUICE_API_TOKEN set, every request but /health needs \
+                            Authorization: Bearer <token>.\n\n\
+                            Exit status: 0 after a clean stop, 1 when a listener failed or none \
+                            could start (with --api off, the host also ends once every listener \
+                            has failed).\n\n\
+                            Examples:\n  \
+                            sluice serve --components my-components/\n  \
+                            RUST_LOG=sluice=info sluice serve --components \
+                            profiles/connections/local.xml --components profiles/examples"
+    )]
+    Serve {
+        #[command(flatten)]
+        components: ComponentPaths,
+        /// Where the management API listens (port 0: any free port, printed at start), or off.
+        /// Requests need `Authorization: Bearer …` when SLUICE_API_TOKEN is set
+        #[arg(long, value_name = "ADDRESS|off", default_value = "127.0.0.1:8083")]
+        api: String,
+    },
+
+    /// List the recorded executions, newest first, or show one with its document errors
+    #[command(
+        after_help = "Executions are recorded by sluice run and sluice serve in the execution \
+                            database (--executions-db, default ./sluice-executions.db) and kept \
+                            for host.executions.retention.days (container property, default \
+                            30).\n\n\
+                            Examples:\n  \
+                            sluice executions\n  \
+                            sluice executions --process send-orders --status failed\n  \
+                            sluice executions 019a3c5e-7d41-7c2e-9f0a-2b4c6d8e0f12"
+    )]
+    Executions {
+        /// Show this execution, with its document errors
+        id: Option<String>,
+        /// Only this process's executions
+        #[arg(long)]
+        process: Option<String>,
+        /// Only executions with this status
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ExecutionStatus::NAMES))]
+        status: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+
+    /// Produce a few keyed documents and consume them back, on the embedded broker
+    #[command(
+        after_help = "Needs nothing installed or running: the embedded broker is \
+                            librdkafka's in-process mock cluster.\n\nExample:\n  sluice demo"
+    )]
+    Demo,
+}

@@ -1,0 +1,112 @@
+//! `sluice executions`: the recorded executions, newest first, or one with its document
+//! errors.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sluice_runtime::count;
+use sluice_runtime::store::{ExecutionStore, Filter};
+
+use super::{document_error_line, Context};
+
+pub(super) fn executions(
+    context: &Context,
+    id: Option<String>,
+    process: Option<String>,
+    status: Option<String>,
+    limit: usize,
+) -> anyhow::Result<ExitCode> {
+    if !context.executions_db.exists() {
+        anyhow::bail!(
+            "no execution database at {}: executions are recorded there by sluice run \
+             and sluice serve started in this folder (or give --executions-db)",
+            context.executions_db.display()
+        );
+    }
+    let store = context.open_records()?;
+    match id {
+        Some(id) => show_execution(&store, &id),
+        None => list_executions(
+            &store,
+            &Filter {
+                process,
+                status,
+                limit,
+            },
+        ),
+    }
+}
+
+fn list_executions(store: &ExecutionStore, filter: &Filter) -> anyhow::Result<ExitCode> {
+    let executions = store.list(filter)?;
+    if executions.is_empty() {
+        println!("no executions recorded that match");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<36}  {:<24}  {:<20}  {:>9}  {:>6}  {:>6}  {:>6}  status",
+        "execution", "process", "started (UTC)", "took", "in", "out", "errors"
+    );
+    for e in executions {
+        println!(
+            "{:<36}  {:<24}  {:<20}  {:>9}  {:>6}  {:>6}  {:>6}  {}",
+            e.id,
+            e.process,
+            started(e.started_ms),
+            format!("{} ms", e.duration_ms),
+            e.documents_in,
+            e.documents_out,
+            e.document_errors,
+            e.status
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_execution(store: &ExecutionStore, id: &str) -> anyhow::Result<ExitCode> {
+    let Some((e, errors)) = store.get(id)? else {
+        anyhow::bail!(
+            "execution {id} is not recorded (sluice executions lists the recorded ones; records \
+             older than host.executions.retention.days are removed)"
+        );
+    };
+    println!("execution {}", e.id);
+    println!("process   {}", e.process);
+    println!(
+        "started   {} UTC, took {} ms",
+        started(e.started_ms),
+        e.duration_ms
+    );
+    println!("status    {}", e.status);
+    if let Some(failure) = &e.failure {
+        println!("failure   {failure}");
+    }
+    println!(
+        "documents {} in, {} out, {}",
+        e.documents_in,
+        e.documents_out,
+        count(e.document_errors as usize, "error")
+    );
+    for error in errors {
+        let at = (error.topic.as_deref(), error.partition, error.offset);
+        let line = document_error_line(
+            error.document,
+            error.step,
+            &error.operation,
+            &error.message,
+            at,
+        );
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `2026-11-22 12:34:56` for milliseconds since the epoch.
+fn started(ms: i64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time)
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
+}

@@ -1,0 +1,190 @@
+//! The `sluice` command line: one file per subcommand, each turning its arguments into calls
+//! on the runtime library and its outcome into output and an exit status. What several
+//! subcommands share (loading components and container properties, Kerberos, the async
+//! runtime, the execution database) lives here.
+//!
+//! May use everything in the library; nothing in the library uses it.
+
+mod args;
+mod demo;
+mod executions;
+mod run;
+mod serve;
+mod test_connection;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sluice_runtime::components::Components;
+use sluice_runtime::connection::kerberos;
+use sluice_runtime::container::ContainerProperties;
+use sluice_runtime::count;
+use sluice_runtime::store::ExecutionStore;
+
+pub use args::Cli;
+use args::Command;
+
+/// Exit codes, documented in `sluice run --help`.
+const EXIT_FAILED: u8 = 1;
+const EXIT_DOCUMENT_ERRORS: u8 = 3;
+
+/// Runs the command; an error that ends it is printed as `error: …` with exit status 1.
+pub fn dispatch(cli: Cli) -> ExitCode {
+    match command(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Logs to standard error, filtered by RUST_LOG (default: warnings and errors).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// What every subcommand but validate starts from.
+struct Context {
+    container: ContainerProperties,
+    custom_library: PathBuf,
+    executions_db: PathBuf,
+}
+
+impl Context {
+    /// The execution database, opened (or created) with the container's retention.
+    fn open_records(&self) -> anyhow::Result<Arc<ExecutionStore>> {
+        let retention = self.container.host.executions_retention;
+        Ok(Arc::new(ExecutionStore::open(
+            &self.executions_db,
+            retention,
+        )?))
+    }
+}
+
+fn command(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Validate { paths } = &cli.command {
+        return Ok(validate::validate(paths));
+    }
+    let context = Context {
+        container: load_container_properties(cli.container_properties.as_deref())?,
+        custom_library: cli.custom_library,
+        executions_db: cli.executions_db,
+    };
+    match cli.command {
+        Command::Validate { .. } => unreachable!("handled above"),
+        Command::Executions {
+            id,
+            process,
+            status,
+            limit,
+        } => executions::executions(&context, id, process, status, limit),
+        Command::Demo => demo::demo(context.container),
+        Command::TestConnection {
+            connection,
+            components,
+        } => test_connection::test_connection(&context, &connection, &components.paths),
+        Command::Serve { components, api } => serve::serve(context, &components.paths, &api),
+        Command::Run {
+            process,
+            components,
+            input,
+            input_format,
+            documents_out,
+        } => run::run(
+            context,
+            &process,
+            &components.paths,
+            run::Input {
+                path: input,
+                format: input_format,
+            },
+            documents_out.as_deref(),
+        ),
+    }
+}
+
+/// The async runtime. Everything that must happen on a single thread (reading the
+/// environment, setting KRB5_CONFIG for Kerberos) is done before it starts its threads.
+fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Kerberos for the connections `in_use` (before any thread starts); each problem printed.
+fn prepare_kerberos(
+    components: &mut Components,
+    custom_library: &Path,
+    in_use: impl Fn(&str) -> bool,
+) -> anyhow::Result<Option<kerberos::CredentialCache>> {
+    kerberos::prepare(components, custom_library, in_use).or_else(|problems| {
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        anyhow::bail!(
+            "Kerberos is not ready ({})",
+            count(problems.len(), "problem")
+        )
+    })
+}
+
+fn load_components(paths: &[PathBuf]) -> anyhow::Result<Components> {
+    Components::load(paths).or_else(|errors| {
+        for e in &errors.0 {
+            eprintln!("{e}");
+        }
+        anyhow::bail!(
+            "{} in the components; fix them (sluice validate shows them too)",
+            count(errors.0.len(), "error")
+        )
+    })
+}
+
+fn load_container_properties(explicit: Option<&Path>) -> anyhow::Result<ContainerProperties> {
+    let default = Path::new(ContainerProperties::DEFAULT_FILE);
+    let path = match explicit {
+        Some(path) => path,
+        None if default.exists() => default,
+        None => return Ok(ContainerProperties::default()),
+    };
+    let (properties, warnings) = ContainerProperties::load(path)?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    tracing::debug!(?properties, file = %path.display(), "container properties");
+    Ok(properties)
+}
+
+/// `  document 2, step 1 (send): message [topic t, partition 0, offset 4]`: one document
+/// error as `run` prints it and `executions` shows it again; step 0 is the start.
+fn document_error_line(
+    document: i64,
+    step: i64,
+    operation: &str,
+    message: &str,
+    (topic, partition, offset): (Option<&str>, Option<i64>, Option<i64>),
+) -> String {
+    let step = match step {
+        0 => "start".to_string(),
+        n => format!("step {n}"),
+    };
+    let at = match (topic, partition, offset) {
+        (Some(topic), Some(partition), Some(offset)) => {
+            format!(" [topic {topic}, partition {partition}, offset {offset}]")
+        }
+        _ => String::new(),
+    };
+    format!("  document {document}, {step} ({operation}): {message}{at}")
+}

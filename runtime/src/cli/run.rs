@@ -1,0 +1,161 @@
+//! `sluice run`: one execution of a process, its summary, and optionally the documents that
+//! left it; step progress on a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sluice_runtime::count;
+use sluice_runtime::document::{self, InputFormat};
+use sluice_runtime::host::execution::{Host, Progress};
+use sluice_runtime::record::{ExecutionRecord, ExecutionStatus};
+
+use super::{
+    async_runtime, document_error_line, load_components, prepare_kerberos, Context,
+    EXIT_DOCUMENT_ERRORS, EXIT_FAILED,
+};
+
+/// Where a run's documents come from when its process has no start operation.
+pub(super) struct Input {
+    /// A file, a folder, or `-` for standard input.
+    pub path: Option<PathBuf>,
+    /// How to read it.
+    pub format: InputFormat,
+}
+
+pub(super) fn run(
+    context: Context,
+    process: &str,
+    paths: &[PathBuf],
+    input: Input,
+    documents_out: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let mut components = load_components(paths)?;
+    // Only the connections this process uses; an unknown process uses none, and the
+    // execution below reports it.
+    let used = components.connections_of(process);
+    let in_use = |id: &str| used.as_ref().is_some_and(|used| used.contains(id));
+    // Kept until the run ends: the host's Kerberos credential cache.
+    let _tickets = prepare_kerberos(&mut components, &context.custom_library, in_use)?;
+    let documents = input
+        .path
+        .map(|path| document::read_input(&path, input.format))
+        .transpose()?;
+    let records = context.open_records();
+    let mut host = Host::new(components, context.container);
+    // A run goes ahead without records when the database cannot be opened.
+    match records {
+        Ok(store) => host = host.with_records(store),
+        Err(error) => tracing::warn!(%error, "this execution will not be recorded"),
+    }
+    let progress = TerminalProgress::new();
+    let record = async_runtime()?.block_on(host.execute(process, documents, &progress))?;
+    progress.finish();
+    if let Some(path) = documents_out {
+        write_documents(path, &record)?;
+    }
+    if documents_out == Some(Path::new("-")) {
+        print_summary(&mut std::io::stderr(), &record)?;
+    } else {
+        print_summary(&mut std::io::stdout(), &record)?;
+    }
+    Ok(match record.status {
+        ExecutionStatus::Succeeded => ExitCode::SUCCESS,
+        ExecutionStatus::CompletedWithErrors => ExitCode::from(EXIT_DOCUMENT_ERRORS),
+        ExecutionStatus::Failed(_) => ExitCode::from(EXIT_FAILED),
+    })
+}
+
+fn write_documents(path: &Path, record: &ExecutionRecord) -> anyhow::Result<()> {
+    let mut out: Box<dyn Write> = if path == Path::new("-") {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ))
+    };
+    for doc in &record.documents_out {
+        writeln!(out, "{}", document::to_json_line(doc))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_summary(out: &mut dyn Write, record: &ExecutionRecord) -> std::io::Result<()> {
+    let took =
+        humantime::format_duration(Duration::from_millis(record.duration.as_millis() as u64));
+    match &record.status {
+        ExecutionStatus::Failed(reason) => writeln!(
+            out,
+            "process {}, execution {}: failed after {took}\n  {reason}",
+            record.process, record.id
+        )?,
+        status => writeln!(
+            out,
+            "process {}, execution {}: {status} in {took}",
+            record.process, record.id
+        )?,
+    }
+    writeln!(
+        out,
+        "documents: {} in, {} out, {}",
+        record.documents_in,
+        record.documents_out.len(),
+        count(record.document_errors.len(), "error")
+    )?;
+    for error in &record.document_errors {
+        let t = &error.tracked;
+        let at = (t.topic.as_deref(), t.partition.map(i64::from), t.offset);
+        let line = document_error_line(
+            error.document as i64,
+            error.step as i64,
+            &error.operation,
+            &error.message,
+            at,
+        );
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// Step progress on standard error, redrawn at most every 100 ms, only on a terminal.
+struct TerminalProgress {
+    enabled: bool,
+    last: Mutex<Option<Instant>>,
+}
+
+impl TerminalProgress {
+    fn new() -> Self {
+        Self {
+            enabled: std::io::stderr().is_terminal(),
+            last: Mutex::new(None),
+        }
+    }
+
+    fn finish(&self) {
+        if self.enabled && self.last.lock().is_ok_and(|l| l.is_some()) {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn step_progress(&self, step: usize, operation: &str, done: usize, total: usize) {
+        if !self.enabled {
+            return;
+        }
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if done < total && last.is_some_and(|l| now - l < Duration::from_millis(100)) {
+            return;
+        }
+        *last = Some(now);
+        eprint!("\r\x1b[Kstep {step} ({operation}): {done}/{total} documents");
+    }
+}

@@ -1,0 +1,60 @@
+//! `sluice serve`: every process that starts with a listen operation, with the management
+//! API, until SIGINT or SIGTERM.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sluice_connector::Secret;
+use sluice_runtime::host::execution::Host;
+use sluice_runtime::host::serve::{self, ServeOptions};
+
+use super::{async_runtime, load_components, prepare_kerberos, Context, EXIT_FAILED};
+
+pub(super) fn serve(context: Context, paths: &[PathBuf], api: &str) -> anyhow::Result<ExitCode> {
+    let api = match api {
+        "off" => None,
+        address => Some(address.parse::<SocketAddr>().map_err(|_| {
+            anyhow::anyhow!(
+                "--api must be an address such as 127.0.0.1:8083 (or off), got \"{address}\""
+            )
+        })?),
+    };
+    let api_token = std::env::var("SLUICE_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    let mut components = load_components(paths)?;
+    let listeners = components.listener_processes();
+    if listeners.is_empty() {
+        anyhow::bail!(
+            "no process in the components starts with a listen operation, so there is \
+             nothing to serve; give a process <start operation=\"…\"/> naming an \
+             operation of type=\"listen\" (sluice run runs the others)"
+        );
+    }
+    let used: BTreeSet<String> = listeners
+        .iter()
+        .filter_map(|p| components.connections_of(p))
+        .flatten()
+        .collect();
+    // Kept until the host stops: the host's Kerberos credential cache.
+    let _tickets = prepare_kerberos(&mut components, &context.custom_library, |id| {
+        used.contains(id)
+    })?;
+    let records = context.open_records()?;
+    let host = Host::new(components, context.container).with_records(records);
+    let runtime = async_runtime()?;
+    let options = ServeOptions { api, api_token };
+    let failed = runtime.block_on(serve::serve(host, listeners, options))?;
+    // A listener still connecting holds a blocking thread until librdkafka's metadata wait
+    // ends; its work is abandoned, so the host need not wait for it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
+}

@@ -1,0 +1,69 @@
+//! `sluice test-connection`: the doctor's checks of one connection, each with what to fix.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sluice_runtime::connection::{doctor, kerberos};
+use sluice_runtime::count;
+
+use super::{async_runtime, load_components, Context, EXIT_FAILED};
+
+pub(super) fn test_connection(
+    context: &Context,
+    connection: &str,
+    paths: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
+    let mut components = load_components(paths)?;
+    let Some(definition) = components.connections.get(connection) else {
+        let defined: Vec<&str> = components.connections.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "connection \"{connection}\" is not defined; defined connections: {}",
+            defined.join(", ")
+        );
+    };
+    let transport = match &definition.config.bootstrap {
+        sluice_connector::Bootstrap::Embedded => "embedded".to_string(),
+        sluice_connector::Bootstrap::Servers(s) => s.join(","),
+    };
+    println!(
+        "Testing connection \"{connection}\" ({transport}, {})",
+        definition.config.security_protocol.name()
+    );
+    // Only this connection's Kerberos matters here (the cache lives until the end).
+    let prepared = kerberos::prepare(&mut components, &context.custom_library, |id| {
+        id == connection
+    });
+    let config = components.connections[connection].config.clone();
+    let mut checks = doctor::kerberos_checks(&config, &prepared);
+    checks.extend(doctor::aws_iam_checks(&config));
+    if prepared.is_ok() {
+        checks.extend(async_runtime()?.block_on(doctor::network_checks(&config)));
+    }
+    Ok(report(&checks))
+}
+
+/// Prints each check with its mark and fix; fails when any check failed.
+fn report(checks: &[doctor::Check]) -> ExitCode {
+    let mut failed = 0;
+    for check in checks {
+        let mark = match check.verdict {
+            doctor::Verdict::Pass => "✓",
+            doctor::Verdict::Warn => "!",
+            doctor::Verdict::Fail => {
+                failed += 1;
+                "✗"
+            }
+        };
+        println!("  {mark} {}", check.what);
+        if let Some(fix) = &check.fix {
+            println!("      {fix}");
+        }
+    }
+    if failed == 0 {
+        println!("all checks passed");
+        ExitCode::SUCCESS
+    } else {
+        println!("{} failed", count(failed, "check"));
+        ExitCode::from(EXIT_FAILED)
+    }
+}

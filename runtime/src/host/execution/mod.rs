@@ -1,0 +1,330 @@
+//! Process executions: documents from the start flow through the steps; every document ends
+//! either out of the last step or with its own document error. One file per step kind.
+
+mod commit_offset;
+mod consume;
+mod produce;
+mod set_properties;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sluice_connector::produce::Producer;
+use sluice_connector::{Connection, ConnectorError};
+use tracing::Instrument;
+
+use crate::components::{Components, OperationDefinition, OperationKind, ProcessDefinition, Step};
+use crate::container::ContainerProperties;
+use crate::document::Document;
+use crate::failure::Failure;
+use crate::record::{ExecutionRecord, ExecutionStatus};
+use crate::store::{ExecutionStore, Metrics};
+
+pub(crate) use consume::consumed_document;
+
+/// Where `run` reports progress: the count of documents a step has finished.
+pub trait Progress: Sync {
+    /// `done` of `total` documents have their result in step `step` (1-based).
+    fn step_progress(&self, step: usize, operation: &str, done: usize, total: usize);
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn step_progress(&self, _: usize, _: &str, _: usize, _: usize) {}
+}
+
+/// Why an execution could not be started at all (nothing ran, nothing is recorded).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// No process with that id.
+    #[error("process \"{id}\" is not defined{}", suggestion(.id, .defined))]
+    UnknownProcess {
+        /// The id asked for.
+        id: String,
+        /// The processes that exist.
+        defined: Vec<String>,
+    },
+    /// The process takes documents from its start operation, and input was given too.
+    #[error("process \"{0}\" starts with a consume operation and takes no --input; run it without --input")]
+    UnexpectedInput(String),
+    /// The process starts with a listen operation: the host runs it, not a one-off run.
+    #[error("process \"{0}\" starts with a listen operation, which runs for as long as the host: start it with sluice serve")]
+    Listener(String),
+    /// The process has no start operation and no input was given.
+    #[error("process \"{0}\" takes its documents from --input (a file, a folder, or - for standard input)")]
+    MissingInput(String),
+}
+
+fn suggestion(id: &str, defined: &[String]) -> String {
+    match crate::components::did_you_mean(id, defined.iter().map(String::as_str)) {
+        Some(close) => format!("; did you mean \"{close}\"?"),
+        None if defined.is_empty() => "; no process is defined in the files loaded".into(),
+        None => format!("; defined processes: {}", defined.join(", ")),
+    }
+}
+
+/// The runtime host's view of one set of components under one set of container properties.
+pub struct Host {
+    components: Components,
+    container: ContainerProperties,
+    records: Option<Arc<ExecutionStore>>,
+    metrics: Arc<Metrics>,
+    /// One producer per Produce operation, kept warm across executions: creating one costs a
+    /// connection, metadata and (idempotent) a producer id from the broker, a few hundred
+    /// milliseconds that would otherwise fall on every execution.
+    producers: std::sync::Mutex<std::collections::HashMap<String, Arc<Producer>>>,
+}
+
+impl Host {
+    /// A host for validated components.
+    pub fn new(components: Components, container: ContainerProperties) -> Self {
+        Self {
+            components,
+            container,
+            records: None,
+            metrics: Arc::default(),
+            producers: Default::default(),
+        }
+    }
+
+    /// The counters of every execution this host ran.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Records every execution in `store`.
+    pub fn with_records(mut self, store: Arc<ExecutionStore>) -> Self {
+        self.records = Some(store);
+        self
+    }
+
+    /// Where executions are recorded, if anywhere.
+    pub fn records(&self) -> Option<&Arc<ExecutionStore>> {
+        self.records.as_ref()
+    }
+
+    /// Writes the record on the blocking pool. A database failure is logged, not fatal: the
+    /// execution itself has happened and its outcome is reported either way.
+    async fn store(&self, record: &mut ExecutionRecord) {
+        let Some(store) = self.records.clone() else {
+            return;
+        };
+        // The documents themselves are not recorded: copy the rest without them.
+        let documents = std::mem::take(&mut record.documents_out);
+        let documents_out = documents.len();
+        let copy = record.clone();
+        record.documents_out = documents;
+        match tokio::task::spawn_blocking(move || store.record(&copy, documents_out)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "execution not recorded"),
+            Err(error) => tracing::error!(%error, "execution not recorded"),
+        }
+    }
+
+    /// The container properties this host enforces.
+    pub fn container(&self) -> &ContainerProperties {
+        &self.container
+    }
+
+    /// The components this host runs.
+    pub fn components(&self) -> &Components {
+        &self.components
+    }
+
+    /// Runs one execution of `process_id`. `input` is required exactly when the process has no
+    /// start operation. Returns the execution record, failed or not.
+    pub async fn execute(
+        &self,
+        process_id: &str,
+        input: Option<Vec<Document>>,
+        progress: &dyn Progress,
+    ) -> Result<ExecutionRecord, StartError> {
+        let process = self.components.processes.get(process_id).ok_or_else(|| {
+            StartError::UnknownProcess {
+                id: process_id.to_string(),
+                defined: self.components.processes.keys().cloned().collect(),
+            }
+        })?;
+        let listens = process.start.as_ref().is_some_and(|start| {
+            matches!(self.operation(&start.id).kind, OperationKind::Listen(_))
+        });
+        if listens {
+            return Err(StartError::Listener(process.id.clone()));
+        }
+        match (&process.start, &input) {
+            (Some(_), Some(_)) => return Err(StartError::UnexpectedInput(process.id.clone())),
+            (None, None) => return Err(StartError::MissingInput(process.id.clone())),
+            _ => {}
+        }
+        let id = uuid::Uuid::now_v7();
+        // At ERROR level so that the span is never filtered out: its fields must reach the
+        // warnings and errors logged inside it under the default filter (warn).
+        let span = tracing::error_span!("execution", process = %process.id, execution_id = %id);
+        Ok(self
+            .run(id, process, input, progress)
+            .instrument(span)
+            .await)
+    }
+
+    /// Runs one execution of a listener's process on the documents its listen operation
+    /// received. `process` must exist (the listener was started for it).
+    pub async fn execute_listened(
+        &self,
+        process: &ProcessDefinition,
+        documents: Vec<Document>,
+    ) -> ExecutionRecord {
+        let id = uuid::Uuid::now_v7();
+        // At ERROR level so that the span is never filtered out: its fields must reach the
+        // warnings and errors logged inside it under the default filter (warn).
+        let span = tracing::error_span!("execution", process = %process.id, execution_id = %id);
+        self.run(id, process, Some(documents), &NoProgress)
+            .instrument(span)
+            .await
+    }
+
+    async fn run(
+        &self,
+        id: uuid::Uuid,
+        process: &ProcessDefinition,
+        input: Option<Vec<Document>>,
+        progress: &dyn Progress,
+    ) -> ExecutionRecord {
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let mut record = ExecutionRecord {
+            id,
+            process: process.id.clone(),
+            started,
+            duration: Duration::ZERO,
+            status: ExecutionStatus::Succeeded,
+            documents_in: 0,
+            documents_out: Vec::new(),
+            document_errors: Vec::new(),
+        };
+        tracing::info!("execution started");
+        let outcome = self.flow(process, input, progress, &mut record).await;
+        record.duration = clock.elapsed();
+        record.status = match outcome {
+            Err(failure) => ExecutionStatus::Failed(failure),
+            Ok(()) if record.document_errors.is_empty() => ExecutionStatus::Succeeded,
+            Ok(()) => ExecutionStatus::CompletedWithErrors,
+        };
+        tracing::info!(
+            status = %record.status,
+            documents_in = record.documents_in,
+            documents_out = record.documents_out.len(),
+            document_errors = record.document_errors.len(),
+            "execution ended"
+        );
+        self.metrics.execution(&record);
+        self.store(&mut record).await;
+        record
+    }
+
+    async fn flow(
+        &self,
+        process: &ProcessDefinition,
+        input: Option<Vec<Document>>,
+        progress: &dyn Progress,
+        record: &mut ExecutionRecord,
+    ) -> Result<(), Failure> {
+        let documents = match (&process.start, input) {
+            (_, Some(documents)) => documents,
+            (Some(start), None) => {
+                let op = self.operation(&start.id);
+                let OperationKind::Consume(def) = &op.kind else {
+                    unreachable!("a process start is a consume operation (checked at load)");
+                };
+                let topic = def
+                    .topic
+                    .as_deref()
+                    .expect("a start has a topic (checked at load)");
+                self.consume(op, def, topic).await.map_err(|e| {
+                    with_next_step(op, &e).within(format_args!("start operation \"{}\"", op.id))
+                })?
+            }
+            (None, None) => Vec::new(),
+        };
+        record.documents_in = documents.len();
+        // Each document keeps its 1-based position in, for its error.
+        let mut flowing: Vec<(usize, Document)> = documents
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| (i + 1, d))
+            .collect();
+        if let Some(start) = &process.start {
+            for (position, document) in &flowing {
+                if let Some(message) = &document.application_error {
+                    let tracked = document.tracked.clone();
+                    record.document_error(*position, 0, &start.id, message.clone(), tracked);
+                }
+            }
+        }
+        for (index, step) in process.steps.iter().enumerate() {
+            let step_number = index + 1;
+            flowing = match step {
+                Step::SetProperties(properties) => {
+                    set_properties::set_properties(properties, step_number, flowing, record)
+                }
+                Step::Connector { operation } => {
+                    let op = self.operation(&operation.id);
+                    let outcome = match &op.kind {
+                        OperationKind::Produce(def) => {
+                            self.produce(op, def, step_number, flowing, progress, record)
+                                .await
+                        }
+                        OperationKind::CommitOffset(def) => {
+                            self.commit(op, def, step_number, flowing, record).await
+                        }
+                        OperationKind::Consume(def) => {
+                            self.consume_step(op, def, step_number, flowing, record)
+                                .await
+                        }
+                        OperationKind::Listen(_) => {
+                            unreachable!("a listen operation is never a step (checked at load)")
+                        }
+                    };
+                    outcome.map_err(|e| {
+                        with_next_step(op, &e)
+                            .within(format_args!("step {step_number} (operation \"{}\")", op.id))
+                    })?
+                }
+            };
+        }
+        record.documents_out = flowing.into_iter().map(|(_, d)| d).collect();
+        Ok(())
+    }
+
+    fn operation(&self, id: &str) -> &OperationDefinition {
+        // References were resolved when the components were loaded.
+        &self.components.operations[id]
+    }
+
+    fn connection(&self, op: &OperationDefinition) -> Result<Connection, ConnectorError> {
+        Connection::open(
+            self.components.connections[&op.connection.id]
+                .config
+                .clone(),
+        )
+    }
+}
+
+/// An operation's failure, and where brokers could not be reached, the command that checks
+/// the connection part by part (resolution, ports, TLS, SASL, Kerberos, clocks).
+fn with_next_step(op: &OperationDefinition, error: &ConnectorError) -> Failure {
+    Failure::connector(error, with_connection_check(error, &op.connection.id))
+}
+
+/// A connector failure, followed for unreachable brokers by the test-connection command for
+/// `connection_id`.
+pub(crate) fn with_connection_check(error: &ConnectorError, connection_id: &str) -> String {
+    match error {
+        ConnectorError::Unreachable(_) => format!(
+            "{error}\n  check the connection part by part: sluice test-connection {connection_id}"
+        ),
+        _ => error.to_string(),
+    }
+}

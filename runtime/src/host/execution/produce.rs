@@ -1,0 +1,161 @@
+//! The Produce step: every document of the step is enqueued at once on the operation's warm
+//! producer, then every delivery report is collected; a document that is not delivered gets
+//! its own error and the others go on.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use sluice_connector::produce::Producer;
+use sluice_connector::{ConnectorError, ProduceRecord};
+
+use super::{Host, Progress};
+use crate::components::{OperationDefinition, ProduceDefinition};
+use crate::document::{Document, TrackedProperties};
+use crate::record::ExecutionRecord;
+
+impl Host {
+    /// The warm producer of a Produce operation, created at its first use.
+    fn producer(
+        &self,
+        op: &OperationDefinition,
+        def: &ProduceDefinition,
+    ) -> Result<Arc<Producer>, ConnectorError> {
+        let mut producers = self
+            .producers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(producer) = producers.get(&op.id) {
+            return Ok(producer.clone());
+        }
+        let connection = self.connection(op)?;
+        let producer = Arc::new(Producer::new(
+            &connection,
+            def.settings.clone(),
+            self.container.kafka,
+        )?);
+        producers.insert(op.id.clone(), producer.clone());
+        Ok(producer)
+    }
+
+    /// Forgets the warm producer of an operation (if it is still `producer`): the next
+    /// execution creates a new one.
+    fn retire_producer(&self, operation: &str, producer: &Arc<Producer>) {
+        let mut producers = self
+            .producers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if producers
+            .get(operation)
+            .is_some_and(|current| Arc::ptr_eq(current, producer))
+        {
+            producers.remove(operation);
+            tracing::debug!(
+                operation,
+                "producer retired after an error; the next execution creates a new one"
+            );
+        }
+    }
+
+    pub(super) async fn produce(
+        &self,
+        op: &OperationDefinition,
+        def: &ProduceDefinition,
+        step: usize,
+        documents: Vec<(usize, Document)>,
+        progress: &dyn Progress,
+        record: &mut ExecutionRecord,
+    ) -> Result<Vec<(usize, Document)>, ConnectorError> {
+        // Documents that carry an application error pass through without being sent.
+        let (documents, passing): (Vec<_>, Vec<_>) = documents
+            .into_iter()
+            .partition(|(_, d)| d.application_error.is_none());
+        let producer = self.producer(op, def)?;
+        let records = documents
+            .iter()
+            .map(|(_, d)| produce_record(def, d))
+            .collect();
+        let total = documents.len();
+        let results = producer
+            .produce(records, |done| {
+                progress.step_progress(step, &op.id, done, total)
+            })
+            .await
+            .inspect_err(|_| self.retire_producer(&op.id, &producer))?;
+        // After a failed delivery the producer's state may fail later documents too: a
+        // refusal (authorization) stays cached in librdkafka, and after timed-out documents
+        // the idempotent producer must bump its epoch, which brokers without KIP-360 (Kafka
+        // before 2.5, tansu 0.6) cannot do. A new producer for the next execution avoids both.
+        if results.iter().any(|r| {
+            matches!(
+                r,
+                Err(sluice_connector::produce::ProduceError::Delivery { .. })
+            )
+        }) {
+            self.retire_producer(&op.id, &producer);
+        }
+        let mut delivered = passing;
+        for ((position, mut document), result) in documents.into_iter().zip(results) {
+            match result {
+                Ok(at) => {
+                    tracing::debug!(topic = %at.topic, partition = at.partition, offset = at.offset, "delivered");
+                    document.tracked = TrackedProperties {
+                        topic: Some(at.topic),
+                        partition: Some(at.partition),
+                        // acks=0: the broker reports no offset.
+                        offset: (at.offset >= 0).then_some(at.offset),
+                        key: document.properties.message_key.clone(),
+                        timestamp: document.properties.timestamp,
+                        headers: Vec::new(),
+                    };
+                    delivered.push((position, document));
+                }
+                Err(error) => {
+                    tracing::warn!(document = position, %error, "document failed");
+                    // A consumed document keeps where it came from (the error names the topic
+                    // it was going to); any other is tracked by that target topic.
+                    let tracked = if document.tracked.topic.is_some() {
+                        document.tracked
+                    } else {
+                        TrackedProperties {
+                            topic: topic_override(def, &document)
+                                .or_else(|| def.settings.topic.clone()),
+                            ..TrackedProperties::default()
+                        }
+                    };
+                    record.document_error(position, step, &op.id, error.to_string(), tracked);
+                }
+            }
+        }
+        delivered.sort_by_key(|(position, _)| *position);
+        Ok(delivered)
+    }
+}
+
+/// The topic a document names for itself, when the operation lets documents choose.
+fn topic_override(def: &ProduceDefinition, document: &Document) -> Option<String> {
+    document
+        .properties
+        .topic_name
+        .clone()
+        .filter(|_| def.dynamic_topic)
+}
+
+fn produce_record<'a>(def: &ProduceDefinition, document: &'a Document) -> ProduceRecord<'a> {
+    let properties = &document.properties;
+    // Operation headers first, except those the document sets itself.
+    let mut headers: Vec<_> = def
+        .headers
+        .iter()
+        .filter(|h| !properties.headers.iter().any(|own| own.name == h.name))
+        .cloned()
+        .collect();
+    headers.extend(properties.headers.iter().cloned());
+    ProduceRecord {
+        payload: Cow::Borrowed(&document.data),
+        key: properties.message_key.as_deref().map(Cow::Borrowed),
+        topic: topic_override(def, document),
+        partition: properties.partition.or(def.partition),
+        timestamp_ms: properties.timestamp,
+        headers,
+    }
+}

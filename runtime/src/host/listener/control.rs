@@ -1,0 +1,149 @@
+//! The host's handle on one listener: its status as the API and metrics report it, and the
+//! switches the API turns (pause, resume, restart).
+
+use std::sync::Arc;
+
+use sluice_connector::listen::ListenConsumer;
+use tokio_util::sync::CancellationToken;
+
+use crate::failure::Failure;
+
+/// What a listener is doing, as the management API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerStatus {
+    /// Connecting to the brokers and joining the group.
+    Starting,
+    /// Receiving and processing documents.
+    Running,
+    /// Holding its partitions without fetching (pause through the API; kept across restarts).
+    Paused,
+    /// Stopped on its own; the failure says why. A restart through the API starts it again.
+    Failed(Failure),
+    /// Stopped with the host.
+    Stopped,
+}
+
+impl ListenerStatus {
+    /// Kafka Connect's state names.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Paused => "PAUSED",
+            Self::Failed(_) => "FAILED",
+            Self::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// The host's handle on one listener: its status, and the switches the API turns.
+pub struct ListenerControl {
+    /// The process the listener runs.
+    pub process: String,
+    state: std::sync::Mutex<ControlState>,
+    paused: tokio::sync::watch::Sender<bool>,
+    restart: tokio::sync::Notify,
+}
+
+pub(super) struct ControlState {
+    status: ListenerStatus,
+    pub(super) consumer: Option<ListenConsumer>,
+    run: Option<CancellationToken>,
+    restart_requested: bool,
+    /// How many runs have begun (the first, then one per restart).
+    runs: u32,
+}
+
+impl ListenerControl {
+    /// A control for the listener of `process`, paused or not from the start.
+    pub fn new(process: &str, paused: bool) -> Arc<Self> {
+        Arc::new(Self {
+            process: process.to_string(),
+            state: std::sync::Mutex::new(ControlState {
+                status: ListenerStatus::Starting,
+                consumer: None,
+                run: None,
+                restart_requested: false,
+                runs: 0,
+            }),
+            paused: tokio::sync::watch::Sender::new(paused),
+            restart: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What the listener is doing now.
+    pub fn status(&self) -> ListenerStatus {
+        self.state().status.clone()
+    }
+
+    /// Marks what the listener is doing.
+    pub fn set_status(&self, status: ListenerStatus) {
+        self.state().status = status;
+    }
+
+    /// How often the listener was started again since the host started.
+    pub fn restarts(&self) -> u32 {
+        self.state().runs.saturating_sub(1)
+    }
+
+    /// The listener's consumer while it runs (for its partitions and lag).
+    pub fn consumer(&self) -> Option<ListenConsumer> {
+        self.state().consumer.clone()
+    }
+
+    /// Whether the listener is to hold off fetching.
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Pauses or resumes the listener (it reacts within a poll).
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    /// Stops the running listener (its work drains as on shutdown) and starts it again; a
+    /// failed listener starts again.
+    pub fn request_restart(&self) {
+        let mut state = self.state();
+        state.restart_requested = true;
+        if let Some(run) = &state.run {
+            run.cancel();
+        }
+        drop(state);
+        // Wakes a failed listener's supervisor if it waits; otherwise the flag above is seen
+        // when the cancelled run ends.
+        self.restart.notify_waiters();
+    }
+
+    /// Hands out the token of the next run.
+    pub fn begin_run(&self, token: CancellationToken) {
+        let mut state = self.state();
+        state.run = Some(token);
+        state.restart_requested = false;
+        state.runs += 1;
+        state.status = ListenerStatus::Starting;
+    }
+
+    /// Whether a restart was asked for since the run began (and forgets it).
+    pub fn take_restart(&self) -> bool {
+        std::mem::take(&mut self.state().restart_requested)
+    }
+
+    /// Waits for a restart request (returns at once if one is pending).
+    pub async fn restart_requested(&self) {
+        let notified = self.restart.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so a request in between is not missed.
+        notified.as_mut().enable();
+        if self.state().restart_requested {
+            return;
+        }
+        notified.await;
+    }
+}

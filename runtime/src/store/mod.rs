@@ -1,0 +1,12 @@
+//! What the host keeps about its work: execution records in an embedded database (with its
+//! schema migrations) and the counters behind `/metrics`.
+//!
+//! May use `record` and `failure` (the records it stores); never the host that writes them.
+
+mod executions;
+mod metrics;
+mod migrations;
+
+pub use executions::{ExecutionStore, Filter, RecordsError, StoredDocumentError, StoredExecution};
+pub use metrics::{Lag, Metrics};
+pub use migrations::MigrationError;
