@@ -3,7 +3,7 @@
 //! They work on the raw connection, before the ordinary validation, so that presets and
 //! hand-written connections are checked by the same code.
 
-use super::definitions::Checker;
+use super::check::Checker;
 use super::raw::{RawAwsIam, RawConnection, RawNamedValue, RawProperties};
 
 /// A managed service's settings beyond the client configuration.
@@ -149,10 +149,7 @@ fn amazon_msk(c: &mut Checker<'_>, raw: &mut RawConnection) -> Option<ServiceLim
             ("SASL_SSL", [9098, 9198], "IAM")
         }
         Some("AWS_MSK_IAM") => {
-            c.field_error(
-                "sasl-mechanism",
-                super::definitions::AWS_MSK_IAM_NAME.into(),
-            );
+            c.field_error("sasl-mechanism", super::sasl::AWS_MSK_IAM_NAME.into());
             return None;
         }
         Some(other) => {

@@ -1,6 +1,8 @@
 //! Raw component structs: they mirror the XML exactly and hold every value as written (text),
-//! so that all checks, and their messages, live in one place: the validation in
-//! `definitions.rs`. Unknown elements and attributes are refused here.
+//! so that all checks, and their messages, live in the validation of each component kind
+//! (`connection.rs`, `sasl.rs`, `operation/`, `process.rs`). Unknown elements and attributes are
+//! refused here. `<operation>`'s struct is declared with its field table in
+//! `operation/fields.rs`.
 
 use serde::Deserialize;
 
@@ -66,45 +68,6 @@ pub(crate) struct RawTls {
 pub(crate) struct RawProperties {
     #[serde(rename = "property", default)]
     pub properties: Vec<RawNamedValue>,
-}
-
-/// `<operation id="…" type="produce|consume|commit-offset|listen" connection="…">`: one struct for
-/// every type, so a field of the wrong type gets "does not apply to a produce operation", not
-/// "unknown".
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(crate) struct RawOperation {
-    #[serde(rename = "@id")]
-    pub id: Option<String>,
-    #[serde(rename = "@xmlns")]
-    pub _xmlns: Option<String>,
-    #[serde(rename = "@type")]
-    pub kind: Option<String>,
-    #[serde(rename = "@connection")]
-    pub connection: Option<String>,
-    pub description: Option<String>,
-    pub topic: Option<String>,
-    // Produce
-    pub acks: Option<String>,
-    pub compression: Option<String>,
-    pub delivery_timeout: Option<String>,
-    pub dynamic_topic: Option<String>,
-    pub partition: Option<String>,
-    pub headers: Option<RawHeaders>,
-    // Consume (and Commit Offset: consumer-group)
-    pub consumer_group: Option<String>,
-    pub minimum_messages: Option<String>,
-    pub maximum_wait: Option<String>,
-    pub offset_reset: Option<String>,
-    pub autocommit: Option<String>,
-    pub partitions: Option<String>,
-    pub client_id: Option<String>,
-    // Listen
-    pub max_messages: Option<String>,
-    pub retry_limit: Option<String>,
-    pub retry_backoff: Option<String>,
-    pub dead_letter_topic: Option<String>,
-    pub execution_per: Option<String>,
 }
 
 /// `<headers><header name="…">value</header>…</headers>`

@@ -1,0 +1,162 @@
+//! References between components: every process's start and steps name operations that
+//! exist and fit, every operation names a connection that exists (and a consumer group where
+//! it needs one). Checked once every file is read.
+
+use super::source::{ComponentKind, Location};
+use super::{
+    values, Components, ConsumeDefinition, LoadError, OperationDefinition, OperationKind, Step,
+};
+
+impl Components {
+    pub(super) fn check_references(&mut self, errors: &mut Vec<LoadError>) {
+        let reference_error = |kind: ComponentKind, id: &str, at: &Location, message: String| {
+            LoadError::new(
+                &at.file,
+                Some(at.clone()),
+                Some((kind, Some(id.to_string()))),
+                message,
+            )
+        };
+        let invalid =
+            |kind: ComponentKind, id: &str| self.invalid.contains(&(kind, id.to_string()));
+        // Suggestions draw on every id found, valid or not.
+        let found = |kind: ComponentKind, valid: Vec<&String>| -> Vec<String> {
+            let mut ids: Vec<String> = valid.into_iter().cloned().collect();
+            ids.extend(
+                self.invalid
+                    .iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, id)| id.clone()),
+            );
+            ids.sort();
+            ids
+        };
+        let connection_ids = found(ComponentKind::Connection, self.connections.keys().collect());
+        let operation_ids = found(ComponentKind::Operation, self.operations.keys().collect());
+        for op in self.operations.values() {
+            if invalid(ComponentKind::Connection, &op.connection.id) {
+                continue;
+            }
+            let Some(connection) = self.connections.get(&op.connection.id) else {
+                errors.push(reference_error(
+                    ComponentKind::Operation,
+                    &op.id,
+                    &op.connection.at,
+                    not_defined("connection", &op.connection.id, &connection_ids),
+                ));
+                continue;
+            };
+            let group = match &op.kind {
+                OperationKind::Consume(consume) => Some(&consume.consumer_group),
+                OperationKind::CommitOffset(commit) => Some(&commit.consumer_group),
+                OperationKind::Listen(listen) => Some(&listen.consumer_group),
+                OperationKind::Produce(_) => None,
+            };
+            if let Some(group) = group {
+                if group.is_none() && connection.config.default_consumer_group.is_none() {
+                    errors.push(reference_error(
+                        ComponentKind::Operation,
+                        &op.id,
+                        &op.origin,
+                        format!(
+                            "consumer-group is missing: name it in the operation or give \
+                             connection \"{}\" a default <consumer-group>",
+                            connection.id
+                        ),
+                    ));
+                }
+            }
+        }
+        for process in self.processes.values() {
+            if let Some(start) = process
+                .start
+                .as_ref()
+                .filter(|s| !invalid(ComponentKind::Operation, &s.id))
+            {
+                match self.operations.get(&start.id) {
+                    None => errors.push(reference_error(
+                        ComponentKind::Process,
+                        &process.id,
+                        &start.at,
+                        format!(
+                            "start {}",
+                            not_defined("operation", &start.id, &operation_ids)
+                        ),
+                    )),
+                    Some(op)
+                        if !matches!(
+                            op.kind,
+                            OperationKind::Consume(_) | OperationKind::Listen(_)
+                        ) =>
+                    {
+                        errors.push(reference_error(
+                            ComponentKind::Process,
+                            &process.id,
+                            &start.at,
+                            format!(
+                                "start operation \"{}\" is a {} operation; a process starts \
+                                 with a consume or listen operation (or with no operation, \
+                                 taking documents from sluice run --input)",
+                                op.id,
+                                op.kind.name()
+                            ),
+                        ))
+                    }
+                    Some(OperationDefinition {
+                        kind: OperationKind::Consume(ConsumeDefinition { topic: None, .. }),
+                        id,
+                        ..
+                    }) => errors.push(reference_error(
+                        ComponentKind::Process,
+                        &process.id,
+                        &start.at,
+                        format!(
+                            "start operation \"{id}\" has no topic: it takes the topic from \
+                             input documents (dynamic-topic), so it can only be a <connector> \
+                             step; give it a <topic> to start a process with it"
+                        ),
+                    )),
+                    Some(_) => {}
+                }
+            }
+            for (index, step) in process.steps.iter().enumerate() {
+                let Step::Connector { operation } = step else {
+                    continue;
+                };
+                if invalid(ComponentKind::Operation, &operation.id) {
+                    continue;
+                }
+                let problem = match self.operations.get(&operation.id) {
+                    None => Some(not_defined("operation", &operation.id, &operation_ids)),
+                    Some(op) if matches!(op.kind, OperationKind::Listen(_)) => Some(format!(
+                        "operation \"{}\" is a listen operation, which can only start a \
+                         process: <start operation=\"{}\"/>",
+                        op.id, op.id
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(problem) = problem {
+                    errors.push(reference_error(
+                        ComponentKind::Process,
+                        &process.id,
+                        &operation.at,
+                        format!("step {}: {problem}", index + 1),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn not_defined(kind: &str, id: &str, defined: &[String]) -> String {
+    let defined: Vec<&str> = defined.iter().map(String::as_str).collect();
+    let mut message = format!("{kind} \"{id}\" is not defined");
+    if let Some(close) = values::did_you_mean(id, defined.iter().copied()) {
+        message.push_str(&format!(" (did you mean \"{close}\"?)"));
+    } else if defined.is_empty() {
+        message.push_str(&format!(" (no {kind} is defined in the files loaded)"));
+    } else {
+        message.push_str(&format!(" (defined: {})", defined.join(", ")));
+    }
+    message
+}

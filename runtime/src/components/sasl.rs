@@ -1,0 +1,321 @@
+//! The SASL part of a `<connection>`: one function per mechanism (PLAIN and SCRAM with user
+//! and password, GSSAPI with a Kerberos principal, OAUTHBEARER with an identity provider or
+//! Amazon MSK IAM). Passwords are never echoed in messages.
+
+use sluice_connector::{
+    AwsIam, Bootstrap, Kerberos, OAuth, Sasl, SaslMechanism, Secret, SecurityProtocol,
+};
+
+use super::check::Checker;
+use super::raw::{RawAwsIam, RawOAuth};
+
+/// What a user coming from Java clients' MSK IAM set-up is told.
+pub(crate) const AWS_MSK_IAM_NAME: &str = "AWS_MSK_IAM is the Java client's name for Amazon MSK \
+     IAM; Sluice speaks it as OAUTHBEARER: write <sasl-mechanism>OAUTHBEARER</sasl-mechanism> \
+     with preset=\"amazon-msk\" (or with <aws-iam/>)";
+
+/// The SASL fields of a raw connection.
+pub(super) struct SaslFields {
+    pub mechanism: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub service_name: Option<String>,
+    pub oauth: Option<RawOAuth>,
+    pub aws_iam: Option<RawAwsIam>,
+}
+
+/// The SASL part of a connection: `Some(None)` when the protocol uses no SASL, `None` when
+/// something is wrong (errors recorded). Passwords are never echoed in messages.
+pub(super) fn sasl(
+    c: &mut Checker<'_>,
+    protocol: SecurityProtocol,
+    fields: SaslFields,
+    bootstrap: Option<&Bootstrap>,
+) -> Option<Option<Sasl>> {
+    let SaslFields {
+        mechanism,
+        username,
+        password,
+        service_name,
+        oauth,
+        aws_iam,
+    } = fields;
+    if !protocol.uses_sasl() {
+        let mut fine = true;
+        for (field, given) in [
+            ("sasl-mechanism", mechanism.is_some()),
+            ("username", username.is_some()),
+            ("password", password.is_some()),
+            ("service-name", service_name.is_some()),
+            ("oauth", oauth.is_some()),
+            ("aws-iam", aws_iam.is_some()),
+        ] {
+            if given {
+                c.field_error(
+                    field,
+                    format!(
+                        "applies only to security-protocol SASL_PLAINTEXT or SASL_SSL (this \
+                         connection's is {})",
+                        protocol.name()
+                    ),
+                );
+                fine = false;
+            }
+        }
+        return fine.then_some(None);
+    }
+    let hint = format!(
+        "security-protocol {} needs one: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI or \
+         OAUTHBEARER",
+        protocol.name()
+    );
+    let mechanism = c.required("sasl-mechanism", mechanism, &hint)?;
+    let mechanism = match mechanism.as_str() {
+        "PLAIN" => SaslMechanism::Plain,
+        "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
+        "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
+        "GSSAPI" => SaslMechanism::Gssapi,
+        "OAUTHBEARER" => SaslMechanism::OAuthBearer,
+        "AWS_MSK_IAM" => {
+            c.field_error("sasl-mechanism", AWS_MSK_IAM_NAME.into());
+            return None;
+        }
+        other => {
+            c.field_error(
+                "sasl-mechanism",
+                format!(
+                    "must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI, OAUTHBEARER; \
+                     got \"{other}\""
+                ),
+            );
+            return None;
+        }
+    };
+    if mechanism == SaslMechanism::OAuthBearer {
+        for (field, given) in [
+            ("username", username.is_some()),
+            ("password", password.is_some()),
+        ] {
+            if given {
+                c.field_error(
+                    field,
+                    "does not apply to OAUTHBEARER, which authenticates with <oauth> (token-endpoint, \
+                     client-id, client-secret) or <aws-iam> (Amazon MSK IAM)"
+                        .into(),
+                );
+                return None;
+            }
+        }
+        let raw = match (oauth, aws_iam) {
+            (Some(_), Some(_)) => {
+                c.field_error(
+                    "aws-iam",
+                    "and oauth exclude each other: Amazon MSK IAM signs its own tokens with AWS \
+                     credentials; keep one"
+                        .into(),
+                );
+                return None;
+            }
+            (None, Some(raw)) => {
+                return aws_iam_settings(c, raw, bootstrap).map(|aws_iam| {
+                    Some(Sasl {
+                        mechanism,
+                        // librdkafka's name for the token's principal; the access key id that
+                        // signs each token is logged when it is signed.
+                        username: "aws-iam".into(),
+                        password: None,
+                        kerberos: None,
+                        oauth: None,
+                        aws_iam: Some(aws_iam),
+                    })
+                });
+            }
+            (Some(raw), None) => raw,
+            (None, None) => {
+                let at = c.scanned().start();
+                c.error_at(
+                    at,
+                    "oauth is missing: OAUTHBEARER needs <oauth><token-endpoint>https://…</token-endpoint>\
+                     <client-id>…</client-id><client-secret>…</client-secret></oauth>, or \
+                     <aws-iam/> for Amazon MSK IAM"
+                        .into(),
+                );
+                return None;
+            }
+        };
+        let endpoint = c.required(
+            "oauth/token-endpoint",
+            raw.token_endpoint,
+            "give the identity provider's token URL",
+        )?;
+        let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+        if !endpoint.starts_with("https://") && !loopback.iter().any(|p| endpoint.starts_with(p)) {
+            c.field_error(
+                "oauth/token-endpoint",
+                format!(
+                    "must be an https:// URL (the client secret travels with every token \
+                     request), got \"{endpoint}\""
+                ),
+            );
+            return None;
+        }
+        let client_id = c.required("oauth/client-id", raw.client_id, "give the OAuth client id");
+        let client_secret = c.required(
+            "oauth/client-secret",
+            raw.client_secret,
+            "give the OAuth client secret, as ${env:NAME} or ${file:PATH}",
+        );
+        let scope = c.text("oauth/scope", raw.scope).filter(|s| !s.is_empty());
+        return Some(Some(Sasl {
+            mechanism,
+            username: client_id.clone()?,
+            password: None,
+            kerberos: None,
+            oauth: Some(OAuth {
+                token_endpoint: endpoint,
+                client_id: client_id?,
+                client_secret: Secret::new(client_secret?),
+                scope,
+            }),
+            aws_iam: None,
+        }));
+    }
+    for (field, given) in [("oauth", oauth.is_some()), ("aws-iam", aws_iam.is_some())] {
+        if given {
+            c.field_error(
+                field,
+                format!(
+                    "applies only to sasl-mechanism OAUTHBEARER (this connection's is {})",
+                    mechanism.name()
+                ),
+            );
+            return None;
+        }
+    }
+    if mechanism == SaslMechanism::Gssapi {
+        let principal = c.required(
+            "username",
+            username,
+            "GSSAPI needs the client principal, e.g. <username>svc-orders@CORP.EXAMPLE.COM</username>",
+        )?;
+        if let Err(predicate) = kerberos_principal(&principal) {
+            c.field_error("username", predicate);
+            return None;
+        }
+        let password = c.text("password", password).filter(|p| !p.is_empty());
+        let service_name = c
+            .text("service-name", service_name)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| Kerberos::DEFAULT_SERVICE_NAME.to_string());
+        return Some(Some(Sasl {
+            mechanism,
+            username: principal,
+            password: password.map(Secret::new),
+            kerberos: Some(Kerberos {
+                service_name,
+                // Found in the custom library when the host starts.
+                keytab: None,
+            }),
+            oauth: None,
+            aws_iam: None,
+        }));
+    }
+    if service_name.is_some() {
+        c.field_error(
+            "service-name",
+            format!(
+                "applies only to sasl-mechanism GSSAPI (this connection's is {})",
+                mechanism.name()
+            ),
+        );
+        return None;
+    }
+    let username = c.required(
+        "username",
+        username,
+        &format!("{} needs the user name", mechanism.name()),
+    );
+    let password = c.required(
+        "password",
+        password,
+        &format!(
+            "{} needs the password; write it as ${{env:NAME}} or ${{file:PATH}} to keep it out of \
+             the file",
+            mechanism.name()
+        ),
+    );
+    Some(Some(Sasl {
+        mechanism,
+        username: username?,
+        password: Some(Secret::new(password?)),
+        kerberos: None,
+        oauth: None,
+        aws_iam: None,
+    }))
+}
+
+/// `<aws-iam>`: the region comes from the field, else from the MSK broker host names, else
+/// from AWS_REGION / AWS_DEFAULT_REGION, as the AWS SDKs would take it.
+fn aws_iam_settings(
+    c: &mut Checker<'_>,
+    raw: RawAwsIam,
+    bootstrap: Option<&Bootstrap>,
+) -> Option<AwsIam> {
+    let profile = c
+        .text("aws-iam/profile", raw.profile)
+        .filter(|p| !p.is_empty());
+    let from_hosts = match bootstrap {
+        Some(Bootstrap::Servers(servers)) => servers.iter().find_map(|server| {
+            let host = server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h);
+            sluice_connector::msk_iam::region_of_host(host)
+        }),
+        _ => None,
+    };
+    let from_env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+    let region = c
+        .text("aws-iam/region", raw.region)
+        .filter(|r| !r.is_empty())
+        .or(from_hosts)
+        .or(from_env);
+    let Some(region) = region else {
+        c.field_error(
+            "aws-iam",
+            "needs the cluster's region: write <aws-iam><region>eu-west-1</region></aws-iam> (the \
+             bootstrap servers do not name one, as MSK's b-1.NAME.ID.c2.kafka.REGION.amazonaws.com \
+             do, and AWS_REGION is not set)"
+                .into(),
+        );
+        return None;
+    };
+    let plain = region
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !plain || !region.contains('-') {
+        c.field_error(
+            "aws-iam/region",
+            format!("must be an AWS region such as eu-west-1, got \"{region}\""),
+        );
+        return None;
+    }
+    Some(AwsIam { region, profile })
+}
+
+/// `primary[/instance]@REALM`: the realm names the keytab (`{REALM}.keytab`), and the name
+/// goes into a shell command (kinit), so only plain characters are allowed.
+fn kerberos_principal(principal: &str) -> Result<(), String> {
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+    };
+    match principal.rsplit_once('@') {
+        Some((name, realm)) if plain(name) && plain(realm) && !realm.contains('/') => Ok(()),
+        _ => Err(format!(
+            "must be a Kerberos principal user@REALM (letters, digits, '.', '_', '-', '/'), got \
+             \"{principal}\": the realm, after the @, names the keytab {{REALM}}.keytab"
+        )),
+    }
+}
