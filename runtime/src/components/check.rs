@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::source::{Location, ScannedComponent, SourceFile};
 use super::values;
-use super::LoadError;
+use super::load_error::LoadError;
 
 /// A reference to another component, with where it is written (for "not defined" errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
