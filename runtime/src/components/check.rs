@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use super::load_error::LoadError;
 use super::source::{Location, ScannedComponent, SourceFile};
 use super::values;
-use super::load_error::LoadError;
 
 /// A reference to another component, with where it is written (for "not defined" errors).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use sluice_connector::{Bootstrap, ConnectionConfig, Sasl, Secret, SecurityProtocol, Tls};
 
 use super::check::Checker;
-use super::raw::{RawConnection, RawTls};
+use super::raw::{RawConnection, RawProperties, RawTls};
 use super::sasl::{sasl, SaslFields};
 use super::source::Location;
 use super::values;
@@ -72,13 +72,41 @@ pub(crate) fn connection(
         },
         bootstrap.as_ref(),
     );
-    // Kerberos asks for a ticket for service/host: the host must be the broker's name.
+    kerberos_needs_host_names(c, sasl.as_ref(), bootstrap.as_ref());
+    let tls = tls_for(c, protocol, raw.tls);
+    let properties = properties(c, raw.properties);
+    Some(ConnectionDefinition {
+        origin: c.origin(),
+        description,
+        id: id?,
+        config: ConnectionConfig {
+            bootstrap: bootstrap?,
+            client_id: client_id
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| ConnectionConfig::DEFAULT_CLIENT_ID.to_string()),
+            default_consumer_group: consumer_group,
+            security_protocol: protocol,
+            sasl: sasl?,
+            tls: tls?,
+            properties,
+            idempotence: service.idempotence,
+            max_request_size_cap: service.max_request_size_cap,
+        },
+    })
+}
+
+/// Kerberos asks for a ticket for service/host: the host must be the broker's name.
+fn kerberos_needs_host_names(
+    c: &mut Checker<'_>,
+    sasl: Option<&Option<Sasl>>,
+    bootstrap: Option<&Bootstrap>,
+) {
     if let (
         Some(Some(Sasl {
             kerberos: Some(_), ..
         })),
         Some(Bootstrap::Servers(servers)),
-    ) = (&sasl, &bootstrap)
+    ) = (sasl, bootstrap)
     {
         for server in servers {
             let host = server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h);
@@ -93,7 +121,11 @@ pub(crate) fn connection(
             }
         }
     }
-    let tls = match raw.tls {
+}
+
+/// `<tls>`, which only a protocol over TLS takes; without it, the defaults.
+fn tls_for(c: &mut Checker<'_>, protocol: SecurityProtocol, raw: Option<RawTls>) -> Option<Tls> {
+    match raw {
         Some(_) if !protocol.uses_tls() => {
             c.field_error(
                 "tls",
@@ -106,10 +138,13 @@ pub(crate) fn connection(
         }
         Some(raw) => tls(c, raw),
         None => Some(Tls::default()),
-    };
+    }
+}
+
+/// `<properties>`: librdkafka pass-through properties, each name checked by the connector.
+fn properties(c: &mut Checker<'_>, raw: Option<RawProperties>) -> Vec<(String, String)> {
     let mut properties = Vec::new();
     for (index, property) in raw
-        .properties
         .map(|p| p.properties)
         .unwrap_or_default()
         .into_iter()
@@ -140,24 +175,7 @@ pub(crate) fn connection(
             properties.push((name, value));
         }
     }
-    Some(ConnectionDefinition {
-        origin: c.origin(),
-        description,
-        id: id?,
-        config: ConnectionConfig {
-            bootstrap: bootstrap?,
-            client_id: client_id
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| ConnectionConfig::DEFAULT_CLIENT_ID.to_string()),
-            default_consumer_group: consumer_group,
-            security_protocol: protocol,
-            sasl: sasl?,
-            tls: tls?,
-            properties,
-            idempotence: service.idempotence,
-            max_request_size_cap: service.max_request_size_cap,
-        },
-    })
+    properties
 }
 
 fn tls(c: &mut Checker<'_>, raw: RawTls) -> Option<Tls> {

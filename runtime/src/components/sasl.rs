@@ -32,155 +32,17 @@ pub(super) fn sasl(
     fields: SaslFields,
     bootstrap: Option<&Bootstrap>,
 ) -> Option<Option<Sasl>> {
-    let SaslFields {
-        mechanism,
-        username,
-        password,
-        service_name,
-        oauth,
-        aws_iam,
-    } = fields;
     if !protocol.uses_sasl() {
-        let mut fine = true;
-        for (field, given) in [
-            ("sasl-mechanism", mechanism.is_some()),
-            ("username", username.is_some()),
-            ("password", password.is_some()),
-            ("service-name", service_name.is_some()),
-            ("oauth", oauth.is_some()),
-            ("aws-iam", aws_iam.is_some()),
-        ] {
-            if given {
-                c.field_error(
-                    field,
-                    format!(
-                        "applies only to security-protocol SASL_PLAINTEXT or SASL_SSL (this \
-                         connection's is {})",
-                        protocol.name()
-                    ),
-                );
-                fine = false;
-            }
-        }
-        return fine.then_some(None);
+        return no_sasl_fields(c, protocol, &fields).then_some(None);
     }
-    let hint = format!(
-        "security-protocol {} needs one: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI or \
-         OAUTHBEARER",
-        protocol.name()
-    );
-    let mechanism = c.required("sasl-mechanism", mechanism, &hint)?;
-    let mechanism = match mechanism.as_str() {
-        "PLAIN" => SaslMechanism::Plain,
-        "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
-        "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
-        "GSSAPI" => SaslMechanism::Gssapi,
-        "OAUTHBEARER" => SaslMechanism::OAuthBearer,
-        "AWS_MSK_IAM" => {
-            c.field_error("sasl-mechanism", AWS_MSK_IAM_NAME.into());
-            return None;
-        }
-        other => {
-            c.field_error(
-                "sasl-mechanism",
-                format!(
-                    "must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI, OAUTHBEARER; \
-                     got \"{other}\""
-                ),
-            );
-            return None;
-        }
-    };
+    let mechanism = mechanism(c, protocol, fields.mechanism.clone())?;
     if mechanism == SaslMechanism::OAuthBearer {
-        for (field, given) in [
-            ("username", username.is_some()),
-            ("password", password.is_some()),
-        ] {
-            if given {
-                c.field_error(
-                    field,
-                    "does not apply to OAUTHBEARER, which authenticates with <oauth> (token-endpoint, \
-                     client-id, client-secret) or <aws-iam> (Amazon MSK IAM)"
-                        .into(),
-                );
-                return None;
-            }
-        }
-        let raw = match (oauth, aws_iam) {
-            (Some(_), Some(_)) => {
-                c.field_error(
-                    "aws-iam",
-                    "and oauth exclude each other: Amazon MSK IAM signs its own tokens with AWS \
-                     credentials; keep one"
-                        .into(),
-                );
-                return None;
-            }
-            (None, Some(raw)) => {
-                return aws_iam_settings(c, raw, bootstrap).map(|aws_iam| {
-                    Some(Sasl {
-                        mechanism,
-                        // librdkafka's name for the token's principal; the access key id that
-                        // signs each token is logged when it is signed.
-                        username: "aws-iam".into(),
-                        password: None,
-                        kerberos: None,
-                        oauth: None,
-                        aws_iam: Some(aws_iam),
-                    })
-                });
-            }
-            (Some(raw), None) => raw,
-            (None, None) => {
-                let at = c.scanned().start();
-                c.error_at(
-                    at,
-                    "oauth is missing: OAUTHBEARER needs <oauth><token-endpoint>https://…</token-endpoint>\
-                     <client-id>…</client-id><client-secret>…</client-secret></oauth>, or \
-                     <aws-iam/> for Amazon MSK IAM"
-                        .into(),
-                );
-                return None;
-            }
-        };
-        let endpoint = c.required(
-            "oauth/token-endpoint",
-            raw.token_endpoint,
-            "give the identity provider's token URL",
-        )?;
-        let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
-        if !endpoint.starts_with("https://") && !loopback.iter().any(|p| endpoint.starts_with(p)) {
-            c.field_error(
-                "oauth/token-endpoint",
-                format!(
-                    "must be an https:// URL (the client secret travels with every token \
-                     request), got \"{endpoint}\""
-                ),
-            );
-            return None;
-        }
-        let client_id = c.required("oauth/client-id", raw.client_id, "give the OAuth client id");
-        let client_secret = c.required(
-            "oauth/client-secret",
-            raw.client_secret,
-            "give the OAuth client secret, as ${env:NAME} or ${file:PATH}",
-        );
-        let scope = c.text("oauth/scope", raw.scope).filter(|s| !s.is_empty());
-        return Some(Some(Sasl {
-            mechanism,
-            username: client_id.clone()?,
-            password: None,
-            kerberos: None,
-            oauth: Some(OAuth {
-                token_endpoint: endpoint,
-                client_id: client_id?,
-                client_secret: Secret::new(client_secret?),
-                scope,
-            }),
-            aws_iam: None,
-        }));
+        return oauthbearer(c, fields, bootstrap).map(Some);
     }
-    for (field, given) in [("oauth", oauth.is_some()), ("aws-iam", aws_iam.is_some())] {
+    for (field, given) in [
+        ("oauth", fields.oauth.is_some()),
+        ("aws-iam", fields.aws_iam.is_some()),
+    ] {
         if given {
             c.field_error(
                 field,
@@ -193,34 +55,210 @@ pub(super) fn sasl(
         }
     }
     if mechanism == SaslMechanism::Gssapi {
-        let principal = c.required(
-            "username",
-            username,
-            "GSSAPI needs the client principal, e.g. <username>svc-orders@CORP.EXAMPLE.COM</username>",
-        )?;
-        if let Err(predicate) = kerberos_principal(&principal) {
-            c.field_error("username", predicate);
+        return gssapi(c, fields).map(Some);
+    }
+    user_and_password(c, mechanism, fields).map(Some)
+}
+
+/// A protocol without SASL takes none of its fields; `false` when some are given (each an
+/// error).
+fn no_sasl_fields(c: &mut Checker<'_>, protocol: SecurityProtocol, fields: &SaslFields) -> bool {
+    let mut fine = true;
+    for (field, given) in [
+        ("sasl-mechanism", fields.mechanism.is_some()),
+        ("username", fields.username.is_some()),
+        ("password", fields.password.is_some()),
+        ("service-name", fields.service_name.is_some()),
+        ("oauth", fields.oauth.is_some()),
+        ("aws-iam", fields.aws_iam.is_some()),
+    ] {
+        if given {
+            c.field_error(
+                field,
+                format!(
+                    "applies only to security-protocol SASL_PLAINTEXT or SASL_SSL (this \
+                     connection's is {})",
+                    protocol.name()
+                ),
+            );
+            fine = false;
+        }
+    }
+    fine
+}
+
+/// `sasl-mechanism`, required with a SASL protocol.
+fn mechanism(
+    c: &mut Checker<'_>,
+    protocol: SecurityProtocol,
+    raw: Option<String>,
+) -> Option<SaslMechanism> {
+    let hint = format!(
+        "security-protocol {} needs one: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI or \
+         OAUTHBEARER",
+        protocol.name()
+    );
+    let mechanism = c.required("sasl-mechanism", raw, &hint)?;
+    match mechanism.as_str() {
+        "PLAIN" => Some(SaslMechanism::Plain),
+        "SCRAM-SHA-256" => Some(SaslMechanism::ScramSha256),
+        "SCRAM-SHA-512" => Some(SaslMechanism::ScramSha512),
+        "GSSAPI" => Some(SaslMechanism::Gssapi),
+        "OAUTHBEARER" => Some(SaslMechanism::OAuthBearer),
+        "AWS_MSK_IAM" => {
+            c.field_error("sasl-mechanism", AWS_MSK_IAM_NAME.into());
+            None
+        }
+        other => {
+            c.field_error(
+                "sasl-mechanism",
+                format!(
+                    "must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, GSSAPI, OAUTHBEARER; \
+                     got \"{other}\""
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// OAUTHBEARER: tokens from an identity provider (`<oauth>`) or signed for Amazon MSK IAM
+/// (`<aws-iam>`), never both, and no user or password.
+fn oauthbearer(
+    c: &mut Checker<'_>,
+    fields: SaslFields,
+    bootstrap: Option<&Bootstrap>,
+) -> Option<Sasl> {
+    for (field, given) in [
+        ("username", fields.username.is_some()),
+        ("password", fields.password.is_some()),
+    ] {
+        if given {
+            c.field_error(
+                field,
+                "does not apply to OAUTHBEARER, which authenticates with <oauth> (token-endpoint, \
+                 client-id, client-secret) or <aws-iam> (Amazon MSK IAM)"
+                    .into(),
+            );
             return None;
         }
-        let password = c.text("password", password).filter(|p| !p.is_empty());
-        let service_name = c
-            .text("service-name", service_name)
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| Kerberos::DEFAULT_SERVICE_NAME.to_string());
-        return Some(Some(Sasl {
-            mechanism,
-            username: principal,
-            password: password.map(Secret::new),
-            kerberos: Some(Kerberos {
-                service_name,
-                // Found in the custom library when the host starts.
-                keytab: None,
-            }),
-            oauth: None,
-            aws_iam: None,
-        }));
     }
-    if service_name.is_some() {
+    match (fields.oauth, fields.aws_iam) {
+        (Some(_), Some(_)) => {
+            c.field_error(
+                "aws-iam",
+                "and oauth exclude each other: Amazon MSK IAM signs its own tokens with AWS \
+                 credentials; keep one"
+                    .into(),
+            );
+            None
+        }
+        (None, Some(raw)) => aws_iam_settings(c, raw, bootstrap).map(|aws_iam| Sasl {
+            mechanism: SaslMechanism::OAuthBearer,
+            // librdkafka's name for the token's principal; the access key id that signs each
+            // token is logged when it is signed.
+            username: "aws-iam".into(),
+            password: None,
+            kerberos: None,
+            oauth: None,
+            aws_iam: Some(aws_iam),
+        }),
+        (Some(raw), None) => oauth(c, raw),
+        (None, None) => {
+            let at = c.scanned().start();
+            c.error_at(
+                at,
+                "oauth is missing: OAUTHBEARER needs <oauth><token-endpoint>https://…</token-endpoint>\
+                 <client-id>…</client-id><client-secret>…</client-secret></oauth>, or \
+                 <aws-iam/> for Amazon MSK IAM"
+                    .into(),
+            );
+            None
+        }
+    }
+}
+
+/// `<oauth>`: an identity provider's token endpoint (HTTPS, or plain HTTP on loopback) and the
+/// client credentials sent to it.
+fn oauth(c: &mut Checker<'_>, raw: RawOAuth) -> Option<Sasl> {
+    let endpoint = c.required(
+        "oauth/token-endpoint",
+        raw.token_endpoint,
+        "give the identity provider's token URL",
+    )?;
+    let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+    if !endpoint.starts_with("https://") && !loopback.iter().any(|p| endpoint.starts_with(p)) {
+        c.field_error(
+            "oauth/token-endpoint",
+            format!(
+                "must be an https:// URL (the client secret travels with every token request), \
+                 got \"{endpoint}\""
+            ),
+        );
+        return None;
+    }
+    let client_id = c.required("oauth/client-id", raw.client_id, "give the OAuth client id");
+    let client_secret = c.required(
+        "oauth/client-secret",
+        raw.client_secret,
+        "give the OAuth client secret, as ${env:NAME} or ${file:PATH}",
+    );
+    let scope = c.text("oauth/scope", raw.scope).filter(|s| !s.is_empty());
+    Some(Sasl {
+        mechanism: SaslMechanism::OAuthBearer,
+        username: client_id.clone()?,
+        password: None,
+        kerberos: None,
+        oauth: Some(OAuth {
+            token_endpoint: endpoint,
+            client_id: client_id?,
+            client_secret: Secret::new(client_secret?),
+            scope,
+        }),
+        aws_iam: None,
+    })
+}
+
+/// GSSAPI: the client principal (its realm names the keytab), an optional password, and the
+/// brokers' service name.
+fn gssapi(c: &mut Checker<'_>, fields: SaslFields) -> Option<Sasl> {
+    let principal = c.required(
+        "username",
+        fields.username,
+        "GSSAPI needs the client principal, e.g. <username>svc-orders@CORP.EXAMPLE.COM</username>",
+    )?;
+    if let Err(predicate) = kerberos_principal(&principal) {
+        c.field_error("username", predicate);
+        return None;
+    }
+    let password = c
+        .text("password", fields.password)
+        .filter(|p| !p.is_empty());
+    let service_name = c
+        .text("service-name", fields.service_name)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| Kerberos::DEFAULT_SERVICE_NAME.to_string());
+    Some(Sasl {
+        mechanism: SaslMechanism::Gssapi,
+        username: principal,
+        password: password.map(Secret::new),
+        kerberos: Some(Kerberos {
+            service_name,
+            // Found in the custom library when the host starts.
+            keytab: None,
+        }),
+        oauth: None,
+        aws_iam: None,
+    })
+}
+
+/// PLAIN and SCRAM: a user name and a password.
+fn user_and_password(
+    c: &mut Checker<'_>,
+    mechanism: SaslMechanism,
+    fields: SaslFields,
+) -> Option<Sasl> {
+    if fields.service_name.is_some() {
         c.field_error(
             "service-name",
             format!(
@@ -232,26 +270,26 @@ pub(super) fn sasl(
     }
     let username = c.required(
         "username",
-        username,
+        fields.username,
         &format!("{} needs the user name", mechanism.name()),
     );
     let password = c.required(
         "password",
-        password,
+        fields.password,
         &format!(
             "{} needs the password; write it as ${{env:NAME}} or ${{file:PATH}} to keep it out of \
              the file",
             mechanism.name()
         ),
     );
-    Some(Some(Sasl {
+    Some(Sasl {
         mechanism,
         username: username?,
         password: Some(Secret::new(password?)),
         kerberos: None,
         oauth: None,
         aws_iam: None,
-    }))
+    })
 }
 
 /// `<aws-iam>`: the region comes from the field, else from the MSK broker host names, else
