@@ -200,27 +200,16 @@ fn tls(c: &mut Checker<'_>, raw: RawTls) -> Option<Tls> {
             }
         }
     };
-    let ca_given = raw.ca_file.is_some();
-    let ca_file = pem(
-        "tls/ca-file",
-        raw.ca_file,
-        "-----BEGIN CERTIFICATE-----",
-        "certificate",
-    );
-    let cert_given = raw.certificate_file.is_some();
-    let certificate_file = pem(
-        "tls/certificate-file",
-        raw.certificate_file,
-        "-----BEGIN CERTIFICATE-----",
-        "certificate",
-    );
-    let key_given = raw.key_file.is_some();
-    let key_file = pem(
-        "tls/key-file",
-        raw.key_file,
-        "PRIVATE KEY-----",
-        "private key",
-    );
+    const CERTIFICATE: (&str, &str) = ("-----BEGIN CERTIFICATE-----", "certificate");
+    const PRIVATE_KEY: (&str, &str) = ("PRIVATE KEY-----", "private key");
+    let given = [&raw.ca_file, &raw.certificate_file, &raw.key_file].map(Option::is_some);
+    let [ca_given, cert_given, key_given] = given;
+    let [ca_file, certificate_file, key_file] = [
+        ("tls/ca-file", raw.ca_file, CERTIFICATE),
+        ("tls/certificate-file", raw.certificate_file, CERTIFICATE),
+        ("tls/key-file", raw.key_file, PRIVATE_KEY),
+    ]
+    .map(|(field, raw, (marker, what))| pem(field, raw, marker, what));
     let key_password = c
         .text("tls/key-password", raw.key_password)
         .map(Secret::new);

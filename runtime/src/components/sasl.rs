@@ -39,20 +39,17 @@ pub(super) fn sasl(
     if mechanism == SaslMechanism::OAuthBearer {
         return oauthbearer(c, fields, bootstrap).map(Some);
     }
-    for (field, given) in [
+    let oauth_fields = [
         ("oauth", fields.oauth.is_some()),
         ("aws-iam", fields.aws_iam.is_some()),
-    ] {
-        if given {
-            c.field_error(
-                field,
-                format!(
-                    "applies only to sasl-mechanism OAUTHBEARER (this connection's is {})",
-                    mechanism.name()
-                ),
-            );
-            return None;
-        }
+    ];
+    if let Some(field) = given(&oauth_fields).next() {
+        let predicate = format!(
+            "applies only to sasl-mechanism OAUTHBEARER (this connection's is {})",
+            mechanism.name()
+        );
+        c.field_error(field, predicate);
+        return None;
     }
     if mechanism == SaslMechanism::Gssapi {
         return gssapi(c, fields).map(Some);
@@ -63,28 +60,33 @@ pub(super) fn sasl(
 /// A protocol without SASL takes none of its fields; `false` when some are given (each an
 /// error).
 fn no_sasl_fields(c: &mut Checker<'_>, protocol: SecurityProtocol, fields: &SaslFields) -> bool {
-    let mut fine = true;
-    for (field, given) in [
+    let sasl_fields = [
         ("sasl-mechanism", fields.mechanism.is_some()),
         ("username", fields.username.is_some()),
         ("password", fields.password.is_some()),
         ("service-name", fields.service_name.is_some()),
         ("oauth", fields.oauth.is_some()),
         ("aws-iam", fields.aws_iam.is_some()),
-    ] {
-        if given {
-            c.field_error(
-                field,
-                format!(
-                    "applies only to security-protocol SASL_PLAINTEXT or SASL_SSL (this \
-                     connection's is {})",
-                    protocol.name()
-                ),
-            );
-            fine = false;
-        }
+    ];
+    let mut fine = true;
+    for field in given(&sasl_fields) {
+        let predicate = format!(
+            "applies only to security-protocol SASL_PLAINTEXT or SASL_SSL (this connection's is \
+             {})",
+            protocol.name()
+        );
+        c.field_error(field, predicate);
+        fine = false;
     }
     fine
+}
+
+/// The names of the fields that are given, of (name, given) pairs.
+fn given<'a>(fields: &'a [(&'a str, bool)]) -> impl Iterator<Item = &'a str> + 'a {
+    fields
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(name, _)| *name)
 }
 
 /// `sasl-mechanism`, required with a SASL protocol.
@@ -129,19 +131,18 @@ fn oauthbearer(
     fields: SaslFields,
     bootstrap: Option<&Bootstrap>,
 ) -> Option<Sasl> {
-    for (field, given) in [
+    let credentials = [
         ("username", fields.username.is_some()),
         ("password", fields.password.is_some()),
-    ] {
-        if given {
-            c.field_error(
-                field,
-                "does not apply to OAUTHBEARER, which authenticates with <oauth> (token-endpoint, \
-                 client-id, client-secret) or <aws-iam> (Amazon MSK IAM)"
-                    .into(),
-            );
-            return None;
-        }
+    ];
+    if let Some(field) = given(&credentials).next() {
+        c.field_error(
+            field,
+            "does not apply to OAUTHBEARER, which authenticates with <oauth> (token-endpoint, \
+             client-id, client-secret) or <aws-iam> (Amazon MSK IAM)"
+                .into(),
+        );
+        return None;
     }
     match (fields.oauth, fields.aws_iam) {
         (Some(_), Some(_)) => {

@@ -224,22 +224,33 @@ fn offset_reset(c: &mut Checker<'_>, raw: Option<String>) -> Option<OffsetReset>
     })
 }
 
-fn produce(c: &mut Checker<'_>, raw: RawOperation) -> Option<ProduceDefinition> {
-    let dynamic_topic = c
-        .parse("dynamic-topic", raw.dynamic_topic, values::boolean)
+/// `dynamic-topic` and `topic`: with a dynamic topic the topic may be left out (documents name
+/// theirs); otherwise it is required, and `None` means it is missing or invalid.
+fn topic_or_dynamic(
+    c: &mut Checker<'_>,
+    dynamic: Option<String>,
+    topic: Option<String>,
+    hint: &str,
+) -> (bool, Option<String>) {
+    let dynamic = c
+        .parse("dynamic-topic", dynamic, values::boolean)
         .unwrap_or(false);
-    let topic = if dynamic_topic && raw.topic.is_none() {
-        None
-    } else {
-        let hint = "name the topic, e.g. <topic>orders</topic>, or set \
-                    <dynamic-topic>true</dynamic-topic> to take it from each \
-                    document's topic-name property";
-        c.required("topic", raw.topic, hint).and_then(|t| {
-            values::topic(&t)
-                .map_err(|p| c.field_error("topic", p))
-                .ok()
-        })
-    };
+    if dynamic && topic.is_none() {
+        return (true, None);
+    }
+    let topic = c.required("topic", topic, hint).and_then(|t| {
+        values::topic(&t)
+            .map_err(|p| c.field_error("topic", p))
+            .ok()
+    });
+    (dynamic, topic)
+}
+
+fn produce(c: &mut Checker<'_>, raw: RawOperation) -> Option<ProduceDefinition> {
+    let hint = "name the topic, e.g. <topic>orders</topic>, or set \
+                <dynamic-topic>true</dynamic-topic> to take it from each document's topic-name \
+                property";
+    let (dynamic_topic, topic) = topic_or_dynamic(c, raw.dynamic_topic, raw.topic, hint);
     let partition = c.parse("partition", raw.partition, values::partition);
     let headers = raw
         .headers
@@ -281,20 +292,13 @@ fn produce(c: &mut Checker<'_>, raw: RawOperation) -> Option<ProduceDefinition> 
 }
 
 fn consume(c: &mut Checker<'_>, raw: RawOperation) -> Option<ConsumeDefinition> {
-    let dynamic_topic = c
-        .parse("dynamic-topic", raw.dynamic_topic, values::boolean)
-        .unwrap_or(false);
-    let topic = if dynamic_topic && raw.topic.is_none() {
-        None
-    } else {
-        let hint = "name the topic, e.g. <topic>orders</topic>";
-        let topic = c.required("topic", raw.topic, hint).and_then(|t| {
-            values::topic(&t)
-                .map_err(|p| c.field_error("topic", p))
-                .ok()
-        });
-        Some(topic?)
-    };
+    let hint = "name the topic, e.g. <topic>orders</topic>";
+    let topic_given = raw.topic.is_some();
+    let (dynamic_topic, topic) = topic_or_dynamic(c, raw.dynamic_topic, raw.topic, hint);
+    // Unlike Produce, a Consume whose topic is wrong is not checked further.
+    if topic.is_none() && (topic_given || !dynamic_topic) {
+        return None;
+    }
     let consumer_group = group(c, raw.consumer_group);
     let minimum = c.parse("minimum-messages", raw.minimum_messages, |v| {
         values::whole_number(v, 0)
