@@ -10,8 +10,8 @@
 //!    definitions; then references between components (process → operation → connection) are
 //!    resolved (`references.rs`).
 //!
-//! May use `container`-free leaves only (`values.rs` for field syntax) and the connector's
-//! configuration types; nothing of the host.
+//! May use the connector's configuration types; nothing of the host, the store or the command
+//! line (they use it).
 
 mod check;
 mod connection;
