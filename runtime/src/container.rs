@@ -178,114 +178,12 @@ impl ContainerProperties {
             };
             let name = key.strip_prefix(PLATFORM_PREFIX).unwrap_or(&key);
             let value = value.trim();
-            match name {
-                MAX_REQUEST_SIZE => match value.parse::<u64>() {
-                    Ok(n) if (1..=MAX_REQUEST_SIZE_LIMIT).contains(&n) => {
-                        properties.kafka.max_request_size = n
-                    }
-                    _ => errors.push(problem(
-                        Some(number),
-                        format!(
-                            "{key} must be a whole number of bytes from 1 to \
-                             {MAX_REQUEST_SIZE_LIMIT}, got \"{value}\" (default {})",
-                            Limits::DEFAULT_MAX_REQUEST_SIZE
-                        ),
-                    )),
-                },
-                MAX_POLL_RECORDS => match value.parse::<NonZeroU32>() {
-                    Ok(n) => properties.kafka.max_poll_records = n,
-                    Err(_) => errors.push(problem(
-                        Some(number),
-                        format!(
-                            "{key} must be a whole number ≥ 1, got \"{value}\" (default {})",
-                            Limits::DEFAULT_MAX_POLL_RECORDS
-                        ),
-                    )),
-                },
-                PRODUCER_QUEUE_KBYTES | CONSUMER_PREFETCH_KBYTES => match value.parse::<u32>() {
-                    Ok(n) if n >= 1024 => {
-                        if name == PRODUCER_QUEUE_KBYTES {
-                            properties.kafka.producer_queue_kbytes = n;
-                        } else {
-                            properties.kafka.consumer_prefetch_kbytes = n;
-                        }
-                    }
-                    _ => errors.push(problem(
-                        Some(number),
-                        format!(
-                            "{key} must be a whole number of KiB from 1024 to {}, got \
-                                 \"{value}\" (default {})",
-                            u32::MAX,
-                            if name == PRODUCER_QUEUE_KBYTES {
-                                Limits::DEFAULT_PRODUCER_QUEUE_KBYTES
-                            } else {
-                                Limits::DEFAULT_CONSUMER_PREFETCH_KBYTES
-                            }
-                        ),
-                    )),
-                },
-                MAX_CONCURRENT_EXECUTIONS => match value.parse::<NonZeroU32>() {
-                    Ok(n) => properties.host.max_concurrent_executions = n,
-                    Err(_) => errors.push(problem(
-                        Some(number),
-                        format!(
-                            "{key} must be a whole number ≥ 1, got \"{value}\" (default {})",
-                            HostLimits::DEFAULT_MAX_CONCURRENT_EXECUTIONS
-                        ),
-                    )),
-                },
-                DRAIN_TIMEOUT_MS => match value.parse::<u64>() {
-                    Ok(ms) => properties.host.drain_timeout = Duration::from_millis(ms),
-                    Err(_) => errors.push(problem(
-                        Some(number),
-                        format!(
-                            "{key} must be a whole number of milliseconds, got \"{value}\" \
-                             (default {})",
-                            HostLimits::DEFAULT_DRAIN_TIMEOUT.as_millis()
-                        ),
-                    )),
-                },
-                EXECUTIONS_RETENTION_DAYS => match value.parse::<u64>() {
-                    Ok(n) if n >= 1 => properties.host.executions_retention = days(n),
-                    _ => errors.push(problem(
-                        Some(number),
-                        format!(
-                            "{key} must be a whole number of days ≥ 1, got \"{value}\" \
-                             (default {})",
-                            HostLimits::DEFAULT_EXECUTIONS_RETENTION_DAYS
-                        ),
-                    )),
-                },
-                RECONNECT_BACKOFF_MS => {
-                    let waits: Option<Vec<Duration>> = value
-                        .split(',')
-                        .map(|w| w.trim().parse::<u64>().ok().filter(|ms| *ms > 0))
-                        .map(|ms| ms.map(Duration::from_millis))
-                        .collect();
-                    match waits {
-                        Some(waits) => properties.host.reconnect_backoff = waits,
-                        None => errors.push(problem(
-                            Some(number),
-                            format!(
-                                "{key} must be milliseconds > 0 separated by commas, the last \
-                                 repeating, got \"{value}\" (default {})",
-                                HostLimits::DEFAULT_RECONNECT_BACKOFF_MS
-                                    .map(|ms| ms.to_string())
-                                    .join(",")
-                            ),
-                        )),
-                    }
-                }
-                _ => {
-                    let mut message = format!("unknown container property \"{key}\" is ignored");
-                    match crate::components::did_you_mean(name, KNOWN.iter().copied()) {
-                        Some(close) => message.push_str(&format!(" (did you mean {close}?)")),
-                        None => {
-                            message.push_str(&format!(" (known properties: {})", KNOWN.join(", ")))
-                        }
-                    }
-                    warnings.push(problem(Some(number), message));
-                }
+            let set = set_kafka_limit(&mut properties.kafka, &key, name, value)
+                .or_else(|| set_host_limit(&mut properties.host, &key, name, value));
+            match set {
+                Some(Ok(())) => {}
+                Some(Err(message)) => errors.push(problem(Some(number), message)),
+                None => warnings.push(problem(Some(number), unknown_property(&key, name))),
             }
         }
         if errors.is_empty() {
@@ -294,6 +192,140 @@ impl ContainerProperties {
             Err(ContainerPropertiesError(errors))
         }
     }
+}
+
+/// Sets the Kafka limit `name` (`key` as written) from `value`: `None` when `name` is not a
+/// Kafka limit, else whether `value` was valid, and if not, what would be.
+fn set_kafka_limit(
+    limits: &mut Limits,
+    key: &str,
+    name: &str,
+    value: &str,
+) -> Option<Result<(), String>> {
+    let set = match name {
+        MAX_REQUEST_SIZE => match value.parse::<u64>() {
+            Ok(n) if (1..=MAX_REQUEST_SIZE_LIMIT).contains(&n) => {
+                limits.max_request_size = n;
+                Ok(())
+            }
+            _ => Err(format!(
+                "{key} must be a whole number of bytes from 1 to \
+                 {MAX_REQUEST_SIZE_LIMIT}, got \"{value}\" (default {})",
+                Limits::DEFAULT_MAX_REQUEST_SIZE
+            )),
+        },
+        MAX_POLL_RECORDS => match value.parse::<NonZeroU32>() {
+            Ok(n) => {
+                limits.max_poll_records = n;
+                Ok(())
+            }
+            Err(_) => Err(format!(
+                "{key} must be a whole number ≥ 1, got \"{value}\" (default {})",
+                Limits::DEFAULT_MAX_POLL_RECORDS
+            )),
+        },
+        PRODUCER_QUEUE_KBYTES | CONSUMER_PREFETCH_KBYTES => match value.parse::<u32>() {
+            Ok(n) if n >= 1024 => {
+                if name == PRODUCER_QUEUE_KBYTES {
+                    limits.producer_queue_kbytes = n;
+                } else {
+                    limits.consumer_prefetch_kbytes = n;
+                }
+                Ok(())
+            }
+            _ => Err(format!(
+                "{key} must be a whole number of KiB from 1024 to {}, got \
+                     \"{value}\" (default {})",
+                u32::MAX,
+                if name == PRODUCER_QUEUE_KBYTES {
+                    Limits::DEFAULT_PRODUCER_QUEUE_KBYTES
+                } else {
+                    Limits::DEFAULT_CONSUMER_PREFETCH_KBYTES
+                }
+            )),
+        },
+        _ => return None,
+    };
+    Some(set)
+}
+
+/// Sets the host limit `name` (`key` as written) from `value`: `None` when `name` is not a
+/// host limit, else whether `value` was valid, and if not, what would be.
+fn set_host_limit(
+    limits: &mut HostLimits,
+    key: &str,
+    name: &str,
+    value: &str,
+) -> Option<Result<(), String>> {
+    let set = match name {
+        MAX_CONCURRENT_EXECUTIONS => match value.parse::<NonZeroU32>() {
+            Ok(n) => {
+                limits.max_concurrent_executions = n;
+                Ok(())
+            }
+            Err(_) => Err(format!(
+                "{key} must be a whole number ≥ 1, got \"{value}\" (default {})",
+                HostLimits::DEFAULT_MAX_CONCURRENT_EXECUTIONS
+            )),
+        },
+        DRAIN_TIMEOUT_MS => match value.parse::<u64>() {
+            Ok(ms) => {
+                limits.drain_timeout = Duration::from_millis(ms);
+                Ok(())
+            }
+            Err(_) => Err(format!(
+                "{key} must be a whole number of milliseconds, got \"{value}\" \
+                 (default {})",
+                HostLimits::DEFAULT_DRAIN_TIMEOUT.as_millis()
+            )),
+        },
+        EXECUTIONS_RETENTION_DAYS => match value.parse::<u64>() {
+            Ok(n) if n >= 1 => {
+                limits.executions_retention = days(n);
+                Ok(())
+            }
+            _ => Err(format!(
+                "{key} must be a whole number of days ≥ 1, got \"{value}\" \
+                 (default {})",
+                HostLimits::DEFAULT_EXECUTIONS_RETENTION_DAYS
+            )),
+        },
+        RECONNECT_BACKOFF_MS => match reconnect_backoff(value) {
+            Some(waits) => {
+                limits.reconnect_backoff = waits;
+                Ok(())
+            }
+            None => Err(format!(
+                "{key} must be milliseconds > 0 separated by commas, the last \
+                 repeating, got \"{value}\" (default {})",
+                HostLimits::DEFAULT_RECONNECT_BACKOFF_MS
+                    .map(|ms| ms.to_string())
+                    .join(",")
+            )),
+        },
+        _ => return None,
+    };
+    Some(set)
+}
+
+/// A reconnect schedule: milliseconds > 0 separated by commas; `None` when any is not.
+fn reconnect_backoff(value: &str) -> Option<Vec<Duration>> {
+    value
+        .split(',')
+        .map(|w| w.trim().parse::<u64>().ok().filter(|ms| *ms > 0))
+        .map(|ms| ms.map(Duration::from_millis))
+        .collect()
+}
+
+/// The warning for a property we do not know (`key` as written), with the closest known one
+/// or else the list of them.
+fn unknown_property(key: &str, name: &str) -> String {
+    let mut message = format!("unknown container property \"{key}\" is ignored");
+    match crate::components::did_you_mean(name, KNOWN.iter().copied()) {
+        Some(close) => message.push_str(&format!(" (did you mean {close}?)")),
+        None => message.push_str(&format!(" (known properties: {})", KNOWN.join(", "))),
+    }
+    message
 }
 
 #[cfg(test)]

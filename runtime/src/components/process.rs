@@ -2,7 +2,7 @@
 //! line) and its steps (connector operations, set-properties).
 
 use super::check::{Checker, Reference};
-use super::raw::{RawProcess, RawProperty, RawStep};
+use super::raw::{RawConnectorStep, RawProcess, RawProperty, RawSetProperties, RawStart, RawStep};
 use super::source::Location;
 use super::values;
 
@@ -147,98 +147,29 @@ pub struct SetProperty {
     pub optional: bool,
 }
 
+/// Where the `<property>` elements of set-properties steps are, below the process element.
+const PROPERTY_PATH: &str = "steps/set-properties/property";
+
+/// Reports a problem of the `index`-th `<property>` of the process (counted across its steps)
+/// at its `attribute`, else at the element.
+fn property_error(c: &mut Checker<'_>, index: usize, attribute: &str, message: String) {
+    let offset = c
+        .scanned()
+        .nth_attribute(PROPERTY_PATH, index, attribute)
+        .or_else(|| c.scanned().nth_element(PROPERTY_PATH, index))
+        .unwrap_or(c.scanned().start());
+    c.error_at(offset, format!("set-properties: {message}"));
+}
+
+/// The `index`-th `<property>` of the process (counted across its steps).
 fn set_property(c: &mut Checker<'_>, raw: RawProperty, index: usize) -> Option<SetProperty> {
-    const PATH: &str = "steps/set-properties/property";
-    let at = |c: &Checker<'_>, attribute: &str| {
-        c.scanned()
-            .nth_attribute(PATH, index, attribute)
-            .or_else(|| c.scanned().nth_element(PATH, index))
-            .unwrap_or(c.scanned().start())
-    };
-    let fail = |c: &mut Checker<'_>, attribute: &str, message: String| {
-        let offset = at(c, attribute);
-        c.error_at(offset, format!("set-properties: {message}"));
-    };
-    let target = match raw.name.as_deref().map(str::trim) {
-        None | Some("") => {
-            fail(
-                c,
-                "name",
-                format!("a <property> needs name=\"…\": {}", PropertyName::VALID),
-            );
-            return None;
-        }
-        Some(name) => match PropertyName::parse(name) {
-            Ok(target) => target,
-            Err(predicate) => {
-                fail(c, "name", format!("name {predicate}"));
-                return None;
-            }
-        },
-    };
-    let sources = [
-        raw.value.is_some(),
-        raw.from_property.is_some(),
-        raw.from_header.is_some(),
-        raw.from_tracked.is_some(),
-    ];
-    if sources.iter().filter(|&&given| given).count() != 1 {
-        fail(
-            c,
-            "name",
-            format!(
-                "property {target} needs exactly one of value, from-property, from-header or \
-                 from-tracked"
-            ),
-        );
-        return None;
-    }
-    let source = if let Some(value) = raw.value {
-        let value = c.text("value", Some(value))?;
-        let check = match target {
-            PropertyName::Partition => values::partition(&value).map(|_| ()),
-            PropertyName::Timestamp => value
-                .parse::<i64>()
-                .map(|_| ())
-                .map_err(|_| format!("must be milliseconds since the epoch, got \"{value}\"")),
-            PropertyName::TopicName => values::topic(&value).map(|_| ()),
-            _ => Ok(()),
-        };
-        if let Err(predicate) = check {
-            fail(c, "value", format!("value for {target} {predicate}"));
-            return None;
-        }
-        PropertySource::Constant(value)
-    } else if let Some(name) = raw.from_property {
-        match PropertyName::parse(name.trim()) {
-            Ok(name) => PropertySource::Property(name),
-            Err(predicate) => {
-                fail(c, "from-property", format!("from-property {predicate}"));
-                return None;
-            }
-        }
-    } else if let Some(header) = raw.from_header {
-        let header = header.trim().to_string();
-        if header.is_empty() {
-            fail(c, "from-header", "from-header must name a header".into());
-            return None;
-        }
-        PropertySource::Property(PropertyName::Header(header))
-    } else {
-        let name = raw.from_tracked.unwrap_or_default();
-        match TrackedName::parse(name.trim()) {
-            Ok(name) => PropertySource::Tracked(name),
-            Err(predicate) => {
-                fail(c, "from-tracked", format!("from-tracked {predicate}"));
-                return None;
-            }
-        }
-    };
+    let target = property_target(c, &raw, index)?;
+    let source = property_source(c, &raw, &target, index)?;
     let optional = match raw.optional.as_deref().map(values::boolean) {
         None => false,
         Some(Ok(optional)) => optional,
         Some(Err(predicate)) => {
-            fail(c, "optional", format!("optional {predicate}"));
+            property_error(c, index, "optional", format!("optional {predicate}"));
             return None;
         }
     };
@@ -249,86 +180,126 @@ fn set_property(c: &mut Checker<'_>, raw: RawProperty, index: usize) -> Option<S
     })
 }
 
+/// The property a `<property>` sets: its `name`.
+fn property_target(c: &mut Checker<'_>, raw: &RawProperty, index: usize) -> Option<PropertyName> {
+    let Some(name) = raw
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    else {
+        property_error(
+            c,
+            index,
+            "name",
+            format!("a <property> needs name=\"…\": {}", PropertyName::VALID),
+        );
+        return None;
+    };
+    match PropertyName::parse(name) {
+        Ok(target) => Some(target),
+        Err(predicate) => {
+            property_error(c, index, "name", format!("name {predicate}"));
+            None
+        }
+    }
+}
+
+/// Where the value a `<property>` sets comes from: exactly one of value (a constant valid for
+/// `target`), from-property, from-header and from-tracked.
+fn property_source(
+    c: &mut Checker<'_>,
+    raw: &RawProperty,
+    target: &PropertyName,
+    index: usize,
+) -> Option<PropertySource> {
+    let sources = [
+        raw.value.is_some(),
+        raw.from_property.is_some(),
+        raw.from_header.is_some(),
+        raw.from_tracked.is_some(),
+    ];
+    if sources.iter().filter(|&&given| given).count() != 1 {
+        property_error(
+            c,
+            index,
+            "name",
+            format!(
+                "property {target} needs exactly one of value, from-property, from-header or \
+                 from-tracked"
+            ),
+        );
+        return None;
+    }
+    if let Some(value) = &raw.value {
+        let value = c.text("value", Some(value.clone()))?;
+        if let Err(predicate) = check_constant(target, &value) {
+            property_error(c, index, "value", format!("value for {target} {predicate}"));
+            return None;
+        }
+        Some(PropertySource::Constant(value))
+    } else if let Some(name) = &raw.from_property {
+        match PropertyName::parse(name.trim()) {
+            Ok(name) => Some(PropertySource::Property(name)),
+            Err(predicate) => {
+                property_error(
+                    c,
+                    index,
+                    "from-property",
+                    format!("from-property {predicate}"),
+                );
+                None
+            }
+        }
+    } else if let Some(header) = &raw.from_header {
+        let header = header.trim();
+        if header.is_empty() {
+            property_error(
+                c,
+                index,
+                "from-header",
+                "from-header must name a header".into(),
+            );
+            return None;
+        }
+        Some(PropertySource::Property(PropertyName::Header(
+            header.to_string(),
+        )))
+    } else {
+        let name = raw.from_tracked.as_deref().unwrap_or_default();
+        match TrackedName::parse(name.trim()) {
+            Ok(name) => Some(PropertySource::Tracked(name)),
+            Err(predicate) => {
+                property_error(
+                    c,
+                    index,
+                    "from-tracked",
+                    format!("from-tracked {predicate}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Whether `value` can be set as `target`; if not, what it must be.
+fn check_constant(target: &PropertyName, value: &str) -> Result<(), String> {
+    match target {
+        PropertyName::Partition => values::partition(value).map(|_| ()),
+        PropertyName::Timestamp => value
+            .parse::<i64>()
+            .map(|_| ())
+            .map_err(|_| format!("must be milliseconds since the epoch, got \"{value}\"")),
+        PropertyName::TopicName => values::topic(value).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn process(c: &mut Checker<'_>, raw: RawProcess) -> Option<ProcessDefinition> {
     let id = c.component_id(raw.id);
     let description = c.text("description", raw.description);
-    let start = match raw.start {
-        Some(start) => match start.operation {
-            Some(op) => {
-                let offset = c
-                    .scanned()
-                    .attribute("start", "operation")
-                    .unwrap_or(c.scanned().start());
-                let op = op.trim().to_string();
-                Some(Reference {
-                    at: c.file().location(offset),
-                    id: op,
-                })
-            }
-            None => None,
-        },
-        None => None,
-    };
-    let mut steps = Vec::new();
-    // Position among all <property> elements of the process, to locate errors.
-    let mut property_index = 0;
-    for (index, step) in raw
-        .steps
-        .map(|s| s.steps)
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        let offset = c
-            .scanned()
-            .nth_child("steps", index)
-            .map_or(c.scanned().start(), |t| t.start);
-        match step {
-            RawStep::SetProperties(step) => {
-                let mut properties = Vec::new();
-                for raw in step.properties {
-                    if let Some(property) = set_property(c, raw, property_index) {
-                        properties.push(property);
-                    }
-                    property_index += 1;
-                }
-                if properties.is_empty() && c.errors.is_empty() {
-                    c.error_at(
-                        offset,
-                        format!(
-                            "step {} (<set-properties>) sets nothing: add <property name=\"…\" \
-                             value=\"…\"/> elements",
-                            index + 1
-                        ),
-                    );
-                }
-                steps.push(Step::SetProperties(properties));
-            }
-            RawStep::Connector(step) => match step.operation.map(|o| o.trim().to_string()) {
-                Some(op) if !op.is_empty() => {
-                    let at = c
-                        .scanned()
-                        .nth_child("steps", index)
-                        .and_then(|t| t.attributes.iter().find(|(n, _)| n == "operation"))
-                        .map_or(offset, |a| a.1);
-                    steps.push(Step::Connector {
-                        operation: Reference {
-                            at: c.file().location(at),
-                            id: op,
-                        },
-                    })
-                }
-                _ => c.error_at(
-                    offset,
-                    format!(
-                        "step {} (<connector>) needs an operation attribute naming the operation \
-                         to run, e.g. <connector operation=\"send-orders\"/>",
-                        index + 1
-                    ),
-                ),
-            },
-        }
-    }
+    let start = raw.start.and_then(|start| start_reference(c, start));
+    let steps = steps(c, raw.steps.map(|s| s.steps).unwrap_or_default());
     if start.is_none() && steps.is_empty() && c.errors.is_empty() {
         let at = c.scanned().start();
         c.error_at(
@@ -348,4 +319,104 @@ pub(crate) fn process(c: &mut Checker<'_>, raw: RawProcess) -> Option<ProcessDef
         start,
         steps,
     })
+}
+
+/// The operation `<start operation="…"/>` names; `None` without one (documents then come from
+/// `sluice run --input`).
+fn start_reference(c: &Checker<'_>, start: RawStart) -> Option<Reference> {
+    let op = start.operation?;
+    let offset = c
+        .scanned()
+        .attribute("start", "operation")
+        .unwrap_or(c.scanned().start());
+    Some(Reference {
+        at: c.file().location(offset),
+        id: op.trim().to_string(),
+    })
+}
+
+/// The steps of a process, in order; a step in error is left out.
+fn steps(c: &mut Checker<'_>, raw: Vec<RawStep>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    // Position among all <property> elements of the process, to locate errors.
+    let mut property_index = 0;
+    for (index, step) in raw.into_iter().enumerate() {
+        let offset = c
+            .scanned()
+            .nth_child("steps", index)
+            .map_or(c.scanned().start(), |t| t.start);
+        match step {
+            RawStep::SetProperties(step) => {
+                let first_property = property_index;
+                property_index += step.properties.len();
+                steps.push(set_properties_step(c, step, index, offset, first_property));
+            }
+            RawStep::Connector(step) => steps.extend(connector_step(c, step, index, offset)),
+        }
+    }
+    steps
+}
+
+/// The `index`-th step, a `<set-properties>` whose element is at `offset` and whose first
+/// `<property>` is the `first_property`-th of the process.
+fn set_properties_step(
+    c: &mut Checker<'_>,
+    step: RawSetProperties,
+    index: usize,
+    offset: usize,
+    first_property: usize,
+) -> Step {
+    let mut properties = Vec::new();
+    for (n, raw) in step.properties.into_iter().enumerate() {
+        if let Some(property) = set_property(c, raw, first_property + n) {
+            properties.push(property);
+        }
+    }
+    if properties.is_empty() && c.errors.is_empty() {
+        c.error_at(
+            offset,
+            format!(
+                "step {} (<set-properties>) sets nothing: add <property name=\"…\" \
+                 value=\"…\"/> elements",
+                index + 1
+            ),
+        );
+    }
+    Step::SetProperties(properties)
+}
+
+/// The `index`-th step, a `<connector>` whose element is at `offset`; `None` when it names no
+/// operation.
+fn connector_step(
+    c: &mut Checker<'_>,
+    step: RawConnectorStep,
+    index: usize,
+    offset: usize,
+) -> Option<Step> {
+    match step.operation.map(|o| o.trim().to_string()) {
+        Some(op) if !op.is_empty() => {
+            let at = c
+                .scanned()
+                .nth_child("steps", index)
+                .and_then(|t| t.attributes.iter().find(|(n, _)| n == "operation"))
+                .map_or(offset, |a| a.1);
+            Some(Step::Connector {
+                operation: Reference {
+                    at: c.file().location(at),
+                    id: op,
+                },
+            })
+        }
+        _ => {
+            c.error_at(
+                offset,
+                format!(
+                    "step {} (<connector>) needs an operation attribute naming the operation \
+                     to run, e.g. <connector operation=\"send-orders\"/>",
+                    index + 1
+                ),
+            );
+            None
+        }
+    }
 }

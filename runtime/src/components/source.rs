@@ -182,14 +182,7 @@ const ROOT_HINT: &str = "a component file holds <components> with <connection>, 
 pub(crate) fn scan(text: &str) -> Result<Vec<ScannedComponent>, ScanError> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().trim_text(true);
-    let mut components = Vec::new();
-    // Element names from the root down to the current element.
-    let mut open: Vec<String> = Vec::new();
-    // Depth at which the component being read starts (0 for a single-component file).
-    let mut component_depth = None;
-    let mut current: Option<ScannedComponent> = None;
-    let mut saw_root = false;
-
+    let mut scan = Scan::default();
     loop {
         let before = reader.buffer_position() as usize;
         let event = reader.read_event().map_err(|e| ScanError {
@@ -198,116 +191,189 @@ pub(crate) fn scan(text: &str) -> Result<Vec<ScannedComponent>, ScanError> {
         })?;
         let end = reader.buffer_position() as usize;
         match event {
-            Event::Start(ref tag) | Event::Empty(ref tag) => {
-                let empty = matches!(event, Event::Empty(_));
-                // The tag's text is `<` + content + (`/`)`>`, ending where the reader stands.
-                let start = end - tag.len() - if empty { 3 } else { 2 };
-                let name = String::from_utf8_lossy(tag.name().as_ref()).into_owned();
-                let depth = open.len();
-                if depth == 0 && saw_root {
-                    return Err(ScanError {
-                        offset: start,
-                        message: format!("a second root element <{name}>: {ROOT_HINT}"),
-                    });
-                }
-                saw_root = true;
-                let in_container = open.first().is_some_and(|root| root == "components");
-                let starts_component = match depth {
-                    0 if name == "components" => false,
-                    0 => true,
-                    1 if in_container => true,
-                    _ => false,
-                };
-                if starts_component && ComponentKind::from_element(&name).is_none() {
-                    let message = if depth == 0 {
-                        format!("unexpected root element <{name}>: {ROOT_HINT}")
-                    } else {
-                        format!(
-                            "unknown component <{name}>: expected <connection>, <operation> \
-                             or <process>"
-                        )
-                    };
-                    return Err(ScanError {
-                        offset: start,
-                        message,
-                    });
-                }
-                if starts_component {
-                    let kind = ComponentKind::from_element(&name).expect("checked above");
-                    component_depth = Some(depth);
-                    current = Some(ScannedComponent {
-                        kind,
-                        range: start..start,
-                        id: attribute_value(tag, "id"),
-                        type_attribute: attribute_value(tag, "type"),
-                        tags: Vec::new(),
-                    });
-                }
-                if let (Some(component), Some(cdepth)) = (current.as_mut(), component_depth) {
-                    let path = open
-                        .iter()
-                        .skip(cdepth + 1)
-                        .map(String::as_str)
-                        .chain((depth > cdepth).then_some(name.as_str()))
-                        .collect::<Vec<_>>()
-                        .join("/");
-                    component.tags.push(Tag {
-                        path,
-                        start,
-                        attributes: attribute_offsets(tag, start),
-                    });
-                }
-                if empty {
-                    if starts_component {
-                        let mut component = current.take().expect("just started");
-                        component.range.end = end;
-                        components.push(component);
-                    }
-                } else {
-                    open.push(name);
-                }
-            }
-            Event::End(_) => {
-                open.pop();
-                if component_depth == Some(open.len()) {
-                    if let Some(mut component) = current.take() {
-                        component.range.end = end;
-                        components.push(component);
-                    }
-                }
-            }
-            Event::Text(ref text_event) if current.is_none() && !open.is_empty() => {
-                let shown = String::from_utf8_lossy(text_event)
-                    .chars()
-                    .take(20)
-                    .collect::<String>();
-                return Err(ScanError {
-                    offset: before,
-                    message: format!("unexpected text \"{shown}\" between components: {ROOT_HINT}"),
-                });
+            Event::Start(ref tag) => scan.start_tag(tag, end, false)?,
+            Event::Empty(ref tag) => scan.start_tag(tag, end, true)?,
+            Event::End(_) => scan.end_tag(end),
+            Event::Text(ref text_event) if scan.between_components() => {
+                return Err(unexpected_text(text_event, before));
             }
             Event::Eof => break,
             _ => {}
         }
     }
-    // quick-xml ends quietly at the end of the text even inside elements: a file cut short
-    // (a copy interrupted, an editor's partial save) must not load as whatever it holds.
-    if let Some(innermost) = open.last() {
-        let closing: String = open.iter().rev().map(|name| format!("</{name}>")).collect();
-        return Err(ScanError {
-            offset: text.len(),
-            message: format!(
-                "the file ends inside <{innermost}>: is it complete? Close what is open with {closing}"
-            ),
+    scan.finish(text.len())
+}
+
+/// What the scan knows between two events of the reader.
+#[derive(Default)]
+struct Scan {
+    /// The components read to their end tag.
+    components: Vec<ScannedComponent>,
+    /// Element names from the root down to the current element.
+    open: Vec<String>,
+    /// Depth at which the component being read starts (0 for a single-component file).
+    component_depth: Option<usize>,
+    /// The component being read.
+    current: Option<ScannedComponent>,
+    /// Whether the root element has started (a second one is an error).
+    saw_root: bool,
+}
+
+impl Scan {
+    /// A start tag, or with `empty` a self-closing one, whose text ends at `end`.
+    fn start_tag(
+        &mut self,
+        tag: &BytesStart<'_>,
+        end: usize,
+        empty: bool,
+    ) -> Result<(), ScanError> {
+        // The tag's text is `<` + content + (`/`)`>`, ending where the reader stands.
+        let start = end - tag.len() - if empty { 3 } else { 2 };
+        let name = String::from_utf8_lossy(tag.name().as_ref()).into_owned();
+        let depth = self.open.len();
+        if depth == 0 && self.saw_root {
+            return Err(ScanError {
+                offset: start,
+                message: format!("a second root element <{name}>: {ROOT_HINT}"),
+            });
+        }
+        self.saw_root = true;
+        let starts_component = self.component_starting(&name, depth, start)?;
+        if let Some(kind) = starts_component {
+            self.component_depth = Some(depth);
+            self.current = Some(ScannedComponent {
+                kind,
+                range: start..start,
+                id: attribute_value(tag, "id"),
+                type_attribute: attribute_value(tag, "type"),
+                tags: Vec::new(),
+            });
+        }
+        self.record_tag(tag, &name, depth, start);
+        if !empty {
+            self.open.push(name);
+        } else if starts_component.is_some() {
+            self.close_component(end);
+        }
+        Ok(())
+    }
+
+    /// The kind of component the element `<name>` at `depth` starts, if it starts one: the
+    /// root element, or a child of a `<components>` root. An error when such an element names
+    /// no kind of component.
+    fn component_starting(
+        &self,
+        name: &str,
+        depth: usize,
+        start: usize,
+    ) -> Result<Option<ComponentKind>, ScanError> {
+        let in_container = self.open.first().is_some_and(|root| root == "components");
+        let starts_component = match depth {
+            0 if name == "components" => false,
+            0 => true,
+            1 if in_container => true,
+            _ => false,
+        };
+        if !starts_component {
+            return Ok(None);
+        }
+        match ComponentKind::from_element(name) {
+            Some(kind) => Ok(Some(kind)),
+            None => Err(ScanError {
+                offset: start,
+                message: if depth == 0 {
+                    format!("unexpected root element <{name}>: {ROOT_HINT}")
+                } else {
+                    format!(
+                        "unknown component <{name}>: expected <connection>, <operation> or \
+                         <process>"
+                    )
+                },
+            }),
+        }
+    }
+
+    /// Records an element of the component being read (if any): its path below the component
+    /// element, where it starts and where its attributes start.
+    fn record_tag(&mut self, tag: &BytesStart<'_>, name: &str, depth: usize, start: usize) {
+        let (Some(component), Some(cdepth)) = (self.current.as_mut(), self.component_depth) else {
+            return;
+        };
+        let path = self
+            .open
+            .iter()
+            .skip(cdepth + 1)
+            .map(String::as_str)
+            .chain((depth > cdepth).then_some(name))
+            .collect::<Vec<_>>()
+            .join("/");
+        component.tags.push(Tag {
+            path,
+            start,
+            attributes: attribute_offsets(tag, start),
         });
     }
-    if !saw_root {
-        return Err(ScanError {
-            offset: 0,
-            message: format!("the file has no elements: {ROOT_HINT}"),
-        });
+
+    /// An end tag whose text ends at `end`; it may close the component being read.
+    fn end_tag(&mut self, end: usize) {
+        self.open.pop();
+        if self.component_depth == Some(self.open.len()) {
+            self.close_component(end);
+        }
     }
-    Ok(components)
+
+    /// The component being read ends at `end`.
+    fn close_component(&mut self, end: usize) {
+        if let Some(mut component) = self.current.take() {
+            component.range.end = end;
+            self.components.push(component);
+        }
+    }
+
+    /// Inside the root element but outside any component, where only elements belong.
+    fn between_components(&self) -> bool {
+        self.current.is_none() && !self.open.is_empty()
+    }
+
+    /// The components found, once the reader reached the end of the text (`len` bytes): an
+    /// error when an element is still open or there was none.
+    fn finish(self, len: usize) -> Result<Vec<ScannedComponent>, ScanError> {
+        // quick-xml ends quietly at the end of the text even inside elements: a file cut short
+        // (a copy interrupted, an editor's partial save) must not load as whatever it holds.
+        if let Some(innermost) = self.open.last() {
+            let closing: String = self
+                .open
+                .iter()
+                .rev()
+                .map(|name| format!("</{name}>"))
+                .collect();
+            return Err(ScanError {
+                offset: len,
+                message: format!(
+                    "the file ends inside <{innermost}>: is it complete? Close what is open with {closing}"
+                ),
+            });
+        }
+        if !self.saw_root {
+            return Err(ScanError {
+                offset: 0,
+                message: format!("the file has no elements: {ROOT_HINT}"),
+            });
+        }
+        Ok(self.components)
+    }
+}
+
+/// Text between components, shown by its first 20 characters.
+fn unexpected_text(text: &[u8], offset: usize) -> ScanError {
+    let shown = String::from_utf8_lossy(text)
+        .chars()
+        .take(20)
+        .collect::<String>();
+    ScanError {
+        offset,
+        message: format!("unexpected text \"{shown}\" between components: {ROOT_HINT}"),
+    }
 }
 
 fn attribute_value(tag: &BytesStart<'_>, name: &str) -> Option<String> {

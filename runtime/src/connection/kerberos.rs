@@ -58,70 +58,26 @@ pub fn prepare(
     custom_library: &Path,
     in_use: impl Fn(&str) -> bool,
 ) -> Result<Option<CredentialCache>, Vec<String>> {
-    let kerberos: Vec<(String, String, Option<Secret>)> = components
-        .connections
-        .values()
-        .filter(|c| in_use(&c.id))
-        .filter_map(|c| {
-            let sasl = c.config.sasl.as_ref()?;
-            sasl.kerberos
-                .as_ref()
-                .map(|_| (c.id.clone(), sasl.username.clone(), sasl.password.clone()))
-        })
-        .collect();
-    let Some((first_id, principal, _)) = kerberos.first().cloned() else {
+    let kerberos = kerberos_connections(components, in_use);
+    let Some(first) = kerberos.first() else {
         return Ok(None);
     };
-    let mut errors = Vec::new();
-    // One credential cache per process, so one principal per host: two would overwrite each
-    // other's tickets and a connection could authenticate as the wrong one.
-    for (id, other, _) in &kerberos {
-        if *other != principal {
-            errors.push(format!(
-                "connections \"{first_id}\" ({principal}) and \"{id}\" ({other}) use different \
-                 Kerberos principals; a host authenticates as one principal: run them in \
-                 separate hosts"
-            ));
-        }
-    }
-    let passwords: Vec<&Secret> = kerberos.iter().filter_map(|(_, _, p)| p.as_ref()).collect();
-    if passwords.windows(2).any(|pair| pair[0] != pair[1]) {
-        errors.push(format!(
-            "the Kerberos connections of {principal} give different passwords; give the same one"
-        ));
-    }
-    let library = custom_library.display();
+    let principal = &first.principal;
     let krb5_conf = custom_library.join("krb5.conf");
-    if !krb5_conf.is_file() {
-        errors.push(format!(
-            "{} does not exist: Kerberos connection \"{first_id}\" needs your realm's krb5.conf \
-             in the custom library folder ({library}; choose another with --custom-library)",
-            krb5_conf.display()
-        ));
-    }
     let realm = principal.rsplit_once('@').map_or("", |(_, realm)| realm);
     let keytab = custom_library.join(format!("{realm}.keytab"));
-    let needs_keytab = kerberos.iter().any(|(_, _, password)| password.is_none());
-    if needs_keytab && !keytab.is_file() {
-        errors.push(format!(
-            "{} does not exist: Kerberos connection \"{first_id}\" has no password, so it needs \
-             the keytab of {principal} in the custom library folder, named after the realm (the \
-             part of the principal after @)",
-            keytab.display()
-        ));
-    }
-    // Who may change these files may choose the KDC or the identity this host authenticates
-    // as; a keytab others can read is a password others can read.
-    errors.extend(world_writable(&krb5_conf));
-    if needs_keytab {
-        errors.extend(world_writable(&keytab));
-        if mode(&keytab).is_some_and(|m| m & 0o004 != 0) {
-            tracing::warn!(
-                keytab = %keytab.display(),
-                "the keytab is readable by every user of this machine: chmod o-r it"
-            );
-        }
-    }
+    let needs_keytab = kerberos.iter().any(|c| c.password.is_none());
+    let mut errors = one_principal(&kerberos);
+    errors.extend(missing_files(
+        custom_library,
+        first,
+        &krb5_conf,
+        needs_keytab.then_some(keytab.as_path()),
+    ));
+    errors.extend(unsafe_files(
+        &krb5_conf,
+        needs_keytab.then_some(keytab.as_path()),
+    ));
     if !on_path("kinit") {
         errors.push(
             "Kerberos needs the kinit command, which librdkafka runs to get tickets: install \
@@ -132,8 +88,134 @@ pub fn prepare(
     if !errors.is_empty() {
         return Err(errors);
     }
-    // librdkafka gets absolute paths; messages show them as the user wrote them.
-    let absolute_keytab = absolute(&keytab);
+    fill_in_keytabs(components, &keytab);
+    let ccache =
+        CredentialCache(std::env::temp_dir().join(format!("sluice-krb5cc-{}", std::process::id())));
+    let password = kerberos.iter().find_map(|c| c.password.as_ref());
+    prepare_kerberos(&absolute(&krb5_conf), &ccache.0, password);
+    // Get the first ticket now: librdkafka runs the same kinit later, but only its exit code
+    // would reach us, and kinit's own message is what says what to fix.
+    // The keytab when some connection has no password, else the password.
+    first_ticket(
+        principal,
+        needs_keytab.then_some(&keytab),
+        password,
+        &krb5_conf,
+    )
+    .map_err(|e| vec![e])?;
+    tracing::debug!(principal, krb5_conf = %krb5_conf.display(), "kerberos ticket obtained");
+    Ok(Some(ccache))
+}
+
+/// A GSSAPI connection: its id, the principal it authenticates as, and its password, if it
+/// has one (else it needs a keytab).
+struct KerberosConnection {
+    id: String,
+    principal: String,
+    password: Option<Secret>,
+}
+
+/// The GSSAPI connections `in_use`, in id order.
+fn kerberos_connections(
+    components: &Components,
+    in_use: impl Fn(&str) -> bool,
+) -> Vec<KerberosConnection> {
+    components
+        .connections
+        .values()
+        .filter(|c| in_use(&c.id))
+        .filter_map(|c| {
+            let sasl = c.config.sasl.as_ref()?;
+            sasl.kerberos.as_ref().map(|_| KerberosConnection {
+                id: c.id.clone(),
+                principal: sasl.username.clone(),
+                password: sasl.password.clone(),
+            })
+        })
+        .collect()
+}
+
+/// One credential cache per process, so one principal per host: two would overwrite each
+/// other's tickets and a connection could authenticate as the wrong one. Its connections give
+/// one password, if any.
+fn one_principal(kerberos: &[KerberosConnection]) -> Vec<String> {
+    let mut errors = Vec::new();
+    let Some(first) = kerberos.first() else {
+        return errors;
+    };
+    let (first_id, principal) = (&first.id, &first.principal);
+    for connection in kerberos {
+        let (id, other) = (&connection.id, &connection.principal);
+        if other != principal {
+            errors.push(format!(
+                "connections \"{first_id}\" ({principal}) and \"{id}\" ({other}) use different \
+                 Kerberos principals; a host authenticates as one principal: run them in \
+                 separate hosts"
+            ));
+        }
+    }
+    let passwords: Vec<&Secret> = kerberos
+        .iter()
+        .filter_map(|c| c.password.as_ref())
+        .collect();
+    if passwords.windows(2).any(|pair| pair[0] != pair[1]) {
+        errors.push(format!(
+            "the Kerberos connections of {principal} give different passwords; give the same one"
+        ));
+    }
+    errors
+}
+
+/// The files of the custom library that are missing: `krb5_conf`, and the principal's `keytab`
+/// when one is needed (some connection has no password). `first` is the connection named.
+fn missing_files(
+    custom_library: &Path,
+    first: &KerberosConnection,
+    krb5_conf: &Path,
+    keytab: Option<&Path>,
+) -> Vec<String> {
+    let (first_id, principal) = (&first.id, &first.principal);
+    let library = custom_library.display();
+    let mut errors = Vec::new();
+    if !krb5_conf.is_file() {
+        errors.push(format!(
+            "{} does not exist: Kerberos connection \"{first_id}\" needs your realm's krb5.conf \
+             in the custom library folder ({library}; choose another with --custom-library)",
+            krb5_conf.display()
+        ));
+    }
+    if let Some(keytab) = keytab.filter(|keytab| !keytab.is_file()) {
+        errors.push(format!(
+            "{} does not exist: Kerberos connection \"{first_id}\" has no password, so it needs \
+             the keytab of {principal} in the custom library folder, named after the realm (the \
+             part of the principal after @)",
+            keytab.display()
+        ));
+    }
+    errors
+}
+
+/// Who may change these files may choose the KDC or the identity this host authenticates as
+/// (an error); a keytab others can read is a password others can read (a warning). `keytab`
+/// when one is needed.
+fn unsafe_files(krb5_conf: &Path, keytab: Option<&Path>) -> Vec<String> {
+    let mut errors: Vec<String> = world_writable(krb5_conf).into_iter().collect();
+    if let Some(keytab) = keytab {
+        errors.extend(world_writable(keytab));
+        if mode(keytab).is_some_and(|m| m & 0o004 != 0) {
+            tracing::warn!(
+                keytab = %keytab.display(),
+                "the keytab is readable by every user of this machine: chmod o-r it"
+            );
+        }
+    }
+    errors
+}
+
+/// Gives the connections without a password the `keytab`: librdkafka gets it as an absolute
+/// path; messages show it as the user wrote it.
+fn fill_in_keytabs(components: &mut Components, keytab: &Path) {
+    let absolute_keytab = absolute(keytab);
     for connection in components.connections.values_mut() {
         if let Some(sasl) = connection.config.sasl.as_mut() {
             if let Some(kerberos) = sasl.kerberos.as_mut() {
@@ -143,22 +225,6 @@ pub fn prepare(
             }
         }
     }
-    let ccache =
-        CredentialCache(std::env::temp_dir().join(format!("sluice-krb5cc-{}", std::process::id())));
-    let password = passwords.first().copied();
-    prepare_kerberos(&absolute(&krb5_conf), &ccache.0, password);
-    // Get the first ticket now: librdkafka runs the same kinit later, but only its exit code
-    // would reach us, and kinit's own message is what says what to fix.
-    // The keytab when some connection has no password, else the password.
-    first_ticket(
-        &principal,
-        needs_keytab.then_some(&keytab),
-        password,
-        &krb5_conf,
-    )
-    .map_err(|e| vec![e])?;
-    tracing::debug!(principal, krb5_conf = %krb5_conf.display(), "kerberos ticket obtained");
-    Ok(Some(ccache))
 }
 
 /// Runs kinit for `principal` with the keytab, or else the password on its standard input.

@@ -5,13 +5,15 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_connector::Secret;
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::Semaphore;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::api::ApiState;
 use super::execution::Host;
 use super::listener::{self, ListenerControl, ListenerFailure, ListenerStatus, Shared};
 
@@ -34,8 +36,7 @@ pub async fn serve(
     processes: Vec<String>,
     options: ServeOptions,
 ) -> std::io::Result<usize> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
+    let mut signals = StopSignals::new()?;
     let limits = host.container().host.clone();
     let shared = Shared {
         host: Arc::new(host),
@@ -44,8 +45,76 @@ pub async fn serve(
         )),
         drain: limits.drain_timeout,
     };
+    let controls = Arc::new(listener_controls(&shared, &processes));
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    if let Some(address) = options.api {
+        let api = ApiState {
+            shared: shared.clone(),
+            listeners: controls.clone(),
+            token: options.api_token.map(Arc::new),
+        };
+        start_api(address, api, &shutdown, &tracker).await?;
+    }
+    let restartable = options.api.is_some();
+    let mut ended = start_listeners(&shared, &controls, restartable, &shutdown, &tracker);
+    tracker.close();
+    eprintln!(
+        "sluice serve: {} started ({}); stop with Ctrl-C or SIGTERM",
+        crate::count(processes.len(), "listener"),
+        processes.join(", ")
+    );
+
+    let (stop, failed) = wait_for_stop(&mut signals, &mut ended, processes.len()).await;
+    match stop {
+        Stop::Signal => {}
+        Stop::EveryListenerEnded => {
+            eprintln!("sluice serve: every listener has stopped");
+            shutdown.cancel();
+            tracker.wait().await;
+            return Ok(failed);
+        }
+        Stop::NoListenerLeft => return Ok(failed),
+    }
+    let failed_in_drain = drain(&mut signals, &mut ended, shared.drain, &shutdown, &tracker).await;
+    Ok(failed + failed_in_drain)
+}
+
+/// SIGINT and SIGTERM, the signals that stop the host.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers; from then on these signals no longer end the process by
+    /// themselves.
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for the next SIGINT or SIGTERM. Cancellation safe: a signal that arrives while
+    /// nobody waits is kept for the next call.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// A listener's control per process, paused if the execution store says the listener was
+/// paused when the host last ran.
+fn listener_controls(
+    shared: &Shared,
+    processes: &[String],
+) -> BTreeMap<String, Arc<ListenerControl>> {
     let mut controls = BTreeMap::new();
-    for process in &processes {
+    for process in processes {
         let paused = match shared.host.records() {
             Some(store) => store.paused(process).unwrap_or_else(|error| {
                 tracing::error!(%error, process, "cannot read whether the listener was paused");
@@ -55,38 +124,50 @@ pub async fn serve(
         };
         controls.insert(process.clone(), ListenerControl::new(process, paused));
     }
-    let controls = Arc::new(controls);
+    controls
+}
 
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    if let Some(address) = options.api {
-        let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "the management API cannot listen on {address}: {e}; give another address \
-                     with --api, or --api off"
-                ),
-            )
-        })?;
-        let bound = listener.local_addr()?;
-        let router = super::api::router(super::api::ApiState {
-            shared: shared.clone(),
-            listeners: controls.clone(),
-            token: options.api_token.map(Arc::new),
-        });
-        let stop = shutdown.clone();
-        tracker.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "the management API stopped");
-            }
-        });
-        eprintln!("sluice serve: management API on http://{bound}");
-    }
-    let (ended_tx, mut ended) = tokio::sync::mpsc::channel(processes.len());
+/// Binds the management API to `address` and serves it on `tracker` until `shutdown`.
+async fn start_api(
+    address: SocketAddr,
+    api: ApiState,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "the management API cannot listen on {address}: {e}; give another address \
+                 with --api, or --api off"
+            ),
+        )
+    })?;
+    let bound = listener.local_addr()?;
+    let router = super::api::router(api);
+    let stop = shutdown.clone();
+    tracker.spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the management API stopped");
+        }
+    });
+    eprintln!("sluice serve: management API on http://{bound}");
+    Ok(())
+}
+
+/// Starts a supervised listener per control on `tracker`; each sends how it ended on the
+/// channel returned.
+fn start_listeners(
+    shared: &Shared,
+    controls: &BTreeMap<String, Arc<ListenerControl>>,
+    restartable: bool,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> mpsc::Receiver<Result<(), ListenerFailure>> {
+    let (ended_tx, ended) = mpsc::channel(controls.len());
     for control in controls.values() {
         let (shared, control, shutdown, ended_tx) = (
             shared.clone(),
@@ -94,61 +175,79 @@ pub async fn serve(
             shutdown.clone(),
             ended_tx.clone(),
         );
-        let restartable = options.api.is_some();
         tracker.spawn(async move {
             let outcome = supervise(shared, control, shutdown, restartable).await;
             let _ = ended_tx.send(outcome).await;
         });
     }
-    drop(ended_tx);
-    tracker.close();
-    eprintln!(
-        "sluice serve: {} started ({}); stop with Ctrl-C or SIGTERM",
-        crate::count(processes.len(), "listener"),
-        processes.join(", ")
-    );
+    ended
+}
 
+/// Why the host stops.
+enum Stop {
+    /// SIGINT or SIGTERM: the listeners still running are drained.
+    Signal,
+    /// Every listener has ended on its own (only without the API: with it, failed listeners
+    /// wait for a restart).
+    EveryListenerEnded,
+    /// Every listener's task is gone, not all of them having said how they ended.
+    NoListenerLeft,
+}
+
+/// Waits for a shutdown signal while the `running` listeners report how they end on `ended`;
+/// returns why it stopped waiting and how many listeners failed meanwhile.
+async fn wait_for_stop(
+    signals: &mut StopSignals,
+    ended: &mut mpsc::Receiver<Result<(), ListenerFailure>>,
+    mut running: usize,
+) -> (Stop, usize) {
     let mut failed = 0;
-    let mut running = processes.len();
-    // Until a signal, or until every listener has ended on its own (only without the API).
     loop {
         tokio::select! {
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            () = signals.recv() => return (Stop::Signal, failed),
             outcome = ended.recv() => match outcome {
                 Some(outcome) => {
                     running -= 1;
                     failed += usize::from(outcome.is_err());
                     if running == 0 {
-                        eprintln!("sluice serve: every listener has stopped");
-                        shutdown.cancel();
-                        tracker.wait().await;
-                        return Ok(failed);
+                        return (Stop::EveryListenerEnded, failed);
                     }
                 }
-                None => return Ok(failed),
+                None => return (Stop::NoListenerLeft, failed),
             },
         }
     }
+}
+
+/// Cancels every listener and waits for all to end, their running executions having
+/// `drain_time` to finish; a second signal meanwhile exits the process at once (status 130).
+/// Returns how many listeners failed meanwhile.
+async fn drain(
+    signals: &mut StopSignals,
+    ended: &mut mpsc::Receiver<Result<(), ListenerFailure>>,
+    drain_time: Duration,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> usize {
     eprintln!(
         "sluice serve: stopping; running executions get {} s to finish (a second signal stops \
          at once)",
-        shared.drain.as_secs()
+        drain_time.as_secs()
     );
     shutdown.cancel();
+    let mut failed = 0;
     loop {
         tokio::select! {
             outcome = ended.recv() => match outcome {
                 Some(outcome) => failed += usize::from(outcome.is_err()),
                 None => break,
             },
-            _ = interrupt.recv() => std::process::exit(130),
-            _ = terminate.recv() => std::process::exit(130),
+            () = signals.recv() => std::process::exit(130),
         }
     }
     tracker.wait().await;
     eprintln!("sluice serve: stopped");
-    Ok(failed)
+    failed
 }
 
 /// Runs one listener, again after each restart request. A listener that fails because of the

@@ -84,87 +84,111 @@ impl Metrics {
     pub fn render(&self, lags: &[Lag]) -> String {
         let counters = self.counters();
         let mut out = String::new();
-        for (index, (name, help)) in [
-            (
-                "sluice_documents_in_total",
-                "Documents that entered executions.",
-            ),
-            (
-                "sluice_documents_out_total",
-                "Documents that left the last step.",
-            ),
-            (
-                "sluice_document_errors_total",
-                "Documents that got a document error.",
-            ),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (process, values) in &counters.documents {
-                let _ = writeln!(
-                    out,
-                    "{name}{{process=\"{}\"}} {}",
-                    escape(process),
-                    values[index]
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP sluice_executions_total Executions by how they ended.\n\
-             # TYPE sluice_executions_total counter"
-        );
-        for ((process, status), n) in &counters.executions {
-            let _ = writeln!(
-                out,
-                "sluice_executions_total{{process=\"{}\",status=\"{status}\"}} {n}",
-                escape(process)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP sluice_dead_letters_total Documents sent to a dead-letter topic.\n\
-             # TYPE sluice_dead_letters_total counter"
-        );
-        for (process, n) in &counters.dead_letters {
-            let _ = writeln!(
-                out,
-                "sluice_dead_letters_total{{process=\"{}\"}} {n}",
-                escape(process)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP sluice_commit_duration_seconds Listener offset commits.\n\
-             # TYPE sluice_commit_duration_seconds summary"
-        );
-        for (process, (n, total)) in &counters.commits {
-            let process = escape(process);
-            let _ = writeln!(
-                out,
-                "sluice_commit_duration_seconds_sum{{process=\"{process}\"}} {}\n\
-                 sluice_commit_duration_seconds_count{{process=\"{process}\"}} {n}",
-                total.as_secs_f64()
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP sluice_consumer_lag Messages a listener has not committed yet.\n\
-             # TYPE sluice_consumer_lag gauge"
-        );
-        for lag in lags {
-            let _ = writeln!(
-                out,
-                "sluice_consumer_lag{{process=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
-                escape(&lag.process),
-                escape(&lag.topic),
-                lag.partition,
-                lag.lag
-            );
-        }
+        render_documents(&mut out, &counters.documents);
+        render_executions(&mut out, &counters.executions);
+        render_dead_letters(&mut out, &counters.dead_letters);
+        render_commits(&mut out, &counters.commits);
+        render_lags(&mut out, lags);
         out
+    }
+}
+
+// One function per metric family, each writing its HELP and TYPE lines, then its samples.
+// Writing to a `String` cannot fail, hence the ignored results.
+
+/// Documents in, out and with errors per process: three counters from one table.
+fn render_documents(out: &mut String, documents: &BTreeMap<String, [u64; 3]>) {
+    for (index, (name, help)) in [
+        (
+            "sluice_documents_in_total",
+            "Documents that entered executions.",
+        ),
+        (
+            "sluice_documents_out_total",
+            "Documents that left the last step.",
+        ),
+        (
+            "sluice_document_errors_total",
+            "Documents that got a document error.",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (process, values) in documents {
+            let _ = writeln!(
+                out,
+                "{name}{{process=\"{}\"}} {}",
+                escape(process),
+                values[index]
+            );
+        }
+    }
+}
+
+fn render_executions(out: &mut String, executions: &BTreeMap<(String, &'static str), u64>) {
+    let _ = writeln!(
+        out,
+        "# HELP sluice_executions_total Executions by how they ended.\n\
+         # TYPE sluice_executions_total counter"
+    );
+    for ((process, status), n) in executions {
+        let _ = writeln!(
+            out,
+            "sluice_executions_total{{process=\"{}\",status=\"{status}\"}} {n}",
+            escape(process)
+        );
+    }
+}
+
+fn render_dead_letters(out: &mut String, dead_letters: &BTreeMap<String, u64>) {
+    let _ = writeln!(
+        out,
+        "# HELP sluice_dead_letters_total Documents sent to a dead-letter topic.\n\
+         # TYPE sluice_dead_letters_total counter"
+    );
+    for (process, n) in dead_letters {
+        let _ = writeln!(
+            out,
+            "sluice_dead_letters_total{{process=\"{}\"}} {n}",
+            escape(process)
+        );
+    }
+}
+
+fn render_commits(out: &mut String, commits: &BTreeMap<String, (u64, Duration)>) {
+    let _ = writeln!(
+        out,
+        "# HELP sluice_commit_duration_seconds Listener offset commits.\n\
+         # TYPE sluice_commit_duration_seconds summary"
+    );
+    for (process, (n, total)) in commits {
+        let process = escape(process);
+        let _ = writeln!(
+            out,
+            "sluice_commit_duration_seconds_sum{{process=\"{process}\"}} {}\n\
+             sluice_commit_duration_seconds_count{{process=\"{process}\"}} {n}",
+            total.as_secs_f64()
+        );
+    }
+}
+
+fn render_lags(out: &mut String, lags: &[Lag]) {
+    let _ = writeln!(
+        out,
+        "# HELP sluice_consumer_lag Messages a listener has not committed yet.\n\
+         # TYPE sluice_consumer_lag gauge"
+    );
+    for lag in lags {
+        let _ = writeln!(
+            out,
+            "sluice_consumer_lag{{process=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+            escape(&lag.process),
+            escape(&lag.topic),
+            lag.partition,
+            lag.lag
+        );
     }
 }
 
