@@ -1,5 +1,5 @@
 use std::fmt;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU16, NonZeroU32};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -13,8 +13,8 @@ use crate::{ConnectorError, EmbeddedBroker, Sasl, SecurityProtocol, Tls};
 pub enum Bootstrap {
     /// The in-process embedded broker (librdkafka's mock cluster): zero set-up, nothing persists.
     Embedded,
-    /// `host:port` pairs of real brokers.
-    Servers(Vec<String>),
+    /// Addresses of real brokers.
+    Servers(Vec<BrokerAddress>),
 }
 
 impl Bootstrap {
@@ -33,22 +33,78 @@ impl Bootstrap {
                     .into(),
             );
         }
-        let mut servers = Vec::new();
-        for server in text.split(',').map(str::trim) {
-            let valid = server.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty()
-                    && !host.contains(char::is_whitespace)
-                    && port.parse::<u16>().is_ok_and(|p| p > 0)
-            });
-            if !valid {
-                return Err(format!(
-                    "\"{server}\" is not host:port (a host name or IP address, a colon, \
-                     a port 1-65535), e.g. \"broker-1.example.com:9092\""
-                ));
+        text.split(',')
+            .map(|server| server.trim().parse())
+            .collect::<Result<_, _>>()
+            .map(Self::Servers)
+    }
+}
+
+/// `embedded`, or the servers' `host:port` separated by commas, as librdkafka takes them.
+impl fmt::Display for Bootstrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Embedded => f.write_str("embedded"),
+            Self::Servers(servers) => {
+                for (index, server) in servers.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{server}")?;
+                }
+                Ok(())
             }
-            servers.push(server.to_string());
         }
-        Ok(Self::Servers(servers))
+    }
+}
+
+/// A broker's address: a host name or IP address, and a port. Parsed once, from `host:port`;
+/// `Display` gives `host:port` back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    /// As written: an IPv6 address keeps its brackets, as librdkafka takes it.
+    host: String,
+    port: NonZeroU16,
+}
+
+impl BrokerAddress {
+    /// The host name or IP address, as written (an IPv6 address in brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port, 1-65535.
+    pub fn port(&self) -> u16 {
+        self.port.get()
+    }
+}
+
+impl std::str::FromStr for BrokerAddress {
+    type Err = String;
+
+    /// `host:port`; the error quotes the text and shows a valid one.
+    fn from_str(server: &str) -> Result<Self, Self::Err> {
+        server
+            .rsplit_once(':')
+            .filter(|(host, _)| !host.is_empty() && !host.contains(char::is_whitespace))
+            .and_then(|(host, port)| {
+                Some(Self {
+                    host: host.to_string(),
+                    port: port.parse().ok()?,
+                })
+            })
+            .ok_or_else(|| {
+                format!(
+                    "\"{server}\" is not host:port (a host name or IP address, a colon, a port \
+                     1-65535), e.g. \"broker-1.example.com:9092\""
+                )
+            })
+    }
+}
+
+impl fmt::Display for BrokerAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
     }
 }
 
@@ -185,7 +241,7 @@ impl Connection {
     pub fn open(config: ConnectionConfig) -> Result<Self, ConnectorError> {
         let bootstrap_servers = match &config.bootstrap {
             Bootstrap::Embedded => EmbeddedBroker::get()?.bootstrap_servers().to_string(),
-            Bootstrap::Servers(servers) => servers.join(","),
+            servers @ Bootstrap::Servers(_) => servers.to_string(),
         };
         Ok(Self {
             config,
@@ -374,22 +430,35 @@ impl Connection {
 mod tests {
     use super::*;
 
+    fn address(host: &str, port: u16) -> BrokerAddress {
+        BrokerAddress {
+            host: host.into(),
+            port: NonZeroU16::new(port).expect("a port above 0"),
+        }
+    }
+
     #[test]
     fn bootstrap_accepts_embedded_and_host_port_lists() {
         assert_eq!(Bootstrap::parse(" embedded "), Ok(Bootstrap::Embedded));
         assert_eq!(
             Bootstrap::parse("a.example.com:9092, 10.0.0.1:9093"),
             Ok(Bootstrap::Servers(vec![
-                "a.example.com:9092".into(),
-                "10.0.0.1:9093".into()
+                address("a.example.com", 9092),
+                address("10.0.0.1", 9093)
             ]))
         );
+        let servers = Bootstrap::parse("a.example.com:9092, [::1]:9093").expect("valid");
+        assert_eq!(servers.to_string(), "a.example.com:9092,[::1]:9093");
+        let Bootstrap::Servers(servers) = servers else {
+            panic!("servers")
+        };
+        assert_eq!((servers[1].host(), servers[1].port()), ("[::1]", 9093));
     }
 
     #[test]
     fn a_service_cap_lowers_the_hosts_max_request_size() {
         let mut config = ConnectionConfig {
-            bootstrap: Bootstrap::Servers(vec!["h:1".into()]),
+            bootstrap: Bootstrap::Servers(vec![address("h", 1)]),
             client_id: "c".into(),
             default_consumer_group: None,
             security_protocol: SecurityProtocol::Plaintext,
@@ -444,6 +513,8 @@ mod tests {
              e.g. \"broker-1.example.com:9092\""
         );
         assert!(Bootstrap::parse("h:0").is_err());
+        assert!(Bootstrap::parse(":1").is_err());
+        assert!(Bootstrap::parse("a b:1").is_err());
         assert!(Bootstrap::parse("h:70000").is_err());
         assert!(Bootstrap::parse("").is_err());
     }

@@ -23,7 +23,7 @@ pub mod produce;
 mod record;
 mod security;
 
-pub use connection::{Bootstrap, Connection, ConnectionConfig, Limits};
+pub use connection::{Bootstrap, BrokerAddress, Connection, ConnectionConfig, Limits};
 pub use embedded::EmbeddedBroker;
 pub use error::{explain, ConnectorError, ErrorKind, PartitionNotFound};
 pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};

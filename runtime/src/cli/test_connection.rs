@@ -21,10 +21,7 @@ pub(super) fn test_connection(
             defined.join(", ")
         );
     };
-    let transport = match &definition.config.bootstrap {
-        sluice_connector::Bootstrap::Embedded => "embedded".to_string(),
-        sluice_connector::Bootstrap::Servers(s) => s.join(","),
-    };
+    let transport = definition.config.bootstrap.to_string();
     println!(
         "Testing connection \"{connection}\" ({transport}, {})",
         definition.config.security_protocol.name()

@@ -109,8 +109,7 @@ fn kerberos_needs_host_names(
     ) = (sasl, bootstrap)
     {
         for server in servers {
-            let host = server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h);
-            if host.parse::<std::net::IpAddr>().is_ok() {
+            if server.host().parse::<std::net::IpAddr>().is_ok() {
                 c.field_error(
                     "bootstrap-servers",
                     format!(

@@ -304,10 +304,9 @@ fn aws_iam_settings(
         .text("aws-iam/profile", raw.profile)
         .filter(|p| !p.is_empty());
     let from_hosts = match bootstrap {
-        Some(Bootstrap::Servers(servers)) => servers.iter().find_map(|server| {
-            let host = server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h);
-            sluice_connector::msk_iam::region_of_host(host)
-        }),
+        Some(Bootstrap::Servers(servers)) => servers
+            .iter()
+            .find_map(|server| sluice_connector::msk_iam::region_of_host(server.host())),
         _ => None,
     };
     let from_env = ["AWS_REGION", "AWS_DEFAULT_REGION"]

@@ -28,7 +28,10 @@ mod loading {
         let connection = &components.connections["k"].config;
         assert_eq!(
             connection.bootstrap,
-            Bootstrap::Servers(vec!["a:1".into(), "b:2".into()])
+            Bootstrap::Servers(vec![
+                "a:1".parse().expect("host:port"),
+                "b:2".parse().expect("host:port")
+            ])
         );
         assert_eq!(connection.client_id, "sluice");
         let OperationKind::Produce(produce) = &components.operations["p"].kind else {

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use sluice_connector::probe::probe;
-use sluice_connector::{Bootstrap, Connection, ConnectionConfig, SaslMechanism, SecurityProtocol};
+use sluice_connector::{
+    Bootstrap, BrokerAddress, Connection, ConnectionConfig, SaslMechanism, SecurityProtocol,
+};
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +162,7 @@ pub async fn network_checks(config: &ConnectionConfig) -> Vec<Check> {
     let mut reachable = servers.is_empty();
     for server in &servers {
         checks.extend(port_hint(server, config));
-        match reach(server).await {
+        match reach(&server.to_string()).await {
             Reach::Unresolved(e) => checks.push(Check::fail(
                 format!("{server} does not resolve ({e})"),
                 "check the host name in bootstrap-servers, and this machine's DNS",
@@ -237,7 +239,8 @@ pub async fn network_checks(config: &ConnectionConfig) -> Vec<Check> {
     checks
 }
 
-/// What resolving `server` (`host:port`) and connecting to it found.
+/// What resolving `server` (`host:port`, as the resolver takes it: an IPv6 address in
+/// brackets) and connecting to it found.
 enum Reach {
     Unresolved(std::io::Error),
     /// The addresses, and the connection attempt: timed out, refused, or open.
@@ -276,8 +279,8 @@ fn handshake_description(config: &ConnectionConfig) -> String {
 }
 
 /// Well-known ports that do not fit the security protocol (Kafka's, Amazon MSK's).
-fn port_hint(server: &str, config: &ConnectionConfig) -> Option<Check> {
-    let port: u16 = server.rsplit_once(':')?.1.parse().ok()?;
+fn port_hint(server: &BrokerAddress, config: &ConnectionConfig) -> Option<Check> {
+    let port = server.port();
     let protocol = config.security_protocol;
     let mechanism = config.sasl.as_ref().map(|s| s.mechanism);
     let expected = match port {
