@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::context::Observer;
-use crate::{Connection, ConnectorError, PartitionNotFound};
+use crate::{classify, Connection, ConnectorError, PartitionNotFound};
 
 /// "This message, and everything before it in its partition, is done."
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +183,7 @@ fn commit_with_retries(
     loop {
         let outcome = consumer.commit(list, CommitMode::Sync);
         let transient = match &outcome {
-            Err(error) => error.rdkafka_error_code().is_some_and(heals_by_itself),
+            Err(error) => heals_by_itself(error),
             // Per-partition answers: all must be transient to try the whole list again.
             Ok(()) => {
                 let mut errors = list
@@ -191,8 +191,7 @@ fn commit_with_retries(
                     .into_iter()
                     .filter_map(|e| e.error().err())
                     .peekable();
-                errors.peek().is_some()
-                    && errors.all(|e| e.rdkafka_error_code().is_some_and(heals_by_itself))
+                errors.peek().is_some() && errors.all(|e| heals_by_itself(&e))
             }
         };
         if !transient || std::time::Instant::now() + backoff > deadline {
@@ -208,15 +207,8 @@ fn commit_with_retries(
     }
 }
 
-fn heals_by_itself(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::NotCoordinator
-            | RDKafkaErrorCode::CoordinatorNotAvailable
-            | RDKafkaErrorCode::CoordinatorLoadInProgress
-            | RDKafkaErrorCode::WaitingForCoordinator
-            | RDKafkaErrorCode::RequestTimedOut
-            | RDKafkaErrorCode::NetworkException
-            | RDKafkaErrorCode::BrokerTransportFailure
-    )
+fn heals_by_itself(error: &KafkaError) -> bool {
+    error
+        .rdkafka_error_code()
+        .is_some_and(|code| classify(code).heals_by_itself)
 }

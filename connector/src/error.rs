@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use rdkafka::types::RDKafkaErrorCode;
+
 /// Whose fault an error is: it tells a user whether to fix their definitions, their
 /// environment, or to report a bug to us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,10 @@ pub enum ConnectorError {
 
 impl ConnectorError {
     /// Whose fault this is.
+    ///
+    /// A failed subscription, fetch or commit counts as the outside world's whatever its code
+    /// (even one [`classify`] calls the user's, such as a missing ACL): a listener keeps trying
+    /// to reconnect through it, as the host's owner may fix the cluster meanwhile.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::ClientConfig(_) | Self::UnknownTopic(_) | Self::UnknownPartition(_) => {
@@ -177,6 +183,82 @@ pub(crate) fn humanize(d: Duration) -> String {
     }
 }
 
+/// What a librdkafka error code means to the code that handles it: whose fault it is, and
+/// whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CodeClass {
+    /// Whose fault it is.
+    pub kind: ErrorKind,
+    /// Sending the same request again later may succeed: the outside world failed for now.
+    /// Produce reports a record that failed so as retriable.
+    pub retriable: bool,
+    /// The condition clears by itself within seconds (librdkafka finds a moved coordinator,
+    /// reconnects), so the same request may be sent again after a short back-off. Commit
+    /// Offset does so.
+    pub heals_by_itself: bool,
+}
+
+impl CodeClass {
+    const fn new(kind: ErrorKind, retriable: bool, heals_by_itself: bool) -> Self {
+        Self {
+            kind,
+            retriable,
+            heals_by_itself,
+        }
+    }
+}
+
+/// Whose fault a librdkafka error code is, and whether trying again can help: the one table
+/// every operation consults.
+pub fn classify(code: RDKafkaErrorCode) -> CodeClass {
+    use ErrorKind::{Environment, User};
+    use RDKafkaErrorCode as Code;
+    match code {
+        // Lost on the way: a request not answered, a connection dropped.
+        Code::RequestTimedOut | Code::BrokerTransportFailure => {
+            CodeClass::new(Environment, true, true)
+        }
+        // The cluster cannot take a record now: unreachable, a partition without its leader,
+        // too few in-sync replicas, the client's own queue full, or the delivery timed out.
+        Code::MessageTimedOut
+        | Code::QueueFull
+        | Code::NotEnoughReplicas
+        | Code::NotEnoughReplicasAfterAppend
+        | Code::LeaderNotAvailable
+        | Code::NotLeaderForPartition
+        | Code::AllBrokersDown => CodeClass::new(Environment, true, false),
+        // The group's coordinator is moving, loading or being looked up, or a connection
+        // dropped before its answer (NetworkException). Commit Offset tries again; Produce has
+        // never counted these as retriable (a producer meets the coordinator codes never, and
+        // NetworkException only once librdkafka's own retries are spent) and still does not.
+        Code::NotCoordinator
+        | Code::CoordinatorNotAvailable
+        | Code::CoordinatorLoadInProgress
+        | Code::WaitingForCoordinator
+        | Code::NetworkException => CodeClass::new(Environment, false, true),
+        // The definition, the document or the principal's rights need a fix.
+        Code::MessageSizeTooLarge
+        | Code::InvalidMessageSize
+        | Code::MessageBatchTooLarge
+        | Code::InvalidRecord
+        | Code::UnknownTopicOrPartition
+        | Code::UnknownTopic
+        | Code::UnknownPartition
+        | Code::InvalidTopic
+        | Code::OffsetMetadataTooLarge
+        | Code::PolicyViolation
+        | Code::TopicAuthorizationFailed
+        | Code::GroupAuthorizationFailed
+        | Code::ClusterAuthorizationFailed
+        | Code::Authentication
+        | Code::SaslAuthenticationFailed => CodeClass::new(User, false, false),
+        // Everything else the brokers or librdkafka refused: the outside world, and the same
+        // request would be refused again.
+        _ => CodeClass::new(Environment, false, false),
+    }
+}
+
 /// librdkafka's error as a sentence a user can act on, ending with the error code so that it
 /// can still be looked up, e.g. `the broker did not acknowledge … (MessageTimedOut)`.
 pub fn explain(error: &rdkafka::error::KafkaError) -> String {
@@ -246,7 +328,7 @@ mod tests {
     use rdkafka::error::KafkaError;
     use rdkafka::types::RDKafkaErrorCode;
 
-    use super::explain;
+    use super::{classify, explain, ErrorKind};
 
     #[test]
     fn librdkafka_errors_become_sentences_that_keep_the_code() {
@@ -269,5 +351,43 @@ mod tests {
             RDKafkaErrorCode::InvalidTransactionTimeout
         ))
         .ends_with("(InvalidTransactionTimeout)"));
+    }
+
+    #[test]
+    fn every_operation_reads_retries_from_one_table() {
+        let retriable = |code| classify(code).retriable;
+        let heals = |code| classify(code).heals_by_itself;
+        // Both: lost on the way.
+        for code in [
+            RDKafkaErrorCode::RequestTimedOut,
+            RDKafkaErrorCode::BrokerTransportFailure,
+        ] {
+            assert!(retriable(code) && heals(code), "{code:?}");
+        }
+        // Produce's: the cluster cannot take a record now.
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::QueueFull,
+            RDKafkaErrorCode::NotEnoughReplicas,
+            RDKafkaErrorCode::NotEnoughReplicasAfterAppend,
+            RDKafkaErrorCode::LeaderNotAvailable,
+            RDKafkaErrorCode::NotLeaderForPartition,
+            RDKafkaErrorCode::AllBrokersDown,
+        ] {
+            assert!(retriable(code) && !heals(code), "{code:?}");
+        }
+        // Commit Offset's: the coordinator moves.
+        for code in [
+            RDKafkaErrorCode::NotCoordinator,
+            RDKafkaErrorCode::CoordinatorNotAvailable,
+            RDKafkaErrorCode::CoordinatorLoadInProgress,
+            RDKafkaErrorCode::WaitingForCoordinator,
+            RDKafkaErrorCode::NetworkException,
+        ] {
+            assert!(!retriable(code) && heals(code), "{code:?}");
+        }
+        let authorization = classify(RDKafkaErrorCode::TopicAuthorizationFailed);
+        assert_eq!(authorization.kind, ErrorKind::User);
+        assert!(!authorization.retriable && !authorization.heals_by_itself);
     }
 }

@@ -25,7 +25,7 @@ mod security;
 
 pub use connection::{Bootstrap, BrokerAddress, Connection, ConnectionConfig, Limits};
 pub use embedded::EmbeddedBroker;
-pub use error::{explain, ConnectorError, ErrorKind, PartitionNotFound};
+pub use error::{classify, explain, CodeClass, ConnectorError, ErrorKind, PartitionNotFound};
 pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};
 pub use security::{
     check_property, is_sensitive_property, prepare_kerberos, AwsIam, Kerberos, OAuth, Sasl,

@@ -11,7 +11,9 @@ use rdkafka::message::{Header as RdHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use crate::context::Observer;
-use crate::{Connection, ConnectorError, Delivered, Limits, PartitionNotFound, ProduceRecord};
+use crate::{
+    classify, Connection, ConnectorError, Delivered, Limits, PartitionNotFound, ProduceRecord,
+};
 
 /// How many replicas must acknowledge a record before it counts as delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -372,21 +374,9 @@ fn record_size(record: &ProduceRecord<'_>) -> u64 {
 }
 
 fn delivery_error(topic: &str, error: &KafkaError) -> ProduceError {
-    let retriable = match error.rdkafka_error_code() {
-        Some(code) => matches!(
-            code,
-            RDKafkaErrorCode::MessageTimedOut
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::QueueFull
-                | RDKafkaErrorCode::NotEnoughReplicas
-                | RDKafkaErrorCode::NotEnoughReplicasAfterAppend
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::NotLeaderForPartition
-                | RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
-        ),
-        None => false,
-    };
+    let retriable = error
+        .rdkafka_error_code()
+        .is_some_and(|code| classify(code).retriable);
     ProduceError::Delivery {
         topic: topic.to_string(),
         reason: crate::explain(error),
