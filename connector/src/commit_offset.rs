@@ -8,7 +8,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::context::Observer;
-use crate::{classify, Connection, ConnectorError, PartitionNotFound};
+use crate::{classify, Connection, ConnectorError, ErrorKind, PartitionNotFound};
 
 /// "This message, and everything before it in its partition, is done."
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +48,22 @@ pub enum CommitError {
     #[error(transparent)]
     UnknownPartition(#[from] PartitionNotFound),
     /// The group coordinator refused the commit.
-    #[error("the commit was rejected: {0}")]
-    Rejected(String),
+    #[error("the commit was rejected: {}", crate::explain(.0))]
+    Rejected(KafkaError),
+}
+
+impl CommitError {
+    /// Whose fault this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidOffset(_) | Self::UnknownTopic(_) | Self::UnknownPartition(_) => {
+                ErrorKind::User
+            }
+            Self::Rejected(error) => error
+                .rdkafka_error_code()
+                .map_or(ErrorKind::Environment, |code| classify(code).kind),
+        }
+    }
 }
 
 /// Commits, for `consumer_group`, `offset + 1` of the highest requested offset of each
@@ -129,13 +143,13 @@ fn commit_blocking(
         }
         let outcome = commit_with_retries(&consumer, &list);
         // Per-partition errors, where the coordinator gave them.
-        let partition_errors: BTreeMap<(String, i32), String> = list
+        let partition_errors: BTreeMap<(String, i32), KafkaError> = list
             .elements()
             .iter()
             .filter_map(|e| {
                 e.error()
                     .err()
-                    .map(|err| ((e.topic().to_string(), e.partition()), crate::explain(&err)))
+                    .map(|err| ((e.topic().to_string(), e.partition()), err))
             })
             .collect();
         // A list passed to commit() must be gone before the consumer is destroyed.
@@ -147,8 +161,8 @@ fn commit_blocking(
             let key = (request.topic.as_str(), request.partition);
             let partition_error = partition_errors.get(&(request.topic.clone(), request.partition));
             results[index] = Some(match (&outcome, partition_error) {
-                (Err(error), _) => Err(CommitError::Rejected(crate::explain(error))),
-                (Ok(()), Some(reason)) => Err(CommitError::Rejected(reason.clone())),
+                (Err(error), _) => Err(CommitError::Rejected(error.clone())),
+                (Ok(()), Some(error)) => Err(CommitError::Rejected(error.clone())),
                 (Ok(()), None) => Ok(Committed {
                     topic: request.topic.clone(),
                     partition: request.partition,

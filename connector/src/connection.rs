@@ -5,6 +5,7 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 
 use crate::context::Observer;
+use crate::error::Reported;
 use crate::security::is_sensitive_property;
 use crate::{ConnectorError, EmbeddedBroker, Sasl, SecurityProtocol, Tls};
 
@@ -421,7 +422,7 @@ impl Connection {
             bootstrap: self.bootstrap_servers.clone(),
             timeout: METADATA_TIMEOUT,
             source,
-            cause: (!cause.is_empty()).then_some(cause),
+            reported: (!cause.is_empty()).then(|| Reported::new(cause)),
         }))
     }
 }

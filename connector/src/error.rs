@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// Whose fault an error is: it tells a user whether to fix their definitions, their
 /// environment, or to report a bug to us.
@@ -21,7 +21,7 @@ pub enum ErrorKind {
 pub enum ConnectorError {
     /// librdkafka refused the client configuration.
     #[error("the Kafka client configuration was refused: {0}")]
-    ClientConfig(#[source] rdkafka::error::KafkaError),
+    ClientConfig(#[source] KafkaError),
     /// The embedded broker (librdkafka's mock cluster) could not start.
     #[error("the embedded broker could not start: {0}")]
     EmbeddedBroker(String),
@@ -41,7 +41,7 @@ pub enum ConnectorError {
         topic: String,
         /// librdkafka's error.
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: KafkaError,
     },
     /// Committing consumed offsets failed.
     #[error("committing offsets for consumer group \"{group}\" failed: {}", explain(.source))]
@@ -50,7 +50,7 @@ pub enum ConnectorError {
         group: String,
         /// librdkafka's error.
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: KafkaError,
     },
     /// A blocking task panicked or was cancelled.
     #[error("internal error: {0}")]
@@ -110,70 +110,146 @@ impl PartitionNotFound {
 
 /// The brokers could not be reached, or refused the connection (TLS, SASL).
 #[derive(Debug, thiserror::Error)]
-#[error("{}", unreachable_message(&self.bootstrap, self.timeout, &self.source, self.cause.as_deref()))]
+#[error("{}", unreachable_message(self))]
 pub struct Unreachable {
-    /// The bootstrap servers tried.
+    /// The bootstrap servers tried, as librdkafka was given them.
     pub bootstrap: String,
     /// How long we waited at most.
     pub timeout: Duration,
     /// librdkafka's error.
     #[source]
-    pub source: rdkafka::error::KafkaError,
-    /// What librdkafka reported meanwhile (a TLS or SASL failure), if anything.
-    pub cause: Option<String>,
+    pub source: KafkaError,
+    /// What librdkafka reported meanwhile, if anything.
+    pub reported: Option<Reported>,
 }
 
-/// Leads with a TLS or SASL failure when librdkafka reported one (with what to fix), else says
-/// the brokers could not be reached and what the client saw meanwhile.
-fn unreachable_message(
-    bootstrap: &str,
-    timeout: Duration,
-    source: &rdkafka::error::KafkaError,
-    cause: Option<&str>,
-) -> String {
-    match cause {
-        Some(cause) if crate::context::is_telling(cause) => {
-            let lower = cause.to_ascii_lowercase();
-            let advice = if lower.contains("certificate required") {
-                ". The brokers require a client certificate: set tls/certificate-file and \
-                 tls/key-file"
-            } else if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
-                ". The broker's certificate does not name the host connected to: use a host name \
-                 it holds in bootstrap-servers"
-            } else if lower.contains("certificate verify failed") {
-                ". Check tls/ca-file: it must hold the CA certificate that signed the brokers' \
-                 certificates"
-            } else if lower.contains("not found in kerberos database") {
-                ". The brokers' service principal does not exist: check service-name (brokers are \
-                 service/host@REALM) and that bootstrap-servers names the brokers by their fully \
-                 qualified host names"
-            } else if lower.contains("gss_accept_sec_context") {
-                ". The brokers refused the Kerberos ticket: check that the clocks of this \
-                 machine, the KDC and the brokers agree (NTP) and that the brokers' keytab is \
-                 current"
-            } else if lower.contains("authentication failed") || lower.contains("invalid-proof") {
-                ". Check username, password and sasl-mechanism"
-            } else {
-                ""
-            };
-            format!("could not connect to the Kafka brokers at {bootstrap}: {cause}{advice}")
+/// What librdkafka reported through its error callback while the brokers could not be reached:
+/// TLS and SASL failures reach an application only this way, in librdkafka's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reported {
+    /// A TLS or SASL handshake failed, so waiting longer will not help. `words` are
+    /// librdkafka's (on a SASL connection that got nowhere without saying why, followed by our
+    /// suspicion that the credentials are wrong); `problem` is what they say, when we recognise
+    /// it.
+    HandshakeFailed {
+        /// What was reported.
+        words: String,
+        /// The problem recognised in `words`.
+        problem: Option<HandshakeProblem>,
+    },
+    /// Anything else: a refused connection, a name that does not resolve …
+    Other(String),
+}
+
+impl Reported {
+    /// Sorts what the client reported: a TLS or SASL failure, with the problem it names, or
+    /// anything else.
+    pub(crate) fn new(words: String) -> Self {
+        if crate::context::is_telling(&words) {
+            Self::HandshakeFailed {
+                problem: HandshakeProblem::recognise(&words),
+                words,
+            }
+        } else {
+            Self::Other(words)
         }
-        Some(cause) => format!(
+    }
+}
+
+/// A TLS or SASL handshake problem recognised in what librdkafka reported, in Kafka's terms;
+/// the caller says what to change.
+///
+/// Not `#[non_exhaustive]`: a caller that phrases a fix for each problem should be told by the
+/// compiler when one is added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeProblem {
+    /// The brokers ask for a client certificate (mutual TLS) and got none.
+    ClientCertificateRequired,
+    /// The broker's certificate names neither the host name nor the IP address connected to.
+    HostNameMismatch,
+    /// The broker's certificate is not signed by a trusted CA certificate.
+    CertificateVerifyFailed,
+    /// The KDC does not know the brokers' Kerberos service principal.
+    KerberosServicePrincipalUnknown,
+    /// The brokers did not accept the client's Kerberos ticket.
+    KerberosTicketRefused,
+    /// SASL authentication failed: wrong user name, password or mechanism.
+    AuthenticationFailed,
+}
+
+/// What failed, in Kafka's terms, e.g. `the brokers require a client certificate`.
+impl std::fmt::Display for HandshakeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ClientCertificateRequired => "the brokers require a client certificate",
+            Self::HostNameMismatch => {
+                "the broker's certificate does not name the host connected to"
+            }
+            Self::CertificateVerifyFailed => {
+                "the broker's certificate could not be verified with the trusted CA certificates"
+            }
+            Self::KerberosServicePrincipalUnknown => {
+                "the brokers' Kerberos service principal is not in the Kerberos database"
+            }
+            Self::KerberosTicketRefused => "the brokers refused the Kerberos ticket",
+            Self::AuthenticationFailed => "SASL authentication failed",
+        })
+    }
+}
+
+impl HandshakeProblem {
+    /// The problem librdkafka's words name, if we know it. The first match wins: a report can
+    /// name several (an authentication failure quoting a Kerberos error).
+    pub(crate) fn recognise(words: &str) -> Option<Self> {
+        let lower = words.to_ascii_lowercase();
+        if lower.contains("certificate required") {
+            Some(Self::ClientCertificateRequired)
+        } else if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
+            Some(Self::HostNameMismatch)
+        } else if lower.contains("certificate verify failed") {
+            Some(Self::CertificateVerifyFailed)
+        } else if lower.contains("not found in kerberos database") {
+            Some(Self::KerberosServicePrincipalUnknown)
+        } else if lower.contains("gss_accept_sec_context") {
+            Some(Self::KerberosTicketRefused)
+        } else if lower.contains("authentication failed") || lower.contains("invalid-proof") {
+            Some(Self::AuthenticationFailed)
+        } else {
+            None
+        }
+    }
+}
+
+/// Leads with a TLS or SASL failure when librdkafka reported one, else says the brokers could
+/// not be reached and what the client saw meanwhile.
+fn unreachable_message(unreachable: &Unreachable) -> String {
+    let Unreachable {
+        bootstrap,
+        timeout,
+        source,
+        reported,
+    } = unreachable;
+    match reported {
+        Some(Reported::HandshakeFailed { words, problem }) => {
+            let problem = problem.map(|p| format!(" ({p})")).unwrap_or_default();
+            format!("could not connect to the Kafka brokers at {bootstrap}: {words}{problem}")
+        }
+        Some(Reported::Other(words)) => format!(
             "could not reach the Kafka brokers at {bootstrap} within {}: {}; the client \
-             reported: {cause}",
-            humanize(timeout),
+             reported: {words}",
+            humanize(*timeout),
             explain(source)
         ),
         None => format!(
             "could not reach the Kafka brokers at {bootstrap} within {}: {}",
-            humanize(timeout),
+            humanize(*timeout),
             explain(source)
         ),
     }
 }
 
-/// `1.5 s`, `250 ms`: how durations appear in our messages.
-pub(crate) fn humanize(d: Duration) -> String {
+/// `1.5 s`, `250 ms`: how durations appear in Sluice's messages.
+pub fn humanize(d: Duration) -> String {
     if d.as_millis() < 1000 {
         format!("{} ms", d.as_millis())
     } else if d.subsec_millis() == 0 {
@@ -259,17 +335,13 @@ pub fn classify(code: RDKafkaErrorCode) -> CodeClass {
     }
 }
 
-/// librdkafka's error as a sentence a user can act on, ending with the error code so that it
-/// can still be looked up, e.g. `the broker did not acknowledge … (MessageTimedOut)`.
-pub fn explain(error: &rdkafka::error::KafkaError) -> String {
-    use rdkafka::types::RDKafkaErrorCode as Code;
-    let Some(code) = error.rdkafka_error_code() else {
-        return error.to_string();
-    };
-    let sentence = match code {
+/// The sentence for an error code, in Kafka's terms, if we have one.
+fn describe(code: RDKafkaErrorCode) -> Option<&'static str> {
+    use RDKafkaErrorCode as Code;
+    Some(match code {
         Code::MessageTimedOut => {
             "the broker did not acknowledge the message within the delivery timeout: check that \
-             the brokers are up and reachable, or raise delivery-timeout"
+             the brokers are up and reachable, or raise the delivery timeout (message.timeout.ms)"
         }
         Code::MessageSizeTooLarge | Code::InvalidMessageSize => {
             "the broker refused the message as too large: raise the topic's max.message.bytes or \
@@ -287,7 +359,7 @@ pub fn explain(error: &rdkafka::error::KafkaError) -> String {
         }
         Code::ClusterAuthorizationFailed => "the principal is not allowed this cluster operation",
         Code::AllBrokersDown | Code::BrokerTransportFailure => {
-            "no broker could be reached: check bootstrap-servers, the network and the brokers"
+            "no broker could be reached: check the bootstrap servers, the network and the brokers"
         }
         Code::Authentication | Code::SaslAuthenticationFailed => {
             "authentication failed: check the user name, password or credentials"
@@ -318,17 +390,29 @@ pub fn explain(error: &rdkafka::error::KafkaError) -> String {
         Code::PolicyViolation => "a broker policy refused the request",
         Code::InvalidRecord => "the broker refused the record as invalid",
         Code::QueueFull => "the client's send queue is full",
-        _ => return format!("{error} ({code:?})"),
+        _ => return None,
+    })
+}
+
+/// librdkafka's error as a sentence in Kafka's terms, ending with the error code so that it
+/// can still be looked up, e.g. `the broker did not acknowledge … (MessageTimedOut)`.
+pub fn explain(error: &KafkaError) -> String {
+    let Some(code) = error.rdkafka_error_code() else {
+        return error.to_string();
     };
-    format!("{sentence} ({code:?})")
+    match describe(code) {
+        Some(sentence) => format!("{sentence} ({code:?})"),
+        None => format!("{error} ({code:?})"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use rdkafka::error::KafkaError;
-    use rdkafka::types::RDKafkaErrorCode;
+    use std::time::Duration;
 
-    use super::{classify, explain, ErrorKind};
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+    use super::*;
 
     #[test]
     fn librdkafka_errors_become_sentences_that_keep_the_code() {
@@ -337,7 +421,8 @@ mod tests {
                 RDKafkaErrorCode::MessageTimedOut
             )),
             "the broker did not acknowledge the message within the delivery timeout: check that \
-             the brokers are up and reachable, or raise delivery-timeout (MessageTimedOut)"
+             the brokers are up and reachable, or raise the delivery timeout \
+             (message.timeout.ms) (MessageTimedOut)"
         );
         assert_eq!(
             explain(&KafkaError::ConsumerCommit(
@@ -389,5 +474,68 @@ mod tests {
         let authorization = classify(RDKafkaErrorCode::TopicAuthorizationFailed);
         assert_eq!(authorization.kind, ErrorKind::User);
         assert!(!authorization.retriable && !authorization.heals_by_itself);
+    }
+
+    #[test]
+    fn handshake_problems_are_recognised_in_librdkafkas_words() {
+        let problem = |words: &str| match Reported::new(words.to_string()) {
+            Reported::HandshakeFailed { problem, .. } => problem,
+            Reported::Other(_) => panic!("not a handshake failure: {words}"),
+        };
+        assert_eq!(
+            problem("SSL handshake failed: error:0A00045C:SSL routines::tlsv13 alert certificate required"),
+            Some(HandshakeProblem::ClientCertificateRequired)
+        );
+        assert_eq!(
+            problem("SSL handshake failed: Hostname mismatch"),
+            Some(HandshakeProblem::HostNameMismatch)
+        );
+        assert_eq!(
+            problem("SSL handshake failed: certificate verify failed"),
+            Some(HandshakeProblem::CertificateVerifyFailed)
+        );
+        assert_eq!(
+            problem("SASL authentication error: Server kafka/h@R not found in Kerberos database"),
+            Some(HandshakeProblem::KerberosServicePrincipalUnknown)
+        );
+        assert_eq!(
+            problem("SASL authentication error: gss_accept_sec_context failed"),
+            Some(HandshakeProblem::KerberosTicketRefused)
+        );
+        assert_eq!(
+            problem("SASL authentication error: Authentication failed"),
+            Some(HandshakeProblem::AuthenticationFailed)
+        );
+        assert_eq!(problem("SSL handshake failed: something new"), None);
+        assert_eq!(
+            Reported::new("Connection refused".into()),
+            Reported::Other("Connection refused".into())
+        );
+    }
+
+    #[test]
+    fn unreachable_brokers_are_reported_in_kafka_terms() {
+        let unreachable = |reported| Unreachable {
+            bootstrap: "h:9093".into(),
+            timeout: Duration::from_secs(15),
+            source: KafkaError::MetadataFetch(RDKafkaErrorCode::AllBrokersDown),
+            reported,
+        };
+        assert_eq!(
+            unreachable(None).to_string(),
+            "could not reach the Kafka brokers at h:9093 within 15 s: no broker could be reached: \
+             check the bootstrap servers, the network and the brokers (AllBrokersDown)"
+        );
+        assert_eq!(
+            unreachable(Some(Reported::new(
+                "SSL handshake failed: certificate verify failed".into()
+            )))
+            .to_string(),
+            "could not connect to the Kafka brokers at h:9093: SSL handshake failed: certificate \
+             verify failed (the broker's certificate could not be verified with the trusted CA \
+             certificates)"
+        );
+        assert_eq!(humanize(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(humanize(Duration::from_millis(250)), "250 ms");
     }
 }

@@ -25,9 +25,14 @@ mod security;
 
 pub use connection::{Bootstrap, BrokerAddress, Connection, ConnectionConfig, Limits};
 pub use embedded::EmbeddedBroker;
-pub use error::{classify, explain, CodeClass, ConnectorError, ErrorKind, PartitionNotFound};
+pub use error::{
+    classify, explain, humanize, CodeClass, ConnectorError, ErrorKind, HandshakeProblem,
+    PartitionNotFound, Reported, Unreachable,
+};
 pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};
 pub use security::{
-    check_property, is_sensitive_property, prepare_kerberos, AwsIam, Kerberos, OAuth, Sasl,
-    SaslMechanism, Secret, SecurityProtocol, Tls,
+    check_property, is_sensitive_property, prepare_kerberos, AwsIam, Kerberos, OAuth,
+    PropertyError, Sasl, SaslMechanism, Secret, SecurityProtocol, Setting, Tls,
 };
+// librdkafka's error types appear in the errors above; callers name them through this crate.
+pub use rdkafka::error::{KafkaError, RDKafkaErrorCode};

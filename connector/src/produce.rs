@@ -12,7 +12,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use crate::context::Observer;
 use crate::{
-    classify, Connection, ConnectorError, Delivered, Limits, PartitionNotFound, ProduceRecord,
+    classify, Connection, ConnectorError, Delivered, ErrorKind, Limits, PartitionNotFound,
+    ProduceRecord,
 };
 
 /// How many replicas must acknowledge a record before it counts as delivered.
@@ -81,8 +82,8 @@ impl ProduceSettings {
 pub enum ProduceError {
     /// Larger than the host's max.request.size.
     #[error(
-        "message is {size} bytes; max.request.size is {max} bytes: send smaller documents, or \
-         raise kafka.max.request.size in the host's container.properties"
+        "message is {size} bytes; max.request.size is {max} bytes: send smaller records, or \
+         raise the host's max.request.size limit"
     )]
     TooLarge {
         /// Key plus payload plus headers, in bytes.
@@ -91,7 +92,7 @@ pub enum ProduceError {
         max: u64,
     },
     /// Neither the record nor the operation names a topic.
-    #[error("no topic: the document has no topic-name property and the operation no topic")]
+    #[error("no topic: neither the record nor the producer's settings name one")]
     NoTopic,
     /// The target topic does not exist.
     #[error("topic \"{0}\" does not exist")]
@@ -99,16 +100,74 @@ pub enum ProduceError {
     /// The record names a partition the topic does not have.
     #[error(transparent)]
     UnknownPartition(#[from] PartitionNotFound),
-    /// The broker or librdkafka rejected the record.
-    #[error("delivery to topic \"{topic}\" failed: {reason}")]
+    /// The broker or librdkafka did not deliver the record.
+    #[error("delivery to topic \"{topic}\" failed: {failure}")]
     Delivery {
         /// Target topic.
         topic: String,
-        /// librdkafka's description.
-        reason: String,
-        /// Whether sending it again may succeed.
-        retriable: bool,
+        /// What went wrong.
+        failure: DeliveryFailure,
     },
+}
+
+impl ProduceError {
+    /// Whose fault this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TooLarge { .. }
+            | Self::NoTopic
+            | Self::UnknownTopic(_)
+            | Self::UnknownPartition(_) => ErrorKind::User,
+            Self::Delivery { failure, .. } => failure.kind(),
+        }
+    }
+
+    /// Whether sending the record again later may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Delivery { failure, .. } => failure.is_retriable(),
+            // The record itself is wrong: it would fail the same way.
+            Self::TooLarge { .. }
+            | Self::NoTopic
+            | Self::UnknownTopic(_)
+            | Self::UnknownPartition(_) => false,
+        }
+    }
+}
+
+/// Why a record that was sent was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryFailure {
+    /// The broker or librdkafka refused the record, or gave up on it.
+    #[error("{}", crate::explain(.0))]
+    Refused(KafkaError),
+    /// The producer was shut down before the broker answered.
+    #[error("the producer was shut down before the broker answered")]
+    ProducerShutDown,
+}
+
+impl DeliveryFailure {
+    /// Whose fault this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Refused(error) => error
+                .rdkafka_error_code()
+                .map_or(ErrorKind::Environment, |code| classify(code).kind),
+            Self::ProducerShutDown => ErrorKind::Environment,
+        }
+    }
+
+    /// Whether sending the record again later may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Refused(error) => error
+                .rdkafka_error_code()
+                .is_some_and(|code| classify(code).retriable),
+            // Nothing was wrong with the record: another producer may deliver it.
+            Self::ProducerShutDown => true,
+        }
+    }
 }
 
 /// A producer bound to one Produce operation.
@@ -258,7 +317,7 @@ impl Producer {
             };
             match delivery {
                 Ok(delivery) => pending.push(delivery.map(move |outcome| (index, outcome))),
-                Err(error) => results[index] = Some(Err(delivery_error(topic, &error))),
+                Err(error) => results[index] = Some(Err(delivery_error(topic, error))),
             }
         }
         done += results.iter().flatten().count();
@@ -278,11 +337,10 @@ impl Producer {
                     partition: delivery.partition,
                     offset: delivery.offset,
                 }),
-                Ok(Err((error, _message))) => Err(delivery_error(&topic, &error)),
+                Ok(Err((error, _message))) => Err(delivery_error(&topic, error)),
                 Err(_canceled) => Err(ProduceError::Delivery {
                     topic,
-                    reason: "the producer was shut down before the broker answered".into(),
-                    retriable: true,
+                    failure: DeliveryFailure::ProducerShutDown,
                 }),
             });
             done += 1;
@@ -373,13 +431,9 @@ fn record_size(record: &ProduceRecord<'_>) -> u64 {
     (record.payload.len() + record.key.as_ref().map_or(0, |k| k.len()) + headers) as u64
 }
 
-fn delivery_error(topic: &str, error: &KafkaError) -> ProduceError {
-    let retriable = error
-        .rdkafka_error_code()
-        .is_some_and(|code| classify(code).retriable);
+fn delivery_error(topic: &str, error: KafkaError) -> ProduceError {
     ProduceError::Delivery {
         topic: topic.to_string(),
-        reason: crate::explain(error),
-        retriable,
+        failure: DeliveryFailure::Refused(error),
     }
 }

@@ -209,89 +209,174 @@ impl Default for Tls {
     }
 }
 
-/// librdkafka properties Sluice sets itself, with the field (or mechanism) that controls each.
-/// A pass-through property cannot override them silently.
-const OWNED: &[(&str, &str)] = &[
-    ("bootstrap.servers", "the connection's bootstrap-servers"),
-    ("metadata.broker.list", "the connection's bootstrap-servers"),
-    ("client.id", "the connection's client-id"),
-    ("security.protocol", "the connection's security-protocol"),
-    ("sasl.mechanism", "the connection's sasl-mechanism"),
-    ("sasl.mechanisms", "the connection's sasl-mechanism"),
-    ("sasl.username", "the connection's username"),
-    ("sasl.password", "the connection's password"),
-    ("ssl.ca.location", "the connection's tls/ca-file"),
-    (
-        "ssl.certificate.location",
-        "the connection's tls/certificate-file",
-    ),
-    ("ssl.key.location", "the connection's tls/key-file"),
-    ("ssl.key.password", "the connection's tls/key-password"),
+/// A setting of Sluice's from which it derives a librdkafka property itself, named for the
+/// connector's own settings ([`crate::ConnectionConfig`], the operations' settings,
+/// [`crate::Limits`]); the caller names the field a user writes.
+///
+/// Not `#[non_exhaustive]`: a caller that names a field for each setting should be told by the
+/// compiler when one is added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// The connection's bootstrap servers ([`crate::Bootstrap`]).
+    Bootstrap,
+    /// The connection's client id.
+    ClientId,
+    /// The connection's security protocol.
+    SecurityProtocol,
+    /// The connection's SASL mechanism.
+    SaslMechanism,
+    /// The connection's SASL user name.
+    SaslUsername,
+    /// The connection's SASL password.
+    SaslPassword,
+    /// The CA certificates of the connection's TLS settings.
+    TlsCaFile,
+    /// The client certificate of the connection's TLS settings.
+    TlsCertificateFile,
+    /// The client certificate's key of the connection's TLS settings.
+    TlsKeyFile,
+    /// The key's password of the connection's TLS settings.
+    TlsKeyPassword,
+    /// Whether the connection checks that a broker's certificate names its host.
+    TlsVerifyHostname,
+    /// The operation's consumer group, or the connection's default one.
+    ConsumerGroup,
+    /// A Consume operation's autocommit: offsets follow documents.
+    Autocommit,
+    /// No setting: Sluice stores an offset only once its document is done.
+    OffsetStore,
+    /// A Consume or Listen operation's offset reset.
+    OffsetReset,
+    /// A Produce operation's acks.
+    Acks,
+    /// Idempotence, which comes with a Produce operation's acks=all.
+    Idempotence,
+    /// A Produce operation's compression.
+    Compression,
+    /// A Produce operation's delivery timeout.
+    DeliveryTimeout,
+    /// The host's largest message size ([`crate::Limits::max_request_size`]).
+    MaxRequestSize,
+}
+
+/// In the connector's terms, e.g. `the connection's bootstrap servers`.
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Bootstrap => "the connection's bootstrap servers",
+            Self::ClientId => "the connection's client id",
+            Self::SecurityProtocol => "the connection's security protocol",
+            Self::SaslMechanism => "the connection's SASL mechanism",
+            Self::SaslUsername => "the connection's SASL user name",
+            Self::SaslPassword => "the connection's SASL password",
+            Self::TlsCaFile => "the connection's TLS CA file",
+            Self::TlsCertificateFile => "the connection's TLS certificate file",
+            Self::TlsKeyFile => "the connection's TLS key file",
+            Self::TlsKeyPassword => "the connection's TLS key password",
+            Self::TlsVerifyHostname => "the connection's TLS host name verification",
+            Self::ConsumerGroup => "the operation's (or connection's) consumer group",
+            Self::Autocommit => {
+                "Sluice (offsets follow documents: the consume operation's autocommit)"
+            }
+            Self::OffsetStore => "Sluice (offsets follow documents)",
+            Self::OffsetReset => "the consume operation's offset reset",
+            Self::Acks => "the produce operation's acks",
+            Self::Idempotence => "the produce operation's acks (idempotence comes with acks=all)",
+            Self::Compression => "the produce operation's compression",
+            Self::DeliveryTimeout => "the produce operation's delivery timeout",
+            Self::MaxRequestSize => "the host's max.request.size limit",
+        })
+    }
+}
+
+/// librdkafka properties Sluice sets itself, with the setting that controls each. A
+/// pass-through property cannot override them silently.
+const OWNED: &[(&str, Setting)] = &[
+    ("bootstrap.servers", Setting::Bootstrap),
+    ("metadata.broker.list", Setting::Bootstrap),
+    ("client.id", Setting::ClientId),
+    ("security.protocol", Setting::SecurityProtocol),
+    ("sasl.mechanism", Setting::SaslMechanism),
+    ("sasl.mechanisms", Setting::SaslMechanism),
+    ("sasl.username", Setting::SaslUsername),
+    ("sasl.password", Setting::SaslPassword),
+    ("ssl.ca.location", Setting::TlsCaFile),
+    ("ssl.certificate.location", Setting::TlsCertificateFile),
+    ("ssl.key.location", Setting::TlsKeyFile),
+    ("ssl.key.password", Setting::TlsKeyPassword),
     (
         "ssl.endpoint.identification.algorithm",
-        "the connection's tls/verify-hostname",
+        Setting::TlsVerifyHostname,
     ),
-    (
-        "group.id",
-        "the operation's (or connection's) consumer-group",
-    ),
-    (
-        "enable.auto.commit",
-        "Sluice (offsets follow documents: the consume operation's autocommit)",
-    ),
-    (
-        "enable.auto.offset.store",
-        "Sluice (offsets follow documents)",
-    ),
-    ("auto.offset.reset", "the consume operation's offset-reset"),
-    ("acks", "the produce operation's acks"),
-    ("request.required.acks", "the produce operation's acks"),
-    (
-        "enable.idempotence",
-        "the produce operation's acks (idempotence comes with acks=all)",
-    ),
-    ("compression.codec", "the produce operation's compression"),
-    ("compression.type", "the produce operation's compression"),
-    (
-        "message.timeout.ms",
-        "the produce operation's delivery-timeout",
-    ),
-    (
-        "delivery.timeout.ms",
-        "the produce operation's delivery-timeout",
-    ),
-    (
-        "message.max.bytes",
-        "the container property kafka.max.request.size",
-    ),
+    ("group.id", Setting::ConsumerGroup),
+    ("enable.auto.commit", Setting::Autocommit),
+    ("enable.auto.offset.store", Setting::OffsetStore),
+    ("auto.offset.reset", Setting::OffsetReset),
+    ("acks", Setting::Acks),
+    ("request.required.acks", Setting::Acks),
+    ("enable.idempotence", Setting::Idempotence),
+    ("compression.codec", Setting::Compression),
+    ("compression.type", Setting::Compression),
+    ("message.timeout.ms", Setting::DeliveryTimeout),
+    ("delivery.timeout.ms", Setting::DeliveryTimeout),
+    ("message.max.bytes", Setting::MaxRequestSize),
 ];
 
+/// Why a pass-through librdkafka property is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PropertyError {
+    /// Sluice sets the property itself, from one of its settings.
+    #[error("{name} is set by {owner}; use that instead")]
+    SetBySluice {
+        /// The property.
+        name: String,
+        /// The setting it comes from.
+        owner: Setting,
+    },
+    /// librdkafka does not know the property.
+    #[error("{}", unknown_property_message(.name, .close_matches))]
+    Unknown {
+        /// The property.
+        name: String,
+        /// Up to three known properties it resembles, closest first.
+        close_matches: Vec<&'static str>,
+    },
+}
+
+fn unknown_property_message(name: &str, close_matches: &[&str]) -> String {
+    if close_matches.is_empty() {
+        format!("{name} is not a librdkafka property (see librdkafka's CONFIGURATION.md)")
+    } else {
+        format!(
+            "{name} is not a librdkafka property; close matches: {}",
+            close_matches.join(", ")
+        )
+    }
+}
+
 /// Checks a pass-through librdkafka property name: it must be one librdkafka knows and not one
-/// Sluice sets. The error says why, with close matches for a misspelling.
-pub fn check_property(name: &str) -> Result<(), String> {
-    if let Some((_, owner)) = OWNED.iter().find(|(owned, _)| *owned == name) {
-        return Err(format!("{name} is set by {owner}; use that instead"));
+/// Sluice sets. For a misspelling, the error has close matches.
+pub fn check_property(name: &str) -> Result<(), PropertyError> {
+    if let Some(&(_, owner)) = OWNED.iter().find(|(owned, _)| *owned == name) {
+        return Err(PropertyError::SetBySluice {
+            name: name.to_string(),
+            owner,
+        });
     }
     if LIBRDKAFKA_PROPERTIES.contains(&name) {
         return Ok(());
     }
-    let mut close: Vec<(f64, &str)> = LIBRDKAFKA_PROPERTIES
+    let mut close: Vec<(f64, &'static str)> = LIBRDKAFKA_PROPERTIES
         .iter()
         .map(|known| (strsim::jaro_winkler(name, known), *known))
         .filter(|(score, _)| *score > 0.85)
         .collect();
     close.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let close: Vec<&str> = close.into_iter().take(3).map(|(_, k)| k).collect();
-    if close.is_empty() {
-        Err(format!(
-            "{name} is not a librdkafka property (see librdkafka's CONFIGURATION.md)"
-        ))
-    } else {
-        Err(format!(
-            "{name} is not a librdkafka property; close matches: {}",
-            close.join(", ")
-        ))
-    }
+    Err(PropertyError::Unknown {
+        name: name.to_string(),
+        close_matches: close.into_iter().take(3).map(|(_, k)| k).collect(),
+    })
 }
 
 /// Whether a property's value must not be shown (passwords, secrets, tokens, keys).
@@ -325,10 +410,21 @@ mod tests {
         assert_eq!(check_property("socket.keepalive.enable"), Ok(()));
         assert_eq!(
             check_property("sasl.password"),
-            Err("sasl.password is set by the connection's password; use that instead".into())
+            Err(PropertyError::SetBySluice {
+                name: "sasl.password".into(),
+                owner: Setting::SaslPassword
+            })
+        );
+        let misspelt = check_property("socket.keepalive.enabled");
+        assert_eq!(
+            misspelt,
+            Err(PropertyError::Unknown {
+                name: "socket.keepalive.enabled".into(),
+                close_matches: vec!["socket.keepalive.enable", "socket.nagle.disable"]
+            })
         );
         assert_eq!(
-            check_property("socket.keepalive.enabled"),
+            misspelt.map_err(|e| e.to_string()),
             Err(
                 "socket.keepalive.enabled is not a librdkafka property; close matches: \
                  socket.keepalive.enable, socket.nagle.disable"
@@ -337,6 +433,11 @@ mod tests {
         );
         assert!(check_property("zzz")
             .unwrap_err()
+            .to_string()
             .contains("not a librdkafka property"));
+        // Every property Sluice sets is one librdkafka knows.
+        for (name, _) in OWNED {
+            assert!(LIBRDKAFKA_PROPERTIES.contains(name), "{name}");
+        }
     }
 }

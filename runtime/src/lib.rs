@@ -9,10 +9,12 @@
 //! - [`connection`]: Kerberos from the custom library, and the connection doctor;
 //! - [`host`]: executions, listeners, `sluice serve` and its management API;
 //! - [`store`]: execution records and metrics;
-//! - [`record`], [`failure`], [`document`]: the values that flow between them (leaves).
+//! - [`record`], [`failure`], [`document`]: the values that flow between them (leaves);
+//! - [`advice`]: the connector's errors as users read them, naming fields (a leaf).
 //!
 //! The command line (`cli/`, `main.rs`) is the binary's, on top of all of these.
 
+pub mod advice;
 pub mod components;
 pub mod connection;
 pub mod container;

@@ -2,7 +2,7 @@
 //! topic with headers saying where it came from and why it failed, so that its partition can
 //! go on; without a dead-letter topic the listener stops at it.
 
-use sluice_connector::produce::{ProduceError, Producer};
+use sluice_connector::produce::Producer;
 use sluice_connector::{ErrorKind, Header, ProduceRecord};
 
 use super::{Attempted, Listener};
@@ -145,14 +145,7 @@ async fn deliver(
         Ok(mut results) => match results.pop().expect("one result per record") {
             Ok(at) => Ok(at),
             Err(error) => {
-                let retriable = matches!(
-                    error,
-                    ProduceError::Delivery {
-                        retriable: true,
-                        ..
-                    }
-                );
-                let kind = if retriable {
+                let kind = if error.is_retriable() {
                     ErrorKind::Environment
                 } else {
                     ErrorKind::User
