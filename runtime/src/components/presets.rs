@@ -3,6 +3,8 @@
 //! They work on the raw connection, before the ordinary validation, so that presets and
 //! hand-written connections are checked by the same code.
 
+use sluice_connector::BrokerAddress;
+
 use super::check::Checker;
 use super::raw::{RawAwsIam, RawConnection, RawNamedValue, RawProperties};
 
@@ -166,9 +168,8 @@ fn amazon_msk(c: &mut Checker<'_>, raw: &mut RawConnection) -> Option<ServiceLim
     raw.security_protocol.get_or_insert_with(|| protocol.into());
     if let Some(servers) = c.text("bootstrap-servers", raw.bootstrap_servers.clone()) {
         for server in servers.split(',').map(str::trim) {
-            let port = server
-                .rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<u16>().ok());
+            // A server that is not host:port gets its error where bootstrap-servers is parsed.
+            let port = server.parse::<BrokerAddress>().ok().map(|a| a.port());
             if let Some(port) = port.filter(|p| !ports.contains(p)) {
                 c.field_error(
                     "bootstrap-servers",
