@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use sluice_connector::EmbeddedBroker;
 
+use sluice_runtime::advice::UserMessage as _;
 use sluice_runtime::components::Components;
 use sluice_runtime::container::ContainerProperties;
 use sluice_runtime::document::{self, InputFormat};
@@ -31,7 +32,7 @@ async fn run(container: ContainerProperties, out: &mut dyn Write) -> anyhow::Res
     let components =
         Components::from_sources(vec![(PathBuf::from(DEMO_XML_NAME), DEMO_XML.into())])
             .context("the built-in demo components are invalid (a bug: please report it)")?;
-    let broker = EmbeddedBroker::get()?;
+    let broker = EmbeddedBroker::get().map_err(|e| anyhow::anyhow!(e.user_message()))?;
     writeln!(out, "Sluice demo: two processes on the embedded broker\n")?;
     writeln!(
         out,

@@ -8,6 +8,7 @@ use super::raw::{RawConnection, RawProperties, RawTls};
 use super::sasl::{sasl, SaslFields};
 use super::source::Location;
 use super::values;
+use crate::advice::UserMessage as _;
 
 /// A validated `<connection>`.
 #[derive(Debug, Clone)]
@@ -167,7 +168,7 @@ fn properties(c: &mut Checker<'_>, raw: Option<RawProperties>) -> Vec<(String, S
             continue;
         };
         if let Err(problem) = sluice_connector::check_property(&name) {
-            c.error_at(at, format!("properties: {problem}"));
+            c.error_at(at, format!("properties: {}", problem.user_message()));
             continue;
         }
         if let Some(value) = c.text("properties", Some(property.value.unwrap_or_default())) {

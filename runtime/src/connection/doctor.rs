@@ -8,6 +8,8 @@ use sluice_connector::{
     Bootstrap, BrokerAddress, Connection, ConnectionConfig, SaslMechanism, SecurityProtocol,
 };
 
+use crate::advice::UserMessage as _;
+
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -203,7 +205,7 @@ pub async fn network_checks(config: &ConnectionConfig) -> Vec<Check> {
     let connection = match Connection::open(config.clone()) {
         Ok(connection) => connection,
         Err(e) => {
-            checks.push(Check::fail("client configuration", e.to_string()));
+            checks.push(Check::fail("client configuration", e.user_message()));
             return checks;
         }
     };
@@ -233,7 +235,7 @@ pub async fn network_checks(config: &ConnectionConfig) -> Vec<Check> {
         }
         Err(e) => checks.push(Check::fail(
             format!("Kafka handshake ({how})"),
-            e.to_string(),
+            e.user_message(),
         )),
     }
     checks

@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use sluice_connector::Secret;
 
+use crate::advice::UserMessage as _;
 use crate::components::{Components, OperationKind, Step};
 use crate::host::listener::{ListenerControl, ListenerStatus, Shared};
 use crate::record::ExecutionStatus;
@@ -189,7 +190,9 @@ async fn listener_status(
                     })
                     .collect();
             }
-            Err(error) => tracing::warn!(%error, process = %id, "partitions unknown"),
+            Err(error) => {
+                tracing::warn!(error = %error.user_message(), process = %id, "partitions unknown")
+            }
         }
     }
     // Running without partitions: the group gave this host none (more hosts than partitions,

@@ -5,6 +5,7 @@ use sluice_connector::commit_offset::{self, CommitRequest};
 use sluice_connector::ConnectorError;
 
 use super::Host;
+use crate::advice::UserMessage as _;
 use crate::components::{CommitOffsetDefinition, OperationDefinition};
 use crate::document::Document;
 use crate::record::ExecutionRecord;
@@ -39,7 +40,7 @@ impl Host {
             match result {
                 Ok(_) => committed.push((position, document)),
                 Err(error) => {
-                    let message = error.to_string();
+                    let message = error.user_message();
                     record.document_error(position, step, &op.id, message, document.tracked)
                 }
             }

@@ -5,6 +5,7 @@ use sluice_connector::consume::{self, ConsumeSettings, Consumed};
 use sluice_connector::{Connection, ConnectorError};
 
 use super::Host;
+use crate::advice::UserMessage as _;
 use crate::components::{ConsumeDefinition, OperationDefinition};
 use crate::document::{Document, DocumentProperties, TrackedProperties};
 use crate::record::ExecutionRecord;
@@ -93,7 +94,7 @@ impl Host {
                 }
                 Err(
                     error @ (ConnectorError::UnknownTopic(_) | ConnectorError::UnknownPartition(_)),
-                ) => fail(error.to_string()),
+                ) => fail(error.user_message()),
                 Err(error) => return Err(error),
             }
         }

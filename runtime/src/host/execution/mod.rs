@@ -13,6 +13,7 @@ use sluice_connector::produce::Producer;
 use sluice_connector::{Connection, ConnectorError};
 use tracing::Instrument;
 
+use crate::advice::UserMessage as _;
 use crate::components::{Components, OperationDefinition, OperationKind, ProcessDefinition, Step};
 use crate::container::ContainerProperties;
 use crate::document::Document;
@@ -323,8 +324,9 @@ fn with_next_step(op: &OperationDefinition, error: &ConnectorError) -> Failure {
 pub(crate) fn with_connection_check(error: &ConnectorError, connection_id: &str) -> String {
     match error {
         ConnectorError::Unreachable(_) => format!(
-            "{error}\n  check the connection part by part: sluice test-connection {connection_id}"
+            "{}\n  check the connection part by part: sluice test-connection {connection_id}",
+            error.user_message()
         ),
-        _ => error.to_string(),
+        _ => error.user_message(),
     }
 }

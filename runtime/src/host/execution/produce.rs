@@ -9,6 +9,7 @@ use sluice_connector::produce::Producer;
 use sluice_connector::{ConnectorError, ProduceRecord};
 
 use super::{Host, Progress};
+use crate::advice::UserMessage as _;
 use crate::components::{OperationDefinition, ProduceDefinition};
 use crate::document::{Document, TrackedProperties};
 use crate::record::ExecutionRecord;
@@ -110,7 +111,7 @@ impl Host {
                     delivered.push((position, document));
                 }
                 Err(error) => {
-                    tracing::warn!(document = position, %error, "document failed");
+                    tracing::warn!(document = position, error = %error.user_message(), "document failed");
                     // A consumed document keeps where it came from (the error names the topic
                     // it was going to); any other is tracked by that target topic.
                     let tracked = if document.tracked.topic.is_some() {
@@ -122,7 +123,8 @@ impl Host {
                             ..TrackedProperties::default()
                         }
                     };
-                    record.document_error(position, step, &op.id, error.to_string(), tracked);
+                    let message = error.user_message();
+                    record.document_error(position, step, &op.id, message, tracked);
                 }
             }
         }

@@ -6,6 +6,7 @@ use sluice_connector::produce::Producer;
 use sluice_connector::{ErrorKind, Header, ProduceRecord};
 
 use super::{Attempted, Listener};
+use crate::advice::UserMessage as _;
 use crate::failure::Failure;
 
 /// Room for the context headers of a dead letter beyond max.request.size.
@@ -141,7 +142,7 @@ async fn deliver(
     record: ProduceRecord<'static>,
 ) -> Result<sluice_connector::Delivered, Failure> {
     match producer.produce(vec![record], |_| {}).await {
-        Err(error) => Err(Failure::connector(&error, error.to_string())),
+        Err(error) => Err(Failure::connector(&error, error.user_message())),
         Ok(mut results) => match results.pop().expect("one result per record") {
             Ok(at) => Ok(at),
             Err(error) => {
@@ -150,7 +151,7 @@ async fn deliver(
                 } else {
                     ErrorKind::User
                 };
-                Err(Failure::new(kind, error.to_string()))
+                Err(Failure::new(kind, error.user_message()))
             }
         },
     }

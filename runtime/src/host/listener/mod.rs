@@ -26,6 +26,7 @@ use tracing::Instrument;
 pub use control::{ListenerControl, ListenerStatus};
 pub use dead_letter::dead_letter_headers;
 
+use crate::advice::UserMessage as _;
 use crate::components::{ListenDefinition, OperationKind, ProcessDefinition};
 use crate::document::Document;
 use crate::failure::Failure;
@@ -122,7 +123,7 @@ async fn run_listener(
     };
     let connection_id = &operation.connection.id;
     let connection = Connection::open(components.connections[connection_id].config.clone())
-        .map_err(|e| Failure::connector(&e, e.to_string()))?;
+        .map_err(|e| Failure::connector(&e, e.user_message()))?;
     let limits = host.container().kafka;
     let dead_letters = dead_letter_producer(&connection, definition, limits)?;
     let settings = listen_settings(&connection, definition);
@@ -201,7 +202,10 @@ fn dead_letter_producer(
     };
     Producer::new(connection, settings, limits)
         .map(Some)
-        .map_err(|e| Failure::connector(&e, format!("dead-letter topic \"{topic}\": {e}")))
+        .map_err(|e| {
+            let message = format!("dead-letter topic \"{topic}\": {}", e.user_message());
+            Failure::connector(&e, message)
+        })
 }
 
 /// librdkafka's default max.poll.interval.ms, unless the connection sets its own.
@@ -240,7 +244,7 @@ async fn open(
                 let wait = host_limits.reconnect_wait(attempt);
                 attempt += 1;
                 tracing::warn!(
-                    %error,
+                    error = %error.user_message(),
                     retry_in_ms = wait.as_millis() as u64,
                     "cannot reach the brokers; check them with: sluice test-connection {connection_id}"
                 );
@@ -257,7 +261,10 @@ async fn open(
 fn with_fix(error: &ConnectorError, connection_id: &str) -> String {
     match error {
         ConnectorError::UnknownTopic(_) => {
-            format!("{error}: create it, or correct the listen operation's <topic>")
+            format!(
+                "{}: create it, or correct the listen operation's <topic>",
+                error.user_message()
+            )
         }
         _ => crate::host::execution::with_connection_check(error, connection_id),
     }
@@ -335,7 +342,7 @@ impl Listener {
             if let Err(error) = committed {
                 // The group may have moved the partitions (a rebalance during the batch): their
                 // new owner reads them again from the last commit. At-least-once holds.
-                tracing::warn!(%error, "commit failed; documents since the last commit will be delivered again");
+                tracing::warn!(error = %error.user_message(), "commit failed; documents since the last commit will be delivered again");
             }
             if let Some(failure) = outcomes.into_iter().find_map(|o| o.failure) {
                 return Err(failure);
@@ -363,7 +370,7 @@ impl Listener {
                 }
                 polled = &mut poll => {
                     if let Err(error) = polled {
-                        tracing::warn!(%error, "poll while the batch runs failed");
+                        tracing::warn!(error = %error.user_message(), "poll while the batch runs failed");
                     }
                     poll = Box::pin(self.consumer.poll_paused(POLL_WAIT));
                 }
@@ -371,7 +378,7 @@ impl Listener {
         };
         if !self.control.is_paused() {
             if let Err(error) = self.consumer.resume().await {
-                tracing::warn!(%error, "could not resume fetching after a long batch");
+                tracing::warn!(error = %error.user_message(), "could not resume fetching after a long batch");
             }
         }
         outcomes
