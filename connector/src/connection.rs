@@ -19,7 +19,7 @@ pub enum Bootstrap {
 }
 
 impl Bootstrap {
-    /// Parses the bootstrap servers field: `embedded`, or a comma-separated list of `host:port`.
+    /// Parses bootstrap servers: `embedded`, or a comma-separated list of `host:port`.
     ///
     /// The error says what was wrong and what would be valid; the caller adds where.
     pub fn parse(text: &str) -> Result<Self, String> {

@@ -16,8 +16,9 @@ pub struct ClusterSummary {
 }
 
 /// Connects, authenticates and fetches cluster metadata. A TLS or SASL failure comes back as
-/// [`ConnectorError::Unreachable`] with the cause and what to fix. Runs on tokio's blocking
-/// pool; returns within the metadata timeout.
+/// [`ConnectorError::Unreachable`] with what librdkafka reported and the
+/// [`crate::HandshakeProblem`] recognised in it. Runs on tokio's blocking pool; returns within
+/// the metadata timeout.
 pub async fn probe(connection: &Connection) -> Result<ClusterSummary, ConnectorError> {
     let connection = connection.clone();
     tokio::task::spawn_blocking(move || {
