@@ -110,7 +110,7 @@ impl fmt::Display for BrokerAddress {
 }
 
 /// How to reach Kafka: a typed, validated connection component. Its `Debug` output hides
-/// secrets (passwords are [`Secret`]s; sensitive pass-through properties are masked).
+/// secrets (passwords are [`crate::Secret`]s; sensitive pass-through properties are masked).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectionConfig {
     /// The brokers to bootstrap from.

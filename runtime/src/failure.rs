@@ -1,9 +1,11 @@
 //! Why an execution or a listener stopped: one typed failure for both, carried from where it
 //! arises to the execution records, the management API and the listeners' restart policy.
 //!
-//! A leaf: it uses only the connector's [`ErrorKind`].
+//! Uses only the connector's errors and [`crate::advice`], which words them.
 
 use sluice_connector::{ConnectorError, ErrorKind};
+
+use crate::advice::UserMessage as _;
 
 /// A failure: whose fault it is (the connector's [`ErrorKind`], set where the failure arises
 /// from a typed source, never read back from the message) and what happened, with what to do.
@@ -43,6 +45,11 @@ impl Failure {
     /// A connector error, of the connector's kind, told as `message` (which adds what to fix).
     pub fn connector(error: &ConnectorError, message: impl Into<String>) -> Self {
         Self::new(error.kind(), message)
+    }
+
+    /// A connector error, of the connector's kind, as users read it (the fields that fix it).
+    pub fn from_connector(error: &ConnectorError) -> Self {
+        Self::connector(error, error.user_message())
     }
 
     /// The same failure, its message led by where it happened (`step 2 (operation "send")`).

@@ -6,7 +6,7 @@
 //!    `operation/fields.rs`) that mirrors the file and refuses unknown elements and attributes
 //!    (`deserialize.rs`);
 //! 3. each component kind's checks (`connection.rs` with `sasl.rs` and `presets.rs`,
-//!    `operation/`, `process.rs`, all through `check.rs`'s [`Checker`]) build the typed
+//!    `operation/`, `process.rs`, all through `check.rs`'s `Checker`) build the typed
 //!    definitions; then references between components (process → operation → connection) are
 //!    resolved (`references.rs`).
 //!

@@ -142,7 +142,7 @@ async fn deliver(
     record: ProduceRecord<'static>,
 ) -> Result<sluice_connector::Delivered, Failure> {
     match producer.produce(vec![record], |_| {}).await {
-        Err(error) => Err(Failure::connector(&error, error.user_message())),
+        Err(error) => Err(Failure::from_connector(&error)),
         Ok(mut results) => match results.pop().expect("one result per record") {
             Ok(at) => Ok(at),
             Err(error) => {

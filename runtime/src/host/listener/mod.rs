@@ -123,7 +123,7 @@ async fn run_listener(
     };
     let connection_id = &operation.connection.id;
     let connection = Connection::open(components.connections[connection_id].config.clone())
-        .map_err(|e| Failure::connector(&e, e.user_message()))?;
+        .map_err(|e| Failure::from_connector(&e))?;
     let limits = host.container().kafka;
     let dead_letters = dead_letter_producer(&connection, definition, limits)?;
     let settings = listen_settings(&connection, definition);
