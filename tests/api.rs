@@ -6,9 +6,8 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{
-    routing_listener, unique, wait_for, with_connection_properties, Broker, Serving, Workspace,
-};
+use harness::flows::{produce_routed, source_and_target, Listener};
+use harness::{assert_contains, wait_for, Broker, Serving};
 use serde_json::Value;
 
 const WORK: Duration = Duration::from_secs(60);
@@ -55,6 +54,11 @@ impl Api {
         }
     }
 
+    /// The status of a `method` request to `path` with the token and no body.
+    fn send(&self, method: &str, path: &str) -> u16 {
+        self.call(method, path, Some(TOKEN), None).0
+    }
+
     fn get(&self, path: &str) -> (u16, String) {
         self.call("GET", path, Some(TOKEN), None)
     }
@@ -80,17 +84,20 @@ impl Api {
     }
 }
 
-fn produce(broker: &Broker, source: &str, target: &str, from: i32, to: i32) {
-    for i in from..to {
-        let payload = format!("doc-{i:03}");
-        broker.produce_one(
-            source,
-            i % 2,
-            None,
-            payload.as_bytes(),
-            &[("route", target)],
-        );
-    }
+/// A routing listener on `source` whose host answers API calls with TOKEN only, and whose
+/// runs must not show it.
+fn guarded_listener(broker: &Broker, source: &str) -> Listener {
+    let listener = Listener::new(broker, source, "");
+    listener.ws.set_env("SLUICE_API_TOKEN", TOKEN);
+    listener.ws.hold_secrets(&[TOKEN.as_bytes()]);
+    listener
+}
+
+/// Starts `sluice serve` of `listener` with the API, and waits for the API.
+fn serve(listener: &Listener) -> (Serving, Api) {
+    let serving = listener.serve_with_api();
+    let api = Api::of(&serving);
+    (serving, api)
 }
 
 /// Waits until the listener's status says `state` and `lag` on every partition.
@@ -108,20 +115,10 @@ fn wait_for_state(api: &Api, state: &str, lag: i64) -> Value {
 
 #[test]
 fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
-    let broker = Broker::start();
-    let source = broker.create_topic("api-in", 2);
-    let target = broker.create_topic("api-out", 1);
-    let group = unique("g");
-    let ws = Workspace::new();
-    ws.set_env("SLUICE_API_TOKEN", TOKEN);
-    ws.hold_secrets(&[TOKEN.as_bytes()]);
-    ws.write(
-        "components/c.xml",
-        &routing_listener(&broker, &group, &source, ""),
-    );
-    produce(&broker, &source, &target, 0, 4);
-    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
-    let api = Api::of(&serving);
+    let (broker, source, target) = source_and_target("api", 2);
+    let listener = guarded_listener(&broker, &source);
+    produce_routed(&broker, &source, 2, 0..4, &target);
+    let (mut serving, api) = serve(&listener);
 
     // The token: required everywhere but /health.
     assert_eq!(
@@ -146,47 +143,29 @@ fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
     assert_eq!(status["operation"], "receive");
 
     // Paused: new documents wait (the lag shows them), nothing more is delivered.
-    assert_eq!(
-        api.call("PUT", "/listeners/route/pause", Some(TOKEN), None)
-            .0,
-        202
-    );
+    assert_eq!(api.send("PUT", "/listeners/route/pause"), 202);
     wait_for_state(&api, "PAUSED", 0);
-    produce(&broker, &source, &target, 4, 8);
+    produce_routed(&broker, &source, 2, 4..8, &target);
     wait_for_state(&api, "PAUSED", 2);
     broker.read_all(&target, 4);
 
     // The pause outlives the host.
-    serving.signal("TERM");
-    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
-    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
-    let api = Api::of(&serving);
+    serving.stop("TERM", WORK);
+    let (mut serving, api) = serve(&listener);
     wait_for_state(&api, "PAUSED", 2);
     broker.read_all(&target, 4);
 
-    assert_eq!(
-        api.call("PUT", "/listeners/route/resume", Some(TOKEN), None)
-            .0,
-        202
-    );
+    assert_eq!(api.send("PUT", "/listeners/route/resume"), 202);
     let status = wait_for_state(&api, "RUNNING", 0);
     broker.read_all(&target, 8);
 
     assert_eq!(status["restarts"], 0);
-    assert_eq!(
-        api.call("POST", "/listeners/route/restart", Some(TOKEN), None)
-            .0,
-        202
-    );
+    assert_eq!(api.send("POST", "/listeners/route/restart"), 202);
     wait_for("the restarted listener", WORK, || {
         let status = wait_for_state(&api, "RUNNING", 0);
         (status["restarts"] == 1).then_some(())
     });
-    assert_eq!(
-        api.call("PUT", "/listeners/nope/pause", Some(TOKEN), None)
-            .0,
-        404
-    );
+    assert_eq!(api.send("PUT", "/listeners/nope/pause"), 404);
 
     // Executions, as sluice executions shows them.
     let executions = api.json("/executions?process=route&status=succeeded");
@@ -208,23 +187,14 @@ fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
         assert_eq!(status, 200);
         metrics.contains(&lag_line).then_some(metrics)
     });
-    assert!(
-        metrics.contains("sluice_documents_in_total{process=\"route\"} 4"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("sluice_executions_total{process=\"route\",status=\"succeeded\"}"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(&format!(
-            "sluice_consumer_lag{{process=\"route\",topic=\"{source}\",partition=\"0\"}} 0"
-        )),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("sluice_commit_duration_seconds_count{process=\"route\"}"),
-        "{metrics}"
+    assert_contains(
+        &metrics,
+        &[
+            "sluice_documents_in_total{process=\"route\"} 4",
+            "sluice_executions_total{process=\"route\",status=\"succeeded\"}",
+            &lag_line,
+            "sluice_commit_duration_seconds_count{process=\"route\"}",
+        ],
     );
 
     // Validation: the errors sluice validate gives; bad JSON and host references refused.
@@ -257,8 +227,7 @@ fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
         )
     );
 
-    serving.signal("TERM");
-    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    serving.stop("TERM", WORK);
     assert!(!serving.stderr().contains(TOKEN));
 }
 
@@ -266,20 +235,10 @@ fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
 fn a_failed_listener_is_reported_and_the_host_keeps_serving() {
     let broker = Broker::start();
     let source = broker.create_topic("api-in", 1);
-    let missing = unique("nowhere");
+    let missing = harness::unique("nowhere");
     broker.produce_one(&source, 0, None, b"doc", &[("route", &missing)]);
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &routing_listener(
-            &broker,
-            &unique("g"),
-            &source,
-            "<retry-limit>0</retry-limit>",
-        ),
-    );
-    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
-    let api = Api::of(&serving);
+    let listener = Listener::new(&broker, &source, "<retry-limit>0</retry-limit>");
+    let (mut serving, api) = serve(&listener);
     let status = wait_for("the listener to fail", WORK, || {
         let status = api.json("/listeners/route/status");
         (status["state"] == "FAILED").then_some(status)
@@ -307,45 +266,33 @@ fn held(api: &Api) -> Vec<i64> {
         .unwrap_or_default()
 }
 
-#[test]
-fn two_hosts_share_a_group_and_the_survivor_takes_over_after_sigkill() {
-    let broker = Broker::start();
-    let source = broker.create_topic("scale-in", 4);
-    let target = broker.create_topic("scale-out", 1);
-    let group = unique("g");
-    // One document per execution, so that the kill comes while work is under way; a short
-    // session timeout, so that the group notices the killed host soon.
-    let text = with_connection_properties(
-        &routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>"),
-        &[("session.timeout.ms", "6000")],
-    );
-    let (a, b) = (Workspace::new(), Workspace::new());
-    for ws in [&a, &b] {
-        ws.write("components/c.xml", &text);
-    }
-    let mut first = a.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
-    let mut second = b.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
-    let (api_a, api_b) = (Api::of(&first), Api::of(&second));
-    // Kafka's group protocol spreads the four partitions over both hosts.
+/// Waits until Kafka's group protocol has spread the four partitions over both hosts.
+fn wait_for_both_hosts(a: &Api, b: &Api) {
     wait_for("both hosts to hold partitions", WORK, || {
-        let (ha, hb) = (held(&api_a), held(&api_b));
+        let (ha, hb) = (held(a), held(b));
         (!ha.is_empty() && !hb.is_empty() && ha.len() + hb.len() == 4).then_some(())
     });
-    let total = 80;
-    for i in 0..total {
-        let payload = format!("doc-{i:03}");
-        broker.produce_one(
-            &source,
-            i % 4,
-            None,
-            payload.as_bytes(),
-            &[("route", &target)],
-        );
-    }
+}
+
+/// Waits until the host has recorded an execution: work is under way.
+fn wait_for_work(api: &Api) {
     wait_for("work under way on the first host", WORK, || {
-        let executions = api_a.json("/executions?process=route");
+        let executions = api.json("/executions?process=route");
         (!executions.as_array()?.is_empty()).then_some(())
     });
+}
+
+#[test]
+fn two_hosts_share_a_group_and_the_survivor_takes_over_after_sigkill() {
+    let (broker, source, target) = source_and_target("scale", 4);
+    let a = Listener::quick_to_take_over(&broker, &source);
+    let b = a.second_host();
+    let (mut first, api_a) = serve(&a);
+    let (mut second, api_b) = serve(&b);
+    wait_for_both_hosts(&api_a, &api_b);
+    let total = 80;
+    produce_routed(&broker, &source, 4, 0..total, &target);
+    wait_for_work(&api_a);
     first.signal("KILL");
     assert_eq!(first.wait(WORK), None);
 
@@ -354,68 +301,30 @@ fn two_hosts_share_a_group_and_the_survivor_takes_over_after_sigkill() {
         (held(&api_b).len() == 4).then_some(())
     });
     let per_partition = i64::from(total / 4);
-    let done: Vec<Option<i64>> = vec![Some(per_partition); 4];
-    wait_for("every document committed", WORK, || {
-        (broker.committed(&group, &source, 4) == done).then_some(())
-    });
-    second.signal("TERM");
-    assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
+    broker.wait_for_committed(&a.group, &source, &[Some(per_partition); 4]);
+    second.stop("TERM", WORK);
     broker.wait_for_payloads(&target, total as usize);
 }
 
 #[test]
 fn a_clean_rebalance_processes_no_document_twice() {
-    let broker = Broker::start();
-    let source = broker.create_topic("rebalance-in", 4);
-    let target = broker.create_topic("rebalance-out", 1);
-    let group = unique("g");
-    let text = routing_listener(&broker, &group, &source, "<max-messages>2</max-messages>");
-    let (a, b) = (Workspace::new(), Workspace::new());
-    for ws in [&a, &b] {
-        ws.write("components/c.xml", &text);
-    }
-    let produce_range = |from: i32, to: i32| {
-        for i in from..to {
-            let payload = format!("doc-{i:03}");
-            broker.produce_one(
-                &source,
-                i % 4,
-                None,
-                payload.as_bytes(),
-                &[("route", &target)],
-            );
-        }
-    };
-    produce_range(0, 40);
-    let mut first = a.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
-    let api_a = Api::of(&first);
+    let (broker, source, target) = source_and_target("rebalance", 4);
+    let a = Listener::new(&broker, &source, "<max-messages>2</max-messages>");
+    let b = a.second_host();
+    produce_routed(&broker, &source, 4, 0..40, &target);
+    let (mut first, api_a) = serve(&a);
     // A second host joins while the first is at work: the group rebalances under load.
-    wait_for("work under way on the first host", WORK, || {
-        let executions = api_a.json("/executions?process=route");
-        (!executions.as_array()?.is_empty()).then_some(())
-    });
-    let mut second = b.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
-    let api_b = Api::of(&second);
-    wait_for("both hosts to hold partitions", WORK, || {
-        let (ha, hb) = (held(&api_a), held(&api_b));
-        (!ha.is_empty() && !hb.is_empty() && ha.len() + hb.len() == 4).then_some(())
-    });
-    produce_range(40, 80);
-    let done: Vec<Option<i64>> = vec![Some(20); 4];
-    wait_for("every document committed", WORK, || {
-        (broker.committed(&group, &source, 4) == done).then_some(())
-    });
+    wait_for_work(&api_a);
+    let (mut second, api_b) = serve(&b);
+    wait_for_both_hosts(&api_a, &api_b);
+    produce_routed(&broker, &source, 4, 40..80, &target);
+    broker.wait_for_committed(&a.group, &source, &[Some(20); 4]);
     // The first host leaves cleanly: the second takes its partitions from their commits.
-    first.signal("TERM");
-    assert_eq!(first.wait(WORK), Some(0), "{}", first.stderr());
-    second.signal("TERM");
-    assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
+    first.stop("TERM", WORK);
+    second.stop("TERM", WORK);
     // Exactly once each.
-    let payloads: std::collections::BTreeSet<String> = broker
-        .read_all(&target, 80)
-        .into_iter()
-        .map(|r| r.payload)
-        .collect();
+    let payloads: std::collections::BTreeSet<String> =
+        broker.read_payloads(&target, 80).into_iter().collect();
     assert_eq!(payloads.len(), 80);
 }
 
@@ -423,15 +332,8 @@ fn a_clean_rebalance_processes_no_document_twice() {
 fn every_route_but_health_needs_the_token_and_no_answer_echoes_a_secret() {
     let broker = Broker::start();
     let source = broker.create_topic("api-in", 1);
-    let ws = Workspace::new();
-    ws.set_env("SLUICE_API_TOKEN", TOKEN);
-    ws.hold_secrets(&[TOKEN.as_bytes()]);
-    ws.write(
-        "components/c.xml",
-        &routing_listener(&broker, &unique("g"), &source, ""),
-    );
-    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
-    let api = Api::of(&serving);
+    let listener = guarded_listener(&broker, &source);
+    let (mut serving, api) = serve(&listener);
     let routes = [
         ("GET", "/processes"),
         ("GET", "/processes/route"),
@@ -476,8 +378,7 @@ fn every_route_but_health_needs_the_token_and_no_answer_echoes_a_secret() {
         "the answer repeats the request: {} bytes",
         answer.len()
     );
-    serving.signal("TERM");
-    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    serving.stop("TERM", WORK);
     assert!(!serving.stderr().contains(secret) && !serving.stderr().contains(TOKEN));
     harness::reliability_row(
         "security",
@@ -494,14 +395,10 @@ fn every_route_but_health_needs_the_token_and_no_answer_echoes_a_secret() {
 fn the_api_listens_on_loopback_unless_told_otherwise() {
     let broker = Broker::start();
     let source = broker.create_topic("api-in", 1);
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &routing_listener(&broker, &unique("g"), &source, ""),
-    );
+    let listener = Listener::new(&broker, &source, "");
     // No --api: the default address. It may be taken on this machine; either way the host
     // says which address it used or could not use.
-    let mut serving = ws.sluice_spawn(&["serve"]);
+    let mut serving = listener.ws.sluice_spawn(&["serve"]);
     let said = wait_for("the API address or why not", WORK, || {
         let err = serving.stderr();
         (err.contains("management API on ") || err.contains("the management API cannot listen"))

@@ -3,12 +3,13 @@
 
 mod harness;
 
-use harness::{assert_exit, stderr, stdout, Broker, Workspace};
+use harness::{assert_exit, stdout, Broker, Stream, Workspace};
 
-/// Components for one test: a connection to `broker`, a produce and a consume operation on
-/// `topic`, a process for each.
-fn components(broker: &Broker, topic: &str, group: &str, consume_extra: &str) -> String {
-    format!(
+/// A workspace whose components are a connection to `broker`, a produce and a consume
+/// operation on `topic` (the consume one as `group`, with `consume_extra` fields), a process
+/// for each.
+fn workspace(broker: &Broker, topic: &str, group: &str, consume_extra: &str) -> Workspace {
+    Workspace::with_components(&format!(
         r#"<components>
   <connection id="tansu">
     <bootstrap-servers>{bootstrap}</bootstrap-servers>
@@ -33,7 +34,20 @@ fn components(broker: &Broker, topic: &str, group: &str, consume_extra: &str) ->
 </components>
 "#,
         bootstrap = broker.bootstrap()
-    )
+    ))
+}
+
+/// Runs process "receive-documents", writing its documents to `name`, and asserts that it
+/// succeeds and prints each of `logged` to standard error; returns the documents' `data`.
+#[track_caller]
+fn receive(ws: &Workspace, name: &str, logged: &[&str]) -> Vec<serde_json::Value> {
+    ws.sluice_expect(
+        &["run", "receive-documents", "--documents-out", name],
+        0,
+        Stream::Stderr,
+        logged,
+    );
+    ws.documents_data(name)
 }
 
 #[test]
@@ -41,15 +55,11 @@ fn produce_then_consume_round_trip_with_keys() {
     let broker = Broker::start();
     let topic = broker.create_topic("orders", 3);
     let group = harness::unique("readers");
-    let ws = Workspace::new();
-    ws.write(
-        "components/all.xml",
-        &components(
-            &broker,
-            &topic,
-            &group,
-            "<minimum-messages>4</minimum-messages><maximum-wait>30s</maximum-wait><autocommit>true</autocommit>",
-        ),
+    let ws = workspace(
+        &broker,
+        &topic,
+        &group,
+        "<minimum-messages>4</minimum-messages><maximum-wait>30s</maximum-wait><autocommit>true</autocommit>",
     );
     ws.write(
         "orders.jsonl",
@@ -60,12 +70,11 @@ fn produce_then_consume_round_trip_with_keys() {
 "#,
     );
 
-    let sent = ws.sluice(&["run", "send-documents", "--input", "orders.jsonl"]);
-    assert_exit(&sent, 0);
-    assert!(
-        stdout(&sent).contains("documents: 4 in, 4 out, 0 errors"),
-        "{}",
-        stdout(&sent)
+    ws.sluice_expect(
+        &["run", "send-documents", "--input", "orders.jsonl"],
+        0,
+        Stream::Stdout,
+        &["documents: 4 in, 4 out, 0 errors"],
     );
 
     // What Kafka holds, seen by a client that is not Sluice.
@@ -106,9 +115,12 @@ fn produce_then_consume_round_trip_with_keys() {
     );
 
     // Sluice reads them back, with keys and tracked properties, and commits.
-    let received = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
-    assert_exit(&received, 0);
-    assert!(stdout(&received).contains("documents: 4 in, 4 out, 0 errors"));
+    ws.sluice_expect(
+        &["run", "receive-documents", "--documents-out", "out.jsonl"],
+        0,
+        Stream::Stdout,
+        &["documents: 4 in, 4 out, 0 errors"],
+    );
     let docs = ws.documents_out("out.jsonl");
     assert_eq!(docs.len(), 4);
     for doc in &docs {
@@ -142,25 +154,14 @@ fn consume_without_autocommit_reads_the_same_documents_again() {
     let topic = broker.create_topic("replay", 1);
     let group = harness::unique("replayers");
     broker.produce(&topic, &[(Some("k"), "one"), (None, "two")]);
-    let ws = Workspace::new();
-    ws.write(
-        "components/all.xml",
-        &components(
-            &broker,
-            &topic,
-            &group,
-            "<minimum-messages>2</minimum-messages>",
-        ),
+    let ws = workspace(
+        &broker,
+        &topic,
+        &group,
+        "<minimum-messages>2</minimum-messages>",
     );
     for run in ["out-1.jsonl", "out-2.jsonl"] {
-        let output = ws.sluice(&["run", "receive-documents", "--documents-out", run]);
-        assert_exit(&output, 0);
-        let data: Vec<_> = ws
-            .documents_out(run)
-            .iter()
-            .map(|d| d["data"].clone())
-            .collect();
-        assert_eq!(data, ["one", "two"], "{run}");
+        assert_eq!(receive(&ws, run, &[]), ["one", "two"], "{run}");
     }
     assert_eq!(broker.committed(&group, &topic, 1), [None]);
 }
@@ -175,44 +176,33 @@ fn max_poll_records_three_and_minimum_five_return_six_documents() {
     let borrowed: Vec<(Option<&str>, &str)> =
         records.iter().map(|(k, p)| (*k, p.as_str())).collect();
     broker.produce(&topic, &borrowed);
-    let ws = Workspace::new();
-    ws.write(
-        "components/all.xml",
-        &components(
-            &broker,
-            &topic,
-            &harness::unique("g"),
-            "<minimum-messages>5</minimum-messages>",
-        ),
+    let ws = workspace(
+        &broker,
+        &topic,
+        &harness::unique("g"),
+        "<minimum-messages>5</minimum-messages>",
     );
     ws.write("container.properties", "kafka.max.poll.records=3\n");
-    let output = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
-    assert_exit(&output, 0);
-    let data: Vec<_> = ws
-        .documents_out("out.jsonl")
-        .iter()
-        .map(|d| d["data"].clone())
-        .collect();
-    assert_eq!(data, ["m0", "m1", "m2", "m3", "m4", "m5"]);
-    assert!(stderr(&output).contains("polls=2"), "{}", stderr(&output));
+    assert_eq!(
+        receive(&ws, "out.jsonl", &["polls=2"]),
+        ["m0", "m1", "m2", "m3", "m4", "m5"]
+    );
 
     // A container property above the minimum: one poll, more documents than the minimum.
     ws.write("container.properties", "kafka.max.poll.records=8\n");
-    let output = ws.sluice(&["run", "receive-documents", "--documents-out", "out.jsonl"]);
-    assert_exit(&output, 0);
-    assert_eq!(ws.documents_out("out.jsonl").len(), 8);
-    assert!(stderr(&output).contains("polls=1"), "{}", stderr(&output));
+    assert_eq!(receive(&ws, "out.jsonl", &["polls=1"]).len(), 8);
 }
+
+/// The error of document 3 of the oversized-document test, as summaries and records show it.
+const OVERSIZED: &str = "  document 3, step 1 (send): message is 101 bytes; max.request.size is \
+                         100 bytes: send smaller documents, or raise kafka.max.request.size in \
+                         the host's container.properties";
 
 #[test]
 fn a_missing_topic_or_an_oversized_document_fails_only_that_document() {
     let broker = Broker::start();
     let topic = broker.create_topic("mixed", 1);
-    let ws = Workspace::new();
-    ws.write(
-        "components/all.xml",
-        &components(&broker, &topic, "unused", ""),
-    );
+    let ws = workspace(&broker, &topic, "unused", "");
     ws.write("container.properties", "kafka.max.request.size=100\n");
     let big = "x".repeat(101);
     ws.write(
@@ -226,38 +216,23 @@ fn a_missing_topic_or_an_oversized_document_fails_only_that_document() {
         ),
     );
     let started = std::time::Instant::now();
-    let output = ws.sluice(&["run", "send-documents", "--input", "in.jsonl"]);
-    assert_exit(&output, 3);
+    let output = ws.sluice_expect(
+        &["run", "send-documents", "--input", "in.jsonl"],
+        3,
+        Stream::Stdout,
+        &[
+            "completed with document errors",
+            "documents: 4 in, 2 out, 2 errors",
+            "  document 2, step 1 (send): topic \"no-such-topic\" does not exist",
+            OVERSIZED,
+        ],
+    );
     // Prompt: a metadata check, not librdkafka's delivery timeout.
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    let summary = stdout(&output);
-    assert!(
-        summary.contains("completed with document errors"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("documents: 4 in, 2 out, 2 errors"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("  document 2, step 1 (send): topic \"no-such-topic\" does not exist"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains(
-            "  document 3, step 1 (send): message is 101 bytes; max.request.size is 100 bytes: send \
-             smaller documents, or raise kafka.max.request.size in the host's container.properties"
-        ),
-        "{summary}"
-    );
-    let payloads: Vec<_> = broker
-        .read_all(&topic, 2)
-        .into_iter()
-        .map(|r| r.payload)
-        .collect();
-    assert_eq!(payloads, ["first", "last"]);
+    assert_eq!(broker.read_payloads(&topic, 2), ["first", "last"]);
 
     // The run is recorded with the same document errors.
+    let summary = stdout(&output);
     let id = summary
         .split_whitespace()
         .nth(3)
@@ -271,10 +246,7 @@ fn a_missing_topic_or_an_oversized_document_fails_only_that_document() {
             && record.contains("documents 4 in, 2 out, 2 errors")
             && record
                 .contains("  document 2, step 1 (send): topic \"no-such-topic\" does not exist")
-            && record.contains(
-                "  document 3, step 1 (send): message is 101 bytes; max.request.size is 100 bytes: send \
-             smaller documents, or raise kafka.max.request.size in the host's container.properties"
-            ),
+            && record.contains(OVERSIZED),
         "{record}"
     );
     let listed = ws.sluice(&["executions", "--status", "failed"]);
@@ -286,21 +258,13 @@ fn a_missing_topic_or_an_oversized_document_fails_only_that_document() {
 fn lines_from_standard_input_are_documents() {
     let broker = Broker::start();
     let topic = broker.create_topic("stdin", 2);
-    let ws = Workspace::new();
-    ws.write(
-        "components/all.xml",
-        &components(&broker, &topic, "unused", ""),
-    );
+    let ws = workspace(&broker, &topic, "unused", "");
     let output = ws.sluice_with_stdin(
         &["run", "send-documents", "--input", "-"],
         "alpha\n\nbeta\r\ngamma",
     );
     assert_exit(&output, 0);
-    let mut payloads: Vec<_> = broker
-        .read_all(&topic, 3)
-        .into_iter()
-        .map(|r| r.payload)
-        .collect();
+    let mut payloads = broker.read_payloads(&topic, 3);
     payloads.sort();
     assert_eq!(payloads, ["alpha", "beta", "gamma"]);
 }
@@ -308,23 +272,15 @@ fn lines_from_standard_input_are_documents() {
 #[test]
 fn consuming_a_topic_that_does_not_exist_fails_the_execution() {
     let broker = Broker::start();
-    let ws = Workspace::new();
-    ws.write(
-        "components/all.xml",
-        &components(&broker, "never-created", "g", ""),
-    );
-    let output = ws.sluice(&["run", "receive-documents"]);
-    assert_exit(&output, 1);
-    assert!(
-        stdout(&output).contains("failed after"),
-        "{}",
-        stdout(&output)
-    );
-    assert!(
-        stdout(&output)
-            .contains("\n  start operation \"receive\": topic \"never-created\" does not exist\n"),
-        "{}",
-        stdout(&output)
+    let ws = workspace(&broker, "never-created", "g", "");
+    ws.sluice_expect(
+        &["run", "receive-documents"],
+        1,
+        Stream::Stdout,
+        &[
+            "failed after",
+            "\n  start operation \"receive\": topic \"never-created\" does not exist\n",
+        ],
     );
 }
 
@@ -353,9 +309,12 @@ fn a_process_consumes_from_one_topic_and_produces_to_another() {
             group = harness::unique("bridge"),
         ),
     );
-    let output = ws.sluice(&["run", "bridge"]);
-    assert_exit(&output, 0);
-    assert!(stdout(&output).contains("documents: 3 in, 3 out, 0 errors"));
+    ws.sluice_expect(
+        &["run", "bridge"],
+        0,
+        Stream::Stdout,
+        &["documents: 3 in, 3 out, 0 errors"],
+    );
     let mut moved: Vec<_> = broker
         .read_all(&target, 3)
         .into_iter()
@@ -377,8 +336,7 @@ fn a_process_consumes_from_one_topic_and_produces_to_another() {
 fn test_connection_passes_every_check_against_a_broker() {
     let broker = Broker::start();
     broker.create_topic("visible", 1);
-    let ws = Workspace::new();
-    ws.write("components/all.xml", &components(&broker, "t", "g", ""));
+    let ws = workspace(&broker, "t", "g", "");
     let output = ws.sluice(&["test-connection", "tansu"]);
     assert_exit(&output, 0);
     let out = stdout(&output);

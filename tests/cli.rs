@@ -3,7 +3,37 @@
 
 mod harness;
 
-use harness::{assert_exit, stderr, stdout, Workspace};
+use harness::{assert_exit, stderr, stdout, Stream, Workspace};
+
+/// Runs `sluice validate` on `files` of `ws`, asserts that it finds errors (exit 1), and
+/// returns its report.
+#[track_caller]
+fn invalid(ws: &Workspace, files: &[&str]) -> String {
+    let args = [&["validate"][..], files].concat();
+    stdout(&ws.sluice_expect(&args, 1, Stream::Stdout, &[]))
+}
+
+/// A workspace holding conn.xml with `xml`.
+fn conn(xml: &str) -> Workspace {
+    let ws = Workspace::new();
+    ws.write("conn.xml", xml);
+    ws
+}
+
+/// A workspace whose components are the demo profile's.
+fn demo() -> Workspace {
+    let ws = Workspace::new();
+    ws.write(
+        "components/demo.xml",
+        include_str!("../profiles/demo/demo.xml"),
+    );
+    ws
+}
+
+/// The lines of `text`.
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
 
 const BAD: &str = r#"<components>
   <connection id="local">
@@ -54,7 +84,7 @@ fn validate_names_file_line_column_component_field_and_valid_values() {
     let output = ws.sluice(&["validate", "bad.xml"]);
     assert_exit(&output, 1);
     assert_eq!(
-        stdout(&output).lines().collect::<Vec<_>>(),
+        lines(&stdout(&output)),
         [
             "bad.xml:3:5: connection \"local\": bootstrap-servers \"localhost\" is not host:port \
              (a host name or IP address, a colon, a port 1-65535), e.g. \"broker-1.example.com:9092\"",
@@ -80,10 +110,8 @@ fn validate_names_file_line_column_component_field_and_valid_values() {
 fn validate_checks_references_between_components() {
     let ws = Workspace::new();
     ws.write("refs.xml", REFERENCES);
-    let output = ws.sluice(&["validate", "."]);
-    assert_exit(&output, 1);
     assert_eq!(
-        stdout(&output).lines().collect::<Vec<_>>(),
+        lines(&invalid(&ws, &["."])),
         [
             "./refs.xml:13:7: process \"p2\": unknown step <route>; steps available: <connector>, \
              <set-properties>",
@@ -115,21 +143,19 @@ fn validate_reports_malformed_xml_and_unknown_components_with_position() {
         "<components>\n  <widget id=\"w\"/>\n</components>\n",
     );
     ws.write("c-root.xml", "<pipeline/>\n");
-    let output = ws.sluice(&["validate", "a-broken.xml", "b-widget.xml", "c-root.xml"]);
-    assert_exit(&output, 1);
-    let out = stdout(&output);
-    let lines: Vec<_> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
+    let out = invalid(&ws, &["a-broken.xml", "b-widget.xml", "c-root.xml"]);
+    let report = lines(&out);
+    assert_eq!(report.len(), 3, "{out}");
     assert!(
-        lines[0].starts_with("a-broken.xml:3:1: not well-formed XML: "),
+        report[0].starts_with("a-broken.xml:3:1: not well-formed XML: "),
         "{out}"
     );
     assert_eq!(
-        lines[1],
+        report[1],
         "b-widget.xml:2:3: unknown component <widget>: expected <connection>, <operation> or <process>"
     );
     assert_eq!(
-        lines[2],
+        report[2],
         "c-root.xml:1:1: unexpected root element <pipeline>: a component file holds <components> \
          with <connection>, <operation> and <process> elements inside, or a single one of those \
          as its root"
@@ -138,31 +164,23 @@ fn validate_reports_malformed_xml_and_unknown_components_with_position() {
 
 #[test]
 fn secrets_and_values_come_from_the_environment_or_files() {
-    let ws = Workspace::new();
-    ws.write(
-        "conn.xml",
+    let ws = conn(
         r#"<connection id="env"><bootstrap-servers>${env:SLUICE_TEST_BOOTSTRAP_UNSET}</bootstrap-servers><client-id>${file:client-id.txt}</client-id></connection>"#,
     );
-    let output = ws.sluice(&["validate", "conn.xml"]);
-    assert_exit(&output, 1);
-    let out = stdout(&output);
-    assert!(
-        out.contains(
+    ws.sluice_expect(
+        &["validate", "conn.xml"],
+        1,
+        Stream::Stdout,
+        &[
             "conn.xml:1:22: connection \"env\": bootstrap-servers refers to environment variable \
-         SLUICE_TEST_BOOTSTRAP_UNSET, which is not set: set it, or write the value in the file"
-        ),
-        "{out}"
-    );
-    assert!(
-        out.contains("conn.xml:1:95: connection \"env\": client-id refers to file "),
-        "{out}"
+         SLUICE_TEST_BOOTSTRAP_UNSET, which is not set: set it, or write the value in the file",
+            "conn.xml:1:95: connection \"env\": client-id refers to file ",
+        ],
     );
 
     ws.write("client-id.txt", "from-a-file\n");
-    let output = ws.sluice(&["validate", "conn.xml"]);
-    assert_exit(&output, 1);
     assert_eq!(
-        stdout(&output).lines().count(),
+        invalid(&ws, &["conn.xml"]).lines().count(),
         1,
         "only the unset variable is left"
     );
@@ -213,11 +231,7 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn container_properties_errors_stop_the_run_and_unknown_keys_warn() {
-    let ws = Workspace::new();
-    ws.write(
-        "components/demo.xml",
-        include_str!("../profiles/demo/demo.xml"),
-    );
+    let ws = demo();
     ws.write("container.properties", "kafka.max.poll.records=none\n");
     let output = ws.sluice(&["run", "demo-receive-orders"]);
     assert_exit(&output, 1);
@@ -228,53 +242,43 @@ fn container_properties_errors_stop_the_run_and_unknown_keys_warn() {
     );
 
     ws.write("other.properties", "kafka.max.pol.records=3\n");
-    let output = ws.sluice(&[
-        "--container-properties",
-        "other.properties",
-        "run",
-        "no-such-process",
-    ]);
-    assert_exit(&output, 1);
-    let err = stderr(&output);
-    assert!(
-        err.contains(
+    ws.sluice_expect(
+        &[
+            "--container-properties",
+            "other.properties",
+            "run",
+            "no-such-process",
+        ],
+        1,
+        Stream::Stderr,
+        &[
             "warning: other.properties:1: unknown container property \"kafka.max.pol.records\" is \
-         ignored (did you mean kafka.max.poll.records?)"
-        ),
-        "{err}"
-    );
-    assert!(
-        err.contains(
+         ignored (did you mean kafka.max.poll.records?)",
             "error: process \"no-such-process\" is not defined; defined processes: \
-         demo-receive-orders, demo-send-orders"
-        ),
-        "{err}"
+         demo-receive-orders, demo-send-orders",
+        ],
     );
 }
 
 #[test]
 fn run_says_when_input_is_missing_or_not_wanted() {
-    let ws = Workspace::new();
-    ws.write(
-        "components/demo.xml",
-        include_str!("../profiles/demo/demo.xml"),
-    );
-    let output = ws.sluice(&["run", "demo-send-orders"]);
-    assert_exit(&output, 1);
-    assert!(stderr(&output).contains(
+    let ws = demo();
+    let refused = |args: &[&str], expected: &str| {
+        ws.sluice_expect(args, 1, Stream::Stderr, &[expected]);
+    };
+    refused(
+        &["run", "demo-send-orders"],
         "error: process \"demo-send-orders\" takes its documents from --input (a file, a folder, \
-         or - for standard input)"
-    ));
+         or - for standard input)",
+    );
     ws.write("in.txt", "x\n");
-    let output = ws.sluice(&["run", "demo-receive-orders", "--input", "in.txt"]);
-    assert_exit(&output, 1);
-    assert!(stderr(&output).contains("takes no --input"));
-    let output = ws.sluice(&["run", "demo-send-orders", "--input", "missing.jsonl"]);
-    assert_exit(&output, 1);
-    assert!(
-        stderr(&output).contains("error: missing.jsonl:0: cannot be read"),
-        "{}",
-        stderr(&output)
+    refused(
+        &["run", "demo-receive-orders", "--input", "in.txt"],
+        "takes no --input",
+    );
+    refused(
+        &["run", "demo-send-orders", "--input", "missing.jsonl"],
+        "error: missing.jsonl:0: cannot be read",
     );
 }
 
@@ -335,10 +339,7 @@ fn demo_produces_and_consumes_on_the_embedded_broker() {
 
 #[test]
 fn connection_security_fields_are_checked_together() {
-    let ws = Workspace::new();
-    ws.write("not-a-cert.pem", "hello\n");
-    ws.write(
-        "conn.xml",
+    let ws = conn(
         r#"<components>
 <connection id="sasl-on-plaintext"><bootstrap-servers>b:9092</bootstrap-servers>
   <sasl-mechanism>PLAIN</sasl-mechanism></connection>
@@ -357,10 +358,9 @@ fn connection_security_fields_are_checked_together() {
 </components>
 "#,
     );
-    let output = ws.sluice(&["validate", "conn.xml"]);
-    assert_exit(&output, 1);
+    ws.write("not-a-cert.pem", "hello\n");
     assert_eq!(
-        stdout(&output).lines().collect::<Vec<_>>(),
+        lines(&invalid(&ws, &["conn.xml"])),
         [
             "conn.xml:3:3: connection \"sasl-on-plaintext\": sasl-mechanism applies only to \
              security-protocol SASL_PLAINTEXT or SASL_SSL (this connection's is PLAINTEXT)",
@@ -390,16 +390,12 @@ fn connection_security_fields_are_checked_together() {
 
 #[test]
 fn kerberos_needs_host_names() {
-    let ws = Workspace::new();
-    ws.write(
-        "conn.xml",
+    let ws = conn(
         r#"<connection id="k"><bootstrap-servers>broker-1.corp.example.com:9092,10.0.0.7:9092</bootstrap-servers>
 <security-protocol>SASL_PLAINTEXT</security-protocol><sasl-mechanism>GSSAPI</sasl-mechanism><username>svc@CORP.EXAMPLE.COM</username></connection>"#,
     );
-    let output = ws.sluice(&["validate", "conn.xml"]);
-    assert_exit(&output, 1);
     assert_eq!(
-        stdout(&output).trim(),
+        invalid(&ws, &["conn.xml"]).trim(),
         "conn.xml:1:20: connection \"k\": bootstrap-servers \"10.0.0.7:9092\" is an IP address, and \
          Kerberos needs the broker's host name (its fully qualified domain name, as in its service \
          principal)"
@@ -408,28 +404,24 @@ fn kerberos_needs_host_names() {
 
 #[test]
 fn secrets_never_appear_in_validation_errors() {
-    let ws = Workspace::new();
-    ws.hold_secrets(&[b"top-secret-value"]);
-    ws.write(
-        "conn.xml",
+    let ws = conn(
         r#"<connection id="c"><bootstrap-servers>b:1</bootstrap-servers><security-protocol>SASL_PLAINTEXT</security-protocol>
 <sasl-mechanism>SCRAM-SHA-256</sasl-mechanism><password>top-secret-value</password></connection>"#,
     );
-    let output = ws.sluice(&["validate", "conn.xml"]);
-    assert_exit(&output, 1);
-    assert!(stdout(&output).contains("username is missing"));
-    assert!(
-        !stdout(&output).contains("top-secret-value")
-            && !stderr(&output).contains("top-secret-value")
+    ws.hold_secrets(&[b"top-secret-value"]);
+    let output = ws.sluice_expect(
+        &["validate", "conn.xml"],
+        1,
+        Stream::Stdout,
+        &["username is missing"],
     );
+    harness::assert_hidden(&output, "top-secret-value");
 }
 
 #[test]
 fn test_connection_names_the_failing_check_and_the_fix() {
-    let ws = Workspace::new();
     // Port 1 on loopback: nothing listens there; .invalid never resolves (RFC 2606).
-    ws.write(
-        "components/c.xml",
+    let ws = Workspace::with_components(
         r#"<components>
   <connection id="closed"><bootstrap-servers>127.0.0.1:1</bootstrap-servers></connection>
   <connection id="unknown-host"><bootstrap-servers>broker.invalid:9093</bootstrap-servers><security-protocol>SSL</security-protocol></connection>
@@ -438,44 +430,42 @@ fn test_connection_names_the_failing_check_and_the_fix() {
 </components>"#,
     );
     // The Kerberos connection's missing files concern only that connection.
-    let output = ws.sluice(&["test-connection", "closed"]);
-    assert_exit(&output, 1);
+    let output = ws.sluice_expect(
+        &["test-connection", "closed"],
+        1,
+        Stream::Stdout,
+        &[
+            "  ✗ 127.0.0.1:1 refuses TCP connections (",
+            "      check the port, that the broker runs, and firewalls in between",
+        ],
+    );
     let out = stdout(&output);
-    assert!(
-        out.contains("  ✗ 127.0.0.1:1 refuses TCP connections ("),
-        "{out}"
-    );
-    assert!(
-        out.contains("      check the port, that the broker runs, and firewalls in between"),
-        "{out}"
-    );
     assert!(out.trim_end().ends_with("2 checks failed"), "{out}");
 
-    let output = ws.sluice(&["test-connection", "unknown-host"]);
-    assert_exit(&output, 1);
-    let out = stdout(&output);
-    assert!(
-        out.contains("  ✗ broker.invalid:9093 does not resolve ("),
-        "{out}"
-    );
-    assert!(
-        out.contains("      check the host name in bootstrap-servers, and this machine's DNS"),
-        "{out}"
+    ws.sluice_expect(
+        &["test-connection", "unknown-host"],
+        1,
+        Stream::Stdout,
+        &[
+            "  ✗ broker.invalid:9093 does not resolve (",
+            "      check the host name in bootstrap-servers, and this machine's DNS",
+        ],
     );
 
-    let output = ws.sluice(&["test-connection", "nope"]);
-    assert_exit(&output, 1);
-    assert!(stderr(&output).contains(
-        "error: connection \"nope\" is not defined; defined connections: closed, \
-         kerberos-elsewhere, unknown-host"
-    ));
+    ws.sluice_expect(
+        &["test-connection", "nope"],
+        1,
+        Stream::Stderr,
+        &[
+            "error: connection \"nope\" is not defined; defined connections: closed, \
+         kerberos-elsewhere, unknown-host",
+        ],
+    );
 }
 
 #[test]
 fn oauthbearer_needs_an_https_token_endpoint_and_no_password() {
-    let ws = Workspace::new();
-    ws.write(
-        "conn.xml",
+    let ws = conn(
         r#"<components>
 <connection id="plain-http"><bootstrap-servers>b:9093</bootstrap-servers><security-protocol>SASL_SSL</security-protocol><sasl-mechanism>OAUTHBEARER</sasl-mechanism>
   <oauth><token-endpoint>http://idp.example.com/token</token-endpoint><client-id>c</client-id><client-secret>s</client-secret></oauth></connection>
@@ -483,10 +473,8 @@ fn oauthbearer_needs_an_https_token_endpoint_and_no_password() {
 <connection id="password"><bootstrap-servers>b:9093</bootstrap-servers><security-protocol>SASL_SSL</security-protocol><sasl-mechanism>OAUTHBEARER</sasl-mechanism><password>p</password></connection>
 </components>"#,
     );
-    let output = ws.sluice(&["validate", "conn.xml"]);
-    assert_exit(&output, 1);
     assert_eq!(
-        stdout(&output).lines().collect::<Vec<_>>(),
+        lines(&invalid(&ws, &["conn.xml"])),
         [
             "conn.xml:3:10: connection \"plain-http\": oauth/token-endpoint must be an https:// URL \
              (the client secret travels with every token request), got \"http://idp.example.com/token\"",
@@ -510,11 +498,10 @@ fn executions_without_a_database_says_where_it_looked() {
         "error: no execution database at sluice-executions.db: executions are recorded there by \
          sluice run and sluice serve started in this folder (or give --executions-db)\n"
     );
-    let output = ws.sluice(&["executions", "--status", "broken"]);
-    assert_exit(&output, 2);
-    assert!(
-        stderr(&output).contains("[possible values: succeeded, completed-with-errors, failed]"),
-        "{}",
-        stderr(&output)
+    ws.sluice_expect(
+        &["executions", "--status", "broken"],
+        2,
+        Stream::Stderr,
+        &["[possible values: succeeded, completed-with-errors, failed]"],
     );
 }

@@ -129,6 +129,20 @@ fn report() -> String {
     text
 }
 
+/// The text of the golden file `path`; with SLUICE_BLESS set, `text` is written there first.
+fn golden_text(path: &Path, text: &str) -> String {
+    if std::env::var_os("SLUICE_BLESS").is_some() {
+        std::fs::write(path, text).expect("write golden");
+    }
+    match std::fs::read_to_string(path) {
+        Ok(expected) => expected,
+        Err(e) => panic!(
+            "{}: {e} (run with SLUICE_BLESS=1 to create it)",
+            path.display()
+        ),
+    }
+}
+
 #[test]
 fn each_malformed_definition_gets_its_exact_located_error() {
     let cases = cases();
@@ -136,15 +150,7 @@ fn each_malformed_definition_gets_its_exact_located_error() {
     let text = report();
     let golden =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/malformed-definitions.txt");
-    if std::env::var_os("SLUICE_BLESS").is_some() {
-        std::fs::write(&golden, &text).expect("write golden");
-    }
-    let expected = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with SLUICE_BLESS=1 to create it)",
-            golden.display()
-        )
-    });
+    let expected = golden_text(&golden, &text);
     // Compared case by case, so that a failure names the case.
     let sections = |t: &str| -> Vec<String> { t.split("\n## ").map(str::to_string).collect() };
     for (got, want) in sections(&text).iter().zip(sections(&expected)) {
@@ -339,6 +345,12 @@ fn fuzz(seeds: Vec<String>, file: &'static str, load: fn(&str) -> Vec<String>) {
     });
 }
 
+/// The messages of the errors a loader returned: there is at least one.
+fn messages(errors: &[impl ToString]) -> Vec<String> {
+    assert!(!errors.is_empty(), "an error without messages");
+    errors.iter().map(ToString::to_string).collect()
+}
+
 #[test]
 fn the_component_loader_never_panics_and_locates_every_error() {
     let seeds = seed_files()
@@ -348,10 +360,7 @@ fn the_component_loader_never_panics_and_locates_every_error() {
     fuzz(seeds, "fuzzed.xml", |text| {
         match Components::from_sources(vec![(PathBuf::from("fuzzed.xml"), text.to_string())]) {
             Ok(_) => Vec::new(),
-            Err(errors) => {
-                assert!(!errors.0.is_empty(), "an error without messages");
-                errors.0.iter().map(ToString::to_string).collect()
-            }
+            Err(errors) => messages(&errors.0),
         }
     });
     harness::reliability_row(
@@ -379,10 +388,7 @@ fn the_container_properties_reader_never_panics_and_locates_every_error() {
         "fuzzed.properties",
         |text| match ContainerProperties::parse(Path::new("fuzzed.properties"), text.as_bytes()) {
             Ok((_, warnings)) => warnings.iter().map(ToString::to_string).collect(),
-            Err(errors) => {
-                assert!(!errors.0.is_empty(), "an error without messages");
-                errors.0.iter().map(ToString::to_string).collect()
-            }
+            Err(errors) => messages(&errors.0),
         },
     );
     harness::reliability_row(

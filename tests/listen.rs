@@ -8,22 +8,12 @@ mod harness;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use harness::{
-    components, routing_listener, unique, wait_for, with_connection_properties, Broker, Workspace,
-};
+use harness::flows::{produce_routed, source_and_target, Listener};
+use harness::{assert_contains, components, stdout, unique, wait_for, Broker, Record, Stream};
+use harness::{Serving, Workspace};
 
 /// How long a listener may take to work through a test's documents.
 const WORK: Duration = Duration::from_secs(60);
-
-/// Waits until `group` has committed `expected` on every partition of `topic`.
-fn wait_for_commits(broker: &Broker, group: &str, topic: &str, expected: &[i64]) {
-    let want: Vec<Option<i64>> = expected.iter().copied().map(Some).collect();
-    let mut seen = Vec::new();
-    wait_for(&format!("commits {expected:?} on {topic}"), WORK, || {
-        seen = broker.committed(group, topic, expected.len() as i32);
-        (seen == want).then_some(())
-    });
-}
 
 /// `count` documents `doc-N` keyed `kN` on partition 0 of `source`, routed to `target` but for
 /// the one at `failing`, routed to a topic that does not exist (returned).
@@ -43,20 +33,6 @@ fn one_failing(broker: &Broker, source: &str, target: &str, count: i32, failing:
     missing
 }
 
-/// `total` documents over the 2 partitions of `source`, each routed to `target`.
-fn fill(broker: &Broker, source: &str, target: &str, total: i32) {
-    for i in 0..total {
-        let payload = format!("doc-{i:03}");
-        broker.produce_one(
-            source,
-            i % 2,
-            None,
-            payload.as_bytes(),
-            &[("route", target)],
-        );
-    }
-}
-
 /// Waits until the listener has committed something: work is under way.
 fn wait_for_a_first_commit(broker: &Broker, group: &str, source: &str) {
     wait_for("a first commit", WORK, || {
@@ -68,11 +44,93 @@ fn wait_for_a_first_commit(broker: &Broker, group: &str, source: &str) {
     });
 }
 
+/// The payloads of `records`, in their order.
+fn payloads(records: &[Record]) -> Vec<&str> {
+    records.iter().map(|r| r.payload.as_str()).collect()
+}
+
+/// Asserts that the dead letter `letter` carries each (header, value) of `headers`.
+#[track_caller]
+fn assert_headers(letter: &Record, headers: &[(&str, &str)]) {
+    for (name, value) in headers {
+        assert_eq!(letter.header(name), Some(*value), "header {name}");
+    }
+}
+
+/// A broker with one-partition topics: a listener's source, its target and its dead-letter
+/// topic.
+struct WithDeadLetters {
+    broker: Broker,
+    source: String,
+    target: String,
+    dead: String,
+}
+
+impl WithDeadLetters {
+    fn new() -> Self {
+        let (broker, source, target) = source_and_target("listen", 1);
+        let dead = broker.create_topic("listen-dlq", 1);
+        Self {
+            broker,
+            source,
+            target,
+            dead,
+        }
+    }
+
+    /// Fields of a listen operation: up to `retry_limit` retries (`retry_backoff` apart), then
+    /// the document goes to the dead-letter topic.
+    fn retries(&self, retry_limit: u32, retry_backoff: Option<&str>) -> String {
+        let backoff = retry_backoff
+            .map(|b| format!("<retry-backoff>{b}</retry-backoff>"))
+            .unwrap_or_default();
+        format!(
+            "<retry-limit>{retry_limit}</retry-limit>{backoff}<dead-letter-topic>{}</dead-letter-topic>",
+            self.dead
+        )
+    }
+
+    /// Serves `listener` until its group has committed offset `end` of the source, then
+    /// stops it cleanly; returns what it wrote to standard error, the one dead letter, and
+    /// the `delivered` records of the target.
+    fn serve(
+        &self,
+        listener: &Listener,
+        end: i64,
+        delivered: usize,
+    ) -> (String, Record, Vec<Record>) {
+        let mut serving = listener.serve();
+        self.broker
+            .wait_for_committed(&listener.group, &self.source, &[Some(end)]);
+        let letter = self.broker.read_all(&self.dead, 1).remove(0);
+        let delivered = self.broker.read_all(&self.target, delivered);
+        serving.stop("TERM", WORK);
+        (serving.stderr(), letter, delivered)
+    }
+}
+
+/// Starts a second host of `listener` once the first, `first`, has been stopped by `signal`
+/// after its first commit (`KILL`: killed, else stopped cleanly).
+fn restart_after_a_first_commit(
+    broker: &Broker,
+    listener: &Listener,
+    source: &str,
+    signal: &str,
+) -> Serving {
+    let mut first = listener.serve();
+    wait_for_a_first_commit(broker, &listener.group, source);
+    if signal == "KILL" {
+        first.signal("KILL");
+        assert_eq!(first.wait(WORK), None);
+    } else {
+        first.stop(signal, WORK);
+    }
+    listener.serve()
+}
+
 #[test]
 fn a_listener_bridges_documents_in_partition_order_and_commits_them() {
-    let broker = Broker::start();
-    let source = broker.create_topic("listen-in", 2);
-    let target = broker.create_topic("listen-out", 1);
+    let (broker, source, target) = source_and_target("listen", 2);
     for i in 0..20 {
         let payload = format!("p{}-{i:02}", i % 2);
         broker.produce_one(
@@ -83,28 +141,22 @@ fn a_listener_bridges_documents_in_partition_order_and_commits_them() {
             &[("route", &target)],
         );
     }
-    let group = unique("g");
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &routing_listener(&broker, &group, &source, "<max-messages>3</max-messages>"),
-    );
-    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
-    wait_for_commits(&broker, &group, &source, &[10, 10]);
+    let listener = Listener::new(&broker, &source, "<max-messages>3</max-messages>");
+    let mut serving = listener.serve();
+    broker.wait_for_committed(&listener.group, &source, &[Some(10), Some(10)]);
     let records = broker.read_all(&target, 20);
-    serving.signal("TERM");
-    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
-    let err = serving.stderr();
-    assert!(
-        err.contains("sluice serve: 1 listener started (route)")
-            && err.contains("sluice serve: stopped"),
-        "{err}"
+    serving.stop("TERM", WORK);
+    assert_contains(
+        &serving.stderr(),
+        &[
+            "sluice serve: 1 listener started (route)",
+            "sluice serve: stopped",
+        ],
     );
     // Every document once; within each source partition, in offset order.
     for partition in ["p0", "p1"] {
-        let payloads: Vec<&str> = records
-            .iter()
-            .map(|r| r.payload.as_str())
+        let payloads: Vec<&str> = payloads(&records)
+            .into_iter()
             .filter(|p| p.starts_with(partition))
             .collect();
         let mut sorted = payloads.clone();
@@ -120,47 +172,31 @@ fn a_listener_bridges_documents_in_partition_order_and_commits_them() {
 
 #[test]
 fn a_failing_document_is_retried_then_dead_lettered_with_its_context() {
-    let broker = Broker::start();
-    let source = broker.create_topic("listen-in", 1);
-    let target = broker.create_topic("listen-out", 1);
-    let dead = broker.create_topic("listen-dlq", 1);
-    let missing = one_failing(&broker, &source, &target, 5, 2);
-    let group = unique("g");
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &routing_listener(
-            &broker,
-            &group,
-            &source,
-            &format!(
-                "<retry-limit>2</retry-limit><retry-backoff>100ms</retry-backoff>\
-                 <dead-letter-topic>{dead}</dead-letter-topic>"
-            ),
-        ),
-    );
-    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
-    wait_for_commits(&broker, &group, &source, &[5]);
-    let letters = broker.read_all(&dead, 1);
-    let delivered = broker.read_all(&target, 4);
-    serving.signal("TERM");
-    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    let topics = WithDeadLetters::new();
+    let (broker, source) = (&topics.broker, &topics.source);
+    let missing = one_failing(broker, source, &topics.target, 5, 2);
+    let listener = Listener::new(broker, source, &topics.retries(2, Some("100ms")));
+    let (_, letter, delivered) = topics.serve(&listener, 5, 4);
 
-    let letter = &letters[0];
     assert_eq!(letter.payload, "doc-2");
     assert_eq!(letter.key.as_deref(), Some("k2"));
-    assert_eq!(letter.header("route"), Some(missing.as_str()));
-    assert_eq!(letter.header("sluice.error.topic"), Some(source.as_str()));
-    assert_eq!(letter.header("sluice.error.partition"), Some("0"));
-    assert_eq!(letter.header("sluice.error.offset"), Some("2"));
-    // One try and two retries.
-    assert_eq!(letter.header("sluice.error.attempts"), Some("3"));
-    assert_eq!(letter.header("sluice.error.process"), Some("route"));
-    assert_eq!(
-        letter.header("sluice.error.message"),
-        Some(format!("topic \"{missing}\" does not exist").as_str())
+    assert_headers(
+        &letter,
+        &[
+            ("route", &missing),
+            ("sluice.error.topic", source),
+            ("sluice.error.partition", "0"),
+            ("sluice.error.offset", "2"),
+            // One try and two retries.
+            ("sluice.error.attempts", "3"),
+            ("sluice.error.process", "route"),
+            (
+                "sluice.error.message",
+                &format!("topic \"{missing}\" does not exist"),
+            ),
+        ],
     );
-    let payloads: BTreeSet<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
+    let payloads: BTreeSet<&str> = payloads(&delivered).into_iter().collect();
     assert_eq!(
         payloads,
         BTreeSet::from(["doc-0", "doc-1", "doc-3", "doc-4"])
@@ -168,94 +204,77 @@ fn a_failing_document_is_retried_then_dead_lettered_with_its_context() {
 
     // Every attempt is an execution record: the first with all five documents, then the
     // retries of the failing one, each with its error and where the document came from.
-    let listed = ws.sluice(&[
-        "executions",
-        "--process",
-        "route",
-        "--status",
-        "completed-with-errors",
-    ]);
-    harness::assert_exit(&listed, 0);
-    let out = harness::stdout(&listed);
+    let ws = &listener.ws;
+    let listed = ws.sluice_expect(
+        &[
+            "executions",
+            "--process",
+            "route",
+            "--status",
+            "completed-with-errors",
+        ],
+        0,
+        Stream::Stdout,
+        &[],
+    );
+    let out = stdout(&listed);
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(rows.len(), 3, "{out}");
     assert!(rows.iter().all(|r| r.contains(" route ")), "{out}");
     let id = rows[0].split_whitespace().next().expect("an id");
-    let shown = ws.sluice(&["executions", id]);
-    harness::assert_exit(&shown, 0);
-    let out = harness::stdout(&shown);
-    assert!(out.contains("status    completed-with-errors"), "{out}");
-    assert!(out.contains("documents 1 in, 0 out, 1 error"), "{out}");
-    assert!(
-        out.contains(&format!(
-            "  document 1, step 2 (send): topic \"{missing}\" does not exist [topic {source}, \
-             partition 0, offset 2]"
-        )),
-        "{out}"
+    ws.sluice_expect(
+        &["executions", id],
+        0,
+        Stream::Stdout,
+        &[
+            "status    completed-with-errors",
+            "documents 1 in, 0 out, 1 error",
+            &format!(
+                "  document 1, step 2 (send): topic \"{missing}\" does not exist [topic {source}, \
+                 partition 0, offset 2]"
+            ),
+        ],
     );
     let first = ws.sluice(&["executions", "--process", "route", "--limit", "100"]);
-    assert!(
-        harness::stdout(&first).contains("       5       4       1  completed-with-errors"),
-        "{}",
-        harness::stdout(&first)
+    assert_contains(
+        &stdout(&first),
+        &["       5       4       1  completed-with-errors"],
     );
 }
 
 #[test]
 fn without_a_dead_letter_topic_a_failing_document_stops_the_listener_at_its_offset() {
-    let broker = Broker::start();
-    let source = broker.create_topic("listen-in", 1);
-    let target = broker.create_topic("listen-out", 1);
+    let (broker, source, target) = source_and_target("listen", 1);
     let missing = one_failing(&broker, &source, &target, 4, 2);
-    let group = unique("g");
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &routing_listener(
-            &broker,
-            &group,
-            &source,
-            "<retry-limit>1</retry-limit><retry-backoff>50ms</retry-backoff>",
-        ),
+    let listener = Listener::new(
+        &broker,
+        &source,
+        "<retry-limit>1</retry-limit><retry-backoff>50ms</retry-backoff>",
     );
-    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
+    let mut serving = listener.serve();
     assert_eq!(serving.wait(WORK), Some(1), "{}", serving.stderr());
-    let err = serving.stderr();
-    assert!(
-        err.contains(&format!(
+    assert_contains(
+        &serving.stderr(),
+        &[&format!(
             "sluice serve: listener \"route\" failed: the document at topic \"{source}\" \
              partition 0 offset 2 failed 2 time(s): topic \"{missing}\" does not exist\n  no \
              dead-letter-topic is set, so the listener stops rather than skip it"
-        )),
-        "{err}"
+        )],
     );
     // Committed up to the failing document, not past it: a restart resumes there.
-    assert_eq!(broker.committed(&group, &source, 1), [Some(2)]);
+    assert_eq!(broker.committed(&listener.group, &source, 1), [Some(2)]);
 }
 
 #[test]
 fn sigterm_drains_and_a_restart_resumes_without_loss_or_repeats() {
-    let broker = Broker::start();
-    let source = broker.create_topic("listen-in", 2);
-    let target = broker.create_topic("listen-out", 1);
+    let (broker, source, target) = source_and_target("listen", 2);
     let total = 60;
-    fill(&broker, &source, &target, total);
-    let group = unique("g");
-    let ws = Workspace::new();
+    produce_routed(&broker, &source, 2, 0..total, &target);
     // One document per execution, so that the signal comes while work is under way.
-    ws.write(
-        "components/c.xml",
-        &routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>"),
-    );
-    let mut first = ws.sluice_spawn(&["serve", "--api", "off"]);
-    wait_for_a_first_commit(&broker, &group, &source);
-    first.signal("TERM");
-    assert_eq!(first.wait(WORK), Some(0), "{}", first.stderr());
-
-    let mut second = ws.sluice_spawn(&["serve", "--api", "off"]);
-    wait_for_commits(&broker, &group, &source, &[30, 30]);
-    second.signal("INT");
-    assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
+    let listener = Listener::new(&broker, &source, "<max-messages>1</max-messages>");
+    let mut second = restart_after_a_first_commit(&broker, &listener, &source, "TERM");
+    broker.wait_for_committed(&listener.group, &source, &[Some(30), Some(30)]);
+    second.stop("INT", WORK);
     // Exactly once each: the drain committed everything the first host finished.
     let records = broker.read_all(&target, total as usize);
     let payloads: BTreeSet<String> = records.into_iter().map(|r| r.payload).collect();
@@ -264,29 +283,15 @@ fn sigterm_drains_and_a_restart_resumes_without_loss_or_repeats() {
 
 #[test]
 fn after_sigkill_a_restart_delivers_every_document_at_least_once() {
-    let broker = Broker::start();
-    let source = broker.create_topic("listen-in", 2);
-    let target = broker.create_topic("listen-out", 1);
+    let (broker, source, target) = source_and_target("listen", 2);
     let total = 40;
-    fill(&broker, &source, &target, total);
-    let group = unique("g");
-    let ws = Workspace::new();
+    produce_routed(&broker, &source, 2, 0..total, &target);
     // A killed member keeps its partitions until the group's session timeout ends (45 s by
     // default): a short one lets the restarted host take them over sooner.
-    let text = with_connection_properties(
-        &routing_listener(&broker, &group, &source, "<max-messages>1</max-messages>"),
-        &[("session.timeout.ms", "6000")],
-    );
-    ws.write("components/c.xml", &text);
-    let mut first = ws.sluice_spawn(&["serve", "--api", "off"]);
-    wait_for_a_first_commit(&broker, &group, &source);
-    first.signal("KILL");
-    assert_eq!(first.wait(WORK), None);
-
-    let mut second = ws.sluice_spawn(&["serve", "--api", "off"]);
-    wait_for_commits(&broker, &group, &source, &[20, 20]);
-    second.signal("TERM");
-    assert_eq!(second.wait(WORK), Some(0), "{}", second.stderr());
+    let listener = Listener::quick_to_take_over(&broker, &source);
+    let mut second = restart_after_a_first_commit(&broker, &listener, &source, "KILL");
+    broker.wait_for_committed(&listener.group, &source, &[Some(20), Some(20)]);
+    second.stop("TERM", WORK);
     // At least once: everything arrived; what the killed host had sent but not committed may
     // have arrived twice.
     broker.wait_for_payloads(&target, total as usize);
@@ -296,162 +301,111 @@ fn after_sigkill_a_restart_delivers_every_document_at_least_once() {
 fn run_refuses_a_listener_process_and_serve_needs_one() {
     let broker = Broker::start();
     let source = broker.create_topic("listen-in", 1);
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &routing_listener(&broker, &unique("g"), &source, ""),
-    );
-    let output = ws.sluice(&["run", "route"]);
-    harness::assert_exit(&output, 1);
-    assert!(
-        harness::stderr(&output).contains(
+    let listener = Listener::new(&broker, &source, "");
+    listener.ws.sluice_expect(
+        &["run", "route"],
+        1,
+        Stream::Stderr,
+        &[
             "process \"route\" starts with a listen operation, which runs for as long as the \
-             host: start it with sluice serve"
-        ),
-        "{}",
-        harness::stderr(&output)
+           host: start it with sluice serve",
+        ],
     );
-    let empty = Workspace::new();
-    empty.write(
-        "components/c.xml",
-        &components(
-            &broker,
-            "g",
-            r#"<operation id="send" type="produce" connection="tansu"><topic>t</topic></operation>
+    let empty = Workspace::with_components(&components(
+        &broker,
+        "g",
+        r#"<operation id="send" type="produce" connection="tansu"><topic>t</topic></operation>
 <process id="p"><steps><connector operation="send"/></steps></process>"#,
-        ),
-    );
-    let output = empty.sluice(&["serve"]);
-    harness::assert_exit(&output, 1);
-    assert!(
-        harness::stderr(&output)
-            .contains("no process in the components starts with a listen operation"),
-        "{}",
-        harness::stderr(&output)
+    ));
+    empty.sluice_expect(
+        &["serve"],
+        1,
+        Stream::Stderr,
+        &["no process in the components starts with a listen operation"],
     );
 }
 
 #[test]
 fn a_batch_longer_than_max_poll_interval_keeps_its_group_membership() {
-    let broker = Broker::start();
-    let source = broker.create_topic("listen-in", 1);
-    let target = broker.create_topic("listen-out", 1);
-    let dead = broker.create_topic("listen-dlq", 1);
-    one_failing(&broker, &source, &target, 4, 1);
-    let group = unique("g");
-    let ws = Workspace::new();
+    let topics = WithDeadLetters::new();
+    one_failing(&topics.broker, &topics.source, &topics.target, 4, 1);
     // The retry's back-off keeps the batch running for 8 s, past librdkafka's 7 s
     // max.poll.interval.ms: without polling meanwhile, the member would leave the group and
     // the batch's documents would be delivered again.
-    let text = with_connection_properties(
-        &routing_listener(
-            &broker,
-            &group,
-            &source,
-            &format!(
-                "<retry-limit>1</retry-limit><retry-backoff>8s</retry-backoff>\
-             <dead-letter-topic>{dead}</dead-letter-topic>"
-            ),
-        ),
+    let listener = Listener::with_properties(
+        &topics.broker,
+        &topics.source,
+        &topics.retries(1, Some("8s")),
         &[
             ("session.timeout.ms", "6000"),
             ("max.poll.interval.ms", "7000"),
         ],
     );
-    ws.write("components/c.xml", &text);
-    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
-    wait_for_commits(&broker, &group, &source, &[4]);
-    broker.read_all(&dead, 1);
-    let delivered = broker.read_all(&target, 3);
-    serving.signal("TERM");
-    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
-    let err = serving.stderr();
-    assert!(
-        err.contains("a long batch: polling with paused partitions to stay in the group"),
-        "{err}"
+    let (err, _, delivered) = topics.serve(&listener, 4, 3);
+    assert_contains(
+        &err,
+        &["a long batch: polling with paused partitions to stay in the group"],
     );
     assert!(!err.contains("maximum poll interval"), "{err}");
-    let payloads: BTreeSet<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
+    let payloads: BTreeSet<&str> = payloads(&delivered).into_iter().collect();
     assert_eq!(payloads, BTreeSet::from(["doc-0", "doc-2", "doc-3"]));
 }
 
 #[test]
 fn a_message_over_max_request_size_goes_to_the_dead_letter_topic_at_once() {
-    let broker = Broker::start();
-    let source = broker.create_topic("listen-in", 1);
-    let target = broker.create_topic("listen-out", 1);
-    let dead = broker.create_topic("listen-dlq", 1);
+    let topics = WithDeadLetters::new();
     let big = "x".repeat(200);
     for payload in ["small-0", big.as_str(), "small-2"] {
-        broker.produce_one(
-            &source,
+        topics.broker.produce_one(
+            &topics.source,
             0,
             Some("k"),
             payload.as_bytes(),
-            &[("route", &target)],
+            &[("route", &topics.target)],
         );
     }
-    let group = unique("g");
-    let ws = Workspace::new();
-    ws.write("container.properties", "kafka.max.request.size=100\n");
-    ws.write(
-        "components/c.xml",
-        &routing_listener(
-            &broker,
-            &group,
-            &source,
-            &format!("<retry-limit>3</retry-limit><dead-letter-topic>{dead}</dead-letter-topic>"),
-        ),
-    );
-    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
-    wait_for_commits(&broker, &group, &source, &[3]);
-    let letters = broker.read_all(&dead, 1);
-    let delivered = broker.read_all(&target, 2);
-    serving.signal("TERM");
-    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
+    let listener = Listener::new(&topics.broker, &topics.source, &topics.retries(3, None));
+    listener
+        .ws
+        .write("container.properties", "kafka.max.request.size=100\n");
+    let (_, letter, delivered) = topics.serve(&listener, 3, 2);
     // Not retried: it will not fit next time either. Its bytes were not read.
-    let letter = &letters[0];
-    assert_eq!(letter.header("sluice.error.offset"), Some("1"));
-    assert_eq!(letter.header("sluice.error.attempts"), Some("1"));
-    assert_eq!(
-        letter.header("sluice.error.message"),
-        Some("message is 201 bytes; max.request.size is 100 bytes")
+    assert_headers(
+        &letter,
+        &[
+            ("sluice.error.offset", "1"),
+            ("sluice.error.attempts", "1"),
+            (
+                "sluice.error.message",
+                "message is 201 bytes; max.request.size is 100 bytes",
+            ),
+        ],
     );
     assert_eq!(letter.payload, "");
-    let payloads: Vec<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
-    assert_eq!(payloads, ["small-0", "small-2"]);
+    assert_eq!(payloads(&delivered), ["small-0", "small-2"]);
 }
 
 #[test]
 fn manual_partitions_and_one_execution_per_document() {
-    let broker = Broker::start();
-    let source = broker.create_topic("listen-in", 2);
-    let target = broker.create_topic("listen-out", 1);
-    fill(&broker, &source, &target, 8);
-    let group = unique("g");
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &routing_listener(
-            &broker,
-            &group,
-            &source,
-            "<partitions>1</partitions><execution-per>document</execution-per>",
-        ),
+    let (broker, source, target) = source_and_target("listen", 2);
+    produce_routed(&broker, &source, 2, 0..8, &target);
+    let listener = Listener::new(
+        &broker,
+        &source,
+        "<partitions>1</partitions><execution-per>document</execution-per>",
     );
-    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
+    let mut serving = listener.serve();
     // Partition 1 only (odd documents); partition 0 is left alone.
-    wait_for("partition 1 committed", WORK, || {
-        (broker.committed(&group, &source, 2) == [None, Some(4)]).then_some(())
-    });
+    broker.wait_for_committed(&listener.group, &source, &[None, Some(4)]);
     let delivered = broker.read_all(&target, 4);
-    serving.signal("TERM");
-    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
-    let payloads: Vec<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
-    assert_eq!(payloads, ["doc-001", "doc-003", "doc-005", "doc-007"]);
+    serving.stop("TERM", WORK);
+    assert_eq!(
+        payloads(&delivered),
+        ["doc-001", "doc-003", "doc-005", "doc-007"]
+    );
     // One execution per document, each with one document in.
-    let listed = ws.sluice(&["executions", "--process", "route"]);
-    let out = harness::stdout(&listed);
+    let listed = listener.ws.sluice(&["executions", "--process", "route"]);
+    let out = stdout(&listed);
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(rows.len(), 4, "{out}");
     assert!(
@@ -472,16 +426,11 @@ fn a_listener_whose_target_brokers_are_down_starts_again_and_loses_nothing() {
     let target = target_broker.create_topic("listen-out", 1);
     target_broker.stop();
     for i in 0..3 {
-        let payload = format!("doc-{i}");
-        source_broker.produce_one(&source, 0, None, payload.as_bytes(), &[]);
+        source_broker.produce_to(&source, 0, &format!("doc-{i}"));
     }
     let group = unique("g");
-    let ws = Workspace::new();
-    ws.write("container.properties", "host.reconnect.backoff.ms=300\n");
-    ws.write(
-        "components/c.xml",
-        &format!(
-            r#"<components>
+    let ws = Workspace::with_components(&format!(
+        r#"<components>
   <connection id="in"><bootstrap-servers>{}</bootstrap-servers><consumer-group>{group}</consumer-group></connection>
   <connection id="out"><bootstrap-servers>{}</bootstrap-servers></connection>
   <operation id="receive" type="listen" connection="in">
@@ -490,10 +439,10 @@ fn a_listener_whose_target_brokers_are_down_starts_again_and_loses_nothing() {
   <operation id="send" type="produce" connection="out"><topic>{target}</topic></operation>
   <process id="forward"><start operation="receive"/><steps><connector operation="send"/></steps></process>
 </components>"#,
-            source_broker.bootstrap(),
-            target_broker.bootstrap()
-        ),
-    );
+        source_broker.bootstrap(),
+        target_broker.bootstrap()
+    ));
+    ws.write("container.properties", "host.reconnect.backoff.ms=300\n");
     let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
     // The execution fails as a whole (no broker for the target): not the documents' fault, so
     // the listener starts again on the reconnect schedule instead of stopping for good.
@@ -505,10 +454,8 @@ fn a_listener_whose_target_brokers_are_down_starts_again_and_loses_nothing() {
     });
     assert_eq!(source_broker.committed(&group, &source, 1), [None]);
     target_broker.restart();
-    wait_for_commits(&source_broker, &group, &source, &[3]);
+    source_broker.wait_for_committed(&group, &source, &[Some(3)]);
     let delivered = target_broker.read_all(&target, 3);
-    serving.signal("TERM");
-    assert_eq!(serving.wait(WORK), Some(0), "{}", serving.stderr());
-    let payloads: Vec<&str> = delivered.iter().map(|r| r.payload.as_str()).collect();
-    assert_eq!(payloads, ["doc-0", "doc-1", "doc-2"]);
+    serving.stop("TERM", WORK);
+    assert_eq!(payloads(&delivered), ["doc-0", "doc-1", "doc-2"]);
 }

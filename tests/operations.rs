@@ -5,21 +5,26 @@
 
 mod harness;
 
-use harness::{assert_exit, components, stdout, Broker, Workspace};
+use harness::components::commit_offset;
+use harness::{assert_exit, components, stdout, Broker, Stream, Workspace};
+
+/// Runs `sluice args` in `ws`, asserting its exit `code` and each of `expected` in its summary
+/// (standard output); returns the summary.
+#[track_caller]
+fn summary(ws: &Workspace, args: &[&str], code: i32, expected: &[&str]) -> String {
+    stdout(&ws.sluice_expect(args, code, Stream::Stdout, expected))
+}
 
 #[test]
 fn produce_takes_topic_partition_and_headers_from_the_operation_and_the_document() {
     let broker = Broker::start();
     let main = broker.create_topic("main", 3);
     let other = broker.create_topic("other", 2);
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &components(
-            &broker,
-            "unused",
-            &format!(
-                r#"
+    let ws = Workspace::with_components(&components(
+        &broker,
+        "unused",
+        &format!(
+            r#"
   <operation id="dynamic" type="produce" connection="tansu">
     <topic>{main}</topic>
     <dynamic-topic>true</dynamic-topic>
@@ -31,9 +36,8 @@ fn produce_takes_topic_partition_and_headers_from_the_operation_and_the_document
   </operation>
   <process id="send-dynamic"><steps><connector operation="dynamic"/></steps></process>
   <process id="send-static"><steps><connector operation="static"/></steps></process>"#
-            ),
         ),
-    );
+    ));
     ws.write(
         "dynamic.jsonl",
         &format!(
@@ -44,18 +48,16 @@ fn produce_takes_topic_partition_and_headers_from_the_operation_and_the_document
 "#
         ),
     );
-    let output = ws.sluice(&["run", "send-dynamic", "--input", "dynamic.jsonl"]);
-    assert_exit(&output, 3);
-    let summary = stdout(&output);
-    assert!(
-        summary.contains("documents: 4 in, 3 out, 1 error"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains(&format!(
-            "  document 4, step 1 (dynamic): partition 7 does not exist in topic \"{main}\" (it has 3 partitions: 0 to 2)"
-        )),
-        "{summary}"
+    summary(
+        &ws,
+        &["run", "send-dynamic", "--input", "dynamic.jsonl"],
+        3,
+        &[
+            "documents: 4 in, 3 out, 1 error",
+            &format!(
+                "  document 4, step 1 (dynamic): partition 7 does not exist in topic \"{main}\" (it has 3 partitions: 0 to 2)"
+            ),
+        ],
     );
 
     let in_main = broker.read_all(&main, 2);
@@ -128,18 +130,13 @@ fn every_compression_codec_and_acks_level_delivers() {
 "#
         ));
     }
-    let ws = Workspace::new();
-    ws.write("components/c.xml", &components(&broker, "unused", &body));
+    let ws = Workspace::with_components(&components(&broker, "unused", &body));
     for (codec, _) in variants {
         ws.write("in.txt", &format!("{codec}-1\n{codec}-2\n"));
         let output = ws.sluice(&["run", &format!("p-{codec}"), "--input", "in.txt"]);
         assert_exit(&output, 0);
     }
-    let payloads: Vec<_> = broker
-        .read_all(&topic, 10)
-        .into_iter()
-        .map(|r| r.payload)
-        .collect();
+    let payloads = broker.read_payloads(&topic, 10);
     let expected: Vec<String> = variants
         .iter()
         .flat_map(|(c, _)| [format!("{c}-1"), format!("{c}-2")])
@@ -147,55 +144,73 @@ fn every_compression_codec_and_acks_level_delivers() {
     assert_eq!(payloads, expected);
 }
 
-/// A one-partition topic holding: "a", a 200-byte message, "b", "c".
-fn topic_with_an_oversized_message(broker: &Broker) -> String {
-    let topic = broker.create_topic("big", 1);
-    broker.produce(&topic, &[(None, "a")]);
-    broker.produce(&topic, &[(Some("big"), &"x".repeat(200))]);
-    broker.produce(&topic, &[(None, "b"), (None, "c")]);
-    topic
+/// A broker with a one-partition topic holding "a", a 200-byte message, "b", "c"; a consumer
+/// group named after `group`; and a workspace with a max.request.size of 100 bytes (and 10
+/// records a poll) whose components are consume operation "receive" of at least 4 messages
+/// of the topic, with `fields`, and then `more`.
+struct Oversized {
+    broker: Broker,
+    topic: String,
+    group: String,
+    ws: Workspace,
 }
 
-#[test]
-fn an_oversized_message_with_autocommit_is_an_application_error_and_consuming_goes_on() {
-    let broker = Broker::start();
-    let topic = topic_with_an_oversized_message(&broker);
-    let group = harness::unique("big-readers");
-    let ws = Workspace::new();
-    ws.write(
-        "container.properties",
-        "kafka.max.request.size=100\nkafka.max.poll.records=10\n",
-    );
-    ws.write(
-        "components/c.xml",
-        &components(
+impl Oversized {
+    fn new(group: &str, fields: &str, more: &str) -> Self {
+        let broker = Broker::start();
+        let topic = broker.create_topic("big", 1);
+        broker.produce(&topic, &[(None, "a")]);
+        broker.produce(&topic, &[(Some("big"), &"x".repeat(200))]);
+        broker.produce(&topic, &[(None, "b"), (None, "c")]);
+        let group = harness::unique(group);
+        let ws = Workspace::with_components(&components(
             &broker,
             &group,
             &format!(
                 r#"<operation id="receive" type="consume" connection="tansu">
-  <topic>{topic}</topic><minimum-messages>4</minimum-messages><offset-reset>earliest</offset-reset><autocommit>true</autocommit>
+  <topic>{topic}</topic><minimum-messages>4</minimum-messages>{fields}
 </operation>
-<process id="receive-all"><start operation="receive"/></process>"#
+{more}"#
             ),
-        ),
+        ));
+        ws.write(
+            "container.properties",
+            "kafka.max.request.size=100\nkafka.max.poll.records=10\n",
+        );
+        Self {
+            broker,
+            topic,
+            group,
+            ws,
+        }
+    }
+
+    /// What the group has committed on the topic.
+    fn committed(&self) -> Vec<Option<i64>> {
+        self.broker.committed(&self.group, &self.topic, 1)
+    }
+}
+
+#[test]
+fn an_oversized_message_with_autocommit_is_an_application_error_and_consuming_goes_on() {
+    let oversized = Oversized::new(
+        "big-readers",
+        "<offset-reset>earliest</offset-reset><autocommit>true</autocommit>",
+        r#"<process id="receive-all"><start operation="receive"/></process>"#,
     );
-    let output = ws.sluice(&["run", "receive-all", "--documents-out", "out.jsonl"]);
-    assert_exit(&output, 3);
-    let summary = stdout(&output);
-    assert!(
-        summary.contains("completed with document errors"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("documents: 4 in, 4 out, 1 error"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains(&format!(
-            "  document 2, start (receive): message is 203 bytes; max.request.size is 100 bytes \
-             [topic {topic}, partition 0, offset 1]"
-        )),
-        "{summary}"
+    let (topic, ws) = (&oversized.topic, &oversized.ws);
+    summary(
+        ws,
+        &["run", "receive-all", "--documents-out", "out.jsonl"],
+        3,
+        &[
+            "completed with document errors",
+            "documents: 4 in, 4 out, 1 error",
+            &format!(
+                "  document 2, start (receive): message is 203 bytes; max.request.size is 100 bytes \
+                 [topic {topic}, partition 0, offset 1]"
+            ),
+        ],
     );
     let docs = ws.documents_out("out.jsonl");
     let data: Vec<_> = docs
@@ -205,48 +220,28 @@ fn an_oversized_message_with_autocommit_is_an_application_error_and_consuming_go
     assert_eq!(data, ["a", "", "b", "c"]);
     assert_eq!(docs[1]["tracked"]["offset"], 1);
     assert!(docs[1]["application-error"].is_string());
-    assert_eq!(
-        broker.committed(&group, &topic, 1),
-        [Some(4)],
-        "committed past it"
-    );
+    assert_eq!(oversized.committed(), [Some(4)], "committed past it");
 }
 
 #[test]
 fn an_oversized_message_without_autocommit_stops_retrieving_and_commit_offset_commits_it() {
-    let broker = Broker::start();
-    let topic = topic_with_an_oversized_message(&broker);
-    let group = harness::unique("careful-readers");
-    let ws = Workspace::new();
-    ws.write(
-        "container.properties",
-        "kafka.max.request.size=100\nkafka.max.poll.records=10\n",
+    let oversized = Oversized::new(
+        "careful-readers",
+        "<maximum-wait>3s</maximum-wait><offset-reset>earliest</offset-reset>",
+        r#"<operation id="commit" type="commit-offset" connection="tansu"/>
+<process id="receive-and-commit"><start operation="receive"/><steps><connector operation="commit"/></steps></process>"#,
     );
-    ws.write(
-        "components/c.xml",
-        &components(
-            &broker,
-            &group,
-            &format!(
-                r#"<operation id="receive" type="consume" connection="tansu">
-  <topic>{topic}</topic><minimum-messages>4</minimum-messages><maximum-wait>3s</maximum-wait><offset-reset>earliest</offset-reset>
-</operation>
-<operation id="commit" type="commit-offset" connection="tansu"/>
-<process id="receive-and-commit"><start operation="receive"/><steps><connector operation="commit"/></steps></process>"#
-            ),
-        ),
-    );
-    let first = ws.sluice(&[
-        "run",
-        "receive-and-commit",
-        "--documents-out",
-        "first.jsonl",
-    ]);
-    assert_exit(&first, 3);
-    assert!(
-        stdout(&first).contains("documents: 2 in, 2 out, 1 error"),
-        "{}",
-        stdout(&first)
+    let ws = &oversized.ws;
+    summary(
+        ws,
+        &[
+            "run",
+            "receive-and-commit",
+            "--documents-out",
+            "first.jsonl",
+        ],
+        3,
+        &["documents: 2 in, 2 out, 1 error"],
     );
     let offsets: Vec<_> = ws
         .documents_out("first.jsonl")
@@ -255,7 +250,7 @@ fn an_oversized_message_without_autocommit_stops_retrieving_and_commit_offset_co
         .collect();
     assert_eq!(offsets, [0, 1], "it stops at the oversized message");
     assert_eq!(
-        broker.committed(&group, &topic, 1),
+        oversized.committed(),
         [Some(2)],
         "the error document is committed"
     );
@@ -267,13 +262,8 @@ fn an_oversized_message_without_autocommit_stops_retrieving_and_commit_offset_co
         "second.jsonl",
     ]);
     assert_exit(&second, 0);
-    let data: Vec<_> = ws
-        .documents_out("second.jsonl")
-        .iter()
-        .map(|d| d["data"].clone())
-        .collect();
-    assert_eq!(data, ["b", "c"]);
-    assert_eq!(broker.committed(&group, &topic, 1), [Some(4)]);
+    assert_eq!(ws.documents_data("second.jsonl"), ["b", "c"]);
+    assert_eq!(oversized.committed(), [Some(4)]);
 }
 
 #[test]
@@ -284,33 +274,23 @@ fn commit_offset_of_consumed_documents_resumes_the_group_where_they_end() {
     let topic = broker.create_topic("resume", 2);
     for partition in 0..2 {
         for i in 0..10 {
-            broker.produce_one(
-                &topic,
-                partition,
-                None,
-                format!("p{partition}-{i}").as_bytes(),
-                &[],
-            );
+            broker.produce_to(&topic, partition, &format!("p{partition}-{i}"));
         }
     }
     let group = harness::unique("resumers");
-    let ws = Workspace::new();
-    ws.write("container.properties", "kafka.max.poll.records=500\n");
-    ws.write(
-        "components/c.xml",
-        &components(
-            &broker,
-            &group,
-            &format!(
-                r#"<operation id="receive" type="consume" connection="tansu">
+    let ws = Workspace::with_components(&components(
+        &broker,
+        &group,
+        &format!(
+            r#"<operation id="receive" type="consume" connection="tansu">
   <topic>{topic}</topic><minimum-messages>20</minimum-messages><offset-reset>earliest</offset-reset>
 </operation>
 <operation id="commit" type="commit-offset" connection="tansu"/>
 <process id="receive"><start operation="receive"/></process>
 <process id="commit"><steps><connector operation="commit"/></steps></process>"#
-            ),
         ),
-    );
+    ));
+    ws.write("container.properties", "kafka.max.poll.records=500\n");
     let output = ws.sluice(&["run", "receive", "--documents-out", "all.jsonl"]);
     assert_exit(&output, 0);
     assert_eq!(
@@ -331,9 +311,12 @@ fn commit_offset_of_consumed_documents_resumes_the_group_where_they_end() {
         .collect();
     assert_eq!(first_six.len(), 12);
     ws.write("first-six.jsonl", &(first_six.join("\n") + "\n"));
-    let output = ws.sluice(&["run", "commit", "--input", "first-six.jsonl"]);
-    assert_exit(&output, 0);
-    assert!(stdout(&output).contains("documents: 12 in, 12 out, 0 errors"));
+    summary(
+        &ws,
+        &["run", "commit", "--input", "first-six.jsonl"],
+        0,
+        &["documents: 12 in, 12 out, 0 errors"],
+    );
 
     assert_eq!(broker.committed(&group, &topic, 2), [Some(6), Some(6)]);
     assert_eq!(broker.group_starts_at(&group, &topic, 2), [6, 6]);
@@ -344,18 +327,14 @@ fn commit_offset_takes_the_platform_json_layout_and_fails_only_bad_documents() {
     let broker = Broker::start();
     let topic = broker.create_topic("commits", 2);
     let group = harness::unique("committers");
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &components(
-            &broker,
-            "unused",
-            &format!(
-                r#"<operation id="commit" type="commit-offset" connection="tansu"><consumer-group>{group}</consumer-group></operation>
+    let ws = Workspace::with_components(&components(
+        &broker,
+        "unused",
+        &format!(
+            r#"<operation id="commit" type="commit-offset" connection="tansu"><consumer-group>{group}</consumer-group></operation>
 <process id="commit"><steps><connector operation="commit"/></steps></process>"#
-            ),
         ),
-    );
+    ));
     ws.write(
         "commits.txt",
         &format!(
@@ -368,48 +347,50 @@ not json
 "#
         ),
     );
-    let output = ws.sluice(&["run", "commit", "--input", "commits.txt"]);
-    assert_exit(&output, 3);
-    let summary = stdout(&output);
-    assert!(
-        summary.contains("documents: 6 in, 2 out, 4 errors"),
-        "{summary}"
+    summary(
+        &ws,
+        &["run", "commit", "--input", "commits.txt"],
+        3,
+        &[
+            "documents: 6 in, 2 out, 4 errors",
+            &format!("  document 3, step 1 (commit): partition 5 does not exist in topic \"{topic}\" (it has 2 partitions: 0 to 1)"),
+            "  document 4, step 1 (commit): not a commit document (expected ident at line 1 column 2)",
+            "  document 5, step 1 (commit): topic \"no-such-topic\" does not exist",
+            "  document 6, step 1 (commit): offset -3 is not valid: offsets start at 0",
+        ],
     );
-    for expected in [
-        format!("  document 3, step 1 (commit): partition 5 does not exist in topic \"{topic}\" (it has 2 partitions: 0 to 1)"),
-        "  document 4, step 1 (commit): not a commit document (expected ident at line 1 column 2)".to_string(),
-        "  document 5, step 1 (commit): topic \"no-such-topic\" does not exist".to_string(),
-        "  document 6, step 1 (commit): offset -3 is not valid: offsets start at 0".to_string(),
-    ] {
-        assert!(summary.contains(&expected), "missing {expected:?} in\n{summary}");
-    }
     // The highest offset of the partition wins. (Its metadata is checked in the next test:
     // tansu 0.6.0 answers OffsetFetch without the stored metadata.)
     assert_eq!(broker.committed(&group, &topic, 2), [Some(5), None]);
+}
+
+/// librdkafka's in-process mock cluster with a topic of `partitions`, and a workspace whose
+/// process "commit" commits offsets on it for a fresh group (returned).
+fn mock_commit(
+    prefix: &str,
+    partitions: i32,
+) -> (
+    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+    String,
+    Workspace,
+) {
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let topic = harness::unique(prefix);
+    cluster
+        .create_topic(&topic, partitions, 1)
+        .expect("topic on the mock cluster");
+    let group = harness::unique(&format!("{prefix}-group"));
+    let ws =
+        Workspace::with_components(&commit_offset("mock", &cluster.bootstrap_servers(), &group));
+    (cluster, topic, group, ws)
 }
 
 #[test]
 fn commit_metadata_reaches_a_broker_that_stores_it() {
     // Beside the tansu test above, not instead of it: tansu 0.6.0 drops commit metadata
     // (its OffsetFetch always answers null), librdkafka's mock cluster keeps it.
-    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
-    let topic = harness::unique("meta");
-    cluster
-        .create_topic(&topic, 1, 1)
-        .expect("topic on the mock cluster");
-    let group = harness::unique("meta-committers");
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &format!(
-            r#"<components>
-  <connection id="mock"><bootstrap-servers>{}</bootstrap-servers><consumer-group>{group}</consumer-group></connection>
-  <operation id="commit" type="commit-offset" connection="mock"/>
-  <process id="commit"><steps><connector operation="commit"/></steps></process>
-</components>"#,
-            cluster.bootstrap_servers()
-        ),
-    );
+    let (cluster, topic, group, ws) = mock_commit("meta", 1);
     ws.write(
         "commits.txt",
         &format!(
@@ -430,23 +411,13 @@ fn manual_partition_assignment_reads_only_those_partitions() {
     let broker = Broker::start();
     let topic = broker.create_topic("assigned", 3);
     for partition in 0..3 {
-        broker.produce_one(
-            &topic,
-            partition,
-            None,
-            format!("from-{partition}").as_bytes(),
-            &[],
-        );
+        broker.produce_to(&topic, partition, &format!("from-{partition}"));
     }
-    let ws = Workspace::new();
-    ws.write("container.properties", "kafka.max.poll.records=10\n");
-    ws.write(
-        "components/c.xml",
-        &components(
-            &broker,
-            &harness::unique("g"),
-            &format!(
-                r#"<operation id="receive" type="consume" connection="tansu">
+    let ws = Workspace::with_components(&components(
+        &broker,
+        &harness::unique("g"),
+        &format!(
+            r#"<operation id="receive" type="consume" connection="tansu">
   <topic>{topic}</topic><partitions>0, 2</partitions><minimum-messages>2</minimum-messages><offset-reset>earliest</offset-reset><client-id>assigned-reader</client-id>
 </operation>
 <operation id="receive-missing" type="consume" connection="tansu">
@@ -454,9 +425,9 @@ fn manual_partition_assignment_reads_only_those_partitions() {
 </operation>
 <process id="receive"><start operation="receive"/></process>
 <process id="receive-missing"><start operation="receive-missing"/></process>"#
-            ),
         ),
-    );
+    ));
+    ws.write("container.properties", "kafka.max.poll.records=10\n");
     let output = ws.sluice(&["run", "receive", "--documents-out", "out.jsonl"]);
     assert_exit(&output, 0);
     let mut data: Vec<_> = ws
@@ -467,11 +438,14 @@ fn manual_partition_assignment_reads_only_those_partitions() {
     data.sort();
     assert_eq!(data, ["from-0", "from-2"]);
 
-    let output = ws.sluice(&["run", "receive-missing"]);
-    assert_exit(&output, 1);
-    assert!(stdout(&output).contains(&format!(
-        "\n  start operation \"receive-missing\": partition 9 does not exist in topic \"{topic}\" (it has 3 partitions: 0 to 2)"
-    )), "{}", stdout(&output));
+    summary(
+        &ws,
+        &["run", "receive-missing"],
+        1,
+        &[&format!(
+            "\n  start operation \"receive-missing\": partition 9 does not exist in topic \"{topic}\" (it has 3 partitions: 0 to 2)"
+        )],
+    );
 }
 
 #[test]
@@ -482,14 +456,11 @@ fn set_properties_from_constants_headers_and_tracked_properties() {
     broker.produce_one(&source, 0, None, b"first", &[("customer", "alice")]);
     broker.produce_one(&source, 0, None, b"anonymous", &[]);
     broker.produce_one(&source, 0, None, b"second", &[("customer", "bob")]);
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &components(
-            &broker,
-            &harness::unique("g"),
-            &format!(
-                r#"<operation id="receive" type="consume" connection="tansu">
+    let ws = Workspace::with_components(&components(
+        &broker,
+        &harness::unique("g"),
+        &format!(
+            r#"<operation id="receive" type="consume" connection="tansu">
   <topic>{source}</topic><minimum-messages>3</minimum-messages><offset-reset>earliest</offset-reset>
 </operation>
 <operation id="send" type="produce" connection="tansu"><dynamic-topic>true</dynamic-topic></operation>
@@ -505,20 +476,18 @@ fn set_properties_from_constants_headers_and_tracked_properties() {
     <connector operation="send"/>
   </steps>
 </process>"#
-            ),
         ),
+    ));
+    summary(
+        &ws,
+        &["run", "route"],
+        3,
+        &[
+            "documents: 3 in, 2 out, 1 error",
+            "  document 2, step 1 (set-properties): cannot set message-key: the document has no \
+             property header:customer (mark the property optional=\"true\" to skip such documents' value)",
+        ],
     );
-    let output = ws.sluice(&["run", "route"]);
-    assert_exit(&output, 3);
-    let summary = stdout(&output);
-    assert!(
-        summary.contains("documents: 3 in, 2 out, 1 error"),
-        "{summary}"
-    );
-    assert!(summary.contains(
-        "  document 2, step 1 (set-properties): cannot set message-key: the document has no \
-         property header:customer (mark the property optional=\"true\" to skip such documents' value)"
-    ), "{summary}");
     let mut routed = broker.read_all(&target, 2);
     routed.sort_by(|a, b| a.payload.cmp(&b.payload));
     let view: Vec<_> = routed
@@ -543,10 +512,8 @@ fn set_properties_from_constants_headers_and_tracked_properties() {
 
 #[test]
 fn an_unreachable_broker_fails_the_execution_with_a_sentence_to_act_on() {
-    let ws = Workspace::new();
     // Port 1 on loopback: nothing listens there.
-    ws.write(
-        "components/c.xml",
+    let ws = Workspace::with_components(
         r#"<components>
   <connection id="nowhere"><bootstrap-servers>127.0.0.1:1</bootstrap-servers></connection>
   <operation id="send" type="produce" connection="nowhere"><topic>t</topic></operation>
@@ -554,16 +521,14 @@ fn an_unreachable_broker_fails_the_execution_with_a_sentence_to_act_on() {
 </components>"#,
     );
     ws.write("in.txt", "one\n");
-    let output = ws.sluice(&["run", "send", "--input", "in.txt"]);
-    assert_exit(&output, 1);
-    let summary = stdout(&output);
-    assert!(
-        summary.contains("\n  step 1 (operation \"send\"): could not reach the Kafka brokers at 127.0.0.1:1 within 15 s: "),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("documents: 1 in, 0 out, 0 errors"),
-        "{summary}"
+    summary(
+        &ws,
+        &["run", "send", "--input", "in.txt"],
+        1,
+        &[
+            "\n  step 1 (operation \"send\"): could not reach the Kafka brokers at 127.0.0.1:1 within 15 s: ",
+            "documents: 1 in, 0 out, 0 errors",
+        ],
     );
 }
 
@@ -572,15 +537,11 @@ fn minimum_zero_reads_until_the_wait_ends_and_latest_skips_what_is_there() {
     let broker = Broker::start();
     let topic = broker.create_topic("waits", 1);
     broker.produce(&topic, &[(None, "x"), (None, "y"), (None, "z")]);
-    let ws = Workspace::new();
-    ws.write("container.properties", "kafka.max.poll.records=2\n");
-    ws.write(
-        "components/c.xml",
-        &components(
-            &broker,
-            &harness::unique("g"),
-            &format!(
-                r#"<operation id="everything" type="consume" connection="tansu">
+    let ws = Workspace::with_components(&components(
+        &broker,
+        &harness::unique("g"),
+        &format!(
+            r#"<operation id="everything" type="consume" connection="tansu">
   <topic>{topic}</topic><minimum-messages>0</minimum-messages><maximum-wait>2s</maximum-wait><offset-reset>earliest</offset-reset>
 </operation>
 <operation id="only-new" type="consume" connection="tansu">
@@ -588,25 +549,23 @@ fn minimum_zero_reads_until_the_wait_ends_and_latest_skips_what_is_there() {
 </operation>
 <process id="everything"><start operation="everything"/></process>
 <process id="only-new"><start operation="only-new"/></process>"#,
-                harness::unique("fresh")
-            ),
+            harness::unique("fresh")
         ),
-    );
+    ));
+    ws.write("container.properties", "kafka.max.poll.records=2\n");
     // Minimum 0: every message available within the wait, more than max.poll.records.
-    let output = ws.sluice(&["run", "everything"]);
-    assert_exit(&output, 0);
-    assert!(
-        stdout(&output).contains("documents: 3 in, 3 out, 0 errors"),
-        "{}",
-        stdout(&output)
+    summary(
+        &ws,
+        &["run", "everything"],
+        0,
+        &["documents: 3 in, 3 out, 0 errors"],
     );
     // A new group with offset-reset latest starts after what is already there.
-    let output = ws.sluice(&["run", "only-new"]);
-    assert_exit(&output, 0);
-    assert!(
-        stdout(&output).contains("documents: 0 in, 0 out, 0 errors"),
-        "{}",
-        stdout(&output)
+    summary(
+        &ws,
+        &["run", "only-new"],
+        0,
+        &["documents: 0 in, 0 out, 0 errors"],
     );
 }
 
@@ -615,25 +574,10 @@ fn a_commit_the_coordinator_rejects_is_an_error_on_each_of_its_documents() {
     // Fault injection on librdkafka's mock cluster: tansu accepts any commit (even from
     // outside an active group), so a refusal can only be injected.
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
-    let topic = harness::unique("refused");
-    cluster.create_topic(&topic, 2, 1).expect("topic");
+    let (cluster, topic, group, ws) = mock_commit("refused", 2);
     cluster.request_errors(
         RDKafkaApiKey::OffsetCommit,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
-    );
-    let group = harness::unique("refused-group");
-    let ws = Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &format!(
-            r#"<components>
-  <connection id="mock"><bootstrap-servers>{}</bootstrap-servers><consumer-group>{group}</consumer-group></connection>
-  <operation id="commit" type="commit-offset" connection="mock"/>
-  <process id="commit"><steps><connector operation="commit"/></steps></process>
-</components>"#,
-            cluster.bootstrap_servers()
-        ),
     );
     ws.write(
         "in.txt",
@@ -642,23 +586,23 @@ fn a_commit_the_coordinator_rejects_is_an_error_on_each_of_its_documents() {
              {{\"topic\": \"{topic}\", \"partition\": 1, \"offset\": 8}}\n"
         ),
     );
-    let output = ws.sluice(&["run", "commit", "--input", "in.txt"]);
-    assert_exit(&output, 3);
-    let summary = stdout(&output);
-    assert!(
-        summary.contains("documents: 2 in, 0 out, 2 errors"),
-        "{summary}"
+    let rejected = |document: usize| {
+        format!(
+            "  document {document}, step 1 (commit): the commit was rejected: the principal \
+             is not allowed to use this consumer group: ask for an ACL on it \
+             (GroupAuthorizationFailed)"
+        )
+    };
+    summary(
+        &ws,
+        &["run", "commit", "--input", "in.txt"],
+        3,
+        &[
+            "documents: 2 in, 0 out, 2 errors",
+            &rejected(1),
+            &rejected(2),
+        ],
     );
-    for document in [1, 2] {
-        assert!(
-            summary.contains(&format!(
-                "  document {document}, step 1 (commit): the commit was rejected: the principal \
-                 is not allowed to use this consumer group: ask for an ACL on it \
-                 (GroupAuthorizationFailed)"
-            )),
-            "{summary}"
-        );
-    }
     let reader = harness::Kafka::new(&cluster.bootstrap_servers());
     assert_eq!(reader.committed(&group, &topic, 2), [None, None]);
 }
@@ -670,19 +614,15 @@ fn a_consume_step_reads_the_topic_each_document_names() {
     let south = broker.create_topic("south", 1);
     broker.produce(&north, &[(Some("n"), "n1"), (Some("n"), "n2")]);
     broker.produce(&south, &[(Some("s"), "s1")]);
-    let ws = Workspace::new();
-    ws.write("container.properties", "kafka.max.poll.records=10\n");
-    ws.write(
-        "components/c.xml",
-        &components(
-            &broker,
-            &harness::unique("g"),
-            r#"<operation id="read-named" type="consume" connection="tansu">
+    let ws = Workspace::with_components(&components(
+        &broker,
+        &harness::unique("g"),
+        r#"<operation id="read-named" type="consume" connection="tansu">
   <dynamic-topic>true</dynamic-topic><minimum-messages>0</minimum-messages><maximum-wait>2s</maximum-wait><offset-reset>earliest</offset-reset>
 </operation>
 <process id="read-named"><steps><connector operation="read-named"/></steps></process>"#,
-        ),
-    );
+    ));
+    ws.write("container.properties", "kafka.max.poll.records=10\n");
     ws.write(
         "topics.jsonl",
         &format!(
@@ -693,28 +633,22 @@ fn a_consume_step_reads_the_topic_each_document_names() {
 "#
         ),
     );
-    let output = ws.sluice(&[
-        "run",
-        "read-named",
-        "--input",
-        "topics.jsonl",
-        "--documents-out",
-        "out.jsonl",
-    ]);
-    assert_exit(&output, 3);
-    let summary = stdout(&output);
-    assert!(
-        summary.contains("documents: 4 in, 3 out, 2 errors"),
-        "{summary}"
-    );
-    assert!(
-        summary
-            .contains("  document 2, step 1 (read-named): topic \"no-such-topic\" does not exist"),
-        "{summary}"
-    );
-    assert!(
-        summary.contains("  document 4, step 1 (read-named): no topic: the document has no topic-name property and the operation no topic"),
-        "{summary}"
+    summary(
+        &ws,
+        &[
+            "run",
+            "read-named",
+            "--input",
+            "topics.jsonl",
+            "--documents-out",
+            "out.jsonl",
+        ],
+        3,
+        &[
+            "documents: 4 in, 3 out, 2 errors",
+            "  document 2, step 1 (read-named): topic \"no-such-topic\" does not exist",
+            "  document 4, step 1 (read-named): no topic: the document has no topic-name property and the operation no topic",
+        ],
     );
     let read: Vec<_> = ws
         .documents_out("out.jsonl")

@@ -8,7 +8,7 @@ mod harness;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use harness::{reliability_row, unique, Kafka};
+use harness::{components, reliability_row, unique, Kafka, Stream, Workspace};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sluice_runtime::components::Components;
@@ -49,6 +49,13 @@ impl Sluice {
         Self::new(&produce_components(bootstrap, topic, delivery_timeout))
     }
 
+    /// [`Sluice::sending_to`], warmed up (see [`Sluice::warm_up`]).
+    fn warm(bootstrap: &str, topic: &str, delivery_timeout: &str) -> Self {
+        let sluice = Self::sending_to(bootstrap, topic, delivery_timeout);
+        sluice.warm_up();
+        sluice
+    }
+
     /// Sends the document `warm-0`, so that the producer exists (connection, metadata,
     /// producer id) before the fault.
     fn warm_up(&self) {
@@ -73,6 +80,21 @@ fn mock_cluster(
         .create_topic(&topic, partitions, replication)
         .expect("topic");
     (cluster, topic)
+}
+
+/// A mock cluster of one broker with a fresh topic of `partitions`, and a warm Sluice sending
+/// to it (delivery timeout 30 s).
+fn warm_on_one_mock_broker(
+    prefix: &str,
+    partitions: i32,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+    Sluice,
+) {
+    let (cluster, topic) = mock_cluster(1, prefix, partitions, 1);
+    let sluice = Sluice::warm(&cluster.bootstrap_servers(), &topic, "30s");
+    (cluster, topic, sluice)
 }
 
 /// A Produce process `send` (and a Consume process `receive` of the same topic).
@@ -136,6 +158,25 @@ fn held(reader: &Kafka, topic: &str, expected: usize) -> Vec<String> {
     payloads
 }
 
+/// Asserts that an execution succeeded, showing its document errors when not.
+#[track_caller]
+fn assert_succeeded(record: &ExecutionRecord) {
+    assert_eq!(
+        record.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        record.document_errors
+    );
+}
+
+/// Asserts that `topic` holds exactly the warm-up document and those `records` delivered
+/// (duplicates would show): `what` says why.
+#[track_caller]
+fn assert_holds_warm_and(reader: &Kafka, topic: &str, records: &[&ExecutionRecord], what: &str) {
+    let expected = warm_and(records);
+    assert_eq!(held(reader, topic, expected.len()), expected, "{what}");
+}
+
 fn error_of(record: &ExecutionRecord, document: usize) -> Option<&str> {
     record
         .document_errors
@@ -146,9 +187,7 @@ fn error_of(record: &ExecutionRecord, document: usize) -> Option<&str> {
 
 #[test]
 fn retriable_produce_errors_are_retried_and_each_document_arrives_once() {
-    let (cluster, topic) = mock_cluster(1, "retriable", 2, 1);
-    let sluice = Sluice::sending_to(&cluster.bootstrap_servers(), &topic, "30s");
-    sluice.warm_up();
+    let (cluster, topic, sluice) = warm_on_one_mock_broker("retriable", 2);
     // The next produce requests fail with errors a broker gives while it recovers.
     cluster.request_errors(
         RDKafkaApiKey::Produce,
@@ -160,20 +199,10 @@ fn retriable_produce_errors_are_retried_and_each_document_arrives_once() {
         ],
     );
     let record = sluice.run("send", Some(documents("doc", 200)));
-    assert_eq!(
-        record.status,
-        ExecutionStatus::Succeeded,
-        "{:?}",
-        record.document_errors
-    );
+    assert_succeeded(&record);
     assert_eq!(record.documents_out.len(), 200);
     let reader = Kafka::new(&cluster.bootstrap_servers());
-    let expected = warm_and(&[&record]);
-    assert_eq!(
-        held(&reader, &topic, 201),
-        expected,
-        "each document exactly once"
-    );
+    assert_holds_warm_and(&reader, &topic, &[&record], "each document exactly once");
     reliability_row(
         "broker fault (mock cluster)",
         "retriable produce errors: not enough replicas (twice), not leader, request timed out",
@@ -185,9 +214,7 @@ fn retriable_produce_errors_are_retried_and_each_document_arrives_once() {
 
 #[test]
 fn a_produce_error_that_will_not_heal_fails_its_documents_and_the_next_execution_works() {
-    let (cluster, topic) = mock_cluster(1, "refused", 1, 1);
-    let sluice = Sluice::sending_to(&cluster.bootstrap_servers(), &topic, "30s");
-    sluice.warm_up();
+    let (cluster, topic, sluice) = warm_on_one_mock_broker("refused", 1);
     cluster.request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
@@ -212,19 +239,13 @@ fn a_produce_error_that_will_not_heal_fails_its_documents_and_the_next_execution
     }
     // The warm producer is still good: the next execution delivers everything.
     let next = sluice.run("send", Some(documents("next", 20)));
-    assert_eq!(
-        next.status,
-        ExecutionStatus::Succeeded,
-        "{:?}",
-        next.document_errors
-    );
+    assert_succeeded(&next);
     let reader = Kafka::new(&cluster.bootstrap_servers());
-    let expected = warm_and(&[&record, &next]);
-    let total = expected.len();
-    assert_eq!(
-        held(&reader, &topic, total),
-        expected,
-        "the topic holds exactly the documents reported delivered"
+    assert_holds_warm_and(
+        &reader,
+        &topic,
+        &[&record, &next],
+        "the topic holds exactly the documents reported delivered",
     );
     reliability_row(
         "broker fault (mock cluster)",
@@ -263,19 +284,13 @@ fn a_leader_move_at_a_300_ms_round_trip_loses_nothing() {
         started.elapsed() >= Duration::from_millis(600),
         "the round trips were not slowed: the test checks nothing"
     );
-    assert_eq!(
-        record.status,
-        ExecutionStatus::Succeeded,
-        "{:?}",
-        record.document_errors
-    );
+    assert_succeeded(&record);
     assert_eq!(record.documents_out.len(), 300);
     // Consume through the same slow network gets them all back.
     let consumed = sluice.run("receive", None);
     assert_eq!(consumed.status, ExecutionStatus::Succeeded);
     let reader = Kafka::new(&cluster.bootstrap_servers());
-    let expected = warm_and(&[&record]);
-    assert_eq!(held(&reader, &topic, 301), expected, "each document once");
+    assert_holds_warm_and(&reader, &topic, &[&record], "each document once");
     reliability_row(
         "broker fault (mock cluster)",
         "partition leader moves between executions of a warm producer, 300 ms round trip to \
@@ -314,12 +329,7 @@ fn commit_offset_survives_the_loss_of_the_group_coordinator() {
         .coordinator(MockCoordinator::Group(group.clone()), 1)
         .expect("coordinator 1");
     let first = sluice.run("commit", Some(commit(&[(0, 4), (1, 6)])));
-    assert_eq!(
-        first.status,
-        ExecutionStatus::Succeeded,
-        "{:?}",
-        first.document_errors
-    );
+    assert_succeeded(&first);
     cluster
         .coordinator(MockCoordinator::Group(group.clone()), 2)
         .expect("coordinator 2");
@@ -332,12 +342,7 @@ fn commit_offset_survives_the_loss_of_the_group_coordinator() {
         ],
     );
     let second = sluice.run("commit", Some(commit(&[(0, 9), (1, 11)])));
-    assert_eq!(
-        second.status,
-        ExecutionStatus::Succeeded,
-        "{:?}",
-        second.document_errors
-    );
+    assert_succeeded(&second);
     assert_eq!(second.documents_out.len(), 2);
     let reader = Kafka::new(&cluster.bootstrap_servers());
     assert_eq!(reader.committed(&group, &topic, 2), [Some(10), Some(12)]);
@@ -403,6 +408,14 @@ fn librdkafka_log() -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// A consumer group named after `prefix`, and a workspace whose components are connection
+/// "tansu" to `broker` with that group, then `body`.
+fn workspace(broker: &harness::Broker, prefix: &str, body: &str) -> (String, Workspace) {
+    let group = unique(prefix);
+    let ws = Workspace::with_components(&components(broker, &group, body));
+    (group, ws)
+}
+
 fn persistent_broker() -> harness::Broker {
     harness::Broker::start_with(harness::BrokerOptions {
         persistent: true,
@@ -414,8 +427,7 @@ fn persistent_broker() -> harness::Broker {
 fn produce_through_a_broker_outage_shorter_than_the_delivery_timeout_delivers_each_document_once() {
     let mut broker = persistent_broker();
     let topic = broker.create_topic("outage", 2);
-    let sluice = Sluice::sending_to(&broker.bootstrap(), &topic, "60s");
-    sluice.warm_up();
+    let sluice = Sluice::warm(&broker.bootstrap(), &topic, "60s");
     // Capturing from here on: the outage below ends once a client has noticed it.
     librdkafka_log();
     broker.stop();
@@ -440,19 +452,9 @@ fn produce_through_a_broker_outage_shorter_than_the_delivery_timeout_delivers_ea
         let (record, ()) = tokio::join!(send, outage);
         record.expect("execution")
     });
-    assert_eq!(
-        record.status,
-        ExecutionStatus::Succeeded,
-        "{:?}",
-        record.document_errors
-    );
+    assert_succeeded(&record);
     assert_eq!(record.documents_out.len(), 200);
-    let expected = warm_and(&[&record]);
-    assert_eq!(
-        held(&broker, &topic, 201),
-        expected,
-        "each document exactly once"
-    );
+    assert_holds_warm_and(&broker, &topic, &[&record], "each document exactly once");
     reliability_row(
         "broker outage (tansu killed)",
         "Produce while the broker is down, back once the producer has found it gone (delivery \
@@ -467,8 +469,7 @@ fn produce_through_a_broker_outage_shorter_than_the_delivery_timeout_delivers_ea
 fn produce_through_an_outage_longer_than_the_delivery_timeout_fails_each_document_loudly() {
     let mut broker = persistent_broker();
     let topic = broker.create_topic("long-outage", 2);
-    let sluice = Sluice::sending_to(&broker.bootstrap(), &topic, "4s");
-    sluice.warm_up();
+    let sluice = Sluice::warm(&broker.bootstrap(), &topic, "4s");
     broker.stop();
     let record = sluice.run("send", Some(documents("doc", 50)));
     assert_eq!(record.documents_in, 50);
@@ -494,12 +495,7 @@ fn produce_through_an_outage_longer_than_the_delivery_timeout_fails_each_documen
     assert_eq!(held(&broker, &topic, 1), ["warm-0"]);
     // And the next execution, with the broker back, delivers.
     let next = sluice.run("send", Some(documents("next", 10)));
-    assert_eq!(
-        next.status,
-        ExecutionStatus::Succeeded,
-        "{:?}",
-        next.document_errors
-    );
+    assert_succeeded(&next);
     reliability_row(
         "broker outage (tansu killed)",
         "Produce while the broker is down longer than the delivery timeout (4 s)",
@@ -522,15 +518,11 @@ fn sluice_killed_between_consume_and_commit_offset_gets_the_same_documents_again
     // timeout), which is where the run is killed.
     let mut gone = harness::Broker::start();
     gone.stop();
-    let group = unique("killed");
-    let ws = harness::Workspace::new();
-    ws.write(
-        "components/c.xml",
-        &harness::components(
-            &broker,
-            &group,
-            &format!(
-                r#"<connection id="elsewhere"><bootstrap-servers>{gone}</bootstrap-servers></connection>
+    let (group, ws) = workspace(
+        &broker,
+        "killed",
+        &format!(
+            r#"<connection id="elsewhere"><bootstrap-servers>{gone}</bootstrap-servers></connection>
 <operation id="receive" type="consume" connection="tansu">
   <topic>{topic}</topic><minimum-messages>3</minimum-messages><offset-reset>earliest</offset-reset>
 </operation>
@@ -538,8 +530,7 @@ fn sluice_killed_between_consume_and_commit_offset_gets_the_same_documents_again
 <operation id="commit" type="commit-offset" connection="tansu"/>
 <process id="move"><start operation="receive"/><steps><connector operation="forward"/><connector operation="commit"/></steps></process>
 <process id="receive"><start operation="receive"/></process>"#,
-                gone = gone.bootstrap()
-            ),
+            gone = gone.bootstrap()
         ),
     );
     let mut run = ws.sluice_spawn(&["run", "move"]);
@@ -560,12 +551,11 @@ fn sluice_killed_between_consume_and_commit_offset_gets_the_same_documents_again
 
     let again = ws.sluice(&["run", "receive", "--documents-out", "again.jsonl"]);
     harness::assert_exit(&again, 0);
-    let payloads: Vec<String> = ws
-        .documents_out("again.jsonl")
-        .iter()
-        .map(|d| d["data"].as_str().expect("text data").to_string())
-        .collect();
-    assert_eq!(payloads, ["first", "second", "third"], "the same documents");
+    assert_eq!(
+        ws.documents_data("again.jsonl"),
+        ["first", "second", "third"],
+        "the same documents"
+    );
     reliability_row(
         "crash",
         "sluice run killed (SIGKILL) after Consume, before Commit Offset",
@@ -592,23 +582,18 @@ fn a_broker_killed_and_restarted_under_serve_loses_no_document() {
     let mut broker = persistent_broker();
     let source = broker.create_topic("serve-in", 2);
     let target = broker.create_topic("serve-out", 2);
-    let group = unique("serve");
-    let ws = harness::Workspace::new();
-    ws.write("container.properties", "host.reconnect.backoff.ms=300\n");
-    ws.write(
-        "components/c.xml",
-        &harness::components(
-            &broker,
-            &group,
-            &format!(
-                r#"<operation id="receive" type="listen" connection="tansu">
+    let (group, ws) = workspace(
+        &broker,
+        "serve",
+        &format!(
+            r#"<operation id="receive" type="listen" connection="tansu">
   <topic>{source}</topic><offset-reset>earliest</offset-reset><max-messages>20</max-messages>
 </operation>
 <operation id="send" type="produce" connection="tansu"><topic>{target}</topic></operation>
 <process id="forward"><start operation="receive"/><steps><connector operation="send"/></steps></process>"#
-            ),
         ),
     );
+    ws.write("container.properties", "host.reconnect.backoff.ms=300\n");
     let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
     produce_numbered(&broker, &source, 0, 300);
     // Killed while documents flow: once the first have come through.
@@ -641,16 +626,8 @@ fn a_broker_killed_and_restarted_under_serve_loses_no_document() {
             )
         })
         .collect();
-    harness::wait_for("every offset committed", Duration::from_secs(60), || {
-        (broker.committed(&group, &source, 2) == ends).then_some(())
-    });
-    serving.signal("TERM");
-    assert_eq!(
-        serving.wait(Duration::from_secs(60)),
-        Some(0),
-        "{}",
-        serving.stderr()
-    );
+    broker.wait_for_committed(&group, &source, &ends);
+    serving.stop("TERM", Duration::from_secs(60));
     let total = broker.read_some(&target).len();
     assert!(total >= 400);
     reliability_row(
@@ -670,28 +647,23 @@ fn a_broker_killed_and_restarted_under_serve_loses_no_document() {
 fn edge_case_documents_round_trip_byte_for_byte_and_the_size_limit_is_exact() {
     let broker = harness::Broker::start();
     let topic = broker.create_topic("edges", 1);
-    let group = unique("edges");
-    let ws = harness::Workspace::new();
-    // A small limit, so that "exactly at" and "one byte over" are cheap to build. The size
-    // counted is the payload plus the key plus header names and values.
-    ws.write(
-        "container.properties",
-        "kafka.max.request.size=1000\nkafka.max.poll.records=100\n",
-    );
-    ws.write(
-        "components/c.xml",
-        &harness::components(
-            &broker,
-            &group,
-            &format!(
-                r#"<operation id="send" type="produce" connection="tansu"><topic>{topic}</topic></operation>
+    let (_group, ws) = workspace(
+        &broker,
+        "edges",
+        &format!(
+            r#"<operation id="send" type="produce" connection="tansu"><topic>{topic}</topic></operation>
 <operation id="receive" type="consume" connection="tansu">
   <topic>{topic}</topic><minimum-messages>6</minimum-messages><offset-reset>earliest</offset-reset>
 </operation>
 <process id="send"><steps><connector operation="send"/></steps></process>
 <process id="receive"><start operation="receive"/></process>"#
-            ),
         ),
+    );
+    // A small limit, so that "exactly at" and "one byte over" are cheap to build. The size
+    // counted is the payload plus the key plus header names and values.
+    ws.write(
+        "container.properties",
+        "kafka.max.request.size=1000\nkafka.max.poll.records=100\n",
     );
     let at_limit = "a".repeat(1000);
     let key_at_limit = "b".repeat(997);
@@ -710,23 +682,19 @@ fn edge_case_documents_round_trip_byte_for_byte_and_the_size_limit_is_exact() {
         format!(r#"{{"data": "{key_over}", "properties": {{"message-key": "key"}}}}"#),
     ];
     ws.write("in.jsonl", &(input.join("\n") + "\n"));
-    let sent = ws.sluice(&["run", "send", "--input", "in.jsonl"]);
-    harness::assert_exit(&sent, 3);
-    let summary = harness::stdout(&sent);
-    assert!(
-        summary.contains("documents: 8 in, 6 out, 2 errors"),
-        "{summary}"
+    let too_big = |document: usize| {
+        format!(
+            "  document {document}, step 1 (send): message is 1001 bytes; max.request.size \
+             is 1000 bytes: send smaller documents, or raise kafka.max.request.size in the \
+             host's container.properties"
+        )
+    };
+    ws.sluice_expect(
+        &["run", "send", "--input", "in.jsonl"],
+        3,
+        Stream::Stdout,
+        &["documents: 8 in, 6 out, 2 errors", &too_big(7), &too_big(8)],
     );
-    for document in [7, 8] {
-        assert!(
-            summary.contains(&format!(
-                "  document {document}, step 1 (send): message is 1001 bytes; max.request.size \
-                 is 1000 bytes: send smaller documents, or raise kafka.max.request.size in the \
-                 host's container.properties"
-            )),
-            "{summary}"
-        );
-    }
 
     let received = ws.sluice(&["run", "receive", "--documents-out", "out.jsonl"]);
     harness::assert_exit(&received, 0);

@@ -139,6 +139,7 @@ fn broker_api_versions(port: u16) -> Vec<(i16, i16, i16)> {
     (0..r.i32()).map(|_| (r.i16(), r.i16(), r.i16())).collect()
 }
 
+/// The SASL exchange of one client connection, then its bytes forwarded to the broker.
 fn serve(
     mut client: TcpStream,
     upstream_port: u16,
@@ -165,31 +166,7 @@ fn serve(
         let mut out = Vec::new();
         put_i32(&mut out, correlation);
         match key {
-            API_VERSIONS if version >= 3 => {
-                // Flexible version: compact array, tagged fields; the response header stays v0.
-                put_i16(&mut out, 0);
-                out.push(apis.len() as u8 + 1);
-                for (k, lo, hi) in &apis {
-                    put_i16(&mut out, *k);
-                    put_i16(&mut out, *lo);
-                    put_i16(&mut out, *hi);
-                    out.push(0);
-                }
-                put_i32(&mut out, 0);
-                out.push(0);
-            }
-            API_VERSIONS => {
-                put_i16(&mut out, 0);
-                put_i32(&mut out, apis.len() as i32);
-                for (k, lo, hi) in &apis {
-                    put_i16(&mut out, *k);
-                    put_i16(&mut out, *lo);
-                    put_i16(&mut out, *hi);
-                }
-                if version >= 1 {
-                    put_i32(&mut out, 0);
-                }
-            }
+            API_VERSIONS => put_api_versions(&mut out, version, &apis),
             SASL_HANDSHAKE => {
                 let asked = r.string().unwrap_or_default();
                 let chosen = mechanisms.iter().find(|m| m.name() == asked);
@@ -209,74 +186,106 @@ fn serve(
                     put_string(&mut out, m.name());
                 }
             }
-            SASL_AUTHENTICATE => {
-                let token = r.bytes();
-                let outcome = match mechanism {
-                    Mechanism::Plain(users) => {
-                        // authzid NUL authcid NUL password
-                        let parts: Vec<&[u8]> = token.split(|b| *b == 0).collect();
-                        let ok = parts.len() == 3
-                            && users
-                                .iter()
-                                .any(|(u, p)| parts[1] == u.as_bytes() && parts[2] == p.as_bytes());
-                        if ok {
-                            Ok((
-                                Vec::new(),
-                                Some(String::from_utf8_lossy(parts[1]).into_owned()),
-                            ))
-                        } else {
-                            Err("Authentication failed: invalid user name or password".to_string())
-                        }
+            SASL_AUTHENTICATE => match authenticate(mechanism, &r.bytes(), &mut gssapi)? {
+                Ok((reply, user)) => {
+                    put_i16(&mut out, 0);
+                    put_i16(&mut out, -1);
+                    put_i32(&mut out, reply.len() as i32);
+                    out.extend_from_slice(&reply);
+                    write_frame(&mut client, &out).map_err(|e| e.to_string())?;
+                    if let Some(user) = user {
+                        authenticated.lock().expect("lock").push(user);
+                        return forward(client, upstream_port);
                     }
-                    Mechanism::AwsIam { region, keys } => {
-                        match super::msk_iam::verify(&bearer(&token), keys, region) {
-                            Ok(access_key_id) => Ok((Vec::new(), Some(access_key_id))),
-                            Err(why) => Err(format!("Authentication failed: {why}")),
-                        }
-                    }
-                    Mechanism::OAuthBearer(issued) => {
-                        let presented = bearer(&token);
-                        let issued = issued.lock().expect("lock");
-                        match issued.tokens.iter().find(|(t, _)| *t == presented) {
-                            Some((_, client)) => Ok((Vec::new(), Some(client.clone()))),
-                            None => {
-                                Err("Authentication failed: the token is not valid".to_string())
-                            }
-                        }
-                    }
-                    Mechanism::Gssapi => {
-                        let server = match gssapi.as_mut() {
-                            Some(server) => server,
-                            None => gssapi
-                                .insert(super::gssapi::GssapiServer::new("kafka", "localhost")?),
-                        };
-                        server.step(&token).map(|step| (step.token, step.user))
-                    }
-                };
-                match outcome {
-                    Ok((reply, user)) => {
-                        put_i16(&mut out, 0);
-                        put_i16(&mut out, -1);
-                        put_i32(&mut out, reply.len() as i32);
-                        out.extend_from_slice(&reply);
-                        write_frame(&mut client, &out).map_err(|e| e.to_string())?;
-                        if let Some(user) = user {
-                            authenticated.lock().expect("lock").push(user);
-                            return forward(client, upstream_port);
-                        }
-                        continue;
-                    }
-                    Err(reason) => {
-                        put_i16(&mut out, SASL_AUTHENTICATION_FAILED);
-                        put_string(&mut out, &reason);
-                        put_i32(&mut out, 0);
-                    }
+                    continue;
                 }
-            }
+                Err(reason) => {
+                    put_i16(&mut out, SASL_AUTHENTICATION_FAILED);
+                    put_string(&mut out, &reason);
+                    put_i32(&mut out, 0);
+                }
+            },
             other => return Err(format!("api key {other} before authentication; closing")),
         }
         write_frame(&mut client, &out).map_err(|e| e.to_string())?;
     }
+}
+
+/// The body of an ApiVersions response of `version` listing `apis`.
+fn put_api_versions(out: &mut Vec<u8>, version: i16, apis: &[(i16, i16, i16)]) {
+    put_i16(out, 0);
+    if version >= 3 {
+        // Flexible version: compact array, tagged fields; the response header stays v0.
+        out.push(apis.len() as u8 + 1);
+        for (k, lo, hi) in apis {
+            put_i16(out, *k);
+            put_i16(out, *lo);
+            put_i16(out, *hi);
+            out.push(0);
+        }
+        put_i32(out, 0);
+        out.push(0);
+        return;
+    }
+    put_i32(out, apis.len() as i32);
+    for (k, lo, hi) in apis {
+        put_i16(out, *k);
+        put_i16(out, *lo);
+        put_i16(out, *hi);
+    }
+    if version >= 1 {
+        put_i32(out, 0);
+    }
+}
+
+/// Checks one SaslAuthenticate `token` for `mechanism`: `Ok(Ok((reply, user)))` for a step
+/// (`user` once authenticated), `Ok(Err(reason))` when refused, `Err` when the GSSAPI
+/// acceptor cannot start.
+#[allow(clippy::type_complexity)]
+fn authenticate(
+    mechanism: &Mechanism,
+    token: &[u8],
+    gssapi: &mut Option<super::gssapi::GssapiServer>,
+) -> Result<Result<(Vec<u8>, Option<String>), String>, String> {
+    Ok(match mechanism {
+        Mechanism::Plain(users) => {
+            // authzid NUL authcid NUL password
+            let parts: Vec<&[u8]> = token.split(|b| *b == 0).collect();
+            let ok = parts.len() == 3
+                && users
+                    .iter()
+                    .any(|(u, p)| parts[1] == u.as_bytes() && parts[2] == p.as_bytes());
+            if ok {
+                Ok((
+                    Vec::new(),
+                    Some(String::from_utf8_lossy(parts[1]).into_owned()),
+                ))
+            } else {
+                Err("Authentication failed: invalid user name or password".to_string())
+            }
+        }
+        Mechanism::AwsIam { region, keys } => {
+            match super::msk_iam::verify(&bearer(token), keys, region) {
+                Ok(access_key_id) => Ok((Vec::new(), Some(access_key_id))),
+                Err(why) => Err(format!("Authentication failed: {why}")),
+            }
+        }
+        Mechanism::OAuthBearer(issued) => {
+            let presented = bearer(token);
+            let issued = issued.lock().expect("lock");
+            match issued.tokens.iter().find(|(t, _)| *t == presented) {
+                Some((_, client)) => Ok((Vec::new(), Some(client.clone()))),
+                None => Err("Authentication failed: the token is not valid".to_string()),
+            }
+        }
+        Mechanism::Gssapi => {
+            let server = match gssapi.as_mut() {
+                Some(server) => server,
+                None => gssapi.insert(super::gssapi::GssapiServer::new("kafka", "localhost")?),
+            };
+            server.step(token).map(|step| (step.token, step.user))
+        }
+    })
 }
 
 /// The token of an RFC 7628 client response: gs2 header, then \x01auth=Bearer TOKEN\x01\x01.
@@ -379,28 +388,51 @@ impl Reader<'_> {
 }
 
 /// The harness's own client's PLAIN credentials at a gateway (the broker helpers use them).
-const HARNESS_USER: (&str, &str) = ("harness", "harness-password");
+pub const HARNESS_USER: (&str, &str) = ("harness", "harness-password");
+
+/// librdkafka settings with which the harness's own client authenticates at a gateway: PLAIN
+/// as [`HARNESS_USER`].
+pub fn harness_plain_settings() -> Vec<(String, String)> {
+    vec![
+        ("security.protocol".into(), "SASL_PLAINTEXT".into()),
+        ("sasl.mechanism".into(), "PLAIN".into()),
+        ("sasl.username".into(), HARNESS_USER.0.into()),
+        ("sasl.password".into(), HARNESS_USER.1.into()),
+    ]
+}
 
 /// tansu behind a gateway that accepts `mechanisms`, and PLAIN for the harness's own client,
 /// which creates topics and reads results.
 pub fn broker_behind(mechanisms: Vec<Mechanism>) -> (super::Broker, SaslGateway) {
+    broker_behind_with(mechanisms, None, harness_plain_settings())
+}
+
+/// [`broker_behind`], the broker advertising `advertised_host` (default 127.0.0.1) and the
+/// harness's own client connecting with `client_settings`. The harness's PLAIN user is
+/// accepted too: as one more user of a PLAIN mechanism among `mechanisms`, else as a PLAIN
+/// mechanism of its own.
+pub fn broker_behind_with(
+    mechanisms: Vec<Mechanism>,
+    advertised_host: Option<&str>,
+    client_settings: Vec<(String, String)>,
+) -> (super::Broker, SaslGateway) {
     let listener = SaslGateway::bind();
     let port = listener.local_addr().expect("address").port();
     let broker = super::Broker::start_with(super::BrokerOptions {
         advertised_port: Some(port),
-        client_settings: vec![
-            ("security.protocol".into(), "SASL_PLAINTEXT".into()),
-            ("sasl.mechanism".into(), "PLAIN".into()),
-            ("sasl.username".into(), HARNESS_USER.0.into()),
-            ("sasl.password".into(), HARNESS_USER.1.into()),
-        ],
+        advertised_host,
+        client_settings,
         ..super::BrokerOptions::default()
     });
+    let harness = (HARNESS_USER.0.to_string(), HARNESS_USER.1.to_string());
     let mut mechanisms = mechanisms;
-    mechanisms.push(Mechanism::Plain(vec![(
-        HARNESS_USER.0.into(),
-        HARNESS_USER.1.into(),
-    )]));
+    match mechanisms.iter_mut().find_map(|m| match m {
+        Mechanism::Plain(users) => Some(users),
+        _ => None,
+    }) {
+        Some(users) => users.push(harness),
+        None => mechanisms.push(Mechanism::Plain(vec![harness])),
+    }
     let gateway = SaslGateway::start_many(listener, broker.port(), mechanisms);
     (broker, gateway)
 }

@@ -3,10 +3,10 @@
 //! `kafka/localhost@EXAMPLE.TEST` (the broker's service, keytab only).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
-use super::{free_port, read};
+use super::{free_port, read, spawn_listening};
 
 pub const REALM: &str = "EXAMPLE.TEST";
 pub const CLIENT: &str = "client@EXAMPLE.TEST";
@@ -91,25 +91,17 @@ impl Kdc {
             }
             None => Command::new("krb5kdc"),
         };
-        let mut child = command
+        command
             .args(["-n", "-r", REALM])
             .env("KRB5_CONFIG", dir.path().join("krb5.conf"))
-            .env("KRB5_KDC_PROFILE", dir.path().join("kdc.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("krb5kdc (Debian package krb5-kdc; faketime for a clock offset)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if child.try_wait().expect("krb5kdc status").is_some() || Instant::now() > deadline {
-                panic!(
-                    "krb5kdc did not start:\n{}",
-                    read(&dir.path().join("kdc.log"))
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            .env("KRB5_KDC_PROFILE", dir.path().join("kdc.conf"));
+        let child = spawn_listening(
+            &mut command,
+            port,
+            Duration::from_secs(10),
+            "krb5kdc (Debian package krb5-kdc; faketime for a clock offset)",
+            &dir.path().join("kdc.log"),
+        );
         Self { child, port, dir }
     }
 

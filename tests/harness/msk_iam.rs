@@ -5,13 +5,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
+
+use super::http::serve_json;
 
 /// The signature `aws-sigv4` computes for the MSK IAM request signed at `time`.
 pub fn reference_signature(
@@ -183,8 +182,6 @@ impl CredentialsEndpoint {
         authorization: &str,
         lifetime: Duration,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("credentials endpoint");
-        let port = listener.local_addr().expect("address").port();
         let requests = Arc::new(Mutex::new(0));
         let counted = requests.clone();
         let (id, secret, token, authorization) = (
@@ -193,39 +190,25 @@ impl CredentialsEndpoint {
             session_token.to_string(),
             authorization.to_string(),
         );
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream);
-                let mut authorized = false;
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        authorized |= name.eq_ignore_ascii_case("authorization")
-                            && value.trim() == authorization;
-                    }
-                }
-                let (status, json) = if authorized {
-                    *counted.lock().expect("lock") += 1;
-                    let expiration =
-                        humantime::format_rfc3339_seconds(SystemTime::now() + lifetime);
-                    (
-                        "200 OK",
-                        format!(
-                            r#"{{"AccessKeyId":"{id}","SecretAccessKey":"{secret}","Token":"{token}","Expiration":"{expiration}"}}"#
-                        ),
-                    )
-                } else {
-                    (
-                        "401 Unauthorized",
-                        r#"{"message":"unauthorized"}"#.to_string(),
-                    )
-                };
-                super::reply_json(&mut reader.into_inner(), status, &json);
+        let port = serve_json("credentials endpoint", move |request| {
+            let authorized = request
+                .headers
+                .iter()
+                .any(|(name, value)| name == "authorization" && *value == authorization);
+            if !authorized {
+                return (
+                    "401 Unauthorized",
+                    r#"{"message":"unauthorized"}"#.to_string(),
+                );
             }
+            *counted.lock().expect("lock") += 1;
+            let expiration = humantime::format_rfc3339_seconds(SystemTime::now() + lifetime);
+            (
+                "200 OK",
+                format!(
+                    r#"{{"AccessKeyId":"{id}","SecretAccessKey":"{secret}","Token":"{token}","Expiration":"{expiration}"}}"#
+                ),
+            )
         });
         Self { port, requests }
     }

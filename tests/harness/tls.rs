@@ -2,10 +2,10 @@
 //! so that Sluice's TLS connections run against real OpenSSL servers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
-use super::{free_port, read};
+use super::{free_port, read, spawn_listening};
 
 /// A CA, a server certificate for localhost / 127.0.0.1 signed by it, a client certificate
 /// signed by it, and an unrelated CA (for "wrong CA" tests). All PEM, in a temp folder.
@@ -150,20 +150,13 @@ impl TlsTerminator {
         }
         let config_path = dir.path().join("stunnel.conf");
         std::fs::write(&config_path, config).expect("stunnel.conf");
-        let mut child = Command::new("stunnel")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("stunnel (Debian package stunnel4; ./dev test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if child.try_wait().expect("stunnel status").is_some() || Instant::now() > deadline {
-                panic!("stunnel did not start on port {port}:\n{}", read(&log));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let child = spawn_listening(
+            Command::new("stunnel").arg(&config_path),
+            port,
+            Duration::from_secs(10),
+            "stunnel (Debian package stunnel4; ./dev test installs it)",
+            &log,
+        );
         Self {
             child,
             port,
