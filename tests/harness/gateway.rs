@@ -56,21 +56,6 @@ impl SaslGateway {
         TcpListener::bind("127.0.0.1:0").expect("gateway listener")
     }
 
-    /// Serves SASL/PLAIN for `users` (name, password) on `listener`, forwarding to the broker
-    /// on `upstream_port`.
-    pub fn start_plain(listener: TcpListener, upstream_port: u16, users: &[(&str, &str)]) -> Self {
-        let users = users
-            .iter()
-            .map(|(u, p)| (u.to_string(), p.to_string()))
-            .collect();
-        Self::start(listener, upstream_port, Mechanism::Plain(users))
-    }
-
-    /// Serves `mechanism` on `listener`, forwarding to the broker on `upstream_port`.
-    pub fn start(listener: TcpListener, upstream_port: u16, mechanism: Mechanism) -> Self {
-        Self::start_many(listener, upstream_port, vec![mechanism])
-    }
-
     /// Serves several mechanisms, as brokers may: each client picks one in its handshake.
     pub fn start_many(
         listener: TcpListener,
