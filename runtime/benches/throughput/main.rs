@@ -14,7 +14,7 @@
 //!   consume → produce → wait for deliveries → commit loop: its rate through a backlog, and
 //!   end-to-end latency (p50/p99) at half the raw loop's rate.
 
-#[path = "../../tests/harness/mod.rs"]
+#[path = "../../../tests/harness/mod.rs"]
 mod harness;
 
 use std::num::NonZeroU32;
