@@ -1,0 +1,279 @@
+//! Writes the report: `docs/benchmarks.json` (every row as measured) and `docs/BENCHMARKS.md`
+//! (the produce and consume table, the Listen bridge table, and memory against the limits the
+//! container properties set).
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use crate::latency::LATENCY_SECONDS;
+use crate::matrix::BRIDGE_BATCH;
+use crate::resources::machine;
+use crate::worker::sluice::container;
+
+/// Bytes besides the payload that a document in flight costs (struct, properties, record,
+/// delivery future), generously rounded.
+const PER_DOCUMENT_OVERHEAD: f64 = 1024.0;
+
+/// Threads, allocator arenas and client buffers that do not grow with the documents, in MiB.
+const RUNTIME_ALLOWANCE_MIB: f64 = 32.0;
+
+/// Writes both documents from the rows so far.
+pub fn write(results: &[Value], repetitions: usize, quick: bool) {
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    std::fs::create_dir_all(&docs).expect("docs folder");
+    let machine = machine();
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let json = json!({"date": date, "machine": machine, "repetitions": repetitions,
+                      "quick": quick, "results": results});
+    std::fs::write(
+        docs.join("benchmarks.json"),
+        serde_json::to_string_pretty(&json).expect("JSON") + "\n",
+    )
+    .expect("write benchmarks.json");
+
+    let mut md = introduction(&date, &machine, repetitions, quick);
+    client_table(&mut md, results);
+    bridge_table(&mut md, results);
+    memory_section(&mut md, results);
+    std::fs::write(docs.join("BENCHMARKS.md"), md).expect("write BENCHMARKS.md");
+    eprintln!("sluice-bench: wrote docs/BENCHMARKS.md and docs/benchmarks.json");
+}
+
+/// The title, how the figures were made, and what the workloads and columns mean.
+fn introduction(date: &str, machine: &str, repetitions: usize, quick: bool) -> String {
+    let mut md = String::new();
+    md.push_str("# Benchmarks: Sluice against raw librdkafka\n\n");
+    md.push_str(&format!(
+        "Written by `./dev bench`{} on {date}. Machine: {machine}. Broker: tansu 0.6.0 \
+         (memory storage) on loopback, started by the benchmark. Each cell: {repetitions} \
+         repetitions, Sluice and raw alternating, each in its own process; medians shown. \
+         Raw data: [benchmarks.json](benchmarks.json).\n\n",
+        if quick { " --quick" } else { "" }
+    ));
+    md.push_str(
+        "- **produce**: documents through a Sluice process with one Produce step (acks=all, \
+         idempotent, linger.ms 0), in executions of *docs/exec* documents, against a raw \
+         `BaseProducer` loop with the same client settings that waits for its deliveries only \
+         at the end; *raw waiting*: the same loop waiting for every delivery after each \
+         *docs/exec* messages, as an execution must before it ends. Payloads are generated \
+         before the clock starts.\n\
+         - **consume**: a Sluice Consume operation (container `kafka.max.poll.records=500`, \
+         minimum = all messages) against a raw `BaseConsumer` loop, each with a fresh consumer \
+         group on the same pre-filled topic; both times include joining the group.\n\
+         - *CPU s/M*: the client process's CPU seconds per million messages; *RSS*: its peak \
+         resident memory. *broker-bound*: tansu used ≥ 90 % of a core during the run, so \
+         throughput says more about the broker than the client: judge such cells on CPU and \
+         memory.\n\n",
+    );
+    md
+}
+
+/// The produce and consume cells.
+fn client_table(md: &mut String, results: &[Value]) {
+    md.push_str("| workload | size | partitions | docs/exec | messages | Sluice msg/s | raw msg/s | ratio | raw waiting msg/s | ratio to waiting | Sluice MB/s | CPU s/M Sluice / raw | peak RSS MB Sluice / raw | broker-bound |\n");
+    md.push_str(
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+    );
+    for r in results.iter().filter(|r| r["workload"] != "bridge") {
+        if r["failed"] == true {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | failed | | | | | | | | |\n",
+                workload(r),
+                size_label(r),
+                r["partitions"],
+                r["per_execution"],
+                r["messages"]
+            ));
+            continue;
+        }
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {:.1} | {} |\n",
+            workload(r),
+            size_label(r),
+            r["partitions"],
+            if r["workload"] == "produce" {
+                r["per_execution"].to_string()
+            } else {
+                "—".into()
+            },
+            r["messages"],
+            num(&r["sluice"]["msgs_per_s"]),
+            num(&r["raw"]["msgs_per_s"]),
+            num(&r["ratio"]),
+            r["raw_waiting"]["msgs_per_s"]
+                .as_f64()
+                .map_or("—".into(), |v| format!("{v:.0}")),
+            r["ratio_raw_waiting"]
+                .as_f64()
+                .map_or("—".into(), |v| format!("{v:.2}")),
+            num(&r["sluice"]["mb_per_s"]),
+            client_columns(r),
+        ));
+    }
+}
+
+/// The bridge cells, if any: rate through a backlog and latency under load.
+fn bridge_table(md: &mut String, results: &[Value]) {
+    let bridges: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["workload"] == "bridge")
+        .collect();
+    if bridges.is_empty() {
+        return;
+    }
+    md.push_str(&format!(
+        "\n## Listen bridge\n\nA `serve` listener (Listen → Produce to another topic, batches of \
+         {BRIDGE_BATCH}) against a raw loop with the same guarantee: poll up to {BRIDGE_BATCH} \
+         messages, produce them, wait for every delivery, commit. *Rate*: messages a second \
+         through a backlog on fresh topics, from the bridge's start (joining the group \
+         included) to its last output read. *Latency*: input messages sent at half the raw \
+         rate for {LATENCY_SECONDS:.0} s, each stamped with its send time; latency is when a \
+         reader of the output topic sees it, minus that stamp (the load producer and the \
+         reader run in the benchmark's own process, on the same 2 cores as tansu and the \
+         bridge).\n\n"
+    ));
+    md.push_str("| size | partitions | messages | Sluice msg/s | raw msg/s | ratio | load msg/s | p50 ms Sluice / raw | p99 ms Sluice / raw | CPU s/M Sluice / raw | peak RSS MB Sluice / raw | broker-bound |\n");
+    md.push_str(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+    );
+    for r in bridges {
+        if r["failed"] == true {
+            md.push_str(&format!(
+                "| {} | {} | {} | failed | | | | | | | | |\n",
+                size_label(r),
+                r["partitions"],
+                r["messages"]
+            ));
+            continue;
+        }
+        let latency = &r["latency"];
+        md.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {} |\n",
+            size_label(r),
+            r["partitions"],
+            r["messages"],
+            num(&r["sluice"]["msgs_per_s"]),
+            num(&r["raw"]["msgs_per_s"]),
+            num(&r["ratio"]),
+            num(&latency["rate_msgs_per_s"]),
+            num(&latency["sluice"]["p50_ms"]),
+            num(&latency["raw"]["p50_ms"]),
+            num(&latency["sluice"]["p99_ms"]),
+            num(&latency["raw"]["p99_ms"]),
+            client_columns(r),
+        ));
+    }
+}
+
+/// The last columns of both tables: client CPU per million messages and peak RSS, Sluice /
+/// raw, and whether the broker set the pace.
+fn client_columns(r: &Value) -> String {
+    format!(
+        "{:.1} / {:.1} | {:.0} / {:.0} | {}",
+        num(&r["sluice"]["cpu_s_per_million"]),
+        num(&r["raw"]["cpu_s_per_million"]),
+        num(&r["sluice"]["peak_rss_mb"]),
+        num(&r["raw"]["peak_rss_mb"]),
+        if r["broker_bound"] == true {
+            "yes"
+        } else {
+            "no"
+        },
+    )
+}
+
+/// What each measured cell added to the Sluice worker's memory, against its bound.
+fn memory_section(md: &mut String, results: &[Value]) {
+    md.push_str(
+        "\n## Memory against the container limits\n\nWhat the measured work added to the \
+         Sluice worker's resident memory (peak minus the resident memory when the work began; \
+         median of the repetitions), against what the container properties allow it to add: \
+         the librdkafka queues as Sluice bounds them (`kafka.producer.queue.kbytes`, at least \
+         twice `kafka.max.request.size`; `kafka.consumer.prefetch.kbytes`, at least one \
+         request), the documents an execution holds (their bytes plus 1 KiB each for \
+         properties, records and futures), and 32 MiB for threads and allocator arenas. \
+         Figures in MiB.\n\n| workload | size | partitions | docs/exec | added | bound: arithmetic | within |\n| --- | --- | ---: | ---: | ---: | --- | --- |\n",
+    );
+    for r in results.iter().filter(|r| r["failed"] != true) {
+        let added = num(&r["sluice"]["added_rss_mb"]);
+        let (bound, arithmetic) = memory_bound(r);
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {added:.0} | {arithmetic} | {} |\n",
+            workload(r),
+            size_label(r),
+            r["partitions"],
+            if r["workload"] == "consume" {
+                "—".to_string()
+            } else {
+                r["per_execution"].to_string()
+            },
+            if added <= bound { "yes" } else { "**no**" },
+        ));
+    }
+}
+
+/// What the container properties let one cell's Sluice worker add to its idle memory, in MiB,
+/// and how that figure is made up.
+fn memory_bound(r: &Value) -> (f64, String) {
+    let size = r["size"].as_u64().unwrap_or(0) as f64;
+    let per_execution = r["per_execution"].as_f64().unwrap_or(0.0);
+    let messages = r["messages"].as_f64().unwrap_or(0.0);
+    let limits = container(size as usize).kafka;
+    let mib = 1024.0 * 1024.0;
+    let request = limits.max_request_size as f64 / mib;
+    // The librdkafka queues, as Sluice bounds them (see Limits in the connector).
+    let producer_queue = (f64::from(limits.producer_queue_kbytes) / 1024.0).max(2.0 * request);
+    let prefetch = (f64::from(limits.consumer_prefetch_kbytes) / 1024.0).max(request + 0.0625);
+    // Each document in flight: its bytes, plus its properties, record and delivery future.
+    let documents = |n: f64| n * (size + PER_DOCUMENT_OVERHEAD) / mib;
+    let (held, terms) = match r["workload"].as_str() {
+        // The documents exist before the clock starts (they are the input).
+        Some("produce") => (
+            producer_queue + documents(per_execution) - per_execution * size / mib,
+            format!(
+                "producer queue {producer_queue:.0} + per-document overhead {:.1}",
+                documents(per_execution) - per_execution * size / mib
+            ),
+        ),
+        // Consume hands all its documents to the execution at once.
+        Some("consume") => (
+            prefetch + documents(messages),
+            format!(
+                "prefetch {prefetch:.0} + {messages:.0} documents {:.0}",
+                documents(messages)
+            ),
+        ),
+        // A listener's batch, and what its Produce step queues.
+        _ => (
+            prefetch + producer_queue + documents(per_execution),
+            format!(
+                "prefetch {prefetch:.0} + producer queue {producer_queue:.0} + {per_execution:.0} documents {:.1}",
+                documents(per_execution)
+            ),
+        ),
+    };
+    let bound = held + RUNTIME_ALLOWANCE_MIB;
+    (
+        bound,
+        format!("{terms} + runtime {RUNTIME_ALLOWANCE_MIB:.0} = {bound:.0}"),
+    )
+}
+
+/// A number of a row, 0 where it is missing.
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+fn workload(r: &Value) -> &str {
+    r["workload"].as_str().unwrap_or("?")
+}
+
+/// The row's message size, as `100 B`, `1 KiB`, `9.5 MiB`.
+fn size_label(r: &Value) -> String {
+    match r["size"].as_u64().unwrap_or(0) as usize {
+        s if s >= 1024 * 1024 => format!("{:.1} MiB", s as f64 / 1024.0 / 1024.0),
+        s if s >= 1024 => format!("{} KiB", s / 1024),
+        s => format!("{s} B"),
+    }
+}

@@ -1,0 +1,88 @@
+//! What a process and the machine use and have, read from /proc: CPU seconds of a process
+//! (a worker, or the broker), this process's resident memory, the timing of a worker's
+//! measured work, and the one-line machine description of the report.
+
+use std::time::Instant;
+
+/// What [`timed`] measured of a piece of work in this process.
+pub struct Usage {
+    pub seconds: f64,
+    pub cpu_seconds: f64,
+    /// Resident memory just before the work began (KiB): the worker's idle figure.
+    pub idle_rss_kb: u64,
+}
+
+/// Wall and CPU seconds of `work`, and the resident memory before it.
+pub fn timed(work: impl FnOnce()) -> Usage {
+    let idle_rss_kb = status_kb("VmRSS:");
+    let pid = std::process::id();
+    let cpu_before = process_cpu_seconds(pid);
+    let started = Instant::now();
+    work();
+    Usage {
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: process_cpu_seconds(pid) - cpu_before,
+        idle_rss_kb,
+    }
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces), which ends with ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // Linux reports /proc times in USER_HZ, 100 on every architecture Debian ships.
+    100.0
+}
+
+/// This process's peak resident memory, in KiB.
+pub fn peak_rss_kb() -> u64 {
+    status_kb("VmHWM:")
+}
+
+/// A KiB figure of /proc/self/status (`VmRSS:`, `VmHWM:`).
+fn status_kb(field: &str) -> u64 {
+    proc_kb("/proc/self/status", field).unwrap_or(0)
+}
+
+/// The number after `field` in a /proc file of `Name:  1234 kB` lines.
+fn proc_kb(path: &str, field: &str) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `AMD EPYC, 2 cores, 24 GiB`: the CPU model, cores and memory, for the report.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = proc_kb("/proc/meminfo", "MemTotal").map_or_else(String::new, |kb| {
+        format!(", {:.0} GiB", kb as f64 / 1024.0 / 1024.0)
+    });
+    format!("{cpu}, {cores} cores{memory}")
+}
