@@ -116,6 +116,21 @@ pub struct Sasl {
     pub aws_iam: Option<AwsIam>,
 }
 
+impl Sasl {
+    /// `mechanism` for `username`, with nothing else set: the start of every mechanism's
+    /// credentials (`Sasl { password: …, ..Sasl::new(…) }`).
+    pub fn new(mechanism: SaslMechanism, username: impl Into<String>) -> Self {
+        Self {
+            mechanism,
+            username: username.into(),
+            password: None,
+            kerberos: None,
+            oauth: None,
+            aws_iam: None,
+        }
+    }
+}
+
 /// Amazon MSK IAM: OAUTHBEARER tokens signed with AWS credentials, found as the AWS SDKs find
 /// them (environment, web identity, profile files, container and instance roles).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -155,14 +155,10 @@ fn oauthbearer(
             None
         }
         (None, Some(raw)) => aws_iam_settings(c, raw, bootstrap).map(|aws_iam| Sasl {
-            mechanism: SaslMechanism::OAuthBearer,
+            aws_iam: Some(aws_iam),
             // librdkafka's name for the token's principal; the access key id that signs each
             // token is logged when it is signed.
-            username: "aws-iam".into(),
-            password: None,
-            kerberos: None,
-            oauth: None,
-            aws_iam: Some(aws_iam),
+            ..Sasl::new(SaslMechanism::OAuthBearer, "aws-iam")
         }),
         (Some(raw), None) => oauth(c, raw),
         (None, None) => {
@@ -206,17 +202,13 @@ fn oauth(c: &mut Checker<'_>, raw: RawOAuth) -> Option<Sasl> {
     );
     let scope = c.text("oauth/scope", raw.scope).filter(|s| !s.is_empty());
     Some(Sasl {
-        mechanism: SaslMechanism::OAuthBearer,
-        username: client_id.clone()?,
-        password: None,
-        kerberos: None,
         oauth: Some(OAuth {
             token_endpoint: endpoint,
-            client_id: client_id?,
+            client_id: client_id.clone()?,
             client_secret: Secret::new(client_secret?),
             scope,
         }),
-        aws_iam: None,
+        ..Sasl::new(SaslMechanism::OAuthBearer, client_id?)
     })
 }
 
@@ -240,16 +232,13 @@ fn gssapi(c: &mut Checker<'_>, fields: SaslFields) -> Option<Sasl> {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| Kerberos::DEFAULT_SERVICE_NAME.to_string());
     Some(Sasl {
-        mechanism: SaslMechanism::Gssapi,
-        username: principal,
         password: password.map(Secret::new),
         kerberos: Some(Kerberos {
             service_name,
             // Found in the custom library when the host starts.
             keytab: None,
         }),
-        oauth: None,
-        aws_iam: None,
+        ..Sasl::new(SaslMechanism::Gssapi, principal)
     })
 }
 
@@ -284,12 +273,8 @@ fn user_and_password(
         ),
     );
     Some(Sasl {
-        mechanism,
-        username: username?,
         password: Some(Secret::new(password?)),
-        kerberos: None,
-        oauth: None,
-        aws_iam: None,
+        ..Sasl::new(mechanism, username?)
     })
 }
 
