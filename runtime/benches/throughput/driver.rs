@@ -6,46 +6,11 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use crate::harness::{self, Broker};
-use crate::latency::{self, Latency, OutputReader};
+use crate::latency::{self, OutputReader};
 use crate::matrix::Cell;
 use crate::resources::process_cpu_seconds;
-use crate::summary::median_of;
+use crate::summary::{median_of, Measured};
 use crate::worker::{self, Run};
-
-/// What a cell measured: Sluice and raw repetitions, and the extra runs some workloads have.
-#[derive(Default)]
-pub struct Measured {
-    pub sluice: Vec<Run>,
-    pub raw: Vec<Run>,
-    /// produce with fewer documents per execution than messages: a raw loop that also waits
-    /// for its deliveries every `per_execution` messages, as an execution does.
-    pub raw_waiting: Vec<Run>,
-    /// bridge: end-to-end latencies (ms) at half the raw rate, Sluice and raw.
-    pub latency_sluice: Vec<Latency>,
-    pub latency_raw: Vec<Latency>,
-    /// bridge: the rate the latency runs sent at.
-    pub latency_rate: f64,
-}
-
-impl Measured {
-    /// Files a run under its side: `sluice`, `raw` or (any other) `rawwait`.
-    fn push(&mut self, side: &str, run: Run) {
-        match side {
-            "sluice" => self.sluice.push(run),
-            "raw" => self.raw.push(run),
-            _ => self.raw_waiting.push(run),
-        }
-    }
-
-    /// Files a bridge's latency run under its side, `sluice` or `raw`.
-    fn push_latency(&mut self, side: &str, latency: Latency) {
-        if side == "sluice" {
-            self.latency_sluice.push(latency);
-        } else {
-            self.latency_raw.push(latency);
-        }
-    }
-}
 
 /// Runs the cell's repetitions, Sluice and raw alternating.
 pub fn measure(broker: &Broker, cell: &Cell, repetitions: usize) -> Measured {

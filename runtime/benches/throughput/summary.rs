@@ -1,13 +1,47 @@
-//! A cell's row of `docs/benchmarks.json`: the medians of each side's repetitions (with the
-//! repetitions themselves), the Sluice/raw ratios, whether the broker set the pace, and for
-//! the bridge its latencies.
+//! What a cell measured, and its row of `docs/benchmarks.json`: the medians of each side's
+//! repetitions (with the repetitions themselves), the Sluice/raw ratios, whether the broker
+//! set the pace, and for the bridge its latencies.
 
 use serde_json::{json, Value};
 
-use crate::driver::Measured;
 use crate::latency::{Latency, LATENCY_SECONDS};
 use crate::matrix::Cell;
 use crate::worker::Run;
+
+/// What a cell measured: Sluice and raw repetitions, and the extra runs some workloads have.
+#[derive(Default)]
+pub struct Measured {
+    pub sluice: Vec<Run>,
+    pub raw: Vec<Run>,
+    /// produce with fewer documents per execution than messages: a raw loop that also waits
+    /// for its deliveries every `per_execution` messages, as an execution does.
+    pub raw_waiting: Vec<Run>,
+    /// bridge: end-to-end latencies (ms) at half the raw rate, Sluice and raw.
+    pub latency_sluice: Vec<Latency>,
+    pub latency_raw: Vec<Latency>,
+    /// bridge: the rate the latency runs sent at.
+    pub latency_rate: f64,
+}
+
+impl Measured {
+    /// Files a run under its side: `sluice`, `raw` or (any other) `rawwait`.
+    pub fn push(&mut self, side: &str, run: Run) {
+        match side {
+            "sluice" => self.sluice.push(run),
+            "raw" => self.raw.push(run),
+            _ => self.raw_waiting.push(run),
+        }
+    }
+
+    /// Files a bridge's latency run under its side, `sluice` or `raw`.
+    pub fn push_latency(&mut self, side: &str, latency: Latency) {
+        if side == "sluice" {
+            self.latency_sluice.push(latency);
+        } else {
+            self.latency_raw.push(latency);
+        }
+    }
+}
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
