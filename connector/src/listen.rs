@@ -250,29 +250,32 @@ impl ListenConsumer {
     }
 
     fn pause_assignment(&self) -> Result<(), ConnectorError> {
+        self.set_assignment_paused(true)
+    }
+
+    /// Pauses or resumes fetching for every assigned partition.
+    fn set_assignment_paused(&self, paused: bool) -> Result<(), ConnectorError> {
         let assignment = self
             .consumer
             .assignment()
             .map_err(|source| consume_error(&self.settings, source))?;
-        let paused = self.consumer.pause(&assignment);
+        let done = if paused {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        // The list goes before the result is looked at: a list kept alive past the client's
+        // calls has hung librdkafka's destroy (TESTING.md).
         drop(assignment);
-        paused.map_err(|source| consume_error(&self.settings, source))
+        done.map_err(|source| consume_error(&self.settings, source))
     }
 
     /// Fetches the assigned partitions again after [`ListenConsumer::poll_paused`].
     pub async fn resume(&self) -> Result<(), ConnectorError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let assignment = this
-                .consumer
-                .assignment()
-                .map_err(|source| consume_error(&this.settings, source))?;
-            let resumed = this.consumer.resume(&assignment);
-            drop(assignment);
-            resumed.map_err(|source| consume_error(&this.settings, source))
-        })
-        .await
-        .map_err(|e| ConnectorError::Internal(format!("listen resume task failed: {e}")))?
+        tokio::task::spawn_blocking(move || this.set_assignment_paused(false))
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("listen resume task failed: {e}")))?
     }
 
     /// The partitions this member holds now, with the group's committed offset, the end of

@@ -214,16 +214,8 @@ fn set_kafka_limit(
                 Limits::DEFAULT_MAX_REQUEST_SIZE
             )),
         },
-        MAX_POLL_RECORDS => match value.parse::<NonZeroU32>() {
-            Ok(n) => {
-                limits.max_poll_records = n;
-                Ok(())
-            }
-            Err(_) => Err(format!(
-                "{key} must be a whole number ≥ 1, got \"{value}\" (default {})",
-                Limits::DEFAULT_MAX_POLL_RECORDS
-            )),
-        },
+        MAX_POLL_RECORDS => at_least_one(key, value, Limits::DEFAULT_MAX_POLL_RECORDS)
+            .map(|n| limits.max_poll_records = n),
         PRODUCER_QUEUE_KBYTES | CONSUMER_PREFETCH_KBYTES => match value.parse::<u32>() {
             Ok(n) if n >= 1024 => {
                 if name == PRODUCER_QUEUE_KBYTES {
@@ -249,6 +241,17 @@ fn set_kafka_limit(
     Some(set)
 }
 
+/// `value` as a whole number ≥ 1, or what `key` must be.
+fn at_least_one(
+    key: &str,
+    value: &str,
+    default: impl std::fmt::Display,
+) -> Result<NonZeroU32, String> {
+    value.parse::<NonZeroU32>().map_err(|_| {
+        format!("{key} must be a whole number ≥ 1, got \"{value}\" (default {default})")
+    })
+}
+
 /// Sets the host limit `name` (`key` as written) from `value`: `None` when `name` is not a
 /// host limit, else whether `value` was valid, and if not, what would be.
 fn set_host_limit(
@@ -258,16 +261,10 @@ fn set_host_limit(
     value: &str,
 ) -> Option<Result<(), String>> {
     let set = match name {
-        MAX_CONCURRENT_EXECUTIONS => match value.parse::<NonZeroU32>() {
-            Ok(n) => {
-                limits.max_concurrent_executions = n;
-                Ok(())
-            }
-            Err(_) => Err(format!(
-                "{key} must be a whole number ≥ 1, got \"{value}\" (default {})",
-                HostLimits::DEFAULT_MAX_CONCURRENT_EXECUTIONS
-            )),
-        },
+        MAX_CONCURRENT_EXECUTIONS => {
+            at_least_one(key, value, HostLimits::DEFAULT_MAX_CONCURRENT_EXECUTIONS)
+                .map(|n| limits.max_concurrent_executions = n)
+        }
         DRAIN_TIMEOUT_MS => match value.parse::<u64>() {
             Ok(ms) => {
                 limits.drain_timeout = Duration::from_millis(ms);

@@ -239,18 +239,10 @@ fn property_source(
         }
         Some(PropertySource::Constant(value))
     } else if let Some(name) = &raw.from_property {
-        match PropertyName::parse(name.trim()) {
-            Ok(name) => Some(PropertySource::Property(name)),
-            Err(predicate) => {
-                property_error(
-                    c,
-                    index,
-                    "from-property",
-                    format!("from-property {predicate}"),
-                );
-                None
-            }
-        }
+        PropertyName::parse(name.trim())
+            .map(PropertySource::Property)
+            .map_err(|p| property_error(c, index, "from-property", format!("from-property {p}")))
+            .ok()
     } else if let Some(header) = &raw.from_header {
         let header = header.trim();
         if header.is_empty() {
@@ -267,18 +259,10 @@ fn property_source(
         )))
     } else {
         let name = raw.from_tracked.as_deref().unwrap_or_default();
-        match TrackedName::parse(name.trim()) {
-            Ok(name) => Some(PropertySource::Tracked(name)),
-            Err(predicate) => {
-                property_error(
-                    c,
-                    index,
-                    "from-tracked",
-                    format!("from-tracked {predicate}"),
-                );
-                None
-            }
-        }
+        TrackedName::parse(name.trim())
+            .map(PropertySource::Tracked)
+            .map_err(|p| property_error(c, index, "from-tracked", format!("from-tracked {p}")))
+            .ok()
     }
 }
 
