@@ -419,3 +419,83 @@ fn the_api_listens_on_loopback_unless_told_otherwise() {
         None,
     );
 }
+
+#[test]
+fn an_invalid_listener_is_reported_and_the_others_serve() {
+    let (broker, source, target) = source_and_target("iso", 2);
+    let listener = guarded_listener(&broker, &source);
+    // Another team's listener in the same folder, on a TLS connection whose CA file is missing.
+    listener.ws.write(
+        "components/other-team.xml",
+        r#"<components>
+  <connection id="secure">
+    <bootstrap-servers>localhost:9093</bootstrap-servers>
+    <security-protocol>SSL</security-protocol>
+    <consumer-group>g</consumer-group>
+    <tls><ca-file>missing-ca.pem</ca-file></tls>
+  </connection>
+  <operation id="audit-in" type="listen" connection="secure"><topic>audit</topic></operation>
+  <operation id="audit-out" type="produce" connection="secure"><topic>audit-copy</topic></operation>
+  <process id="audit"><start operation="audit-in"/><steps><connector operation="audit-out"/></steps></process>
+</components>
+"#,
+    );
+    produce_routed(&broker, &source, 2, 0..4, &target);
+    let (mut serving, api) = serve(&listener);
+
+    // The valid listener serves as if the other one were not there.
+    assert_eq!(broker.read_all(&target, 4).len(), 4);
+    let route = wait_for_state(&api, "RUNNING", 0);
+    assert_eq!(route["partitions"][0]["committed"], 2, "{route}");
+
+    let audit = api.status("audit");
+    assert_eq!(audit["state"], "INVALID", "{audit}");
+    let errors = audit["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{audit}");
+    assert_contains(
+        errors[0].as_str().expect("text"),
+        &[
+            "other-team.xml:",
+            "connection \"secure\": tls/ca-file",
+            "missing-ca.pem",
+        ],
+    );
+    let listeners = api.json("/listeners");
+    assert!(
+        listeners
+            .as_array()
+            .expect("listeners")
+            .iter()
+            .any(|l| l["process"] == "audit" && l["state"] == "INVALID"),
+        "{listeners}"
+    );
+    let (status, body) = api.call("POST", "/listeners/audit/restart", Some(TOKEN), None);
+    assert_eq!(status, 409, "{body}");
+    assert_contains(
+        &body,
+        &["cannot start: its components are invalid (1 error)"],
+    );
+
+    let (status, metrics) = api.get("/metrics");
+    assert_eq!(status, 200);
+    assert_contains(
+        &metrics,
+        &[
+            "sluice_listener_state{process=\"audit\",state=\"INVALID\"} 1",
+            "sluice_listener_state{process=\"audit\",state=\"RUNNING\"} 0",
+            "sluice_listener_state{process=\"route\",state=\"RUNNING\"} 1",
+            "sluice_listener_state{process=\"route\",state=\"INVALID\"} 0",
+        ],
+    );
+    assert_contains(
+        &serving.stderr(),
+        &[
+            "sluice serve: 1 listener started (route)",
+            "sluice serve: listener \"audit\" is INVALID and does not start (1 error):",
+        ],
+    );
+
+    // A clean stop, but an invalid listener counts as failed: status 1.
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(1), "{}", serving.stderr());
+}

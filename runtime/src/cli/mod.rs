@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use sluice_runtime::components::Components;
+use sluice_runtime::components::{Components, LoadError, Loaded};
 use sluice_runtime::connection::kerberos;
 use sluice_runtime::container::ContainerProperties;
 use sluice_runtime::count;
@@ -140,16 +140,37 @@ fn prepare_kerberos(
     })
 }
 
-fn load_components(paths: &[PathBuf]) -> anyhow::Result<Components> {
-    Components::load(paths).or_else(|errors| {
-        for e in &errors.0 {
-            eprintln!("{e}");
-        }
-        anyhow::bail!(
-            "{} in the components; fix them (sluice validate shows them too)",
-            count(errors.0.len(), "error")
-        )
-    })
+/// The components under `paths` that can run, when what `wanted` names can: errors in
+/// components it does not use become one warning line. Otherwise every error is printed and
+/// the command stops.
+fn load_usable(
+    paths: &[PathBuf],
+    wanted: &str,
+    usable: impl Fn(&Loaded) -> bool,
+) -> anyhow::Result<Loaded> {
+    let loaded = Components::load_runnable(paths);
+    if loaded.is_valid() {
+        return Ok(loaded);
+    }
+    if usable(&loaded) {
+        eprintln!(
+            "warning: {} in components that {wanted} does not use; sluice validate lists them",
+            count(loaded.errors.len(), "error")
+        );
+        return Ok(loaded);
+    }
+    stop_on_errors(&loaded.errors)
+}
+
+/// Prints every load error and stops the command.
+fn stop_on_errors<T>(errors: &[LoadError]) -> anyhow::Result<T> {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    anyhow::bail!(
+        "{} in the components; fix them (sluice validate shows them too)",
+        count(errors.len(), "error")
+    )
 }
 
 fn load_container_properties(explicit: Option<&Path>) -> anyhow::Result<ContainerProperties> {

@@ -14,7 +14,7 @@ use sluice_runtime::host::execution::{Host, Progress};
 use sluice_runtime::record::{ExecutionRecord, ExecutionStatus};
 
 use super::{
-    async_runtime, document_error_line, load_components, prepare_kerberos, Context,
+    async_runtime, document_error_line, load_usable, prepare_kerberos, Context,
     EXIT_DOCUMENT_ERRORS, EXIT_FAILED,
 };
 
@@ -33,7 +33,11 @@ pub(super) fn run(
     input: Input,
     documents_out: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let mut components = load_components(paths)?;
+    let wanted = format!("process \"{process}\"");
+    let loaded = load_usable(paths, &wanted, |loaded| {
+        loaded.components.processes.contains_key(process)
+    })?;
+    let mut components = loaded.components;
     // Only the connections this process uses; an unknown process uses none, and the
     // execution below reports it.
     let used = components.connections_of(process);

@@ -1,7 +1,7 @@
 //! `sluice serve`: every process that starts with a listen operation, with the management
 //! API, until SIGINT or SIGTERM.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +11,10 @@ use sluice_connector::Secret;
 use sluice_runtime::host::execution::Host;
 use sluice_runtime::host::serve::{self, ServeOptions};
 
-use super::{async_runtime, load_components, prepare_kerberos, Context, EXIT_FAILED};
+use sluice_runtime::components::Components;
+use sluice_runtime::count;
+
+use super::{async_runtime, prepare_kerberos, stop_on_errors, Context, EXIT_FAILED};
 
 pub(super) fn serve(context: Context, paths: &[PathBuf], api: &str) -> anyhow::Result<ExitCode> {
     let api = match api {
@@ -26,9 +29,30 @@ pub(super) fn serve(context: Context, paths: &[PathBuf], api: &str) -> anyhow::R
         .ok()
         .filter(|t| !t.is_empty())
         .map(Secret::new);
-    let mut components = load_components(paths)?;
+    let loaded = Components::load_runnable(paths);
+    let mut components = loaded.components;
     let listeners = components.listener_processes();
-    if listeners.is_empty() {
+    // A listener whose own components are invalid is reported and set aside; the others run.
+    let invalid: BTreeMap<String, Vec<String>> = loaded
+        .unrunnable_listeners
+        .iter()
+        .map(|id| {
+            let errors = loaded.unrunnable[id].iter().map(ToString::to_string);
+            (id.clone(), errors.collect())
+        })
+        .collect();
+    // Listeners that share a broken component share its errors: count each error once.
+    let theirs = invalid.values().flatten().collect::<BTreeSet<_>>().len();
+    if listeners.is_empty() && invalid.is_empty() && !loaded.errors.is_empty() {
+        return stop_on_errors(&loaded.errors);
+    }
+    if loaded.errors.len() > theirs {
+        eprintln!(
+            "warning: {} in components that no listener uses; sluice validate lists them",
+            count(loaded.errors.len() - theirs, "error")
+        );
+    }
+    if listeners.is_empty() && invalid.is_empty() {
         anyhow::bail!(
             "no process in the components starts with a listen operation, so there is \
              nothing to serve; give a process <start operation=\"…\"/> naming an \
@@ -48,7 +72,7 @@ pub(super) fn serve(context: Context, paths: &[PathBuf], api: &str) -> anyhow::R
     let host = Host::new(components, context.container).with_records(records);
     let runtime = async_runtime()?;
     let options = ServeOptions { api, api_token };
-    let failed = runtime.block_on(serve::serve(host, listeners, options))?;
+    let failed = runtime.block_on(serve::serve(host, listeners, invalid, options))?;
     // A listener still connecting holds a blocking thread until librdkafka's metadata wait
     // ends; its work is abandoned, so the host need not wait for it.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -6,14 +6,18 @@ use std::process::ExitCode;
 use sluice_runtime::connection::{doctor, kerberos};
 use sluice_runtime::count;
 
-use super::{async_runtime, load_components, Context, EXIT_FAILED};
+use super::{async_runtime, load_usable, Context, EXIT_FAILED};
 
 pub(super) fn test_connection(
     context: &Context,
     connection: &str,
     paths: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
-    let mut components = load_components(paths)?;
+    let wanted = format!("connection \"{connection}\"");
+    let loaded = load_usable(paths, &wanted, |loaded| {
+        loaded.components.connections.contains_key(connection)
+    })?;
+    let mut components = loaded.components;
     let Some(definition) = components.connections.get(connection) else {
         let defined: Vec<&str> = components.connections.keys().map(String::as_str).collect();
         anyhow::bail!(

@@ -22,6 +22,7 @@ mod presets;
 mod process;
 mod raw;
 mod references;
+mod runnable;
 mod sasl;
 mod source;
 mod values;
@@ -42,6 +43,7 @@ pub use operation::{
 pub use process::{
     ProcessDefinition, PropertyName, PropertySource, SetProperty, Step, TrackedName,
 };
+pub use runnable::Loaded;
 pub use source::{ComponentKind, Location};
 
 pub(crate) use values::{did_you_mean, topic as valid_topic};
@@ -63,46 +65,33 @@ pub struct Components {
     pub files: Vec<PathBuf>,
     /// Components that were found but are invalid: references to them are not reported again.
     invalid: BTreeSet<(ComponentKind, String)>,
+    /// The `type` attribute of every operation found, valid or not: a process whose listen
+    /// operation is invalid is still known to be a listener.
+    operation_types: BTreeMap<String, Option<String>>,
 }
 
 impl Components {
     /// Loads every `*.xml` file under each path (folders are searched recursively, hidden
     /// entries skipped, files in name order) and validates them together.
     pub fn load(paths: &[PathBuf]) -> Result<Self, LoadErrors> {
-        let mut sources = Vec::new();
-        let mut errors = Vec::new();
-        for path in paths {
-            match xml_files(path) {
-                Ok(files) if files.is_empty() => errors.push(LoadError::new(
-                    path,
-                    None,
-                    None,
-                    "no component files (*.xml) here".into(),
-                )),
-                Ok(files) => {
-                    for file in files {
-                        match std::fs::read_to_string(&file) {
-                            Ok(text) => sources.push((file, text)),
-                            Err(e) => errors.push(LoadError::new(
-                                &file,
-                                None,
-                                None,
-                                format!("cannot be read: {e}"),
-                            )),
-                        }
-                    }
-                }
-                Err(e) => errors.push(LoadError::new(path, None, None, e)),
-            }
+        let (sources, mut errors) = read_sources(paths);
+        let (components, more) = Self::build(sources);
+        errors.extend(more);
+        if errors.is_empty() {
+            Ok(components)
+        } else {
+            Err(LoadErrors(errors))
         }
-        match Self::from_sources(sources) {
-            Ok(components) if errors.is_empty() => Ok(components),
-            Ok(_) => Err(LoadErrors(errors)),
-            Err(LoadErrors(more)) => {
-                errors.extend(more);
-                Err(LoadErrors(errors))
-            }
-        }
+    }
+
+    /// Loads like [`Components::load`], but keeps what can run: every process whose own
+    /// components (its operations and their connections) are valid, beside every error found.
+    /// One broken component stops only the processes that use it.
+    pub fn load_runnable(paths: &[PathBuf]) -> Loaded {
+        let (sources, mut errors) = read_sources(paths);
+        let (components, more) = Self::build(sources);
+        errors.extend(more);
+        Loaded::new(components, errors)
     }
 
     /// The processes that start with a listen operation (what `sluice serve` runs), by id.
@@ -144,6 +133,17 @@ impl Components {
     /// Validates components given as (file name, text) pairs, such as files built into the
     /// binary.
     pub fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self, LoadErrors> {
+        let (components, errors) = Self::build(sources);
+        if errors.is_empty() {
+            Ok(components)
+        } else {
+            Err(LoadErrors(errors))
+        }
+    }
+
+    /// The valid components of `sources` (references to invalid or missing ones may remain)
+    /// and every error found.
+    fn build(sources: Vec<(PathBuf, String)>) -> (Self, Vec<LoadError>) {
         let mut components = Components::default();
         let mut errors = Vec::new();
         let mut first_definition: BTreeMap<(ComponentKind, String), Location> = BTreeMap::new();
@@ -163,6 +163,10 @@ impl Components {
                 }
             };
             for component in &scanned {
+                if let (ComponentKind::Operation, Some(id)) = (component.kind, &component.id) {
+                    let kind = component.type_attribute.clone();
+                    components.operation_types.entry(id.clone()).or_insert(kind);
+                }
                 if let Some(id) = &component.id {
                     let at = file.location(component.start());
                     if let Some(first) = first_definition.get(&(component.kind, id.clone())) {
@@ -184,11 +188,7 @@ impl Components {
             }
         }
         components.check_references(&mut errors);
-        if errors.is_empty() {
-            Ok(components)
-        } else {
-            Err(LoadErrors(errors))
-        }
+        (components, errors)
     }
 
     fn add(&mut self, file: &SourceFile, scanned: &ScannedComponent, errors: &mut Vec<LoadError>) {
@@ -222,4 +222,36 @@ impl Components {
             .sort_by_key(|e| e.at.as_ref().map(|at| (at.line, at.column)));
         errors.append(&mut checker.errors);
     }
+}
+
+/// The component files under `paths` as (path, text), and the errors of those that cannot be
+/// found or read.
+fn read_sources(paths: &[PathBuf]) -> (Vec<(PathBuf, String)>, Vec<LoadError>) {
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match xml_files(path) {
+            Ok(files) if files.is_empty() => errors.push(LoadError::new(
+                path,
+                None,
+                None,
+                "no component files (*.xml) here".into(),
+            )),
+            Ok(files) => {
+                for file in files {
+                    match std::fs::read_to_string(&file) {
+                        Ok(text) => sources.push((file, text)),
+                        Err(e) => errors.push(LoadError::new(
+                            &file,
+                            None,
+                            None,
+                            format!("cannot be read: {e}"),
+                        )),
+                    }
+                }
+            }
+            Err(e) => errors.push(LoadError::new(path, None, None, e)),
+        }
+    }
+    (sources, errors)
 }

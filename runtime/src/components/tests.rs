@@ -376,3 +376,65 @@ mod listen {
         );
     }
 }
+
+#[cfg(test)]
+mod runnable {
+    use super::super::*;
+
+    const BODY: &str = r#"<components>
+         <connection id="good"><bootstrap-servers>a:1</bootstrap-servers></connection>
+         <connection id="bad"><bootstrap-servers>no port</bootstrap-servers></connection>
+         <operation id="send" type="produce" connection="good"><topic>t</topic></operation>
+         <operation id="send-bad" type="produce" connection="bad"><topic>t</topic></operation>
+         <operation id="listen-bad" type="listen" connection="good"><topic>bad topic</topic><consumer-group>g</consumer-group></operation>
+         <process id="fine"><steps><connector operation="send"/></steps></process>
+         <process id="broken"><steps><connector operation="send"/><connector operation="send-bad"/></steps></process>
+         <process id="deaf"><start operation="listen-bad"/><steps><connector operation="send"/></steps></process>
+       </components>"#;
+
+    fn loaded() -> Loaded {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("c.xml");
+        std::fs::write(&file, BODY).expect("write");
+        Components::load_runnable(&[file])
+    }
+
+    #[test]
+    fn a_broken_component_stops_only_the_processes_that_use_it() {
+        let loaded = loaded();
+        assert_eq!(loaded.errors.len(), 2, "{:?}", loaded.errors);
+        let runnable: Vec<&String> = loaded.components.processes.keys().collect();
+        assert_eq!(runnable, ["fine"]);
+        assert!(!loaded.components.connections.contains_key("bad"));
+        assert!(!loaded.components.operations.contains_key("send-bad"));
+        let broken = &loaded.unrunnable["broken"];
+        assert_eq!(broken.len(), 1);
+        assert!(
+            broken[0]
+                .to_string()
+                .contains("connection \"bad\": bootstrap-servers"),
+            "{}",
+            broken[0]
+        );
+        assert_eq!(loaded.errors_elsewhere("fine"), 2);
+        assert_eq!(loaded.errors_elsewhere("broken"), 1);
+    }
+
+    #[test]
+    fn a_process_whose_listen_operation_is_invalid_is_still_a_listener() {
+        let loaded = loaded();
+        assert_eq!(
+            loaded.unrunnable_listeners.iter().collect::<Vec<_>>(),
+            ["deaf"]
+        );
+        let deaf = &loaded.unrunnable["deaf"];
+        assert_eq!(deaf.len(), 1);
+        assert!(
+            deaf[0]
+                .to_string()
+                .contains("operation \"listen-bad\": topic"),
+            "{}",
+            deaf[0]
+        );
+    }
+}

@@ -21,7 +21,7 @@ use crate::advice::UserMessage as _;
 use crate::components::{Components, OperationKind, Step};
 use crate::host::listener::{ListenerControl, ListenerStatus, Shared};
 use crate::record::ExecutionStatus;
-use crate::store::{ExecutionStore, Filter, Lag};
+use crate::store::{ExecutionStore, Filter, Lag, ListenerStates};
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -203,9 +203,13 @@ async fn listener_status(
     };
     let mut body = json!({"process": id, "state": state_name, "partitions": partitions,
                           "restarts": control.restarts()});
-    if let ListenerStatus::Failed(failure) = &status {
-        body["reason"] = json!(failure.message);
-        body["failure_kind"] = json!(failure.kind_name());
+    match &status {
+        ListenerStatus::Failed(failure) => {
+            body["reason"] = json!(failure.message);
+            body["failure_kind"] = json!(failure.kind_name());
+        }
+        ListenerStatus::Invalid(errors) => body["errors"] = json!(errors),
+        _ => {}
     }
     if let Some(operation) = listen_operation(&state, &id) {
         body["operation"] = json!(operation);
@@ -260,7 +264,18 @@ async fn restart(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    control(&state, &id)?.request_restart();
+    let control = control(&state, &id)?;
+    if let ListenerStatus::Invalid(errors) = control.status() {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "listener \"{id}\" cannot start: its components are invalid ({}); fix them \
+                 (GET /listeners/{id}/status or sluice validate lists them) and restart the host",
+                crate::count(errors.len(), "error")
+            ),
+        ));
+    }
+    control.request_restart();
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -395,24 +410,35 @@ async fn validate(headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiErr
 
 async fn metrics(State(state): State<ApiState>) -> Response {
     let mut lags = Vec::new();
+    let mut states = Vec::new();
     for control in state.listeners.values() {
-        let Some(consumer) = control.consumer() else {
-            continue;
-        };
-        if let Ok(positions) = consumer.positions().await {
-            lags.extend(positions.into_iter().filter_map(|p| {
-                Some(Lag {
-                    process: control.process.clone(),
-                    topic: p.topic,
-                    partition: p.partition,
-                    lag: p.lag?,
-                })
-            }));
+        let mut status = control.status().state();
+        if let Some(consumer) = control.consumer() {
+            if let Ok(positions) = consumer.positions().await {
+                if status == "RUNNING" && positions.is_empty() {
+                    status = "UNASSIGNED";
+                }
+                lags.extend(positions.into_iter().filter_map(|p| {
+                    Some(Lag {
+                        process: control.process.clone(),
+                        topic: p.topic,
+                        partition: p.partition,
+                        lag: p.lag?,
+                    })
+                }));
+            }
         }
+        states.push((control.process.clone(), status));
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.shared.host.metrics().render(&lags),
+        state.shared.host.metrics().render(
+            &lags,
+            &ListenerStates {
+                names: ListenerStatus::STATES,
+                current: states,
+            },
+        ),
     )
         .into_response()
 }

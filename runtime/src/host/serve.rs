@@ -27,13 +27,16 @@ pub struct ServeOptions {
 }
 
 /// Runs the listeners of `processes` until a shutdown signal, then drains them. Returns how
-/// many listeners were failed at the end. Without the API, the host also ends when every
-/// listener has failed (nothing could restart them); with it, failed listeners wait for a
-/// restart. A second signal during the drain ends the process at once (exit status 130),
-/// leaving unfinished documents uncommitted, to be delivered again.
+/// many listeners were failed or invalid at the end. `invalid` are the listeners whose
+/// components are invalid, each with its located errors: they never start, and show as
+/// INVALID in the start lines, the API and the metrics. Without the API, the host also ends
+/// when every listener has failed or is invalid (nothing could restart them); with it, failed
+/// listeners wait for a restart. A second signal during the drain ends the process at once
+/// (exit status 130), leaving unfinished documents uncommitted, to be delivered again.
 pub async fn serve(
     host: Host,
     processes: Vec<String>,
+    invalid: BTreeMap<String, Vec<String>>,
     options: ServeOptions,
 ) -> std::io::Result<usize> {
     let mut signals = StopSignals::new()?;
@@ -45,14 +48,20 @@ pub async fn serve(
         )),
         drain: limits.drain_timeout,
     };
-    let controls = Arc::new(listener_controls(&shared, &processes));
+    let controls = listener_controls(&shared, &processes);
+    let mut every_control = controls.clone();
+    for (process, errors) in &invalid {
+        let control = ListenerControl::new(process, false);
+        control.set_status(ListenerStatus::Invalid(errors.clone()));
+        every_control.insert(process.clone(), control);
+    }
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     if let Some(address) = options.api {
         let api = ApiState {
             shared: shared.clone(),
-            listeners: controls.clone(),
+            listeners: Arc::new(every_control),
             token: options.api_token.map(Arc::new),
         };
         start_api(address, api, &shutdown, &tracker).await?;
@@ -60,11 +69,12 @@ pub async fn serve(
     let restartable = options.api.is_some();
     let mut ended = start_listeners(&shared, &controls, restartable, &shutdown, &tracker);
     tracker.close();
-    eprintln!(
-        "sluice serve: {} started ({}); stop with Ctrl-C or SIGTERM",
-        crate::count(processes.len(), "listener"),
-        processes.join(", ")
-    );
+    report_start(&processes, &invalid);
+    let invalid = invalid.len();
+    if processes.is_empty() && !restartable {
+        eprintln!("sluice serve: no listener can start, and without the API nothing can fix them");
+        return Ok(invalid);
+    }
 
     let (stop, failed) = wait_for_stop(&mut signals, &mut ended, processes.len()).await;
     match stop {
@@ -73,12 +83,32 @@ pub async fn serve(
             eprintln!("sluice serve: every listener has stopped");
             shutdown.cancel();
             tracker.wait().await;
-            return Ok(failed);
+            return Ok(failed + invalid);
         }
-        Stop::NoListenerLeft => return Ok(failed),
+        Stop::NoListenerLeft => return Ok(failed + invalid),
     }
     let failed_in_drain = drain(&mut signals, &mut ended, shared.drain, &shutdown, &tracker).await;
-    Ok(failed + failed_in_drain)
+    Ok(failed + failed_in_drain + invalid)
+}
+
+/// The start lines: the listeners started, and each invalid one with its errors.
+fn report_start(processes: &[String], invalid: &BTreeMap<String, Vec<String>>) {
+    if !processes.is_empty() {
+        eprintln!(
+            "sluice serve: {} started ({}); stop with Ctrl-C or SIGTERM",
+            crate::count(processes.len(), "listener"),
+            processes.join(", ")
+        );
+    }
+    for (process, errors) in invalid {
+        eprintln!(
+            "sluice serve: listener \"{process}\" is INVALID and does not start ({}):",
+            crate::count(errors.len(), "error")
+        );
+        for error in errors {
+            eprintln!("  {error}");
+        }
+    }
 }
 
 /// SIGINT and SIGTERM, the signals that stop the host.
@@ -167,7 +197,8 @@ fn start_listeners(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> mpsc::Receiver<Result<(), ListenerFailure>> {
-    let (ended_tx, ended) = mpsc::channel(controls.len());
+    // At least one slot: a channel cannot be empty-sized, even when no listener starts.
+    let (ended_tx, ended) = mpsc::channel(controls.len().max(1));
     for control in controls.values() {
         let (shared, control, shutdown, ended_tx) = (
             shared.clone(),
@@ -202,6 +233,11 @@ async fn wait_for_stop(
     mut running: usize,
 ) -> (Stop, usize) {
     let mut failed = 0;
+    if running == 0 {
+        // Only invalid listeners, and the API on: it serves until it is stopped.
+        signals.recv().await;
+        return (Stop::Signal, failed);
+    }
     loop {
         tokio::select! {
             () = signals.recv() => return (Stop::Signal, failed),

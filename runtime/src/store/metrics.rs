@@ -39,6 +39,15 @@ pub struct Lag {
     pub lag: i64,
 }
 
+/// Each listener's state now, and the names of every state a listener can be in.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerStates<'a> {
+    /// Every state's name.
+    pub names: &'a [&'a str],
+    /// Each listener's process and the name of its state now.
+    pub current: Vec<(String, &'a str)>,
+}
+
 impl Metrics {
     fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
         self.inner
@@ -81,7 +90,8 @@ impl Metrics {
     }
 
     /// Everything in Prometheus' text exposition format, with the lags given.
-    pub fn render(&self, lags: &[Lag]) -> String {
+    /// The counters, the consumer lags and the listeners' states as Prometheus text.
+    pub fn render(&self, lags: &[Lag], states: &ListenerStates<'_>) -> String {
         let counters = self.counters();
         let mut out = String::new();
         render_documents(&mut out, &counters.documents);
@@ -89,6 +99,7 @@ impl Metrics {
         render_dead_letters(&mut out, &counters.dead_letters);
         render_commits(&mut out, &counters.commits);
         render_lags(&mut out, lags);
+        render_listener_states(&mut out, states);
         out
     }
 }
@@ -174,6 +185,26 @@ fn render_commits(out: &mut String, commits: &BTreeMap<String, (u64, Duration)>)
     }
 }
 
+/// One series per listener and state, 1 for the state it is in and 0 for the others, so
+/// that an alert on a state can fire before any listener has been in it.
+fn render_listener_states(out: &mut String, states: &ListenerStates<'_>) {
+    let _ = writeln!(
+        out,
+        "# HELP sluice_listener_state Whether a listener is in a state (1) or not (0).\n\
+         # TYPE sluice_listener_state gauge"
+    );
+    for (process, now) in &states.current {
+        let process = escape(process);
+        for state in states.names {
+            let value = u8::from(state == now);
+            let _ = writeln!(
+                out,
+                "sluice_listener_state{{process=\"{process}\",state=\"{state}\"}} {value}"
+            );
+        }
+    }
+}
+
 fn render_lags(out: &mut String, lags: &[Lag]) {
     let _ = writeln!(
         out,
@@ -220,12 +251,17 @@ mod tests {
         });
         metrics.commit("route", Duration::from_millis(250));
         metrics.dead_letter("route");
-        let text = metrics.render(&[Lag {
+        let states = ListenerStates {
+            names: &["RUNNING", "INVALID"],
+            current: vec![("bad".into(), "INVALID")],
+        };
+        let lags = [Lag {
             process: "route".into(),
             topic: "in".into(),
             partition: 1,
             lag: 7,
-        }]);
+        }];
+        let text = metrics.render(&lags, &states);
         for line in [
             "# TYPE sluice_documents_in_total counter",
             "sluice_documents_in_total{process=\"route\"} 3",
@@ -236,6 +272,8 @@ mod tests {
             "sluice_commit_duration_seconds_sum{process=\"route\"} 0.25",
             "sluice_commit_duration_seconds_count{process=\"route\"} 1",
             "sluice_consumer_lag{process=\"route\",topic=\"in\",partition=\"1\"} 7",
+            "sluice_listener_state{process=\"bad\",state=\"RUNNING\"} 0",
+            "sluice_listener_state{process=\"bad\",state=\"INVALID\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

@@ -8,5 +8,5 @@ mod metrics;
 mod migrations;
 
 pub use executions::{ExecutionStore, Filter, RecordsError, StoredDocumentError, StoredExecution};
-pub use metrics::{Lag, Metrics};
+pub use metrics::{Lag, ListenerStates, Metrics};
 pub use migrations::MigrationError;

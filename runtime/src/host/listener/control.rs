@@ -21,9 +21,24 @@ pub enum ListenerStatus {
     Failed(Failure),
     /// Stopped with the host.
     Stopped,
+    /// Never started: its own components (the process, its operations, their connections)
+    /// are invalid. Each entry is one located error, as `sluice validate` prints it.
+    Invalid(Vec<String>),
 }
 
 impl ListenerStatus {
+    /// Every state's name as the API and the metrics show them (UNASSIGNED: running, but the
+    /// group gave this host no partition), so that each state's series exists from the start.
+    pub const STATES: &'static [&'static str] = &[
+        "STARTING",
+        "RUNNING",
+        "UNASSIGNED",
+        "PAUSED",
+        "FAILED",
+        "STOPPED",
+        "INVALID",
+    ];
+
     /// Kafka Connect's state names.
     pub fn state(&self) -> &'static str {
         match self {
@@ -32,6 +47,7 @@ impl ListenerStatus {
             Self::Paused => "PAUSED",
             Self::Failed(_) => "FAILED",
             Self::Stopped => "STOPPED",
+            Self::Invalid(_) => "INVALID",
         }
     }
 }
