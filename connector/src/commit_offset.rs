@@ -216,7 +216,7 @@ fn commit_with_retries(
             retry_in_ms = backoff.as_millis() as u64,
             "the coordinator cannot take the commit yet; trying again"
         );
-        std::thread::sleep(backoff);
+        std::thread::sleep(crate::backoff::jittered(backoff));
         backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
     }
 }

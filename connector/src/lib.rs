@@ -8,6 +8,7 @@
 //! safe to call from async worker threads.
 
 pub mod aws_credentials;
+pub mod backoff;
 pub mod commit_offset;
 mod connection;
 pub mod consume;

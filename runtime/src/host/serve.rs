@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_connector::backoff::jittered;
 use sluice_connector::Secret;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, Semaphore};
@@ -326,7 +327,7 @@ async fn supervise(
                 if started.elapsed() > host_limits.longest_reconnect_wait() {
                     automatic = 0;
                 }
-                let wait = host_limits.reconnect_wait(automatic);
+                let wait = jittered(host_limits.reconnect_wait(automatic));
                 automatic += 1;
                 eprintln!(
                     "sluice serve: listener \"{}\" starts again in {} ms",

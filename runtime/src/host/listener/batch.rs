@@ -215,12 +215,14 @@ impl Listener {
     }
 
     /// The wait before the next try of a document tried `attempts` times: the operation's
-    /// back-off, doubling, at most [`MAX_RETRY_BACKOFF`].
+    /// back-off, doubling, at most [`MAX_RETRY_BACKOFF`], with jitter.
     fn retry_wait(&self, attempts: u32) -> Duration {
-        self.definition
+        let wait = self
+            .definition
             .retry_backoff
             .saturating_mul(1 << (attempts - 1).min(16))
-            .min(MAX_RETRY_BACKOFF)
+            .min(MAX_RETRY_BACKOFF);
+        sluice_connector::backoff::jittered(wait)
     }
 
     /// Records the partition's progress: up to the first document that has not finished.

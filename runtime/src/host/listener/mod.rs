@@ -16,6 +16,7 @@ mod dead_letter;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_connector::backoff::jittered;
 use sluice_connector::listen::{ListenConsumer, ListenSettings};
 use sluice_connector::produce::{Acks, ProduceSettings, Producer};
 use sluice_connector::{Connection, ConnectorError, ErrorKind};
@@ -241,7 +242,7 @@ async fn open(
         match opened {
             Ok(consumer) => return Ok(Some(consumer)),
             Err(error) if error.kind() == ErrorKind::Environment => {
-                let wait = host_limits.reconnect_wait(attempt);
+                let wait = jittered(host_limits.reconnect_wait(attempt));
                 attempt += 1;
                 tracing::warn!(
                     error = %error.user_message(),
