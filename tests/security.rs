@@ -611,3 +611,39 @@ fn msk_iam_without_credentials_says_where_it_looked() {
     );
     assert_hidden(&output, "not-the-secret-key");
 }
+
+#[test]
+fn msk_iam_refuses_to_send_the_container_token_in_clear_to_another_host() {
+    // A container credentials endpoint that is neither loopback nor the ECS/EKS agent, over
+    // plain HTTP: the AWS SDKs refuse it, and so does Sluice, before any request is made.
+    let endpoint = harness::msk_iam::CredentialsEndpoint::start(
+        "ASIASLUICETEMPORARY1",
+        "temporary-secret-key",
+        "temporary-session-token",
+        "Bearer pod-identity-token",
+        std::time::Duration::from_secs(60),
+    );
+    let (_broker, gateway, _topic, ws) =
+        msk_iam_broker(&[("ASIASLUICETEMPORARY1", "temporary-secret-key")], "");
+    let elsewhere = endpoint
+        .url()
+        .replace("127.0.0.1", "credentials.example.invalid");
+    ws.set_env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &elsewhere);
+    ws.set_env(
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "Bearer pod-identity-token",
+    );
+    ws.hold_secrets(&[b"Bearer pod-identity-token"]);
+    send_fails(
+        &ws,
+        &[
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI http://credentials.example.invalid:",
+            "plain http:// to credentials.example.invalid is refused",
+        ],
+    );
+    assert_eq!(endpoint.count(), 0, "the endpoint was asked");
+    assert!(!gateway
+        .authenticated()
+        .iter()
+        .any(|u| u == "ASIASLUICETEMPORARY1"));
+}

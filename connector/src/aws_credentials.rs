@@ -297,7 +297,11 @@ fn container() -> Result<Option<AwsCredentials>, String> {
         env("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
     ) {
         (Some(relative), _) => format!("{ECS_ENDPOINT}{relative}"),
-        (None, Some(full)) => full,
+        (None, Some(full)) => {
+            allowed_full_uri(&full)
+                .map_err(|why| format!("AWS_CONTAINER_CREDENTIALS_FULL_URI {full}: {why}"))?;
+            full
+        }
         (None, None) => return Ok(None),
     };
     let source = format!("container credentials endpoint {url}");
@@ -319,6 +323,38 @@ fn container() -> Result<Option<AwsCredentials>, String> {
         .map_err(|e| format!("{source}: {}", http_failure(e)))?;
     let json = json_body(response, &source)?;
     parse_json_credentials(&json, &source, "AccessKeyId", "Token").map(Some)
+}
+
+/// Whether the container credentials may be asked of `url`, with its authorization token:
+/// as the AWS SDKs allow, HTTPS to any host, plain HTTP only to loopback and to the ECS
+/// (169.254.170.2) and EKS Pod Identity (169.254.170.23, fd00:ec2::23) agents. A token sent
+/// elsewhere in clear could be read on the way.
+fn allowed_full_uri(url: &str) -> Result<(), String> {
+    const AGENTS: [&str; 3] = ["169.254.170.2", "169.254.170.23", "fd00:ec2::23"];
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("is not a URL (http:// or https://)")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(()),
+        "http" if loopback || AGENTS.contains(&host) => Ok(()),
+        "http" => Err(format!(
+            "plain http:// to {host} is refused (the authorization token would travel in clear \
+             to a host the AWS SDKs do not allow): use https://, loopback, or the ECS \
+             (169.254.170.2) or EKS Pod Identity (169.254.170.23, [fd00:ec2::23]) agent"
+        )),
+        other => Err(format!("has scheme {other}; use http:// or https://")),
+    }
 }
 
 /// EC2 instance metadata, IMDSv2: a session token first, then the role's credentials.
@@ -496,6 +532,29 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_container_token_goes_only_where_the_aws_sdks_send_it() {
+        for allowed in [
+            "https://credentials.example.com/v1",
+            "http://127.0.0.1:51679/creds",
+            "http://localhost/creds",
+            "http://[::1]:8080/creds",
+            "http://169.254.170.2/v2/credentials/abc",
+            "http://169.254.170.23/v1/credentials",
+            "http://[fd00:ec2::23]/v1/credentials",
+        ] {
+            assert_eq!(allowed_full_uri(allowed), Ok(()), "{allowed}");
+        }
+        let refused = allowed_full_uri("http://credentials.example.com:8080/v1").unwrap_err();
+        assert!(
+            refused.starts_with("plain http:// to credentials.example.com is refused"),
+            "{refused}"
+        );
+        assert!(allowed_full_uri("http://10.0.0.7/creds").is_err());
+        assert!(allowed_full_uri("ftp://127.0.0.1/creds").is_err());
+        assert!(allowed_full_uri("169.254.170.2/creds").is_err());
+    }
 
     #[test]
     fn timestamps_as_aws_writes_them() {
