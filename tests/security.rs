@@ -559,24 +559,36 @@ fn msk_iam_takes_credentials_from_a_named_profile() {
     assert!(gateway.authenticated().iter().any(|u| u == ACCESS_KEY_ID));
 }
 
-#[test]
-fn msk_iam_renews_tokens_before_the_credentials_expire() {
-    // Temporary credentials from a container endpoint, valid 3 s: a token cannot outlive the
-    // credentials that signed it, so librdkafka asks for a new one after 80 % of 3 s.
-    let endpoint = harness::msk_iam::CredentialsEndpoint::start(
+/// A container credentials endpoint (as ECS and EKS Pod Identity serve) handing out
+/// temporary credentials valid for `lifetime`, to requests with its authorization token.
+fn temporary_credentials(lifetime: std::time::Duration) -> harness::msk_iam::CredentialsEndpoint {
+    harness::msk_iam::CredentialsEndpoint::start(
         "ASIASLUICETEMPORARY1",
         "temporary-secret-key",
         "temporary-session-token",
         "Bearer pod-identity-token",
-        std::time::Duration::from_secs(3),
-    );
-    let (broker, gateway, topic, ws) =
-        msk_iam_broker(&[("ASIASLUICETEMPORARY1", "temporary-secret-key")], "");
-    ws.set_env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint.url());
-    ws.set_env(
+        lifetime,
+    )
+}
+
+/// An MSK IAM broker that accepts the temporary credentials, and a workspace that takes its
+/// credentials from the container endpoint at `url` (with the endpoint's token).
+fn msk_iam_with_container_credentials(url: &str) -> (Broker, SaslGateway, String, Workspace) {
+    let msk = msk_iam_broker(&[("ASIASLUICETEMPORARY1", "temporary-secret-key")], "");
+    msk.3.set_env("AWS_CONTAINER_CREDENTIALS_FULL_URI", url);
+    msk.3.set_env(
         "AWS_CONTAINER_AUTHORIZATION_TOKEN",
         "Bearer pod-identity-token",
     );
+    msk
+}
+
+#[test]
+fn msk_iam_renews_tokens_before_the_credentials_expire() {
+    // Temporary credentials from a container endpoint, valid 3 s: a token cannot outlive the
+    // credentials that signed it, so librdkafka asks for a new one after 80 % of 3 s.
+    let endpoint = temporary_credentials(std::time::Duration::from_secs(3));
+    let (broker, gateway, topic, ws) = msk_iam_with_container_credentials(&endpoint.url());
     round_trip_hiding_the_password(&ws, &broker, &topic);
     assert!(gateway
         .authenticated()
@@ -616,23 +628,11 @@ fn msk_iam_without_credentials_says_where_it_looked() {
 fn msk_iam_refuses_to_send_the_container_token_in_clear_to_another_host() {
     // A container credentials endpoint that is neither loopback nor the ECS/EKS agent, over
     // plain HTTP: the AWS SDKs refuse it, and so does Sluice, before any request is made.
-    let endpoint = harness::msk_iam::CredentialsEndpoint::start(
-        "ASIASLUICETEMPORARY1",
-        "temporary-secret-key",
-        "temporary-session-token",
-        "Bearer pod-identity-token",
-        std::time::Duration::from_secs(60),
-    );
-    let (_broker, gateway, _topic, ws) =
-        msk_iam_broker(&[("ASIASLUICETEMPORARY1", "temporary-secret-key")], "");
+    let endpoint = temporary_credentials(std::time::Duration::from_secs(60));
     let elsewhere = endpoint
         .url()
         .replace("127.0.0.1", "credentials.example.invalid");
-    ws.set_env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &elsewhere);
-    ws.set_env(
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-        "Bearer pod-identity-token",
-    );
+    let (_broker, gateway, _topic, ws) = msk_iam_with_container_credentials(&elsewhere);
     ws.hold_secrets(&[b"Bearer pod-identity-token"]);
     send_fails(
         &ws,

@@ -89,12 +89,6 @@ impl Loaded {
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
     }
-
-    /// How many errors are not about `process` or what it uses.
-    pub fn errors_elsewhere(&self, process: &str) -> usize {
-        let theirs = self.unrunnable.get(process).map_or(0, Vec::len);
-        self.errors.len() - theirs
-    }
 }
 
 /// The operations a process uses: its start and its connector steps.
