@@ -143,9 +143,11 @@ pub enum Command {
                             /listeners/ID/restart and /components/validate. With \
                             SLUICE_API_TOKEN set, every request but /health needs \
                             Authorization: Bearer <token>.\n\n\
-                            Exit status: 0 after a clean stop, 1 when a listener failed or none \
-                            could start (with --api off, the host also ends once every listener \
-                            has failed).\n\n\
+                            A listener whose own components are invalid does not start and \
+                            shows as INVALID with its errors; the others run.\n\n\
+                            Exit status: 0 after a clean stop, 1 when a listener failed or is \
+                            invalid, or none could start (with --api off, the host also ends \
+                            once every listener has failed or is invalid).\n\n\
                             Examples:\n  \
                             sluice serve --components my-components/\n  \
                             RUST_LOG=sluice=info sluice serve --components \

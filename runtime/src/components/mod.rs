@@ -74,13 +74,11 @@ impl Components {
     /// Loads every `*.xml` file under each path (folders are searched recursively, hidden
     /// entries skipped, files in name order) and validates them together.
     pub fn load(paths: &[PathBuf]) -> Result<Self, LoadErrors> {
-        let (sources, mut errors) = read_sources(paths);
-        let (components, more) = Self::build(sources);
-        errors.extend(more);
-        if errors.is_empty() {
-            Ok(components)
+        let loaded = Self::load_runnable(paths);
+        if loaded.is_valid() {
+            Ok(loaded.components)
         } else {
-            Err(LoadErrors(errors))
+            Err(LoadErrors(loaded.errors))
         }
     }
 
@@ -113,17 +111,9 @@ impl Components {
     /// no such process.
     pub fn connections_of(&self, process: &str) -> Option<BTreeSet<String>> {
         let process = self.processes.get(process)?;
-        let operations =
-            process
-                .start
-                .iter()
-                .map(|s| &s.id)
-                .chain(process.steps.iter().filter_map(|step| match step {
-                    Step::Connector { operation } => Some(&operation.id),
-                    Step::SetProperties(_) => None,
-                }));
         Some(
-            operations
+            process
+                .operations()
                 .filter_map(|id| self.operations.get(id))
                 .map(|op| op.connection.id.clone())
                 .collect(),

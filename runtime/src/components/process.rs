@@ -21,6 +21,20 @@ pub struct ProcessDefinition {
     pub steps: Vec<Step>,
 }
 
+impl ProcessDefinition {
+    /// The ids of the operations it uses: its start, then its connector steps.
+    pub fn operations(&self) -> impl Iterator<Item = &str> {
+        let steps = self.steps.iter().filter_map(|step| match step {
+            Step::Connector { operation } => Some(operation.id.as_str()),
+            Step::SetProperties(_) => None,
+        });
+        self.start
+            .iter()
+            .map(|start| start.id.as_str())
+            .chain(steps)
+    }
+}
+
 /// One step of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {

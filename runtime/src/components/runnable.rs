@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ComponentKind, Components, LoadError, Step};
+use super::{ComponentKind, Components, LoadError};
 
 /// Components loaded for running: the runnable ones, and every error found.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ impl Loaded {
         let found: Vec<String> = components.processes.keys().cloned().collect();
         for id in found {
             let process = &components.processes[&id];
-            let used = operations_of(process);
+            let used: Vec<&str> = process.operations().collect();
             let runnable = !is_blocked(ComponentKind::Process, &id)
                 && used
                     .iter()
@@ -89,20 +89,6 @@ impl Loaded {
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
     }
-}
-
-/// The operations a process uses: its start and its connector steps.
-fn operations_of(process: &super::ProcessDefinition) -> Vec<&str> {
-    let steps = process.steps.iter().filter_map(|step| match step {
-        Step::Connector { operation } => Some(operation.id.as_str()),
-        Step::SetProperties(_) => None,
-    });
-    process
-        .start
-        .iter()
-        .map(|start| start.id.as_str())
-        .chain(steps)
-        .collect()
 }
 
 /// The errors of a process and of what it uses: its operations and their connections.
