@@ -6,83 +6,13 @@ mod harness;
 
 use std::time::Duration;
 
+use harness::api::Api;
 use harness::flows::{produce_routed, source_and_target, Listener};
 use harness::{assert_contains, wait_for, Broker, Serving};
 use serde_json::Value;
 
 const WORK: Duration = Duration::from_secs(60);
 const TOKEN: &str = "api-token-7f3a9c";
-
-/// A client of one host's API.
-struct Api {
-    base: String,
-}
-
-impl Api {
-    /// Waits for the host to print its API address.
-    fn of(serving: &Serving) -> Self {
-        let base = wait_for("the management API address", WORK, || {
-            let err = serving.stderr();
-            let (_, rest) = err.split_once("management API on ")?;
-            Some(rest.lines().next()?.trim().to_string())
-        });
-        Self { base }
-    }
-
-    /// `(status, body)` of a request with the token (or `token`).
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<(&str, &str)>,
-    ) -> (u16, String) {
-        let mut request = ureq::request(method, &format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.set("Authorization", &format!("Bearer {token}"));
-        }
-        let response = match body {
-            Some((content_type, body)) => {
-                request.set("Content-Type", content_type).send_string(body)
-            }
-            None => request.call(),
-        };
-        match response {
-            Ok(r) => (r.status(), r.into_string().expect("body")),
-            Err(ureq::Error::Status(status, r)) => (status, r.into_string().expect("body")),
-            Err(e) => panic!("{method} {path}: {e}"),
-        }
-    }
-
-    /// The status of a `method` request to `path` with the token and no body.
-    fn send(&self, method: &str, path: &str) -> u16 {
-        self.call(method, path, Some(TOKEN), None).0
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        self.call("GET", path, Some(TOKEN), None)
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let (status, body) = self.get(path);
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).expect("JSON")
-    }
-
-    /// `POST /components/validate` with the token.
-    fn validate(&self, content_type: &str, body: &str) -> (u16, String) {
-        self.call(
-            "POST",
-            "/components/validate",
-            Some(TOKEN),
-            Some((content_type, body)),
-        )
-    }
-
-    fn status(&self, listener: &str) -> Value {
-        self.json(&format!("/listeners/{listener}/status"))
-    }
-}
 
 /// A routing listener on `source` whose host answers API calls with TOKEN only, and whose
 /// runs must not show it.
@@ -96,7 +26,7 @@ fn guarded_listener(broker: &Broker, source: &str) -> Listener {
 /// Starts `sluice serve` of `listener` with the API, and waits for the API.
 fn serve(listener: &Listener) -> (Serving, Api) {
     let serving = listener.serve_with_api();
-    let api = Api::of(&serving);
+    let api = Api::of(&serving, Some(TOKEN));
     (serving, api)
 }
 

@@ -37,6 +37,9 @@ pub(crate) struct Progress {
     /// Partitions revoked and not assigned again: work that finishes on them is not committed
     /// by this member (their new owner reads them from the last commit).
     pub revoked: BTreeSet<(String, i32)>,
+    /// How often the group took partitions away from this member (a rebalance that revoked
+    /// at least one), so that an operator can see which listeners a change disturbed.
+    pub revocations: u64,
 }
 
 /// Where an OAUTHBEARER connection's tokens come from.
@@ -182,6 +185,9 @@ impl ConsumerContext for Observer {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match rebalance {
             Rebalance::Revoke(list) => {
+                if list.count() > 0 {
+                    progress.revocations += 1;
+                }
                 let mut commit = TopicPartitionList::new();
                 for element in list.elements() {
                     let key = (element.topic().to_string(), element.partition());

@@ -329,6 +329,12 @@ impl ListenConsumer {
         Ok(positions)
     }
 
+    /// How often the group has taken partitions from this consumer (rebalances that revoked
+    /// at least one partition, including the one of [`ListenConsumer::close`]).
+    pub fn revocations(&self) -> u64 {
+        self.progress().revocations
+    }
+
     fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
         self.progress
             .lock()

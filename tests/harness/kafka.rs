@@ -2,6 +2,7 @@
 //! and reads back what landed and what consumer groups committed.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -129,6 +130,46 @@ impl Kafka {
             .unwrap_or_else(|(e, _)| panic!("producing to {topic}: {e}"));
     }
 
+    /// A producer that sends each record in a batch of its own when each send is awaited:
+    /// tansu returns nothing to a fetch that starts inside a batch, so a consumer that resumes
+    /// mid-stream (after a restart) must find each offset at a batch start.
+    fn one_per_batch(&self) -> FutureProducer {
+        self.client_config()
+            .set("batch.num.messages", "1")
+            .set("linger.ms", "0")
+            .create()
+            .expect("producer")
+    }
+
+    /// Produces `doc-NNNNN` to partition N % `partitions` of `topic` for N = 0, 1, … until
+    /// `stop` is set, each in a batch of its own and `pace` after the previous one (a steady
+    /// load, not a flood that only measures the broker); returns how many it produced.
+    pub fn produce_until(
+        &self,
+        topic: &str,
+        partitions: i32,
+        pace: Duration,
+        stop: &AtomicBool,
+    ) -> usize {
+        let producer = self.one_per_batch();
+        let mut sent = 0;
+        futures::executor::block_on(async {
+            while !stop.load(Ordering::Relaxed) {
+                let payload = format!("doc-{sent:05}");
+                let record = FutureRecord::<(), _>::to(topic)
+                    .payload(&payload)
+                    .partition(sent as i32 % partitions);
+                producer
+                    .send(record, Duration::from_secs(10))
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("producing to {topic}: {e}"));
+                sent += 1;
+                std::thread::sleep(pace);
+            }
+        });
+        sent
+    }
+
     /// Produces one record without key or headers to `partition` of `topic`.
     pub fn produce_to(&self, topic: &str, partition: i32, payload: &str) {
         self.produce_one(topic, partition, None, payload.as_bytes(), &[]);
@@ -232,6 +273,28 @@ impl Kafka {
             );
         }
         records
+    }
+
+    /// How many records `topic` holds: the sum of its partitions' high watermarks. Cheap
+    /// enough to poll while the topic grows (reading it would never see a quiet moment).
+    pub fn records_in(&self, topic: &str) -> i64 {
+        let consumer = self.reader_from_the_beginning(topic);
+        let assignment = consumer.assignment().expect("assignment");
+        let partitions: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        drop(assignment);
+        partitions
+            .into_iter()
+            .map(|p| {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .expect("watermarks");
+                high
+            })
+            .sum()
     }
 
     /// A consumer of its own group, assigned every partition of `topic` from the beginning.

@@ -7,10 +7,12 @@
 //! - [`workspace`]: a folder of components and the `sluice` command runs in it;
 //! - [`components`]: the component XML tests share;
 //! - [`flows`]: what several tests do alike (send and read back, a listener under `serve`);
+//! - [`api`]: a client of a host's management API;
 //! - [`gateway`], [`gssapi`], [`kdc`], [`msk_iam`], [`oidc`], [`tls`], [`http`]: the
 //!   security servers in front of the broker.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod api;
 pub mod broker;
 pub mod components;
 pub mod flows;

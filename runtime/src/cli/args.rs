@@ -140,16 +140,27 @@ pub enum Command {
                             The management API (--api, default 127.0.0.1:8083): GET /health, \
                             /processes, /listeners, /listeners/ID/status, /executions, \
                             /executions/ID, /metrics; PUT /listeners/ID/pause and resume; POST \
-                            /listeners/ID/restart and /components/validate. With \
-                            SLUICE_API_TOKEN set, every request but /health needs \
-                            Authorization: Bearer <token>.\n\n\
+                            /listeners/ID/restart, /components/validate and \
+                            /components/reload. With SLUICE_API_TOKEN set, every request but \
+                            /health needs Authorization: Bearer <token>.\n\n\
                             A listener whose own components are invalid does not start and \
                             shows as INVALID with its errors; the others run.\n\n\
+                            Deploy without a restart: on SIGHUP, POST /components/reload or \
+                            (with --watch) a change of a component file, the host loads the \
+                            components again. A changed listener finishes its documents, \
+                            commits and starts again with its new definition; an unchanged one \
+                            keeps running untouched; a new one starts; a removed one stops and \
+                            leaves its consumer group. An invalid change leaves the running \
+                            version in place and says why. The container properties and \
+                            Kerberos (krb5.conf, the principal) apply only after a restart of \
+                            the host.\n\n\
                             Exit status: 0 after a clean stop, 1 when a listener failed or is \
                             invalid, or none could start (with --api off, the host also ends \
                             once every listener has failed or is invalid).\n\n\
                             Examples:\n  \
                             sluice serve --components my-components/\n  \
+                            sluice serve --components my-components/ --watch\n  \
+                            kill -HUP $(pidof sluice)\n  \
                             RUST_LOG=sluice=info sluice serve --components \
                             profiles/connections/local.xml --components profiles/examples"
     )]
@@ -160,6 +171,10 @@ pub enum Command {
         /// Requests need `Authorization: Bearer …` when SLUICE_API_TOKEN is set
         #[arg(long, value_name = "ADDRESS|off", default_value = "127.0.0.1:8083")]
         api: String,
+        /// Load the components again when a component file changes (checked twice a second,
+        /// deployed once the files have been quiet for 300 ms)
+        #[arg(long)]
+        watch: bool,
     },
 
     /// List the recorded executions, newest first, or show one with its document errors

@@ -57,6 +57,9 @@ pub fn init_logging() {
 /// What every subcommand but validate starts from.
 struct Context {
     container: ContainerProperties,
+    /// The container properties file read (or the default one that would have been), with
+    /// its content then (`None`: there was none).
+    container_file: (PathBuf, Option<Vec<u8>>),
     custom_library: PathBuf,
     executions_db: PathBuf,
 }
@@ -76,8 +79,14 @@ fn command(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Validate { paths } = &cli.command {
         return Ok(validate::validate(paths));
     }
+    let container_file = cli
+        .container_properties
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(ContainerProperties::DEFAULT_FILE));
+    let container_text = std::fs::read(&container_file).ok();
     let context = Context {
         container: load_container_properties(cli.container_properties.as_deref())?,
+        container_file: (container_file, container_text),
         custom_library: cli.custom_library,
         executions_db: cli.executions_db,
     };
@@ -94,7 +103,11 @@ fn command(cli: Cli) -> anyhow::Result<ExitCode> {
             connection,
             components,
         } => test_connection::test_connection(&context, &connection, &components.paths),
-        Command::Serve { components, api } => serve::serve(context, &components.paths, &api),
+        Command::Serve {
+            components,
+            api,
+            watch,
+        } => serve::serve(context, &components.paths, &api, watch),
         Command::Run {
             process,
             components,

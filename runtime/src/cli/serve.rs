@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use sluice_connector::Secret;
+use sluice_runtime::host::deploy::Source;
 use sluice_runtime::host::execution::Host;
 use sluice_runtime::host::serve::{self, ServeOptions};
 
@@ -16,7 +17,12 @@ use sluice_runtime::count;
 
 use super::{async_runtime, prepare_kerberos, stop_on_errors, Context, EXIT_FAILED};
 
-pub(super) fn serve(context: Context, paths: &[PathBuf], api: &str) -> anyhow::Result<ExitCode> {
+pub(super) fn serve(
+    context: Context,
+    paths: &[PathBuf],
+    api: &str,
+    watch: bool,
+) -> anyhow::Result<ExitCode> {
     let api = match api {
         "off" => None,
         address => Some(address.parse::<SocketAddr>().map_err(|_| {
@@ -64,15 +70,27 @@ pub(super) fn serve(context: Context, paths: &[PathBuf], api: &str) -> anyhow::R
         .filter_map(|p| components.connections_of(p))
         .flatten()
         .collect();
+    for warning in components.shared_consumer_groups(&listeners) {
+        eprintln!("warning: {warning}");
+    }
     // Kept until the host stops: the host's Kerberos credential cache.
-    let _tickets = prepare_kerberos(&mut components, &context.custom_library, |id| {
+    let tickets = prepare_kerberos(&mut components, &context.custom_library, |id| {
         used.contains(id)
     })?;
     let records = context.open_records()?;
     let host = Host::new(components, context.container).with_records(records);
     let runtime = async_runtime()?;
-    let options = ServeOptions { api, api_token };
-    let failed = runtime.block_on(serve::serve(host, listeners, invalid, options))?;
+    let options = ServeOptions {
+        api,
+        api_token,
+        watch,
+    };
+    let source = Source {
+        paths: paths.to_vec(),
+        kerberos: tickets,
+        container_properties: Some(context.container_file),
+    };
+    let failed = runtime.block_on(serve::serve(host, listeners, invalid, source, options))?;
     // A listener still connecting holds a blocking thread until librdkafka's metadata wait
     // ends; its work is abandoned, so the host need not wait for it.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -43,7 +43,7 @@ pub use operation::{
 pub use process::{
     ProcessDefinition, PropertyName, PropertySource, SetProperty, Step, TrackedName,
 };
-pub use runnable::Loaded;
+pub use runnable::{Closure, Loaded};
 pub use source::{ComponentKind, Location};
 
 pub(crate) use values::{did_you_mean, topic as valid_topic};
@@ -90,6 +90,16 @@ impl Components {
         let (components, more) = Self::build(sources);
         errors.extend(more);
         Loaded::new(components, errors)
+    }
+
+    /// The component files under `paths`, as loading finds them: what `sluice serve --watch`
+    /// watches. Paths that cannot be read are left out (loading reports them).
+    pub fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
+        paths
+            .iter()
+            .filter_map(|path| xml_files(path).ok())
+            .flatten()
+            .collect()
     }
 
     /// The processes that start with a listen operation (what `sluice serve` runs), by id.

@@ -4,7 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ComponentKind, Components, LoadError};
+use sluice_connector::ConnectionConfig;
+
+use super::{
+    ComponentKind, Components, ListenDefinition, LoadError, OperationDefinition, OperationKind,
+    SetProperty, Step,
+};
 
 /// Components loaded for running: the runnable ones, and every error found.
 #[derive(Debug, Clone)]
@@ -124,4 +129,104 @@ fn errors_of(errors: &[LoadError], kind: ComponentKind, id: &str) -> Vec<LoadErr
         .filter(|e| matches!(&e.component, Some((k, Some(i))) if *k == kind && i == id))
         .cloned()
         .collect()
+}
+
+/// Everything a process runs with — its start and steps, the operations they use and those
+/// operations' connections — without where any of it is written. Two equal closures run the
+/// same, so a reload leaves a listener whose closure did not change alone (a comment or a
+/// component moved within its file is no change).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closure {
+    start: Option<String>,
+    steps: Vec<ClosureStep>,
+    /// By id: the connection each names, and what it does.
+    operations: BTreeMap<String, (String, OperationKind)>,
+    connections: BTreeMap<String, ConnectionConfig>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ClosureStep {
+    Connector(String),
+    SetProperties(Vec<SetProperty>),
+}
+
+impl Components {
+    /// What `process` runs with; `None` when there is no such process.
+    pub fn closure(&self, process: &str) -> Option<Closure> {
+        let definition = self.processes.get(process)?;
+        let steps = definition
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::Connector { operation } => ClosureStep::Connector(operation.id.clone()),
+                Step::SetProperties(properties) => ClosureStep::SetProperties(properties.clone()),
+            })
+            .collect();
+        let operations: BTreeMap<String, (String, OperationKind)> = definition
+            .operations()
+            .filter_map(|id| self.operations.get(id))
+            .map(|op| (op.id.clone(), (op.connection.id.clone(), op.kind.clone())))
+            .collect();
+        let connections = operations
+            .values()
+            .filter_map(|(connection, _)| self.connections.get(connection))
+            .map(|c| (c.id.clone(), c.config.clone()))
+            .collect();
+        Some(Closure {
+            start: definition.start.as_ref().map(|s| s.id.clone()),
+            steps,
+            operations,
+            connections,
+        })
+    }
+
+    /// Listeners among `processes` that share a consumer group on the same brokers, one
+    /// sentence per group. They rebalance each other: each start, stop or redeploy of one
+    /// takes the other's partitions away for a moment. (Several hosts running the same
+    /// listener share its group on purpose; two different listeners should not.)
+    pub fn shared_consumer_groups(&self, processes: &[String]) -> Vec<String> {
+        let mut groups: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
+        for process in processes {
+            let Some((operation, listen)) = self.listen_operation_of(process) else {
+                continue;
+            };
+            let Some(connection) = self.connections.get(&operation.connection.id) else {
+                continue;
+            };
+            let group = listen
+                .consumer_group
+                .clone()
+                .or_else(|| connection.config.default_consumer_group.clone());
+            if let Some(group) = group {
+                let brokers = connection.config.bootstrap.to_string();
+                groups.entry((brokers, group)).or_default().push(process);
+            }
+        }
+        groups
+            .into_iter()
+            .filter(|(_, processes)| processes.len() > 1)
+            .map(|((brokers, group), processes)| {
+                let names: Vec<String> = processes.iter().map(|p| format!("\"{p}\"")).collect();
+                format!(
+                    "listeners {} share consumer group \"{group}\" on {brokers}: they \
+                     rebalance each other, so starting, stopping or redeploying one interrupts \
+                     the others; give each listen operation its own <consumer-group>",
+                    names.join(" and ")
+                )
+            })
+            .collect()
+    }
+
+    /// The listen operation `process` starts with, if it starts with one.
+    fn listen_operation_of(
+        &self,
+        process: &str,
+    ) -> Option<(&OperationDefinition, &ListenDefinition)> {
+        let start = self.processes.get(process)?.start.as_ref()?;
+        let operation = self.operations.get(&start.id)?;
+        match &operation.kind {
+            OperationKind::Listen(listen) => Some((operation, listen)),
+            _ => None,
+        }
+    }
 }

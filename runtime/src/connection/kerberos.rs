@@ -1,6 +1,7 @@
 //! Kerberos for the runtime host: `krb5.conf` and `{REALM}.keytab` come from the custom
 //! library, and MIT Kerberos is configured process-wide before any thread starts.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sluice_connector::{prepare_kerberos, Secret};
@@ -11,9 +12,20 @@ use crate::components::Components;
 pub const DEFAULT_CUSTOM_LIBRARY: &str = "custom-libs";
 
 /// The host's own Kerberos credential cache; it holds tickets, which are credentials, so it is
-/// removed when this is dropped (at the end of the host's run).
+/// removed when this is dropped (at the end of the host's run). It also remembers what the
+/// host was set up with, since MIT Kerberos is configured once per process: components loaded
+/// again later can use it only for the same principal.
 #[derive(Debug)]
-pub struct CredentialCache(PathBuf);
+pub struct CredentialCache {
+    path: PathBuf,
+    principal: String,
+    password: Option<Secret>,
+    /// Absolute, as the connections without a password get it.
+    keytab: PathBuf,
+    krb5_conf: PathBuf,
+    /// krb5.conf as it was read at start (`None`: unreadable), to tell when it changed.
+    krb5_conf_text: Option<Vec<u8>>,
+}
 
 impl CredentialCache {
     /// How far the KDC's clock is ahead of this machine's (negative: behind), in seconds, as
@@ -22,7 +34,7 @@ impl CredentialCache {
     /// corrects its own requests by it; brokers do no such thing, so a large offset means
     /// tickets the brokers may refuse. `None` when the cache records none.
     pub fn kdc_clock_offset(&self) -> Option<i64> {
-        let bytes = std::fs::read(&self.0).ok()?;
+        let bytes = std::fs::read(&self.path).ok()?;
         let u16_at = |at: usize| Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]));
         let i32_at = |at: usize| Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
         if bytes.get(0..2)? != [0x05, 0x04] {
@@ -43,9 +55,70 @@ impl CredentialCache {
     }
 }
 
+impl CredentialCache {
+    /// Gives the GSSAPI connections `in_use` of components loaded again (a reload) the keytab
+    /// the host was set up with. Returns, per connection that cannot be served without a
+    /// restart of the host (another principal or password), why.
+    pub fn adopt(
+        &self,
+        components: &mut Components,
+        in_use: impl Fn(&str) -> bool,
+    ) -> BTreeMap<String, String> {
+        let mut refused = BTreeMap::new();
+        for connection in kerberos_connections(components, &in_use) {
+            if connection.principal != self.principal {
+                refused.insert(
+                    connection.id,
+                    format!(
+                        "it authenticates as {}, and this host was started as {}: one host \
+                         authenticates as one principal, so this needs a restart of the host",
+                        connection.principal, self.principal
+                    ),
+                );
+            } else if connection.password.is_some() && connection.password != self.password {
+                refused.insert(
+                    connection.id,
+                    "its Kerberos password differs from the one the host started with: that \
+                     needs a restart of the host"
+                        .into(),
+                );
+            }
+        }
+        fill_in_keytabs(components, &self.keytab);
+        refused
+    }
+
+    /// Whether krb5.conf is no longer what the host read at start: MIT Kerberos keeps the
+    /// one it read until the host restarts.
+    pub fn krb5_conf_changed(&self) -> Option<String> {
+        (std::fs::read(&self.krb5_conf).ok() != self.krb5_conf_text).then(|| {
+            format!(
+                "{} changed: Kerberos keeps the one read at start until the host restarts",
+                self.krb5_conf.display()
+            )
+        })
+    }
+}
+
+/// Per GSSAPI connection `in_use`, why it cannot run in a host that set up no Kerberos when
+/// it started (MIT Kerberos is configured before the host starts its threads).
+pub fn needs_setup(
+    components: &Components,
+    in_use: impl Fn(&str) -> bool,
+) -> BTreeMap<String, String> {
+    kerberos_connections(components, in_use)
+        .into_iter()
+        .map(|c| {
+            let why = "it uses Kerberos, which this host did not set up when it started (no \
+                       connection in use needed it then): that needs a restart of the host";
+            (c.id, why.to_string())
+        })
+        .collect()
+}
+
 impl Drop for CredentialCache {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -89,10 +162,16 @@ pub fn prepare(
         return Err(errors);
     }
     fill_in_keytabs(components, &keytab);
-    let ccache =
-        CredentialCache(std::env::temp_dir().join(format!("sluice-krb5cc-{}", std::process::id())));
     let password = kerberos.iter().find_map(|c| c.password.as_ref());
-    prepare_kerberos(&absolute(&krb5_conf), &ccache.0, password);
+    let ccache = CredentialCache {
+        path: std::env::temp_dir().join(format!("sluice-krb5cc-{}", std::process::id())),
+        principal: principal.clone(),
+        password: password.cloned(),
+        keytab: absolute(&keytab),
+        krb5_conf: krb5_conf.clone(),
+        krb5_conf_text: std::fs::read(&krb5_conf).ok(),
+    };
+    prepare_kerberos(&absolute(&krb5_conf), &ccache.path, password);
     // Get the first ticket now: librdkafka runs the same kinit later, but only its exit code
     // would reach us, and kinit's own message is what says what to fix.
     // The keytab when some connection has no password, else the password.

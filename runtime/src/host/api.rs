@@ -16,9 +16,11 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use sluice_connector::Secret;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::advice::UserMessage as _;
 use crate::components::{Components, OperationKind, Step};
+use crate::host::deploy::{ListenerTable, ReloadRequest};
 use crate::host::listener::{ListenerControl, ListenerStatus, Shared};
 use crate::record::ExecutionStatus;
 use crate::store::{ExecutionStore, Filter, Lag, ListenerStates};
@@ -29,9 +31,11 @@ pub struct ApiState {
     /// The host and its limits.
     pub shared: Shared,
     /// Every listener, by process id.
-    pub listeners: Arc<BTreeMap<String, Arc<ListenerControl>>>,
+    pub listeners: ListenerTable,
     /// The bearer token requests must carry, if one is set.
     pub token: Option<Arc<Secret>>,
+    /// Where `POST /components/reload` asks the host to load its components again.
+    pub reloads: mpsc::Sender<ReloadRequest>,
 }
 
 /// An API error: a status and a message for the caller.
@@ -64,6 +68,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/executions", get(executions))
         .route("/executions/{id}", get(execution))
         .route("/components/validate", post(validate))
+        .route("/components/reload", post(reload))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
@@ -110,7 +115,8 @@ async fn health() -> Json<Value> {
 }
 
 fn process_json(state: &ApiState, id: &str) -> Option<Value> {
-    let components = state.shared.host.components();
+    let host = state.shared.host();
+    let components = host.components();
     let process = components.processes.get(id)?;
     let start = process.start.as_ref().map(|s| {
         let kind = components.operations.get(&s.id).map(|op| op.kind.name());
@@ -129,14 +135,16 @@ fn process_json(state: &ApiState, id: &str) -> Option<Value> {
         "description": process.description,
         "start": start,
         "steps": steps,
-        "listener": state.listeners.contains_key(id),
+        "listener": state.listeners.get(id).is_some(),
     }))
 }
 
 async fn processes(State(state): State<ApiState>) -> Json<Value> {
-    let ids: Vec<&String> = state.shared.host.components().processes.keys().collect();
+    let host = state.shared.host();
     Json(Value::Array(
-        ids.into_iter()
+        host.components()
+            .processes
+            .keys()
             .filter_map(|id| process_json(&state, id))
             .collect(),
     ))
@@ -151,9 +159,9 @@ async fn process(
         .ok_or_else(|| not_found("process", &id))
 }
 
-fn control<'a>(state: &'a ApiState, id: &str) -> Result<&'a Arc<ListenerControl>, ApiError> {
+fn control(state: &ApiState, id: &str) -> Result<Arc<ListenerControl>, ApiError> {
     state.listeners.get(id).ok_or_else(|| {
-        let message = if state.shared.host.components().processes.contains_key(id) {
+        let message = if state.shared.host().components().processes.contains_key(id) {
             format!("process \"{id}\" has no listener: it does not start with a listen operation")
         } else {
             format!("listener \"{id}\" is not defined")
@@ -166,7 +174,8 @@ async fn listeners(State(state): State<ApiState>) -> Json<Value> {
     Json(Value::Array(
         state
             .listeners
-            .values()
+            .all()
+            .iter()
             .map(|c| json!({"process": c.process, "state": c.status().state()}))
             .collect(),
     ))
@@ -202,7 +211,8 @@ async fn listener_status(
         other => other.state(),
     };
     let mut body = json!({"process": id, "state": state_name, "partitions": partitions,
-                          "restarts": control.restarts()});
+                          "restarts": control.restarts(),
+                          "revocations": control.revocations()});
     match &status {
         ListenerStatus::Failed(failure) => {
             body["reason"] = json!(failure.message);
@@ -211,15 +221,21 @@ async fn listener_status(
         ListenerStatus::Invalid(errors) => body["errors"] = json!(errors),
         _ => {}
     }
-    if let Some(operation) = listen_operation(&state, &id) {
+    let not_deployed = control.not_deployed();
+    if !not_deployed.is_empty() {
+        body["not_deployed"] = json!(not_deployed);
+    }
+    if let Some(operation) = listen_operation(&control) {
         body["operation"] = json!(operation);
     }
     Ok(Json(body))
 }
 
-fn listen_operation(state: &ApiState, process: &str) -> Option<String> {
-    let components = state.shared.host.components();
-    let start = components.processes.get(process)?.start.as_ref()?;
+/// The listen operation of the definition the listener runs.
+fn listen_operation(control: &ListenerControl) -> Option<String> {
+    let host = control.deployed()?;
+    let components = host.components();
+    let start = components.processes.get(&control.process)?.start.as_ref()?;
     matches!(
         components.operations.get(&start.id)?.kind,
         OperationKind::Listen(_)
@@ -228,9 +244,9 @@ fn listen_operation(state: &ApiState, process: &str) -> Option<String> {
 }
 
 async fn set_paused(state: &ApiState, id: &str, paused: bool) -> Result<Response, ApiError> {
-    let control = control(state, id)?.clone();
+    let control = control(state, id)?;
     control.set_paused(paused);
-    if let Some(store) = state.shared.host.records().cloned() {
+    if let Some(store) = state.shared.host().records().cloned() {
         let process = id.to_string();
         let saved = tokio::task::spawn_blocking(move || store.set_paused(&process, paused)).await;
         if !matches!(saved, Ok(Ok(()))) {
@@ -270,7 +286,8 @@ async fn restart(
             StatusCode::CONFLICT,
             format!(
                 "listener \"{id}\" cannot start: its components are invalid ({}); fix them \
-                 (GET /listeners/{id}/status or sluice validate lists them) and restart the host",
+                 (GET /listeners/{id}/status or sluice validate lists them) and reload them \
+                 with POST /components/reload",
                 crate::count(errors.len(), "error")
             ),
         ));
@@ -287,7 +304,7 @@ struct ExecutionsQuery {
 }
 
 fn store(state: &ApiState) -> Result<Arc<ExecutionStore>, ApiError> {
-    state.shared.host.records().cloned().ok_or_else(|| {
+    state.shared.host().records().cloned().ok_or_else(|| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "this host records no executions".into(),
@@ -408,10 +425,29 @@ async fn validate(headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiErr
     }))
 }
 
+/// `POST /components/reload`: the host loads its component folders again and deploys what
+/// changed; answers with what it did, listener by listener.
+async fn reload(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let (reply, report) = oneshot::channel();
+    let request = ReloadRequest {
+        by: "the API",
+        reply: Some(reply),
+    };
+    let stopping = || {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the host is stopping; start it again to load the components".into(),
+        )
+    };
+    state.reloads.send(request).await.map_err(|_| stopping())?;
+    let report = report.await.map_err(|_| stopping())?;
+    Ok(Json(json!(report)))
+}
+
 async fn metrics(State(state): State<ApiState>) -> Response {
     let mut lags = Vec::new();
     let mut states = Vec::new();
-    for control in state.listeners.values() {
+    for control in state.listeners.all() {
         let mut status = control.status().state();
         if let Some(consumer) = control.consumer() {
             if let Ok(positions) = consumer.positions().await {
@@ -432,7 +468,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.shared.host.metrics().render(
+        state.shared.host().metrics().render(
             &lags,
             &ListenerStates {
                 names: ListenerStatus::STATES,

@@ -1,6 +1,6 @@
 //! `sluice serve`: the long-running host. It starts a listener for every process that starts
-//! with a listen operation, serves the management API, and stops them all on SIGINT or
-//! SIGTERM.
+//! with a listen operation, serves the management API, deploys changed components on SIGHUP or
+//! a reload request (see [`super::deploy`]), and stops them all on SIGINT or SIGTERM.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,96 +10,142 @@ use std::time::Duration;
 use sluice_connector::backoff::jittered;
 use sluice_connector::Secret;
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::api::ApiState;
+use super::deploy::{self, Deployment, ReloadRequest, Source};
 use super::execution::Host;
 use super::listener::{self, ListenerControl, ListenerFailure, ListenerStatus, Shared};
 
-/// How `sluice serve` is reached.
+/// How `sluice serve` is reached and fed.
 #[derive(Debug, Default)]
 pub struct ServeOptions {
     /// Where the management API listens; `None`: no API.
     pub api: Option<SocketAddr>,
     /// The bearer token every API request but `/health` must carry, if any.
     pub api_token: Option<Secret>,
+    /// Reload the components when a component file changes.
+    pub watch: bool,
 }
 
-/// Runs the listeners of `processes` until a shutdown signal, then drains them. Returns how
+/// Runs the `listeners` of `host` until a shutdown signal, then drains them. Returns how
 /// many listeners were failed or invalid at the end. `invalid` are the listeners whose
 /// components are invalid, each with its located errors: they never start, and show as
-/// INVALID in the start lines, the API and the metrics. Without the API, the host also ends
-/// when every listener has failed or is invalid (nothing could restart them); with it, failed
-/// listeners wait for a restart. A second signal during the drain ends the process at once
-/// (exit status 130), leaving unfinished documents uncommitted, to be delivered again.
+/// INVALID in the start lines, the API and the metrics. `source` is where the components came
+/// from, loaded again on SIGHUP, `POST /components/reload` and (with `watch`) file changes.
+/// Without the API, the host also ends when every listener has failed or is invalid (nothing
+/// could restart them); with it, failed listeners wait for a restart. A second signal during
+/// the drain ends the process at once (exit status 130), leaving unfinished documents
+/// uncommitted, to be delivered again.
 pub async fn serve(
     host: Host,
-    processes: Vec<String>,
+    listeners: Vec<String>,
     invalid: BTreeMap<String, Vec<String>>,
+    source: Source,
     options: ServeOptions,
 ) -> std::io::Result<usize> {
     let mut signals = StopSignals::new()?;
-    let limits = host.container().host.clone();
-    let shared = Shared {
-        host: Arc::new(host),
-        executions: Arc::new(Semaphore::new(
-            limits.max_concurrent_executions.get() as usize
-        )),
-        drain: limits.drain_timeout,
-    };
-    let controls = listener_controls(&shared, &processes);
-    let mut every_control = controls.clone();
-    for (process, errors) in &invalid {
-        let control = ListenerControl::new(process, false);
-        control.set_status(ListenerStatus::Invalid(errors.clone()));
-        every_control.insert(process.clone(), control);
-    }
-
+    // SIGHUP reloads the components (the convention of long-running Unix services).
+    let mut hangup = signal(SignalKind::hangup())?;
+    let shared = Shared::new(host);
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // Closed at once: waiting on it ends when every task spawned on it (now or later) has.
+    tracker.close();
+    let restartable = options.api.is_some();
+    let paths = source.paths.clone();
+    let mut deployment = Deployment::new(
+        shared.clone(),
+        source,
+        restartable,
+        shutdown.clone(),
+        tracker.clone(),
+    );
+    let (reload_tx, mut reloads) = mpsc::channel::<ReloadRequest>(8);
     if let Some(address) = options.api {
         let api = ApiState {
             shared: shared.clone(),
-            listeners: Arc::new(every_control),
+            listeners: deployment.table(),
             token: options.api_token.map(Arc::new),
+            reloads: reload_tx.clone(),
         };
         start_api(address, api, &shutdown, &tracker).await?;
     }
-    let restartable = options.api.is_some();
-    let mut ended = start_listeners(&shared, &controls, restartable, &shutdown, &tracker);
-    tracker.close();
-    report_start(&processes, &invalid);
-    let invalid = invalid.len();
-    if processes.is_empty() && !restartable {
+    deployment.start_first(&listeners, &invalid);
+    report_start(&deployment, &listeners, &invalid);
+    if options.watch {
+        tracker.spawn(deploy::watch(paths, reload_tx.clone(), shutdown.clone()));
+        eprintln!("sluice serve: watching the component files; a change is deployed when they have been quiet for a moment");
+    }
+    if listeners.is_empty() && !restartable {
         eprintln!("sluice serve: no listener can start, and without the API nothing can fix them");
-        return Ok(invalid);
+        return Ok(invalid.len());
     }
 
-    let (stop, failed) = wait_for_stop(&mut signals, &mut ended, processes.len()).await;
-    match stop {
-        Stop::Signal => {}
-        Stop::EveryListenerEnded => {
-            eprintln!("sluice serve: every listener has stopped");
-            shutdown.cancel();
-            tracker.wait().await;
-            return Ok(failed + invalid);
+    loop {
+        tokio::select! {
+            () = signals.stop() => break,
+            Some(()) = hangup.recv() => {
+                deployment.reload("SIGHUP").await;
+            }
+            Some(request) = reloads.recv() => {
+                let report = deployment.reload(request.by).await;
+                if let Some(reply) = request.reply {
+                    let _ = reply.send(report);
+                }
+            }
+            Some(_) = deployment.next_ended() => {
+                if deployment.supervised() == 0 && !restartable {
+                    eprintln!("sluice serve: every listener has stopped");
+                    shutdown.cancel();
+                    tracker.wait().await;
+                    return Ok(deployment.failed_or_invalid());
+                }
+            }
         }
-        Stop::NoListenerLeft => return Ok(failed + invalid),
     }
-    let failed_in_drain = drain(&mut signals, &mut ended, shared.drain, &shutdown, &tracker).await;
-    Ok(failed + failed_in_drain + invalid)
+    drain(
+        &mut signals,
+        &mut deployment,
+        shared.drain,
+        &shutdown,
+        &tracker,
+    )
+    .await;
+    Ok(deployment.failed_or_invalid())
 }
 
-/// The start lines: the listeners started, and each invalid one with its errors.
-fn report_start(processes: &[String], invalid: &BTreeMap<String, Vec<String>>) {
-    if !processes.is_empty() {
+/// The start lines: the listeners started (the paused ones said so), and each invalid one
+/// with its errors.
+fn report_start(
+    deployment: &Deployment,
+    listeners: &[String],
+    invalid: &BTreeMap<String, Vec<String>>,
+) {
+    if !listeners.is_empty() {
+        let table = deployment.table();
+        let names: Vec<String> = listeners
+            .iter()
+            .map(|p| match table.get(p) {
+                Some(control) if control.is_paused() => format!("{p} (PAUSED)"),
+                _ => p.clone(),
+            })
+            .collect();
         eprintln!(
-            "sluice serve: {} started ({}); stop with Ctrl-C or SIGTERM",
-            crate::count(processes.len(), "listener"),
-            processes.join(", ")
+            "sluice serve: {} started ({}); stop with Ctrl-C or SIGTERM, reload the components \
+             with SIGHUP",
+            crate::count(listeners.len(), "listener"),
+            names.join(", ")
         );
+        if names.iter().any(|n| n.ends_with("(PAUSED)")) {
+            eprintln!(
+                "sluice serve: a PAUSED listener holds its partitions without reading them, as \
+                 it was paused when the host last ran; resume it with PUT \
+                 /listeners/<process>/resume"
+            );
+        }
     }
     for (process, errors) in invalid {
         eprintln!(
@@ -130,32 +176,12 @@ impl StopSignals {
 
     /// Waits for the next SIGINT or SIGTERM. Cancellation safe: a signal that arrives while
     /// nobody waits is kept for the next call.
-    async fn recv(&mut self) {
+    async fn stop(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
         }
     }
-}
-
-/// A listener's control per process, paused if the execution store says the listener was
-/// paused when the host last ran.
-fn listener_controls(
-    shared: &Shared,
-    processes: &[String],
-) -> BTreeMap<String, Arc<ListenerControl>> {
-    let mut controls = BTreeMap::new();
-    for process in processes {
-        let paused = match shared.host.records() {
-            Some(store) => store.paused(process).unwrap_or_else(|error| {
-                tracing::error!(%error, process, "cannot read whether the listener was paused");
-                false
-            }),
-            None => false,
-        };
-        controls.insert(process.clone(), ListenerControl::new(process, paused));
-    }
-    controls
 }
 
 /// Binds the management API to `address` and serves it on `tracker` until `shutdown`.
@@ -189,114 +215,41 @@ async fn start_api(
     Ok(())
 }
 
-/// Starts a supervised listener per control on `tracker`; each sends how it ended on the
-/// channel returned.
-fn start_listeners(
-    shared: &Shared,
-    controls: &BTreeMap<String, Arc<ListenerControl>>,
-    restartable: bool,
-    shutdown: &CancellationToken,
-    tracker: &TaskTracker,
-) -> mpsc::Receiver<Result<(), ListenerFailure>> {
-    // At least one slot: a channel cannot be empty-sized, even when no listener starts.
-    let (ended_tx, ended) = mpsc::channel(controls.len().max(1));
-    for control in controls.values() {
-        let (shared, control, shutdown, ended_tx) = (
-            shared.clone(),
-            control.clone(),
-            shutdown.clone(),
-            ended_tx.clone(),
-        );
-        tracker.spawn(async move {
-            let outcome = supervise(shared, control, shutdown, restartable).await;
-            let _ = ended_tx.send(outcome).await;
-        });
-    }
-    ended
-}
-
-/// Why the host stops.
-enum Stop {
-    /// SIGINT or SIGTERM: the listeners still running are drained.
-    Signal,
-    /// Every listener has ended on its own (only without the API: with it, failed listeners
-    /// wait for a restart).
-    EveryListenerEnded,
-    /// Every listener's task is gone, not all of them having said how they ended.
-    NoListenerLeft,
-}
-
-/// Waits for a shutdown signal while the `running` listeners report how they end on `ended`;
-/// returns why it stopped waiting and how many listeners failed meanwhile.
-async fn wait_for_stop(
-    signals: &mut StopSignals,
-    ended: &mut mpsc::Receiver<Result<(), ListenerFailure>>,
-    mut running: usize,
-) -> (Stop, usize) {
-    let mut failed = 0;
-    if running == 0 {
-        // Only invalid listeners, and the API on: it serves until it is stopped.
-        signals.recv().await;
-        return (Stop::Signal, failed);
-    }
-    loop {
-        tokio::select! {
-            () = signals.recv() => return (Stop::Signal, failed),
-            outcome = ended.recv() => match outcome {
-                Some(outcome) => {
-                    running -= 1;
-                    failed += usize::from(outcome.is_err());
-                    if running == 0 {
-                        return (Stop::EveryListenerEnded, failed);
-                    }
-                }
-                None => return (Stop::NoListenerLeft, failed),
-            },
-        }
-    }
-}
-
 /// Cancels every listener and waits for all to end, their running executions having
 /// `drain_time` to finish; a second signal meanwhile exits the process at once (status 130).
-/// Returns how many listeners failed meanwhile.
 async fn drain(
     signals: &mut StopSignals,
-    ended: &mut mpsc::Receiver<Result<(), ListenerFailure>>,
+    deployment: &mut Deployment,
     drain_time: Duration,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
-) -> usize {
+) {
     eprintln!(
         "sluice serve: stopping; running executions get {} s to finish (a second signal stops \
          at once)",
         drain_time.as_secs()
     );
     shutdown.cancel();
-    let mut failed = 0;
-    loop {
+    while deployment.supervised() > 0 {
         tokio::select! {
-            outcome = ended.recv() => match outcome {
-                Some(outcome) => failed += usize::from(outcome.is_err()),
-                None => break,
-            },
-            () = signals.recv() => std::process::exit(130),
+            ended = deployment.next_ended() => if ended.is_none() { break },
+            () = signals.stop() => std::process::exit(130),
         }
     }
     tracker.wait().await;
     eprintln!("sluice serve: stopped");
-    failed
 }
 
 /// Runs one listener, again after each restart request. A listener that fails because of the
 /// outside world starts again on the reconnect schedule; one that needs a fix waits for a
 /// restart request when it is `restartable` (the API is on), else ends with its failure.
-async fn supervise(
+pub(super) async fn supervise(
     shared: Shared,
     control: Arc<ListenerControl>,
     shutdown: CancellationToken,
     restartable: bool,
 ) -> Result<(), ListenerFailure> {
-    let host_limits = shared.host.container().host.clone();
+    let host_limits = shared.host().container().host.clone();
     // Automatic restarts in a row; a run that lasted longer than the longest wait was healthy
     // and starts the schedule over.
     let mut automatic = 0;

@@ -6,7 +6,6 @@
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_runtime::components::Components;
@@ -161,15 +160,9 @@ pub fn bridge(job: &Job) {
         ),
         job.size,
     );
-    let limits = host.container().host.clone();
-    let shared = Shared {
-        host: Arc::new(host),
-        executions: Arc::new(tokio::sync::Semaphore::new(
-            limits.max_concurrent_executions.get() as usize,
-        )),
-        drain: limits.drain_timeout,
-    };
+    let shared = Shared::new(host);
     let control = ListenerControl::new("bridge", false);
+    control.deploy(shared.host());
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stop = stop_on_stdin_close();
     runtime().block_on(async {

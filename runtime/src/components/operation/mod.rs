@@ -33,7 +33,7 @@ pub struct OperationDefinition {
 }
 
 /// The operation types and their settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperationKind {
     /// Sends documents to a topic.
     Produce(ProduceDefinition),
@@ -63,7 +63,7 @@ impl OperationKind {
 }
 
 /// A Produce operation as defined.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProduceDefinition {
     /// The connector's settings (topic, acks, compression, delivery timeout).
     pub settings: ProduceSettings,
@@ -77,14 +77,14 @@ pub struct ProduceDefinition {
 }
 
 /// A Commit Offset operation as defined.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitOffsetDefinition {
     /// The operation's own consumer group, else the connection's.
     pub consumer_group: Option<String>,
 }
 
 /// A Consume operation as defined; the consumer group may still come from the connection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumeDefinition {
     /// Topic to read; `None` only with `dynamic_topic`.
     pub topic: Option<String>,
@@ -115,7 +115,7 @@ impl ConsumeDefinition {
 }
 
 /// A Listen operation as defined; the consumer group may still come from the connection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenDefinition {
     /// Topics to listen to.
     pub topics: Vec<String>,

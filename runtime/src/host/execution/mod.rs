@@ -91,6 +91,19 @@ impl Host {
         }
     }
 
+    /// A host for components loaded again (a reload): the same container properties,
+    /// execution records and metrics, and producers of its own (a changed operation must not
+    /// get the warm producer of its former definition).
+    pub fn redeploy(&self, components: Components) -> Self {
+        Self {
+            components,
+            container: self.container.clone(),
+            records: self.records.clone(),
+            metrics: self.metrics.clone(),
+            producers: Default::default(),
+        }
+    }
+
     /// The counters of every execution this host ran.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

@@ -192,10 +192,7 @@ impl Listener {
             let record = {
                 let _permit = self.shared.executions.acquire().await;
                 let documents = attempted.iter().map(|a| a.document.clone()).collect();
-                self.shared
-                    .host
-                    .execute_listened(&self.process, documents)
-                    .await
+                self.host.execute_listened(&self.process, documents).await
             };
             match &record.status {
                 ExecutionStatus::Failed(failure) => failed.extend(

@@ -7,6 +7,7 @@ use sluice_connector::listen::ListenConsumer;
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::Failure;
+use crate::host::execution::Host;
 
 /// What a listener is doing, as the management API reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +69,13 @@ pub(super) struct ControlState {
     restart_requested: bool,
     /// How many runs have begun (the first, then one per restart).
     runs: u32,
+    /// Rebalances that took partitions from the consumers of runs that have ended.
+    revocations_before: u64,
+    /// The host whose components the listener runs: its next run starts with it.
+    deployed: Option<Arc<Host>>,
+    /// Why the version of the listener's components found at the last reload is not the one
+    /// running (invalid, or it needs a restart of the host); empty when it is.
+    not_deployed: Vec<String>,
 }
 
 impl ListenerControl {
@@ -81,6 +89,9 @@ impl ListenerControl {
                 run: None,
                 restart_requested: false,
                 runs: 0,
+                revocations_before: 0,
+                deployed: None,
+                not_deployed: Vec::new(),
             }),
             paused: tokio::sync::watch::Sender::new(paused),
             restart: tokio::sync::Notify::new(),
@@ -106,6 +117,47 @@ impl ListenerControl {
     /// How often the listener was started again since the host started.
     pub fn restarts(&self) -> u32 {
         self.state().runs.saturating_sub(1)
+    }
+
+    /// How often the consumer group took partitions from this listener since the host
+    /// started, not counting its own stops (a rebalance caused by another member: another
+    /// host, or another listener of the same group).
+    pub fn revocations(&self) -> u64 {
+        let state = self.state();
+        let current = state
+            .consumer
+            .as_ref()
+            .map_or(0, ListenConsumer::revocations);
+        state.revocations_before + current
+    }
+
+    /// The run that used `consumer` is over: its revocations are kept, before closing the
+    /// consumer revokes its partitions once more.
+    pub(super) fn end_run(&self, consumer: &ListenConsumer) {
+        let mut state = self.state();
+        state.consumer = None;
+        state.revocations_before += consumer.revocations();
+    }
+
+    /// Gives the listener the host of its (new) definition: its next run uses it.
+    pub fn deploy(&self, host: Arc<Host>) {
+        self.state().deployed = Some(host);
+    }
+
+    /// The host whose components the listener runs, once one is deployed.
+    pub fn deployed(&self) -> Option<Arc<Host>> {
+        self.state().deployed.clone()
+    }
+
+    /// Why the listener's components as last loaded are not what runs (each a sentence);
+    /// empty when they are.
+    pub fn not_deployed(&self) -> Vec<String> {
+        self.state().not_deployed.clone()
+    }
+
+    /// Records why the components last loaded are not what runs (empty: they are).
+    pub fn set_not_deployed(&self, reasons: Vec<String>) {
+        self.state().not_deployed = reasons;
     }
 
     /// The listener's consumer while it runs (for its partitions and lag).

@@ -70,7 +70,7 @@ impl Listener {
         let dead_letter_topic = self.definition.dead_letter_topic.as_deref().unwrap_or("?");
         match deliver(producer, record).await {
             Ok(at) => {
-                self.shared.host.metrics().dead_letter(&self.process.id);
+                self.host.metrics().dead_letter(&self.process.id);
                 tracing::warn!(
                     offset,
                     attempts,

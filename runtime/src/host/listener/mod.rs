@@ -56,17 +56,51 @@ fn stop(error: &ConnectorError, connection_id: &str) -> Failure {
 /// What every execution of every listener of one host shares.
 #[derive(Clone)]
 pub struct Shared {
-    /// The host that runs the executions.
-    pub host: Arc<Host>,
+    /// The host of the components deployed now; a reload puts another in its place. A
+    /// listener's run keeps the host it started with, so that a batch never runs half on an
+    /// old definition and half on a new one.
+    deployed: Arc<std::sync::RwLock<Arc<Host>>>,
     /// Caps the executions running at once, across listeners.
     pub executions: Arc<Semaphore>,
     /// After a shutdown signal, how long running executions may take to finish.
     pub drain: Duration,
 }
 
+impl Shared {
+    /// What the listeners of `host` share, with the host's limits.
+    pub fn new(host: Host) -> Self {
+        let limits = host.container().host.clone();
+        Self {
+            deployed: Arc::new(std::sync::RwLock::new(Arc::new(host))),
+            executions: Arc::new(Semaphore::new(
+                limits.max_concurrent_executions.get() as usize
+            )),
+            drain: limits.drain_timeout,
+        }
+    }
+
+    /// The host of the components deployed now.
+    pub fn host(&self) -> Arc<Host> {
+        self.deployed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `host` in place: runs that start from now on use it.
+    pub fn deploy(&self, host: Arc<Host>) {
+        *self
+            .deployed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = host;
+    }
+}
+
 /// One listener: its process, its Listen operation and where it writes dead letters.
 struct Listener {
     shared: Shared,
+    /// The host this run started with.
+    host: Arc<Host>,
     control: Arc<ListenerControl>,
     consumer: ListenConsumer,
     /// How long a batch may run before the listener polls (paused) to stay in its group: a
@@ -108,7 +142,11 @@ async fn run_listener(
     process_id: &str,
     shutdown: CancellationToken,
 ) -> Result<(), Failure> {
-    let host = shared.host.clone();
+    let host = control.deployed().ok_or_else(|| {
+        Failure::internal(format!(
+            "listener \"{process_id}\" started without its components"
+        ))
+    })?;
     let components = host.components();
     let process = components.processes[process_id].clone();
     // Both were checked when the components were loaded: a failure here is ours.
@@ -149,6 +187,7 @@ async fn run_listener(
     control.state().consumer = Some(consumer.clone());
     let listener = Listener {
         shared,
+        host: host.clone(),
         control: control.clone(),
         consumer: consumer.clone(),
         keepalive_after: max_poll_interval(&connection) / 3,
@@ -158,7 +197,7 @@ async fn run_listener(
         dead_letters,
     };
     let outcome = listener.listen(&consumer, &shutdown).await;
-    control.state().consumer = None;
+    control.end_run(&consumer);
     consumer.close().await;
     tracing::info!("listener stopped");
     outcome
@@ -336,8 +375,7 @@ impl Listener {
             };
             let started = std::time::Instant::now();
             let committed = consumer.commit_finished().await;
-            this.shared
-                .host
+            this.host
                 .metrics()
                 .commit(&this.process.id, started.elapsed());
             if let Err(error) = committed {
