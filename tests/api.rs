@@ -110,8 +110,9 @@ fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
 
     // Metrics in Prometheus' format.
     // After a restart the group may rebalance once more: wait for the partitions to settle.
-    let lag_line =
-        format!("sluice_consumer_lag{{process=\"route\",topic=\"{source}\",partition=\"0\"}} 0");
+    let lag_line = format!(
+        "sluice_consumer_lag_messages{{process=\"route\",topic=\"{source}\",partition=\"0\"}} 0"
+    );
     let metrics = wait_for("the listener's lag in the metrics", WORK, || {
         let (status, metrics) = api.get("/metrics");
         assert_eq!(status, 200);
@@ -124,6 +125,14 @@ fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
             "sluice_executions_total{process=\"route\",status=\"succeeded\"}",
             &lag_line,
             "sluice_commit_duration_seconds_count{process=\"route\"}",
+            "sluice_execution_duration_seconds_bucket{process=\"route\",le=\"+Inf\"}",
+            // Restarted once through the API; everything was committed before, so nothing
+            // came twice; nothing failed, and those series exist at 0 all the same.
+            "sluice_listener_restarts_total{process=\"route\"} 1",
+            "sluice_redeliveries_total{process=\"route\"} 0",
+            "sluice_dead_letters_total{process=\"route\"} 0",
+            "sluice_executions_total{process=\"route\",status=\"failed\"} 0",
+            "sluice_build_info{version=\"",
         ],
     );
 

@@ -37,3 +37,8 @@ pub use security::{
 };
 // librdkafka's error types appear in the errors above; callers name them through this crate.
 pub use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+/// The version of the librdkafka linked in, e.g. `2.10.0`.
+pub fn librdkafka_version() -> String {
+    rdkafka::util::get_rdkafka_version().1
+}

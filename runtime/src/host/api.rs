@@ -23,7 +23,7 @@ use crate::components::{Components, OperationKind, Step};
 use crate::host::deploy::{ListenerTable, ReloadRequest};
 use crate::host::listener::{ListenerControl, ListenerStatus, Shared};
 use crate::record::ExecutionStatus;
-use crate::store::{ExecutionStore, Filter, Lag, ListenerStates};
+use crate::store::{ExecutionStore, Filter, ListenerSample};
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -445,36 +445,37 @@ async fn reload(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    let mut lags = Vec::new();
-    let mut states = Vec::new();
+    let mut listeners = Vec::new();
     for control in state.listeners.all() {
-        let mut status = control.status().state();
+        let mut sample = ListenerSample {
+            process: control.process.clone(),
+            state: control.status().state(),
+            revocations: control.revocations(),
+            lags: Vec::new(),
+        };
         if let Some(consumer) = control.consumer() {
             if let Ok(positions) = consumer.positions().await {
-                if status == "RUNNING" && positions.is_empty() {
-                    status = "UNASSIGNED";
+                if sample.state == "RUNNING" && positions.is_empty() {
+                    sample.state = "UNASSIGNED";
                 }
-                lags.extend(positions.into_iter().filter_map(|p| {
-                    Some(Lag {
-                        process: control.process.clone(),
-                        topic: p.topic,
-                        partition: p.partition,
-                        lag: p.lag?,
-                    })
-                }));
+                sample.lags = positions
+                    .into_iter()
+                    .filter_map(|p| Some((p.topic, p.partition, p.lag?)))
+                    .collect();
             }
         }
-        states.push((control.process.clone(), status));
+        listeners.push(sample);
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.shared.host().metrics().render(
-            &lags,
-            &ListenerStates {
-                names: ListenerStatus::STATES,
-                current: states,
-            },
-        ),
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state
+            .shared
+            .host()
+            .metrics()
+            .render(&listeners, ListenerStatus::STATES),
     )
         .into_response()
 }

@@ -253,9 +253,13 @@ pub(super) async fn supervise(
     // Automatic restarts in a row; a run that lasted longer than the longest wait was healthy
     // and starts the schedule over.
     let mut automatic = 0;
+    let mut first = true;
     loop {
         let run = shutdown.child_token();
         control.begin_run(run.clone());
+        if !std::mem::take(&mut first) {
+            shared.host().metrics().restart(&control.process);
+        }
         let started = tokio::time::Instant::now();
         let outcome = listener::run(shared.clone(), control.clone(), run).await;
         if control.take_restart() && !shutdown.is_cancelled() {

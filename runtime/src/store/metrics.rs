@@ -1,234 +1,332 @@
-//! The host's counters, shown by the management API in Prometheus' text format. Labels are few
-//! and bounded: the process id (from the components), the execution status (three values),
-//! and for lag the topic and partition a listener holds.
+//! The host's metrics, shown by the management API in Prometheus' text format through the
+//! Prometheus project's own client (`prometheus-client`). Labels are few and bounded: the
+//! process id (from the components), the execution status (three values), a listener's state
+//! (seven), and for lag the topic and partition a listener holds.
+//!
+//! Every series of a process exists, at 0, from the moment its components are loaded
+//! ([`Metrics::declare`]), so that an alert such as `increase(sluice_dead_letters_total[5m]) > 0`
+//! can fire on the first event rather than the second.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::record::ExecutionRecord;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
 
-/// Counters since the host started.
-#[derive(Default)]
+use crate::record::{ExecutionRecord, ExecutionStatus};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProcessLabels {
+    process: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    process: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    process: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    process: String,
+    topic: String,
+    partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    librdkafka: String,
+}
+
+type Counters = Family<ProcessLabels, Counter>;
+type Durations = Family<ProcessLabels, Histogram, fn() -> Histogram>;
+
+/// 1 ms to a minute in the usual 1-2.5-5 steps: executions and commits of a healthy host sit
+/// in the first half, a broker in trouble shows in the second.
+const DURATION_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// The host's metrics since it started.
 pub struct Metrics {
-    inner: Mutex<Counters>,
+    registry: Registry,
+    documents_in: Counters,
+    documents_out: Counters,
+    document_errors: Counters,
+    executions: Family<StatusLabels, Counter>,
+    execution_duration: Durations,
+    commit_duration: Durations,
+    dead_letters: Counters,
+    retries: Counters,
+    redeliveries: Counters,
+    restarts: Counters,
+    revocations: Counters,
+    listener_state: Family<StateLabels, Gauge>,
+    consumer_lag: Family<PartitionLabels, Gauge>,
+    /// One scrape at a time: the listeners' gauges are refilled for each.
+    scrape: Mutex<()>,
 }
 
-#[derive(Default)]
-struct Counters {
-    /// Per process: documents in, out, with errors.
-    documents: BTreeMap<String, [u64; 3]>,
-    /// Per (process, status): executions.
-    executions: BTreeMap<(String, &'static str), u64>,
-    /// Per process: commits and their total duration.
-    commits: BTreeMap<String, (u64, Duration)>,
-    /// Per process: documents sent to the dead-letter topic.
-    dead_letters: BTreeMap<String, u64>,
-}
-
-/// A listener's lag on one partition, gathered when metrics are scraped.
-pub struct Lag {
+/// What a scrape reads from one listener.
+#[derive(Debug, Clone)]
+pub struct ListenerSample {
     /// The listener's process.
     pub process: String,
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// Messages not yet committed.
-    pub lag: i64,
+    /// The name of the state it is in.
+    pub state: &'static str,
+    /// How often its group took partitions from it.
+    pub revocations: u64,
+    /// Per (topic, partition) it holds, the messages not committed yet.
+    pub lags: Vec<(String, i32, i64)>,
 }
 
-/// Each listener's state now, and the names of every state a listener can be in.
-#[derive(Debug, Clone, Default)]
-pub struct ListenerStates<'a> {
-    /// Every state's name.
-    pub names: &'a [&'a str],
-    /// Each listener's process and the name of its state now.
-    pub current: Vec<(String, &'a str)>,
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let mut counters = |name: &str, help: &str| {
+            let family = Counters::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let documents_in = counters("sluice_documents_in", "Documents that entered executions");
+        let documents_out = counters("sluice_documents_out", "Documents that left the last step");
+        let document_errors = counters(
+            "sluice_document_errors",
+            "Documents that got a document error",
+        );
+        let dead_letters = counters(
+            "sluice_dead_letters",
+            "Documents a listener sent to its dead-letter topic",
+        );
+        let retries = counters(
+            "sluice_retries",
+            "Tries of failed documents again (a document tried three times counts two)",
+        );
+        let redeliveries = counters(
+            "sluice_redeliveries",
+            "Documents a listener received again after a restart or rebalance: the documents \
+             since the last commit",
+        );
+        let restarts = counters(
+            "sluice_listener_restarts",
+            "Listener restarts: requested, after a reload changed it, or after a failure",
+        );
+        let revocations = counters(
+            "sluice_listener_revocations",
+            "Rebalances that took partitions from a listener",
+        );
+        let executions = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "sluice_executions",
+            "Executions by how they ended",
+            executions.clone(),
+        );
+        let mut durations = |name: &str, help: &str| {
+            let family: Durations = Family::new_with_constructor(duration_histogram);
+            registry.register_with_unit(name, help, Unit::Seconds, family.clone());
+            family
+        };
+        let execution_duration = durations("sluice_execution_duration", "How long executions took");
+        let commit_duration = durations(
+            "sluice_commit_duration",
+            "How long a listener's offset commits took",
+        );
+        let listener_state = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "sluice_listener_state",
+            "Whether a listener is in a state (1) or not (0), one series per state",
+            listener_state.clone(),
+        );
+        let consumer_lag = Family::<PartitionLabels, Gauge>::default();
+        registry.register_with_unit(
+            "sluice_consumer_lag",
+            "Messages a listener has not committed yet, per partition it holds",
+            Unit::Other("messages".into()),
+            consumer_lag.clone(),
+        );
+        registry.register(
+            "sluice_build",
+            "The sluice version and the librdkafka it links",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                librdkafka: sluice_connector::librdkafka_version(),
+            }),
+        );
+        Self {
+            registry,
+            documents_in,
+            documents_out,
+            document_errors,
+            executions,
+            execution_duration,
+            commit_duration,
+            dead_letters,
+            retries,
+            redeliveries,
+            restarts,
+            revocations,
+            listener_state,
+            consumer_lag,
+            scrape: Mutex::new(()),
+        }
+    }
+}
+
+/// Creates the series of `labels` in `family` (at 0) unless it exists.
+fn create<S, M, C>(family: &Family<S, M, C>, labels: &S)
+where
+    S: Clone + std::hash::Hash + Eq,
+    C: prometheus_client::metrics::family::MetricConstructor<M>,
+{
+    // The guard is all get_or_create returns: having the series is the point.
+    drop(family.get_or_create(labels));
+}
+
+fn process(process: &str) -> ProcessLabels {
+    ProcessLabels {
+        process: process.to_string(),
+    }
 }
 
 impl Metrics {
-    fn counters(&self) -> std::sync::MutexGuard<'_, Counters> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Creates every series of process `id` at 0 (see the module's comment); a `listener`
+    /// gets the listener series too.
+    pub fn declare(&self, id: &str, listener: bool) {
+        let labels = process(id);
+        for family in [
+            &self.documents_in,
+            &self.documents_out,
+            &self.document_errors,
+        ] {
+            create(family, &labels);
+        }
+        create(&self.execution_duration, &labels);
+        for status in ExecutionStatus::NAMES {
+            let labels = StatusLabels {
+                process: id.to_string(),
+                status,
+            };
+            create(&self.executions, &labels);
+        }
+        if listener {
+            for family in [
+                &self.dead_letters,
+                &self.retries,
+                &self.redeliveries,
+                &self.restarts,
+                &self.revocations,
+            ] {
+                create(family, &labels);
+            }
+            create(&self.commit_duration, &labels);
+        }
     }
 
     /// Counts one finished execution.
     pub fn execution(&self, record: &ExecutionRecord) {
-        let status = record.status.name();
-        let mut counters = self.counters();
-        let documents = counters
-            .documents
-            .entry(record.process.clone())
-            .or_default();
-        documents[0] += record.documents_in as u64;
-        documents[1] += record.documents_out.len() as u64;
-        documents[2] += record.document_errors.len() as u64;
-        *counters
-            .executions
-            .entry((record.process.clone(), status))
-            .or_default() += 1;
+        let labels = process(&record.process);
+        let count = |family: &Counters, n: usize| {
+            family.get_or_create(&labels).inc_by(n as u64);
+        };
+        count(&self.documents_in, record.documents_in);
+        count(&self.documents_out, record.documents_out.len());
+        count(&self.document_errors, record.document_errors.len());
+        self.executions
+            .get_or_create(&StatusLabels {
+                process: record.process.clone(),
+                status: record.status.name(),
+            })
+            .inc();
+        self.execution_duration
+            .get_or_create(&labels)
+            .observe(record.duration.as_secs_f64());
     }
 
     /// Counts one commit of a listener and how long it took.
-    pub fn commit(&self, process: &str, took: Duration) {
-        let mut counters = self.counters();
-        let entry = counters.commits.entry(process.to_string()).or_default();
-        entry.0 += 1;
-        entry.1 += took;
+    pub fn commit(&self, process_id: &str, took: Duration) {
+        self.commit_duration
+            .get_or_create(&process(process_id))
+            .observe(took.as_secs_f64());
     }
 
     /// Counts one document sent to a dead-letter topic.
-    pub fn dead_letter(&self, process: &str) {
-        *self
-            .counters()
-            .dead_letters
-            .entry(process.to_string())
-            .or_default() += 1;
+    pub fn dead_letter(&self, process_id: &str) {
+        self.dead_letters.get_or_create(&process(process_id)).inc();
     }
 
-    /// Everything in Prometheus' text exposition format, with the lags given.
-    /// The counters, the consumer lags and the listeners' states as Prometheus text.
-    pub fn render(&self, lags: &[Lag], states: &ListenerStates<'_>) -> String {
-        let counters = self.counters();
-        let mut out = String::new();
-        render_documents(&mut out, &counters.documents);
-        render_executions(&mut out, &counters.executions);
-        render_dead_letters(&mut out, &counters.dead_letters);
-        render_commits(&mut out, &counters.commits);
-        render_lags(&mut out, lags);
-        render_listener_states(&mut out, states);
-        out
+    /// Counts `documents` tried again.
+    pub fn retries(&self, process_id: &str, documents: usize) {
+        self.retries
+            .get_or_create(&process(process_id))
+            .inc_by(documents as u64);
     }
-}
 
-// One function per metric family, each writing its HELP and TYPE lines, then its samples.
-// Writing to a `String` cannot fail, hence the ignored results.
+    /// Counts `documents` received again after a restart or rebalance.
+    pub fn redeliveries(&self, process_id: &str, documents: usize) {
+        self.redeliveries
+            .get_or_create(&process(process_id))
+            .inc_by(documents as u64);
+    }
 
-/// Documents in, out and with errors per process: three counters from one table.
-fn render_documents(out: &mut String, documents: &BTreeMap<String, [u64; 3]>) {
-    for (index, (name, help)) in [
-        (
-            "sluice_documents_in_total",
-            "Documents that entered executions.",
-        ),
-        (
-            "sluice_documents_out_total",
-            "Documents that left the last step.",
-        ),
-        (
-            "sluice_document_errors_total",
-            "Documents that got a document error.",
-        ),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (process, values) in documents {
-            let _ = writeln!(
-                out,
-                "{name}{{process=\"{}\"}} {}",
-                escape(process),
-                values[index]
-            );
+    /// Counts one restart of a listener.
+    pub fn restart(&self, process_id: &str) {
+        self.restarts.get_or_create(&process(process_id)).inc();
+    }
+
+    /// Everything in Prometheus' text exposition format (version 0.0.4), with the
+    /// `listeners` as they are now; `states` names every state a listener can be in.
+    pub fn render(&self, listeners: &[ListenerSample], states: &[&'static str]) -> String {
+        let _one_at_a_time = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Listeners come and go with reloads, and partitions with rebalances: only what is
+        // there now is shown.
+        self.listener_state.clear();
+        self.consumer_lag.clear();
+        for listener in listeners {
+            for state in states {
+                let labels = StateLabels {
+                    process: listener.process.clone(),
+                    state,
+                };
+                let value = i64::from(*state == listener.state);
+                self.listener_state.get_or_create(&labels).set(value);
+            }
+            // A counter only grows: it catches up with the listener's own count.
+            let revocations = self.revocations.get_or_create(&process(&listener.process));
+            let behind = listener.revocations.saturating_sub(revocations.get());
+            revocations.inc_by(behind);
+            for (topic, partition, lag) in &listener.lags {
+                let labels = PartitionLabels {
+                    process: listener.process.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                self.consumer_lag.get_or_create(&labels).set(*lag);
+            }
         }
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
+        text
     }
-}
-
-fn render_executions(out: &mut String, executions: &BTreeMap<(String, &'static str), u64>) {
-    let _ = writeln!(
-        out,
-        "# HELP sluice_executions_total Executions by how they ended.\n\
-         # TYPE sluice_executions_total counter"
-    );
-    for ((process, status), n) in executions {
-        let _ = writeln!(
-            out,
-            "sluice_executions_total{{process=\"{}\",status=\"{status}\"}} {n}",
-            escape(process)
-        );
-    }
-}
-
-fn render_dead_letters(out: &mut String, dead_letters: &BTreeMap<String, u64>) {
-    let _ = writeln!(
-        out,
-        "# HELP sluice_dead_letters_total Documents sent to a dead-letter topic.\n\
-         # TYPE sluice_dead_letters_total counter"
-    );
-    for (process, n) in dead_letters {
-        let _ = writeln!(
-            out,
-            "sluice_dead_letters_total{{process=\"{}\"}} {n}",
-            escape(process)
-        );
-    }
-}
-
-fn render_commits(out: &mut String, commits: &BTreeMap<String, (u64, Duration)>) {
-    let _ = writeln!(
-        out,
-        "# HELP sluice_commit_duration_seconds Listener offset commits.\n\
-         # TYPE sluice_commit_duration_seconds summary"
-    );
-    for (process, (n, total)) in commits {
-        let process = escape(process);
-        let _ = writeln!(
-            out,
-            "sluice_commit_duration_seconds_sum{{process=\"{process}\"}} {}\n\
-             sluice_commit_duration_seconds_count{{process=\"{process}\"}} {n}",
-            total.as_secs_f64()
-        );
-    }
-}
-
-/// One series per listener and state, 1 for the state it is in and 0 for the others, so
-/// that an alert on a state can fire before any listener has been in it.
-fn render_listener_states(out: &mut String, states: &ListenerStates<'_>) {
-    let _ = writeln!(
-        out,
-        "# HELP sluice_listener_state Whether a listener is in a state (1) or not (0).\n\
-         # TYPE sluice_listener_state gauge"
-    );
-    for (process, now) in &states.current {
-        let process = escape(process);
-        for state in states.names {
-            let value = u8::from(state == now);
-            let _ = writeln!(
-                out,
-                "sluice_listener_state{{process=\"{process}\",state=\"{state}\"}} {value}"
-            );
-        }
-    }
-}
-
-fn render_lags(out: &mut String, lags: &[Lag]) {
-    let _ = writeln!(
-        out,
-        "# HELP sluice_consumer_lag Messages a listener has not committed yet.\n\
-         # TYPE sluice_consumer_lag gauge"
-    );
-    for lag in lags {
-        let _ = writeln!(
-            out,
-            "sluice_consumer_lag{{process=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
-            escape(&lag.process),
-            escape(&lag.topic),
-            lag.partition,
-            lag.lag
-        );
-    }
-}
-
-/// Prometheus label values escape backslash, double quote and newline.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -237,13 +335,13 @@ mod tests {
     use crate::record::ExecutionStatus;
 
     #[test]
-    fn counters_render_as_prometheus_text() {
+    fn metrics_render_as_prometheus_text() {
         let metrics = Metrics::default();
         metrics.execution(&ExecutionRecord {
             id: uuid::Uuid::now_v7(),
             process: "route".into(),
             started: std::time::SystemTime::now(),
-            duration: Duration::ZERO,
+            duration: Duration::from_millis(20),
             status: ExecutionStatus::Succeeded,
             documents_in: 3,
             documents_out: vec![Default::default(), Default::default()],
@@ -251,31 +349,70 @@ mod tests {
         });
         metrics.commit("route", Duration::from_millis(250));
         metrics.dead_letter("route");
-        let states = ListenerStates {
-            names: &["RUNNING", "INVALID"],
-            current: vec![("bad".into(), "INVALID")],
-        };
-        let lags = [Lag {
-            process: "route".into(),
-            topic: "in".into(),
-            partition: 1,
-            lag: 7,
-        }];
-        let text = metrics.render(&lags, &states);
+        metrics.retries("route", 2);
+        let listeners = [
+            ListenerSample {
+                process: "bad".into(),
+                state: "INVALID",
+                revocations: 0,
+                lags: Vec::new(),
+            },
+            ListenerSample {
+                process: "route".into(),
+                state: "RUNNING",
+                revocations: 2,
+                lags: vec![("in".into(), 1, 7)],
+            },
+        ];
+        let text = metrics.render(&listeners, &["RUNNING", "INVALID"]);
         for line in [
             "# TYPE sluice_documents_in_total counter",
             "sluice_documents_in_total{process=\"route\"} 3",
             "sluice_documents_out_total{process=\"route\"} 2",
             "sluice_document_errors_total{process=\"route\"} 0",
             "sluice_executions_total{process=\"route\",status=\"succeeded\"} 1",
+            "sluice_execution_duration_seconds_bucket{process=\"route\",le=\"0.025\"} 1",
+            "sluice_execution_duration_seconds_count{process=\"route\"} 1",
             "sluice_dead_letters_total{process=\"route\"} 1",
+            "sluice_retries_total{process=\"route\"} 2",
+            "sluice_listener_revocations_total{process=\"route\"} 2",
+            "# TYPE sluice_commit_duration_seconds histogram",
             "sluice_commit_duration_seconds_sum{process=\"route\"} 0.25",
             "sluice_commit_duration_seconds_count{process=\"route\"} 1",
-            "sluice_consumer_lag{process=\"route\",topic=\"in\",partition=\"1\"} 7",
+            "sluice_consumer_lag_messages{process=\"route\",topic=\"in\",partition=\"1\"} 7",
             "sluice_listener_state{process=\"bad\",state=\"RUNNING\"} 0",
             "sluice_listener_state{process=\"bad\",state=\"INVALID\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
+        let build = text
+            .lines()
+            .find(|l| l.starts_with("sluice_build_info{"))
+            .expect("build info");
+        assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))));
+        assert!(
+            build.contains("librdkafka=\"2") && build.ends_with(" 1"),
+            "{build}"
+        );
+    }
+
+    #[test]
+    fn a_declared_process_has_its_series_at_zero() {
+        let metrics = Metrics::default();
+        metrics.declare("bridge", true);
+        metrics.declare("send", false);
+        let text = metrics.render(&[], &[]);
+        for line in [
+            "sluice_executions_total{process=\"send\",status=\"failed\"} 0",
+            "sluice_document_errors_total{process=\"send\"} 0",
+            "sluice_execution_duration_seconds_count{process=\"send\"} 0",
+            "sluice_dead_letters_total{process=\"bridge\"} 0",
+            "sluice_redeliveries_total{process=\"bridge\"} 0",
+            "sluice_listener_restarts_total{process=\"bridge\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        // A one-off process has no listener series.
+        assert!(!text.contains("sluice_dead_letters_total{process=\"send\"}"));
     }
 }

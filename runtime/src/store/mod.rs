@@ -8,5 +8,5 @@ mod metrics;
 mod migrations;
 
 pub use executions::{ExecutionStore, Filter, RecordsError, StoredDocumentError, StoredExecution};
-pub use metrics::{Lag, ListenerStates, Metrics};
+pub use metrics::{ListenerSample, Metrics};
 pub use migrations::MigrationError;

@@ -59,6 +59,14 @@ pub enum StartError {
     MissingInput(String),
 }
 
+/// Every series of the processes of `components`, at 0 until something happens.
+fn declare(metrics: &Metrics, components: &Components) {
+    let listeners = components.listener_processes();
+    for id in components.processes.keys() {
+        metrics.declare(id, listeners.contains(id));
+    }
+}
+
 fn suggestion(id: &str, defined: &[String]) -> String {
     match crate::components::did_you_mean(id, defined.iter().map(String::as_str)) {
         Some(close) => format!("; did you mean \"{close}\"?"),
@@ -82,11 +90,13 @@ pub struct Host {
 impl Host {
     /// A host for validated components.
     pub fn new(components: Components, container: ContainerProperties) -> Self {
+        let metrics = Arc::<Metrics>::default();
+        declare(&metrics, &components);
         Self {
             components,
             container,
             records: None,
-            metrics: Arc::default(),
+            metrics,
             producers: Default::default(),
         }
     }
@@ -95,6 +105,7 @@ impl Host {
     /// execution records and metrics, and producers of its own (a changed operation must not
     /// get the warm producer of its former definition).
     pub fn redeploy(&self, components: Components) -> Self {
+        declare(&self.metrics, &components);
         Self {
             components,
             container: self.container.clone(),

@@ -116,6 +116,9 @@ impl Listener {
                 }
             }
             pending = retry;
+            if !pending.is_empty() {
+                self.host.metrics().retries(&self.process.id, pending.len());
+            }
             self.mark_finished(&topic, partition, &offsets, &finished);
             if let Some(first) = pending.first() {
                 let wait = self.retry_wait(first.attempts);

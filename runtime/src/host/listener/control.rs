@@ -1,7 +1,10 @@
 //! The host's handle on one listener: its status as the API and metrics report it, and the
 //! switches the API turns (pause, resume, restart).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use sluice_connector::consume::Consumed;
 
 use sluice_connector::listen::ListenConsumer;
 use tokio_util::sync::CancellationToken;
@@ -71,6 +74,9 @@ pub(super) struct ControlState {
     runs: u32,
     /// Rebalances that took partitions from the consumers of runs that have ended.
     revocations_before: u64,
+    /// Per (topic, partition), the highest offset any run of this listener has received:
+    /// what arrives at or below it is a redelivery.
+    highest_received: BTreeMap<(String, i32), i64>,
     /// The host whose components the listener runs: its next run starts with it.
     deployed: Option<Arc<Host>>,
     /// Why the version of the listener's components found at the last reload is not the one
@@ -90,6 +96,7 @@ impl ListenerControl {
                 restart_requested: false,
                 runs: 0,
                 revocations_before: 0,
+                highest_received: BTreeMap::new(),
                 deployed: None,
                 not_deployed: Vec::new(),
             }),
@@ -137,6 +144,25 @@ impl ListenerControl {
         let mut state = self.state();
         state.consumer = None;
         state.revocations_before += consumer.revocations();
+    }
+
+    /// Of `batch`, how many messages this listener received before (a restart or rebalance
+    /// delivers again what was not committed); remembers the rest.
+    pub(super) fn redelivered(&self, batch: &[Consumed]) -> usize {
+        let mut state = self.state();
+        let mut again = 0;
+        for message in batch {
+            let (topic, partition, offset) = message.position();
+            let key = (topic.to_string(), partition);
+            match state.highest_received.get_mut(&key) {
+                Some(highest) if offset <= *highest => again += 1,
+                Some(highest) => *highest = offset,
+                None => {
+                    state.highest_received.insert(key, offset);
+                }
+            }
+        }
+        again
     }
 
     /// Gives the listener the host of its (new) definition: its next run uses it.
@@ -213,5 +239,40 @@ impl ListenerControl {
             return;
         }
         notified.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_connector::consume::Consumed;
+    use sluice_connector::ConsumedRecord;
+
+    use super::ListenerControl;
+
+    fn at(partition: i32, offsets: std::ops::Range<i64>) -> Vec<Consumed> {
+        offsets
+            .map(|offset| {
+                Consumed::Record(ConsumedRecord {
+                    topic: "orders".into(),
+                    partition,
+                    offset,
+                    key: None,
+                    payload: Vec::new(),
+                    timestamp_ms: None,
+                    headers: Vec::new(),
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn what_arrives_again_after_a_restart_counts_as_redelivered() {
+        let control = ListenerControl::new("route", false);
+        assert_eq!(control.redelivered(&at(0, 0..10)), 0);
+        assert_eq!(control.redelivered(&at(1, 0..5)), 0);
+        // A restart resumes partition 0 at its last commit, 6: offsets 6 to 9 come again.
+        assert_eq!(control.redelivered(&at(0, 6..12)), 4);
+        assert_eq!(control.redelivered(&at(0, 12..14)), 0);
+        assert_eq!(control.redelivered(&at(1, 5..6)), 0);
     }
 }

@@ -365,6 +365,14 @@ impl Listener {
                 continue;
             }
             tracing::debug!(messages = batch.len(), "batch received");
+            let again = this.control.redelivered(&batch);
+            if again > 0 {
+                this.host.metrics().redeliveries(&this.process.id, again);
+                tracing::info!(
+                    documents = again,
+                    "documents received again: they were not committed before a restart or rebalance"
+                );
+            }
             let work = this.clone().process_batch(batch, shutdown);
             tokio::pin!(work);
             let outcomes = tokio::select! {
