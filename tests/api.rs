@@ -9,7 +9,7 @@ use std::time::Duration;
 use harness::api::Api;
 use harness::flows::{produce_routed, source_and_target, Listener};
 use harness::{assert_contains, wait_for, Broker, Serving};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const WORK: Duration = Duration::from_secs(60);
 const TOKEN: &str = "api-token-7f3a9c";
@@ -274,6 +274,7 @@ fn every_route_but_health_needs_the_token_and_no_answer_echoes_a_secret() {
     let listener = guarded_listener(&broker, &source);
     let (mut serving, api) = serve(&listener);
     let routes = [
+        ("GET", "/"),
         ("GET", "/processes"),
         ("GET", "/processes/route"),
         ("GET", "/listeners"),
@@ -284,6 +285,7 @@ fn every_route_but_health_needs_the_token_and_no_answer_echoes_a_secret() {
         ("GET", "/executions"),
         ("GET", "/executions/01a22c01-c621-71c4-99ad-f53b0498db17"),
         ("POST", "/components/validate"),
+        ("POST", "/components/reload"),
         ("GET", "/metrics"),
     ];
     for (method, path) in routes {
@@ -321,9 +323,9 @@ fn every_route_but_health_needs_the_token_and_no_answer_echoes_a_secret() {
     assert!(!serving.stderr().contains(secret) && !serving.stderr().contains(TOKEN));
     harness::reliability_row(
         "security",
-        "management API: 11 guarded routes × (no token, wrong token, token one character short); \
+        "management API: 13 guarded routes × (no token, wrong token, token one character short); \
          a validate request with a password and 300 KB values",
-        34,
+        40,
         "every guarded route answers 401, /health 200; no answer or log line holds the token \
          or the password, and no answer repeats the request",
         None,
@@ -437,4 +439,89 @@ fn an_invalid_listener_is_reported_and_the_others_serve() {
     // A clean stop, but an invalid listener counts as failed: status 1.
     serving.signal("TERM");
     assert_eq!(serving.wait(WORK), Some(1), "{}", serving.stderr());
+}
+
+#[test]
+fn every_answer_is_json_and_the_root_says_what_the_host_is() {
+    let broker = Broker::start();
+    let source = broker.create_topic("api-in", 1);
+    let listener = guarded_listener(&broker, &source);
+    // A host name is an address too.
+    let serving = listener.ws.sluice_spawn(&["serve", "--api", "localhost:0"]);
+    let api = Api::of(&serving, Some(TOKEN));
+
+    let about = api.json("/");
+    assert_eq!(about["name"], "sluice", "{about}");
+    assert_eq!(about["version"], env!("CARGO_PKG_VERSION"), "{about}");
+    assert!(
+        about["commit"].as_str().is_some_and(|c| !c.is_empty()),
+        "{about}"
+    );
+    assert!(
+        about["librdkafka"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("2.")),
+        "{about}"
+    );
+    // A browser gets a page instead.
+    let base = api.base();
+    let page = ureq::get(&format!("{base}/"))
+        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .set("Accept", "text/html,application/xhtml+xml")
+        .call()
+        .expect("GET / as a browser");
+    assert_eq!(page.content_type(), "text/html");
+    assert!(page.into_string().expect("page").contains("<h1>Sluice "));
+
+    // Errors are JSON too: a bad query string, a method a route does not take, no token.
+    let error = |method: &str, path: &str, token: Option<&str>| -> (u16, Value) {
+        let (status, body) = api.call(method, path, token, None);
+        let json = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+        (status, json)
+    };
+    let (status, body) = error("GET", "/executions?limit=many", Some(TOKEN));
+    assert_eq!((status, &body["error_code"]), (400, &json!(400)), "{body}");
+    assert_contains(
+        body["message"].as_str().expect("message"),
+        &["query string"],
+    );
+    let (status, body) = error("DELETE", "/processes", Some(TOKEN));
+    assert_eq!((status, &body["error_code"]), (405, &json!(405)), "{body}");
+    assert_contains(
+        body["message"].as_str().expect("message"),
+        &["DELETE is not allowed on /processes"],
+    );
+    let (status, body) = error("GET", "/nowhere", Some(TOKEN));
+    assert_eq!((status, &body["error_code"]), (404, &json!(404)), "{body}");
+    let unauthorized = ureq::get(&format!("{base}/listeners")).call();
+    let Err(ureq::Error::Status(401, response)) = unauthorized else {
+        panic!("expected 401: {unauthorized:?}");
+    };
+    assert_eq!(
+        response.header("WWW-Authenticate"),
+        Some("Bearer realm=\"sluice\"")
+    );
+    assert!(!serving
+        .stderr()
+        .contains("warning: the management API listens on"));
+}
+
+#[test]
+fn an_api_beyond_loopback_without_a_token_is_warned_about() {
+    let broker = Broker::start();
+    let source = broker.create_topic("api-in", 1);
+    let listener = Listener::new(&broker, &source, "");
+    let mut serving = listener.ws.sluice_spawn(&["serve", "--api", "0.0.0.0:0"]);
+    let said = wait_for("the start lines", WORK, || {
+        let err = serving.stderr();
+        err.contains("listener started").then_some(err)
+    });
+    assert_contains(
+        &said,
+        &[
+            "warning: the management API listens on 0.0.0.0:0, reachable from other machines, \
+           and SLUICE_API_TOKEN is not set",
+        ],
+    );
+    serving.stop("TERM", WORK);
 }

@@ -30,6 +30,11 @@ impl Api {
         }
     }
 
+    /// Where the API is, `http://HOST:PORT`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// `(status, body)` of a request with `token`, if any.
     pub fn call(
         &self,

@@ -23,18 +23,21 @@ pub(super) fn serve(
     api: &str,
     watch: bool,
 ) -> anyhow::Result<ExitCode> {
-    let api = match api {
-        "off" => None,
-        address => Some(address.parse::<SocketAddr>().map_err(|_| {
-            anyhow::anyhow!(
-                "--api must be an address such as 127.0.0.1:8083 (or off), got \"{address}\""
-            )
-        })?),
-    };
+    let api = api_address(api)?;
     let api_token = std::env::var("SLUICE_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
         .map(Secret::new);
+    if let Some(address) = api.filter(|a| !a.ip().is_loopback()) {
+        if api_token.is_none() {
+            eprintln!(
+                "warning: the management API listens on {address}, reachable from other \
+                 machines, and SLUICE_API_TOKEN is not set: anyone who reaches it can pause, \
+                 restart and reload listeners and read execution records; set \
+                 SLUICE_API_TOKEN, or listen on 127.0.0.1"
+            );
+        }
+    }
     let loaded = Components::load_runnable(paths);
     let mut components = loaded.components;
     let listeners = components.listener_processes();
@@ -99,4 +102,30 @@ pub(super) fn serve(
     } else {
         ExitCode::from(EXIT_FAILED)
     })
+}
+
+/// `--api`: `off`, or an address as `IP:PORT` or `HOST:PORT` (a host name that resolves to
+/// several addresses, such as localhost, listens on its first IPv4 one).
+fn api_address(api: &str) -> anyhow::Result<Option<SocketAddr>> {
+    use std::net::ToSocketAddrs as _;
+    if api == "off" {
+        return Ok(None);
+    }
+    let wrong = |why: String| {
+        anyhow::anyhow!(
+            "--api must be an address such as 127.0.0.1:8083 or localhost:8083 (or off), got \
+             \"{api}\": {why}"
+        )
+    };
+    let addresses: Vec<SocketAddr> = api
+        .to_socket_addrs()
+        .map_err(|e| wrong(e.to_string()))?
+        .collect();
+    let address = addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| wrong("it resolves to no address".into()))?;
+    Ok(Some(address))
 }

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -58,6 +59,7 @@ fn not_found(what: &str, id: &str) -> ApiError {
 /// The routes, behind the token check (all but `/health`).
 pub fn router(state: ApiState) -> Router {
     let guarded = Router::new()
+        .route("/", get(root))
         .route("/processes", get(processes))
         .route("/processes/{id}", get(process))
         .route("/listeners", get(listeners))
@@ -80,6 +82,15 @@ pub fn router(state: ApiState) -> Router {
                 "no such endpoint: see GET /processes, /listeners, /executions, /metrics".into(),
             )
         })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "{method} is not allowed on {}: see the README's table of requests",
+                    uri.path()
+                ),
+            )
+        })
         .with_state(state)
 }
 
@@ -94,13 +105,19 @@ async fn authorize(State(state): State<ApiState>, request: Request, next: Next) 
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
         if !same(given.as_bytes(), token.expose().as_bytes()) {
-            return ApiError(
+            let mut response = ApiError(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer token: send Authorization: Bearer <the host's \
                  SLUICE_API_TOKEN>"
                     .into(),
             )
             .into_response();
+            // RFC 6750: say which scheme the resource wants.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sluice\""),
+            );
+            return response;
         }
     }
     next.run(request).await
@@ -108,6 +125,35 @@ async fn authorize(State(state): State<ApiState>, request: Request, next: Next) 
 
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What this host is: JSON, unless the caller is a browser (it accepts text/html), which
+/// gets a page.
+async fn root(headers: HeaderMap) -> Response {
+    let about = json!({
+        "name": "sluice",
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": env!("SLUICE_COMMIT"),
+        "librdkafka": sluice_connector::librdkafka_version(),
+    });
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if !browser {
+        return Json(about).into_response();
+    }
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sluice</title></head>\n\
+         <body><h1>Sluice {}</h1><p>Commit {}, librdkafka {}.</p>\n<ul>{}</ul></body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("SLUICE_COMMIT"),
+        sluice_connector::librdkafka_version(),
+        ["/processes", "/listeners", "/executions", "/metrics", "/health"]
+            .map(|path| format!("<li><a href=\"{path}\">{path}</a></li>"))
+            .concat()
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
 async fn health() -> Json<Value> {
@@ -322,8 +368,18 @@ fn records_failed(error: impl std::fmt::Display) -> ApiError {
 
 async fn executions(
     State(state): State<ApiState>,
-    Query(query): Query<ExecutionsQuery>,
+    query: Result<Query<ExecutionsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the query string is not valid ({}): use process=ID, status={} and limit=N",
+                rejection.body_text(),
+                ExecutionStatus::NAMES.join("|")
+            ),
+        )
+    })?;
     if let Some(status) = &query.status {
         if !ExecutionStatus::NAMES.contains(&status.as_str()) {
             return Err(ApiError(
