@@ -137,7 +137,7 @@ pub enum Command {
                             get host.drain.timeout.ms (container property, default 30000) to \
                             finish, finished work is committed and the consumer groups are left \
                             cleanly. A second signal exits at once.\n\n\
-                            The management API (--api, default 127.0.0.1:8083): GET /health, \
+                            The management API (--api, default 127.0.0.1:8083): GET /, /health, \
                             /processes, /listeners, /listeners/ID/status, /executions, \
                             /executions/ID, /metrics; PUT /listeners/ID/pause and resume; POST \
                             /listeners/ID/restart, /components/validate and \
@@ -167,8 +167,9 @@ pub enum Command {
     Serve {
         #[command(flatten)]
         components: ComponentPaths,
-        /// Where the management API listens (port 0: any free port, printed at start), or off.
-        /// Requests need `Authorization: Bearer …` when SLUICE_API_TOKEN is set
+        /// Where the management API listens, IP:PORT or HOST:PORT (port 0: any free port,
+        /// printed at start), or off. Requests need `Authorization: Bearer …` when
+        /// SLUICE_API_TOKEN is set
         #[arg(long, value_name = "ADDRESS|off", default_value = "127.0.0.1:8083")]
         api: String,
         /// Load the components again when a component file changes (checked twice a second,
