@@ -6,7 +6,7 @@
 mod harness;
 
 use harness::components::commit_offset;
-use harness::{assert_exit, components, stdout, Broker, Stream, Workspace};
+use harness::{assert_exit, components, stderr, stdout, Broker, Stream, Workspace};
 
 /// Runs `sluice args` in `ws`, asserting its exit `code` and each of `expected` in its summary
 /// (standard output); returns the summary.
@@ -530,6 +530,57 @@ fn an_unreachable_broker_fails_the_execution_with_a_sentence_to_act_on() {
             "documents: 1 in, 0 out, 0 errors",
         ],
     );
+}
+
+#[test]
+fn logs_are_json_lines_with_their_fields_and_librdkafka_repeats_nothing_at_the_default_level() {
+    // At the default level, a failure is our one sentence: librdkafka's own lines about the
+    // refused connections are detail, not shown unless asked for.
+    let ws = Workspace::with_components(
+        r#"<components>
+  <connection id="nowhere"><bootstrap-servers>127.0.0.1:1</bootstrap-servers></connection>
+  <operation id="send" type="produce" connection="nowhere"><topic>t</topic></operation>
+  <process id="send"><steps><connector operation="send"/></steps></process>
+</components>"#,
+    );
+    ws.write("in.txt", "one\n");
+    ws.set_env("RUST_LOG", "warn");
+    let failed = ws.sluice_expect(
+        &["run", "send", "--input", "in.txt"],
+        1,
+        Stream::Stdout,
+        &["could not reach the Kafka brokers at 127.0.0.1:1"],
+    );
+    let err = stderr(&failed);
+    assert!(!err.contains("librdkafka"), "{err}");
+    // Asked for, they come through the same subscriber: JSON like ours, with a facility.
+    ws.set_env("RUST_LOG", "sluice=debug,librdkafka=info");
+    ws.set_env("SLUICE_LOG_FORMAT", "json");
+    let failed = ws.sluice(&["run", "send", "--input", "in.txt"]);
+    assert_exit(&failed, 1);
+    let lines: Vec<serde_json::Value> = stderr(&failed)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let librdkafka = lines
+        .iter()
+        .find(|l| l["target"] == "librdkafka")
+        .expect("a librdkafka line");
+    assert!(librdkafka["fields"]["facility"].is_string(), "{librdkafka}");
+    assert!(librdkafka["fields"]["message"].is_string(), "{librdkafka}");
+    // Ours carry the execution's fields in their spans.
+    let ended = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "execution ended")
+        .expect("the execution's end");
+    assert_eq!(ended["level"], "INFO", "{ended}");
+    assert_eq!(ended["fields"]["status"], "failed", "{ended}");
+    let execution = ended["spans"]
+        .as_array()
+        .and_then(|spans| spans.iter().find(|s| s["name"] == "execution"))
+        .expect("the execution span");
+    assert_eq!(execution["process"], "send", "{ended}");
+    assert!(execution["execution_id"].is_string(), "{ended}");
 }
 
 #[test]

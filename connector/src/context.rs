@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
@@ -156,6 +157,27 @@ impl ClientContext for Observer {
             }
             e.into()
         })
+    }
+
+    /// librdkafka's own log lines, one notch quieter than librdkafka rates them: what fails
+    /// reaches the user as our own sentence (a failed operation, a listener's warning) with
+    /// what to do, and these lines are the detail behind it, shown with
+    /// `RUST_LOG=librdkafka=info` (or `debug`). Same subscriber, so the same format (text or
+    /// JSON) and structured fields.
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error
+            | RDKafkaLogLevel::Warning => {
+                tracing::info!(target: "librdkafka", facility, librdkafka_level = ?level, "{message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::debug!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::trace!(target: "librdkafka", facility, "{message}"),
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

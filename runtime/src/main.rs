@@ -9,6 +9,6 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    cli::init_logging();
+    cli::init_logging(cli.log_format);
     cli::dispatch(cli)
 }

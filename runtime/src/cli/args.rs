@@ -14,7 +14,8 @@ use sluice_runtime::record::ExecutionStatus;
     long_about = "Sluice runs integration processes described as XML components: connections \
                   (where Kafka is), operations (Produce, Consume) and processes (a start and \
                   steps). Logs go to standard error; filter them with RUST_LOG, e.g. \
-                  RUST_LOG=sluice=debug.",
+                  RUST_LOG=sluice=debug (librdkafka's own lines: RUST_LOG=librdkafka=info), \
+                  and write them as JSON with --log-format json.",
     after_help = "Examples:\n  \
                   sluice demo\n  \
                   sluice validate profiles/demo\n  \
@@ -44,8 +45,29 @@ pub struct Cli {
     )]
     pub executions_db: PathBuf,
 
+    /// How log lines are written to standard error: text for people, json for a log
+    /// collector (one object per line, with the same fields)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "SLUICE_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event: timestamp, level, target, fields (message included) and
+    /// the spans it happened in (process, execution_id, topic, partition …).
+    Json,
 }
 
 /// Where a command finds its components.

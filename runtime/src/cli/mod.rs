@@ -25,8 +25,8 @@ use sluice_runtime::container::ContainerProperties;
 use sluice_runtime::count;
 use sluice_runtime::store::ExecutionStore;
 
-pub use args::Cli;
 use args::Command;
+pub use args::{Cli, LogFormat};
 
 /// Exit codes, documented in `sluice run --help`.
 const EXIT_FAILED: u8 = 1;
@@ -43,15 +43,22 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     }
 }
 
-/// Logs to standard error, filtered by RUST_LOG (default: warnings and errors).
-pub fn init_logging() {
+/// Logs to standard error, filtered by RUST_LOG (default: warnings and errors), as text or
+/// as one JSON object per line.
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 /// What every subcommand but validate starts from.

@@ -237,8 +237,13 @@ impl Host {
             Ok(()) if record.document_errors.is_empty() => ExecutionStatus::Succeeded,
             Ok(()) => ExecutionStatus::CompletedWithErrors,
         };
+        let reason = match &record.status {
+            ExecutionStatus::Failed(failure) => Some(failure.message.as_str()),
+            _ => None,
+        };
         tracing::info!(
-            status = %record.status,
+            status = record.status.name(),
+            reason,
             documents_in = record.documents_in,
             documents_out = record.documents_out.len(),
             document_errors = record.document_errors.len(),
