@@ -510,9 +510,9 @@ fn set_properties_from_constants_headers_and_tracked_properties() {
     );
 }
 
-#[test]
-fn an_unreachable_broker_fails_the_execution_with_a_sentence_to_act_on() {
-    // Port 1 on loopback: nothing listens there.
+/// A workspace whose process "send" produces in.txt's one document to a broker at 127.0.0.1:1,
+/// where nothing listens.
+fn unreachable_sender() -> Workspace {
     let ws = Workspace::with_components(
         r#"<components>
   <connection id="nowhere"><bootstrap-servers>127.0.0.1:1</bootstrap-servers></connection>
@@ -521,6 +521,12 @@ fn an_unreachable_broker_fails_the_execution_with_a_sentence_to_act_on() {
 </components>"#,
     );
     ws.write("in.txt", "one\n");
+    ws
+}
+
+#[test]
+fn an_unreachable_broker_fails_the_execution_with_a_sentence_to_act_on() {
+    let ws = unreachable_sender();
     summary(
         &ws,
         &["run", "send", "--input", "in.txt"],
@@ -536,14 +542,7 @@ fn an_unreachable_broker_fails_the_execution_with_a_sentence_to_act_on() {
 fn logs_are_json_lines_with_their_fields_and_librdkafka_repeats_nothing_at_the_default_level() {
     // At the default level, a failure is our one sentence: librdkafka's own lines about the
     // refused connections are detail, not shown unless asked for.
-    let ws = Workspace::with_components(
-        r#"<components>
-  <connection id="nowhere"><bootstrap-servers>127.0.0.1:1</bootstrap-servers></connection>
-  <operation id="send" type="produce" connection="nowhere"><topic>t</topic></operation>
-  <process id="send"><steps><connector operation="send"/></steps></process>
-</components>"#,
-    );
-    ws.write("in.txt", "one\n");
+    let ws = unreachable_sender();
     ws.set_env("RUST_LOG", "warn");
     let failed = ws.sluice_expect(
         &["run", "send", "--input", "in.txt"],
