@@ -113,11 +113,6 @@ fn validate_checks_references_between_components() {
     assert_eq!(
         lines(&invalid(&ws, &["."])),
         [
-            "./refs.xml:13:7: process \"p2\": unknown step <route>; steps available: <connector>, \
-             <set-properties>",
-            "./refs.xml:17:3: process \"p4\": does nothing: give it a <start operation=\"…\"/> \
-             (a consume or listen operation) or <steps> to run on the documents given with \
-             sluice run --input",
             "./refs.xml:4:3: operation \"get-orders\": consumer-group is missing: name it in the \
              operation or give connection \"kafka\" a default <consumer-group>",
             "./refs.xml:5:39: operation \"lost\": connection \"kafak\" is not defined (did you \
@@ -125,8 +120,13 @@ fn validate_checks_references_between_components() {
             "./refs.xml:7:12: process \"p1\": start operation \"send-orders\" is a produce \
              operation; a process starts with a consume or listen operation (or with no \
              operation, taking documents from sluice run --input)",
+            "./refs.xml:13:7: process \"p2\": unknown step <route>; steps available: <connector>, \
+             <set-properties>",
             "./refs.xml:16:38: process \"p3\": step 1: operation \"send-order\" is not defined \
              (did you mean \"send-orders\"?)",
+            "./refs.xml:17:3: process \"p4\": does nothing: give it a <start operation=\"…\"/> \
+             (a consume or listen operation) or <steps> to run on the documents given with \
+             sluice run --input",
         ]
     );
 }

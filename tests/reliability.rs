@@ -376,7 +376,8 @@ fn refused_connection(address: &str) -> String {
 }
 
 /// librdkafka's warnings and errors from the clients of this test process (they reach
-/// `tracing` under the target `librdkafka`), for tests that wait until a fault was noticed.
+/// `tracing` under the target `librdkafka`, at info: Sluice rates them one level below
+/// librdkafka), for tests that wait until a fault was noticed.
 fn librdkafka_log() -> String {
     use std::sync::{Arc, Mutex, OnceLock};
     #[derive(Clone)]
@@ -398,7 +399,7 @@ fn librdkafka_log() -> String {
         let captured = Captured(Arc::default());
         let writer = captured.clone();
         tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("librdkafka=warn"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new("librdkafka=info"))
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .init();
@@ -594,6 +595,8 @@ fn a_broker_killed_and_restarted_under_serve_loses_no_document() {
         ),
     );
     ws.write("container.properties", "host.reconnect.backoff.ms=300\n");
+    // librdkafka's own lines (at info: detail behind our sentences) say when it saw the outage.
+    ws.set_env("RUST_LOG", "sluice=debug,librdkafka=info,warn");
     let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
     produce_numbered(&broker, &source, 0, 300);
     // Killed while documents flow: once the first have come through.

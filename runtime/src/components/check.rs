@@ -22,6 +22,8 @@ pub(crate) struct Checker<'a> {
     scanned: &'a ScannedComponent,
     pub id: Option<String>,
     pub errors: Vec<LoadError>,
+    /// Unknown elements and attributes left out to read the rest (already reported).
+    pub skipped: Vec<String>,
 }
 
 impl<'a> Checker<'a> {
@@ -31,6 +33,7 @@ impl<'a> Checker<'a> {
             scanned,
             id: None,
             errors: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
@@ -95,8 +98,16 @@ impl<'a> Checker<'a> {
     /// A required field; its absence is reported with `hint` on what to write.
     pub fn required(&mut self, field: &str, raw: Option<String>, hint: &str) -> Option<String> {
         if raw.is_none() {
-            let at = self.scanned.start();
-            self.error_at(at, format!("{field} is missing: {hint}"));
+            // A misspelt <topik> already says "did you mean <topic>?": that it is missing
+            // follows from it and would only repeat it.
+            let misspelt = self
+                .skipped
+                .iter()
+                .any(|name| values::did_you_mean(name, [field]).is_some());
+            if !misspelt {
+                let at = self.scanned.start();
+                self.error_at(at, format!("{field} is missing: {hint}"));
+            }
             return None;
         }
         let value = self.text(field, raw)?;

@@ -89,6 +89,7 @@ impl Components {
         let (sources, mut errors) = read_sources(paths);
         let (components, more) = Self::build(sources);
         errors.extend(more);
+        in_reading_order(&components.files, &mut errors);
         Loaded::new(components, errors)
     }
 
@@ -133,7 +134,8 @@ impl Components {
     /// Validates components given as (file name, text) pairs, such as files built into the
     /// binary.
     pub fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self, LoadErrors> {
-        let (components, errors) = Self::build(sources);
+        let (components, mut errors) = Self::build(sources);
+        in_reading_order(&components.files, &mut errors);
         if errors.is_empty() {
             Ok(components)
         } else {
@@ -222,6 +224,17 @@ impl Components {
             .sort_by_key(|e| e.at.as_ref().map(|at| (at.line, at.column)));
         errors.append(&mut checker.errors);
     }
+}
+
+/// Sorts `errors` by file (in the order `files` were read; files that could not be read
+/// first), line and column, so that each file's errors read top to bottom, references
+/// included (those are found after every file is read).
+fn in_reading_order(files: &[PathBuf], errors: &mut [LoadError]) {
+    errors.sort_by_key(|e| {
+        let file = files.iter().position(|f| *f == e.file).map_or(0, |i| i + 1);
+        let at = e.at.as_ref().map(|at| (at.line, at.column));
+        (file, at)
+    });
 }
 
 /// The component files under `paths` as (path, text), and the errors of those that cannot be

@@ -433,3 +433,43 @@ mod runnable {
         assert!(error.contains(expected), "{error}");
     }
 }
+
+#[cfg(test)]
+mod one_pass {
+    use super::super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match Components::from_sources(vec![(PathBuf::from("o.xml"), text.to_string())]) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn unknown_elements_and_attributes_do_not_hide_the_other_errors() {
+        // Two unknown elements (one with children), an unknown attribute, an element given
+        // twice and a bad value in one operation: all five at once, in file order.
+        let found = errors(
+            r#"<components>
+<connection id="k"><bootstrap-servers>a:1</bootstrap-servers><consumer-group>g</consumer-group></connection>
+<operation id="l" type="listen" connection="k" colour="blue">
+  <topik>t</topik>
+  <extra><nested>1</nested></extra>
+  <topic>t</topic>
+  <retry-limit>many</retry-limit>
+  <max-messages>5</max-messages><max-messages>6</max-messages>
+</operation>
+</components>"#,
+        );
+        assert_eq!(found.len(), 5, "{found:#?}");
+        for (error, expected) in found.iter().zip([
+            "o.xml:3:48: operation \"l\": unknown attribute colour",
+            "o.xml:4:3: operation \"l\": unknown element <topik>; did you mean <topic>?",
+            "o.xml:5:3: operation \"l\": unknown element <extra>",
+            "o.xml:7:3: operation \"l\": retry-limit must be a whole number",
+            "o.xml:8:33: operation \"l\": element <max-messages> is given twice; give it once",
+        ]) {
+            assert!(error.starts_with(expected), "{error}\nexpected: {expected}");
+        }
+    }
+}
