@@ -3,7 +3,7 @@
 
 mod harness;
 
-use harness::{assert_exit, stderr, stdout, Stream, Workspace};
+use harness::{assert_contains, assert_exit, stderr, stdout, Stream, Workspace};
 
 /// Runs `sluice validate` on `files` of `ws`, asserts that it finds errors (exit 1), and
 /// returns its report.
@@ -503,5 +503,73 @@ fn executions_without_a_database_says_where_it_looked() {
         2,
         Stream::Stderr,
         &["[possible values: succeeded, completed-with-errors, failed]"],
+    );
+}
+
+#[test]
+fn validate_checks_the_container_properties_and_kerberos_files_and_reads_sluice_components() {
+    let ws = Workspace::new();
+    ws.write(
+        "team/c.xml",
+        r#"<components>
+  <connection id="kerberos">
+    <bootstrap-servers>broker.example.test:9092</bootstrap-servers>
+    <security-protocol>SASL_PLAINTEXT</security-protocol>
+    <sasl-mechanism>GSSAPI</sasl-mechanism>
+    <username>svc@EXAMPLE.TEST</username>
+    <consumer-group>orders</consumer-group>
+  </connection>
+  <connection id="hubs" preset="azure-event-hubs">
+    <namespace>contoso</namespace>
+    <password>Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v</password>
+  </connection>
+  <operation id="in-a" type="listen" connection="kerberos"><topic>a</topic></operation>
+  <operation id="in-b" type="listen" connection="kerberos"><topic>b</topic></operation>
+  <operation id="out" type="produce" connection="hubs"><topic>c</topic></operation>
+  <process id="a"><start operation="in-a"/><steps><connector operation="out"/></steps></process>
+  <process id="b"><start operation="in-b"/><steps><connector operation="out"/></steps></process>
+</components>"#,
+    );
+    ws.write(
+        "container.properties",
+        "kafka.max.request.size=2000000\nkafka.max.poll.records=zero\n",
+    );
+    // The components come from SLUICE_COMPONENTS, as for the other commands.
+    ws.set_env("SLUICE_COMPONENTS", "team");
+    let output = ws.sluice(&["validate", "--custom-library", "libs"]);
+    assert_exit(&output, 1);
+    assert_contains(
+        &stdout(&output),
+        &[
+            "container.properties:2: kafka.max.poll.records must be",
+            "libs/krb5.conf does not exist: Kerberos connection \"kerberos\" needs your realm's \
+             krb5.conf",
+            "libs/EXAMPLE.TEST.keytab does not exist",
+        ],
+    );
+    assert_contains(
+        &stderr(&output),
+        &[
+            "warning: listeners \"a\" and \"b\" share consumer group \"orders\" on \
+           broker.example.test:9092",
+        ],
+    );
+
+    // Without --custom-library the Kerberos files are not looked for; with the container
+    // properties fixed, the components are valid.
+    ws.write("container.properties", "kafka.max.request.size=2000000\n");
+    let output = ws.sluice(&["validate"]);
+    assert_exit(&output, 0);
+    assert_contains(
+        &stdout(&output),
+        &["valid: 2 connections, 3 operations, 2 processes"],
+    );
+    assert_contains(
+        &stderr(&output),
+        &[
+            "warning: connection \"hubs\" (Azure Event Hubs) accepts messages up to 1046527 \
+           bytes, and the container properties set kafka.max.request.size to 2000000: 1046527 \
+           bytes apply to this connection",
+        ],
     );
 }

@@ -130,8 +130,18 @@ pub struct ConnectionConfig {
     /// Whether producers may be idempotent (with acks=all); services such as Azure Event Hubs
     /// do not support it.
     pub idempotence: bool,
-    /// A service's own limit on message size, below the host's max.request.size.
-    pub max_request_size_cap: Option<u64>,
+    /// A managed service's own limit on message size, which lowers the host's
+    /// max.request.size for this connection.
+    pub service_limit: Option<ServiceLimit>,
+}
+
+/// A managed service's own message size limit (Azure Event Hubs: 1,046,527 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceLimit {
+    /// The service, as messages name it: "Azure Event Hubs".
+    pub service: &'static str,
+    /// The largest message it accepts, in bytes.
+    pub max_request_size: u64,
 }
 
 impl fmt::Debug for ConnectionConfig {
@@ -157,7 +167,7 @@ impl fmt::Debug for ConnectionConfig {
             .field("tls", &self.tls)
             .field("properties", &properties)
             .field("idempotence", &self.idempotence)
-            .field("max_request_size_cap", &self.max_request_size_cap)
+            .field("service_limit", &self.service_limit)
             .finish()
     }
 }
@@ -180,6 +190,9 @@ pub struct Limits {
     /// Most memory, in KiB, a consumer may pre-fetch ahead of what it hands over (librdkafka's
     /// default is 64 MiB per consumer).
     pub consumer_prefetch_kbytes: u32,
+    /// The managed service whose own limit lowered `max_request_size` below the host's, if
+    /// one did: messages about an oversized document name it.
+    pub lowered_by: Option<&'static str>,
 }
 
 impl Limits {
@@ -220,6 +233,7 @@ impl Default for Limits {
             max_poll_records: Self::DEFAULT_MAX_POLL_RECORDS,
             producer_queue_kbytes: Self::DEFAULT_PRODUCER_QUEUE_KBYTES,
             consumer_prefetch_kbytes: Self::DEFAULT_CONSUMER_PREFETCH_KBYTES,
+            lowered_by: None,
         }
     }
 }
@@ -258,12 +272,13 @@ impl Connection {
     /// The host's limits as they apply to this connection (a service's own message size limit
     /// wins when it is lower).
     pub fn limits(&self, host: Limits) -> Limits {
-        Limits {
-            max_request_size: self
-                .config
-                .max_request_size_cap
-                .map_or(host.max_request_size, |cap| cap.min(host.max_request_size)),
-            ..host
+        match self.config.service_limit {
+            Some(limit) if limit.max_request_size < host.max_request_size => Limits {
+                max_request_size: limit.max_request_size,
+                lowered_by: Some(limit.service),
+                ..host
+            },
+            _ => host,
         }
     }
 
@@ -467,11 +482,15 @@ mod tests {
             tls: Tls::default(),
             properties: Vec::new(),
             idempotence: false,
-            max_request_size_cap: Some(1_046_527),
+            service_limit: Some(ServiceLimit {
+                service: "Azure Event Hubs",
+                max_request_size: 1_046_527,
+            }),
         };
         let host = Limits::default();
         let limits = Connection::open(config.clone()).expect("open").limits(host);
         assert_eq!(limits.max_request_size, 1_046_527);
+        assert_eq!(limits.lowered_by, Some("Azure Event Hubs"));
         assert_eq!(limits.max_poll_records, host.max_poll_records);
         let small = Limits {
             max_request_size: 1000,
@@ -484,7 +503,7 @@ mod tests {
                 .max_request_size,
             1000
         );
-        config.max_request_size_cap = None;
+        config.service_limit = None;
         assert_eq!(Connection::open(config).expect("open").limits(host), host);
     }
 

@@ -24,7 +24,9 @@ pub mod produce;
 mod record;
 mod security;
 
-pub use connection::{Bootstrap, BrokerAddress, Connection, ConnectionConfig, Limits};
+pub use connection::{
+    Bootstrap, BrokerAddress, Connection, ConnectionConfig, Limits, ServiceLimit,
+};
 pub use embedded::EmbeddedBroker;
 pub use error::{
     classify, explain, humanize, CodeClass, ConnectorError, ErrorKind, HandshakeProblem,

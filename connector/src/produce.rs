@@ -90,6 +90,9 @@ pub enum ProduceError {
         size: u64,
         /// The limit.
         max: u64,
+        /// The managed service whose own limit `max` is, when it is the service's rather
+        /// than the host's.
+        service: Option<&'static str>,
     },
     /// Neither the record nor the operation names a topic.
     #[error("no topic: neither the record nor the producer's settings name one")]
@@ -270,6 +273,7 @@ impl Producer {
                 results[index] = Some(Err(ProduceError::TooLarge {
                     size,
                     max: self.limits.max_request_size,
+                    service: self.limits.lowered_by,
                 }));
                 continue;
             }

@@ -124,9 +124,22 @@ impl UserMessage for KafkaError {
 impl UserMessage for ProduceError {
     fn user_message(&self) -> String {
         match self {
-            Self::TooLarge { size, max } => format!(
+            Self::TooLarge {
+                size,
+                max,
+                service: None,
+            } => format!(
                 "message is {size} bytes; max.request.size is {max} bytes: send smaller \
                  documents, or raise kafka.max.request.size in the host's container.properties"
+            ),
+            Self::TooLarge {
+                size,
+                max,
+                service: Some(service),
+            } => format!(
+                "message is {size} bytes; {service} accepts messages up to {max} bytes (the \
+                 service's own limit, whatever kafka.max.request.size says): send smaller \
+                 documents"
             ),
             Self::NoTopic => {
                 "no topic: the document has no topic-name property and the operation no topic"
@@ -419,11 +432,24 @@ mod tests {
         assert_eq!(
             ProduceError::TooLarge {
                 size: 2000,
-                max: 1000
+                max: 1000,
+                service: None,
             }
             .user_message(),
             "message is 2000 bytes; max.request.size is 1000 bytes: send smaller documents, or \
              raise kafka.max.request.size in the host's container.properties"
+        );
+        // Raising the host's limit would not help: the service's own limit is named.
+        assert_eq!(
+            ProduceError::TooLarge {
+                size: 2_000_000,
+                max: 1_046_527,
+                service: Some("Azure Event Hubs"),
+            }
+            .user_message(),
+            "message is 2000000 bytes; Azure Event Hubs accepts messages up to 1046527 bytes \
+             (the service's own limit, whatever kafka.max.request.size says): send smaller \
+             documents"
         );
         assert_eq!(
             ProduceError::NoTopic.user_message(),

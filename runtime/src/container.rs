@@ -15,6 +15,8 @@ pub struct ContainerProperties {
     pub kafka: Limits,
     /// Limits of the long-running host (`sluice serve`).
     pub host: HostLimits,
+    /// The properties the file set (by our names), as opposed to their defaults.
+    pub set_in_file: Vec<&'static str>,
 }
 
 /// What bounds the long-running host.
@@ -135,6 +137,14 @@ const PLATFORM_PREFIX: &str = "com.boomi.connector.";
 const MAX_REQUEST_SIZE_LIMIT: u64 = 1_000_000_000;
 
 impl ContainerProperties {
+    /// The name of the largest message size property (`kafka.max.request.size`).
+    pub const MAX_REQUEST_SIZE: &'static str = MAX_REQUEST_SIZE;
+
+    /// Whether the file set `name` (rather than leaving its default).
+    pub fn is_set(&self, name: &str) -> bool {
+        self.set_in_file.contains(&name)
+    }
+
     /// The file read when `--container-properties` is not given, if it exists.
     pub const DEFAULT_FILE: &'static str = "container.properties";
 
@@ -181,7 +191,11 @@ impl ContainerProperties {
             let set = set_kafka_limit(&mut properties.kafka, &key, name, value)
                 .or_else(|| set_host_limit(&mut properties.host, &key, name, value));
             match set {
-                Some(Ok(())) => {}
+                Some(Ok(())) => {
+                    if let Some(known) = KNOWN.iter().find(|known| **known == name) {
+                        properties.set_in_file.push(known);
+                    }
+                }
                 Some(Err(message)) => errors.push(problem(Some(number), message)),
                 None => warnings.push(problem(Some(number), unknown_property(&key, name))),
             }

@@ -32,8 +32,9 @@ pub struct Cli {
     pub container_properties: Option<PathBuf>,
 
     /// The custom library folder: krb5.conf and {REALM}.keytab for Kerberos connections
-    #[arg(long, global = true, value_name = "DIR", default_value = sluice_runtime::connection::kerberos::DEFAULT_CUSTOM_LIBRARY)]
-    pub custom_library: PathBuf,
+    /// [default: custom-libs]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub custom_library: Option<PathBuf>,
 
     /// The execution database (SQLite) where run and serve record every execution
     #[arg(
@@ -87,14 +88,26 @@ pub struct ComponentPaths {
 pub enum Command {
     /// Load and check component files; print every error with file:line:column
     #[command(
-        after_help = "Exit status: 0 when everything is valid, 1 otherwise.\n\n\
+        after_help = "Every error in one pass, sorted by file, line and column. Also checks the \
+                            container properties (--container-properties, default \
+                            ./container.properties when it exists) and, with --custom-library, \
+                            the Kerberos files (krb5.conf, {REALM}.keytab) the connections need. \
+                            Warns about listeners that share a consumer group and about \
+                            container properties above what a connection's service accepts.\n\n\
+                            Exit status: 0 when everything is valid, 1 otherwise.\n\n\
                             Examples:\n  \
                             sluice validate profiles/demo\n  \
-                            sluice validate orders.xml connections.xml"
+                            sluice validate orders.xml connections.xml\n  \
+                            sluice validate my-components/ --custom-library custom-libs/ \
+                            --container-properties container.properties"
     )]
     Validate {
         /// Component files, or folders searched recursively for *.xml files
-        #[arg(required = true, value_name = "DIR|FILE")]
+        #[arg(
+            value_name = "DIR|FILE",
+            default_value = "components",
+            env = "SLUICE_COMPONENTS"
+        )]
         paths: Vec<PathBuf>,
     },
 

@@ -84,7 +84,11 @@ impl Context {
 
 fn command(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Validate { paths } = &cli.command {
-        return Ok(validate::validate(paths));
+        return Ok(validate::validate(
+            paths,
+            cli.container_properties.as_deref(),
+            cli.custom_library.as_deref(),
+        ));
     }
     let container_file = cli
         .container_properties
@@ -94,7 +98,9 @@ fn command(cli: Cli) -> anyhow::Result<ExitCode> {
     let context = Context {
         container: load_container_properties(cli.container_properties.as_deref())?,
         container_file: (container_file, container_text),
-        custom_library: cli.custom_library,
+        custom_library: cli
+            .custom_library
+            .unwrap_or_else(|| PathBuf::from(kerberos::DEFAULT_CUSTOM_LIBRARY)),
         executions_db: cli.executions_db,
     };
     match cli.command {
@@ -180,6 +186,39 @@ fn load_usable(
         return Ok(loaded);
     }
     stop_on_errors(&loaded.errors)
+}
+
+/// What to warn about when components meet the container properties: connections `in_use`
+/// whose managed service accepts smaller messages than the container properties' own
+/// kafka.max.request.size (the service's limit applies), and, among `listeners`, those that
+/// share a consumer group.
+fn load_warnings(
+    components: &Components,
+    container: &ContainerProperties,
+    in_use: impl Fn(&str) -> bool,
+    listeners: &[String],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    // Only a value the owner chose: the default is above every service's limit by design,
+    // and the service's limit applying to it is what the preset is for.
+    if container.is_set(ContainerProperties::MAX_REQUEST_SIZE) {
+        let host = container.kafka.max_request_size;
+        for connection in components.connections.values().filter(|c| in_use(&c.id)) {
+            let Some(limit) = connection.config.service_limit else {
+                continue;
+            };
+            if limit.max_request_size < host {
+                warnings.push(format!(
+                    "connection \"{}\" ({}) accepts messages up to {} bytes, and the container \
+                     properties set kafka.max.request.size to {host}: {} bytes apply to this \
+                     connection",
+                    connection.id, limit.service, limit.max_request_size, limit.max_request_size
+                ));
+            }
+        }
+    }
+    warnings.extend(components.shared_consumer_groups(listeners));
+    warnings
 }
 
 /// Prints every load error and stops the command.

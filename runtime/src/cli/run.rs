@@ -14,7 +14,7 @@ use sluice_runtime::host::execution::{Host, Progress};
 use sluice_runtime::record::{ExecutionRecord, ExecutionStatus};
 
 use super::{
-    async_runtime, document_error_line, load_usable, prepare_kerberos, Context,
+    async_runtime, document_error_line, load_usable, load_warnings, prepare_kerberos, Context,
     EXIT_DOCUMENT_ERRORS, EXIT_FAILED,
 };
 
@@ -42,6 +42,9 @@ pub(super) fn run(
     // execution below reports it.
     let used = components.connections_of(process);
     let in_use = |id: &str| used.as_ref().is_some_and(|used| used.contains(id));
+    for warning in load_warnings(&components, &context.container, in_use, &[]) {
+        eprintln!("warning: {warning}");
+    }
     // Kept until the run ends: the host's Kerberos credential cache.
     let _tickets = prepare_kerberos(&mut components, &context.custom_library, in_use)?;
     let documents = input

@@ -15,7 +15,7 @@ use sluice_runtime::host::serve::{self, ServeOptions};
 use sluice_runtime::components::Components;
 use sluice_runtime::count;
 
-use super::{async_runtime, prepare_kerberos, stop_on_errors, Context, EXIT_FAILED};
+use super::{async_runtime, load_warnings, prepare_kerberos, stop_on_errors, Context, EXIT_FAILED};
 
 pub(super) fn serve(
     context: Context,
@@ -73,7 +73,8 @@ pub(super) fn serve(
         .filter_map(|p| components.connections_of(p))
         .flatten()
         .collect();
-    for warning in components.shared_consumer_groups(&listeners) {
+    let in_use = |id: &str| used.contains(id);
+    for warning in load_warnings(&components, &context.container, in_use, &listeners) {
         eprintln!("warning: {warning}");
     }
     // Kept until the host stops: the host's Kerberos credential cache.

@@ -91,7 +91,7 @@ pub(crate) fn connection(
             tls: tls?,
             properties,
             idempotence: service.idempotence,
-            max_request_size_cap: service.max_request_size_cap,
+            service_limit: service.service_limit,
         },
     })
 }

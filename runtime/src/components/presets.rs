@@ -3,7 +3,7 @@
 //! They work on the raw connection, before the ordinary validation, so that presets and
 //! hand-written connections are checked by the same code.
 
-use sluice_connector::BrokerAddress;
+use sluice_connector::{BrokerAddress, ServiceLimit};
 
 use super::check::Checker;
 use super::raw::{RawAwsIam, RawConnection, RawNamedValue, RawProperties};
@@ -14,7 +14,7 @@ pub(crate) struct ServiceLimits {
     /// The service accepts idempotent producers.
     pub idempotence: bool,
     /// The service's own message size limit, if any.
-    pub max_request_size_cap: Option<u64>,
+    pub service_limit: Option<ServiceLimit>,
 }
 
 /// Azure Event Hubs' request limit is 1 MiB; a message plus its batch framing must stay under
@@ -45,7 +45,7 @@ pub(crate) fn apply(c: &mut Checker<'_>, raw: &mut RawConnection) -> Option<Serv
     match preset {
         None => Some(ServiceLimits {
             idempotence: true,
-            max_request_size_cap: None,
+            service_limit: None,
         }),
         Some("azure-event-hubs") => event_hubs(c, raw),
         Some("amazon-msk") => amazon_msk(c, raw),
@@ -133,7 +133,10 @@ fn event_hubs(c: &mut Checker<'_>, raw: &mut RawConnection) -> Option<ServiceLim
     Some(ServiceLimits {
         // Event Hubs does not support the idempotent producer.
         idempotence: false,
-        max_request_size_cap: Some(EVENT_HUBS_MAX_REQUEST_SIZE),
+        service_limit: Some(ServiceLimit {
+            service: "Azure Event Hubs",
+            max_request_size: EVENT_HUBS_MAX_REQUEST_SIZE,
+        }),
     })
 }
 
@@ -185,6 +188,6 @@ fn amazon_msk(c: &mut Checker<'_>, raw: &mut RawConnection) -> Option<ServiceLim
     }
     Some(ServiceLimits {
         idempotence: true,
-        max_request_size_cap: None,
+        service_limit: None,
     })
 }

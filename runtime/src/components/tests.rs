@@ -188,7 +188,8 @@ mod presets {
                 .collect();
             text.push_str(&format!(
                 "# sluice: idempotence={} max.request.size cap={:?}\n",
-                definition.config.idempotence, definition.config.max_request_size_cap
+                definition.config.idempotence,
+                definition.config.service_limit.map(|l| l.max_request_size)
             ));
             let file = golden.join(format!("{id}.properties"));
             if std::env::var_os("SLUICE_BLESS").is_some() {

@@ -132,35 +132,19 @@ pub fn prepare(
     in_use: impl Fn(&str) -> bool,
 ) -> Result<Option<CredentialCache>, Vec<String>> {
     let kerberos = kerberos_connections(components, in_use);
-    let Some(first) = kerberos.first() else {
+    let Some(files) = Files::of(&kerberos, custom_library) else {
         return Ok(None);
     };
-    let principal = &first.principal;
-    let krb5_conf = custom_library.join("krb5.conf");
-    let realm = principal.rsplit_once('@').map_or("", |(_, realm)| realm);
-    let keytab = custom_library.join(format!("{realm}.keytab"));
-    let needs_keytab = kerberos.iter().any(|c| c.password.is_none());
-    let mut errors = one_principal(&kerberos);
-    errors.extend(missing_files(
-        custom_library,
-        first,
-        &krb5_conf,
-        needs_keytab.then_some(keytab.as_path()),
-    ));
-    errors.extend(unsafe_files(
-        &krb5_conf,
-        needs_keytab.then_some(keytab.as_path()),
-    ));
-    if !on_path("kinit") {
-        errors.push(
-            "Kerberos needs the kinit command, which librdkafka runs to get tickets: install \
-             it (Debian package krb5-user)"
-                .into(),
-        );
-    }
+    let errors = problems(&kerberos, &files, custom_library);
     if !errors.is_empty() {
         return Err(errors);
     }
+    let Files {
+        krb5_conf,
+        keytab,
+        needs_keytab,
+    } = files;
+    let principal = &kerberos[0].principal;
     fill_in_keytabs(components, &keytab);
     let password = kerberos.iter().find_map(|c| c.password.as_ref());
     let ccache = CredentialCache {
@@ -184,6 +168,64 @@ pub fn prepare(
     .map_err(|e| vec![e])?;
     tracing::debug!(principal, krb5_conf = %krb5_conf.display(), "kerberos ticket obtained");
     Ok(Some(ccache))
+}
+
+/// What the Kerberos connections `in_use` need of the custom library, and of this machine,
+/// without getting a ticket (`sluice validate --custom-library`): each problem names the file
+/// or connection and the fix; empty when everything is there.
+pub fn check(
+    components: &Components,
+    custom_library: &Path,
+    in_use: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let kerberos = kerberos_connections(components, in_use);
+    match Files::of(&kerberos, custom_library) {
+        Some(files) => problems(&kerberos, &files, custom_library),
+        None => Vec::new(),
+    }
+}
+
+/// The custom library's files the Kerberos connections need.
+struct Files {
+    krb5_conf: PathBuf,
+    /// The principal's `{REALM}.keytab`.
+    keytab: PathBuf,
+    /// Whether some connection has no password, and so needs the keytab.
+    needs_keytab: bool,
+}
+
+impl Files {
+    /// `None` when there is no Kerberos connection.
+    fn of(kerberos: &[KerberosConnection], custom_library: &Path) -> Option<Self> {
+        let principal = &kerberos.first()?.principal;
+        let realm = principal.rsplit_once('@').map_or("", |(_, realm)| realm);
+        Some(Self {
+            krb5_conf: custom_library.join("krb5.conf"),
+            keytab: custom_library.join(format!("{realm}.keytab")),
+            needs_keytab: kerberos.iter().any(|c| c.password.is_none()),
+        })
+    }
+}
+
+/// Everything that stops the Kerberos connections from getting a ticket, before trying.
+fn problems(kerberos: &[KerberosConnection], files: &Files, custom_library: &Path) -> Vec<String> {
+    let keytab = files.needs_keytab.then_some(files.keytab.as_path());
+    let mut errors = one_principal(kerberos);
+    errors.extend(missing_files(
+        custom_library,
+        &kerberos[0],
+        &files.krb5_conf,
+        keytab,
+    ));
+    errors.extend(unsafe_files(&files.krb5_conf, keytab));
+    if !on_path("kinit") {
+        errors.push(
+            "Kerberos needs the kinit command, which librdkafka runs to get tickets: install \
+             it (Debian package krb5-user)"
+                .into(),
+        );
+    }
+    errors
 }
 
 /// A GSSAPI connection: its id, the principal it authenticates as, and its password, if it
