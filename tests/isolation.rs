@@ -104,3 +104,55 @@ fn serve_with_only_invalid_listeners_and_no_api_ends_with_status_1() {
         ],
     );
 }
+
+#[test]
+fn a_listener_whose_kerberos_files_are_missing_is_invalid_and_the_others_serve() {
+    let broker = Broker::start();
+    let (source, target) = (
+        broker.create_topic("iso-in", 1),
+        broker.create_topic("iso-out", 1),
+    );
+    let ws = Workspace::with_components(&components(
+        &broker,
+        &harness::unique("g"),
+        &format!(
+            r#"<operation id="in" type="listen" connection="tansu"><topic>{source}</topic><offset-reset>earliest</offset-reset></operation>
+<operation id="out" type="produce" connection="tansu"><topic>{target}</topic></operation>
+<process id="forward"><start operation="in"/><steps><connector operation="out"/></steps></process>"#
+        ),
+    ));
+    // Another team's listener needs Kerberos, and the custom library has nothing for it.
+    ws.write(
+        "components/kerberos.xml",
+        r#"<components>
+  <connection id="corp">
+    <bootstrap-servers>broker.corp.example.test:9092</bootstrap-servers>
+    <security-protocol>SASL_PLAINTEXT</security-protocol>
+    <sasl-mechanism>GSSAPI</sasl-mechanism>
+    <username>svc@CORP.EXAMPLE.TEST</username>
+    <consumer-group>audit</consumer-group>
+  </connection>
+  <operation id="audit-in" type="listen" connection="corp"><topic>audit</topic></operation>
+  <process id="audit"><start operation="audit-in"/></process>
+</components>
+"#,
+    );
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "off"]);
+    let said = harness::wait_for("the start lines", Duration::from_secs(60), || {
+        let err = serving.stderr();
+        err.contains("listener started").then_some(err)
+    });
+    harness::assert_contains(
+        &said,
+        &[
+            "1 listener started (forward)",
+            "listener \"audit\" is INVALID and does not start",
+            "custom-libs/krb5.conf does not exist: Kerberos connection \"corp\"",
+        ],
+    );
+    broker.produce_to(&source, 0, "served");
+    assert_eq!(broker.read_payloads(&target, 1), ["served"]);
+    serving.signal("TERM");
+    // The invalid listener counts as failed.
+    assert_eq!(serving.wait(Duration::from_secs(60)), Some(1));
+}

@@ -13,9 +13,10 @@ use sluice_runtime::host::execution::Host;
 use sluice_runtime::host::serve::{self, ServeOptions};
 
 use sluice_runtime::components::Components;
+use sluice_runtime::connection::kerberos;
 use sluice_runtime::count;
 
-use super::{async_runtime, load_warnings, prepare_kerberos, stop_on_errors, Context, EXIT_FAILED};
+use super::{async_runtime, load_warnings, stop_on_errors, Context, EXIT_FAILED};
 
 pub(super) fn serve(
     context: Context,
@@ -40,9 +41,9 @@ pub(super) fn serve(
     }
     let loaded = Components::load_runnable(paths);
     let mut components = loaded.components;
-    let listeners = components.listener_processes();
+    let mut listeners = components.listener_processes();
     // A listener whose own components are invalid is reported and set aside; the others run.
-    let invalid: BTreeMap<String, Vec<String>> = loaded
+    let mut invalid: BTreeMap<String, Vec<String>> = loaded
         .unrunnable_listeners
         .iter()
         .map(|id| {
@@ -77,10 +78,29 @@ pub(super) fn serve(
     for warning in load_warnings(&components, &context.container, in_use, &listeners) {
         eprintln!("warning: {warning}");
     }
-    // Kept until the host stops: the host's Kerberos credential cache.
-    let tickets = prepare_kerberos(&mut components, &context.custom_library, |id| {
-        used.contains(id)
-    })?;
+    // Kept until the host stops: the host's Kerberos credential cache. Without one, the
+    // listeners that need Kerberos are INVALID with its problems; the others run.
+    let tickets = match kerberos::prepare(&mut components, &context.custom_library, in_use) {
+        Ok(tickets) => tickets,
+        Err(problems) => {
+            let kerberos = |id: &String| {
+                components.connections[id]
+                    .config
+                    .sasl
+                    .as_ref()
+                    .is_some_and(|sasl| sasl.kerberos.is_some())
+            };
+            listeners.retain(|process| {
+                let connections = components.connections_of(process).unwrap_or_default();
+                let needs_kerberos = connections.iter().any(kerberos);
+                if needs_kerberos {
+                    invalid.insert(process.clone(), problems.clone());
+                }
+                !needs_kerberos
+            });
+            None
+        }
+    };
     let records = context.open_records()?;
     let host = Host::new(components, context.container).with_records(records);
     let runtime = async_runtime()?;
