@@ -719,3 +719,42 @@ fn a_consume_step_reads_the_topic_each_document_names() {
         ]
     );
 }
+
+#[test]
+fn many_documents_with_one_error_are_grouped_in_the_summary_and_kept_each_in_the_record() {
+    let broker = Broker::start();
+    let missing = harness::unique("nowhere");
+    let ws = Workspace::with_components(&components(
+        &broker,
+        &harness::unique("g"),
+        &format!(
+            r#"<operation id="send" type="produce" connection="tansu"><topic>{missing}</topic></operation>
+<process id="send"><steps><connector operation="send"/></steps></process>"#
+        ),
+    ));
+    let lines: String = (1..=40).map(|i| format!("doc-{i}\n")).collect();
+    ws.write("in.txt", &lines);
+    let error = format!("topic \"{missing}\" does not exist");
+    let summary = summary(
+        &ws,
+        &["run", "send", "--input", "in.txt"],
+        3,
+        &[
+            "documents: 40 in, 0 out, 40 errors",
+            &format!("  document 1, step 1 (send): {error}"),
+            &format!("  document 3, step 1 (send): {error}"),
+            "  … and 37 more documents with this error (sluice executions ",
+        ],
+    );
+    assert!(!summary.contains("document 4,"), "{summary}");
+    // The execution record keeps every document's error.
+    let id = summary
+        .split("execution ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .expect("the execution id");
+    let shown = ws.sluice(&["executions", id]);
+    assert_exit(&shown, 0);
+    let each = stdout(&shown).matches(&error).count();
+    assert_eq!(each, 40, "{}", stdout(&shown));
+}

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use sluice_runtime::count;
 use sluice_runtime::document::{self, InputFormat};
 use sluice_runtime::host::execution::{Host, Progress};
-use sluice_runtime::record::{ExecutionRecord, ExecutionStatus};
+use sluice_runtime::record::{DocumentError, ExecutionRecord, ExecutionStatus};
 
 use super::{
     async_runtime, document_error_line, load_usable, load_warnings, prepare_kerberos, Context,
@@ -114,20 +114,45 @@ fn print_summary(out: &mut dyn Write, record: &ExecutionRecord) -> std::io::Resu
         record.documents_out.len(),
         count(record.document_errors.len(), "error")
     )?;
+    // Grouped by step and message, in the order each first happened: a thousand documents
+    // with one cause are a few examples and a count, not a thousand lines.
+    let mut groups: Vec<(&DocumentError, Vec<&DocumentError>)> = Vec::new();
     for error in &record.document_errors {
-        let t = &error.tracked;
-        let at = (t.topic.as_deref(), t.partition.map(i64::from), t.offset);
-        let line = document_error_line(
-            error.document as i64,
-            error.step as i64,
-            &error.operation,
-            &error.message,
-            at,
-        );
-        writeln!(out, "{line}")?;
+        let same = |(first, _): &&mut (&DocumentError, Vec<&DocumentError>)| {
+            first.step == error.step && first.message == error.message
+        };
+        match groups.iter_mut().find(same) {
+            Some((_, members)) => members.push(error),
+            None => groups.push((error, vec![error])),
+        }
+    }
+    for (_, members) in &groups {
+        for error in members.iter().take(SHOWN_PER_ERROR) {
+            let t = &error.tracked;
+            let at = (t.topic.as_deref(), t.partition.map(i64::from), t.offset);
+            let line = document_error_line(
+                error.document as i64,
+                error.step as i64,
+                &error.operation,
+                &error.message,
+                at,
+            );
+            writeln!(out, "{line}")?;
+        }
+        if members.len() > SHOWN_PER_ERROR {
+            writeln!(
+                out,
+                "  … and {} with this error (sluice executions {} lists each)",
+                count(members.len() - SHOWN_PER_ERROR, "more document"),
+                record.id
+            )?;
+        }
     }
     Ok(())
 }
+
+/// How many documents with the same error the summary shows before it counts the rest.
+const SHOWN_PER_ERROR: usize = 3;
 
 /// Step progress on standard error, redrawn at most every 100 ms, only on a terminal.
 struct TerminalProgress {
