@@ -573,3 +573,34 @@ fn validate_checks_the_container_properties_and_kerberos_files_and_reads_sluice_
         ],
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly_with_status_141_and_the_summary_still_on_stderr() {
+    // A process that needs no broker: it only sets a property on each document.
+    let ws = Workspace::with_components(
+        r#"<components>
+  <process id="keyed"><steps><set-properties><property name="message-key" value="k"/></set-properties></steps></process>
+</components>"#,
+    );
+    let lines: String = (0..2000).map(|i| format!("document {i}\n")).collect();
+    ws.write("in.txt", &lines);
+    // `sluice run … --documents-out - | head`: the documents find no reader; the execution
+    // happened, and its summary goes to standard error as always.
+    let (code, err) =
+        ws.sluice_into_closed_pipe(&["run", "keyed", "--input", "in.txt", "--documents-out", "-"]);
+    assert_eq!(code, Some(141), "{err}");
+    assert_contains(&err, &["documents: 2000 in, 2000 out, 0 errors"]);
+    assert!(
+        !err.contains("panicked") && !err.contains("error:"),
+        "{err}"
+    );
+    // `sluice executions | head -1`, `sluice validate | head -1`: nothing but the status.
+    for args in [&["executions"][..], &["validate"][..]] {
+        let (code, err) = ws.sluice_into_closed_pipe(args);
+        assert_eq!(code, Some(141), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("error:"),
+            "{args:?}: {err}"
+        );
+    }
+}

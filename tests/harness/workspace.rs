@@ -266,6 +266,21 @@ impl Workspace {
         }
     }
 
+    /// Runs `sluice` in this folder with a standard output nobody reads: a pipe whose reader
+    /// has gone (`sluice … | head` once head has what it wants). Returns the exit code and
+    /// standard error.
+    pub fn sluice_into_closed_pipe(&self, args: &[&str]) -> (Option<i32>, String) {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let output = sluice_command(self.path(), args, self.log_level(), &self.env.borrow())
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run sluice");
+        (output.status.code(), stderr(&output))
+    }
+
     /// Runs `sluice` in this folder with `stdin` as standard input.
     #[track_caller]
     pub fn sluice_with_stdin(&self, args: &[&str], stdin: &str) -> Output {

@@ -122,7 +122,9 @@ pub enum Command {
                             a folder: one document per file, in name order\n\n\
                             Exit status: 0 when every document succeeded, 3 when the execution \
                             completed but some documents have errors, 1 when it failed or \
-                            could not start.\n\n\
+                            could not start, 141 when standard output was closed before \
+                            everything was written (| head; the summary still goes to \
+                            standard error).\n\n\
                             Examples:\n  \
                             sluice run demo-send-orders --components profiles/demo --input \
                             profiles/demo/orders.jsonl\n  \

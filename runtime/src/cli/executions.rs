@@ -40,15 +40,21 @@ pub(super) fn executions(
 fn list_executions(store: &ExecutionStore, filter: &Filter) -> anyhow::Result<ExitCode> {
     let executions = store.list(filter)?;
     if executions.is_empty() {
-        println!("no executions recorded that match");
+        out!("no executions recorded that match");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "{:<36}  {:<24}  {:<20}  {:>9}  {:>6}  {:>6}  {:>6}  status",
-        "execution", "process", "started (UTC)", "took", "in", "out", "errors"
+        "execution",
+        "process",
+        "started (UTC)",
+        "took",
+        "in",
+        "out",
+        "errors"
     );
     for e in executions {
-        println!(
+        out!(
             "{:<36}  {:<24}  {:<20}  {:>9}  {:>6}  {:>6}  {:>6}  {}",
             e.id,
             e.process,
@@ -70,18 +76,18 @@ fn show_execution(store: &ExecutionStore, id: &str) -> anyhow::Result<ExitCode> 
              older than host.executions.retention.days are removed)"
         );
     };
-    println!("execution {}", e.id);
-    println!("process   {}", e.process);
-    println!(
+    out!("execution {}", e.id);
+    out!("process   {}", e.process);
+    out!(
         "started   {} UTC, took {} ms",
         started(e.started_ms),
         e.duration_ms
     );
-    println!("status    {}", e.status);
+    out!("status    {}", e.status);
     if let Some(failure) = &e.failure {
-        println!("failure   {failure}");
+        out!("failure   {failure}");
     }
-    println!(
+    out!(
         "documents {} in, {} out, {}",
         e.documents_in,
         e.documents_out,
@@ -96,7 +102,7 @@ fn show_execution(store: &ExecutionStore, id: &str) -> anyhow::Result<ExitCode> 
             &error.message,
             at,
         );
-        println!("{line}");
+        out!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }

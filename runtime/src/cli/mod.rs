@@ -5,6 +5,15 @@
 //!
 //! May use everything in the library; nothing in the library uses it.
 
+/// `println!` that returns the error instead of panicking when standard output is closed
+/// (`sluice executions | head -1`): the command ends quietly, see [`dispatch`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod args;
 mod demo;
 mod executions;
@@ -31,16 +40,30 @@ pub use args::{Cli, LogFormat};
 /// Exit codes, documented in `sluice run --help`.
 const EXIT_FAILED: u8 = 1;
 const EXIT_DOCUMENT_ERRORS: u8 = 3;
+/// The reader of standard output went away (`| head`): what a shell reports for a command
+/// ended by SIGPIPE, 128 + 13.
+const EXIT_CLOSED_PIPE: u8 = 141;
 
 /// Runs the command; an error that ends it is printed as `error: …` with exit status 1.
 pub fn dispatch(cli: Cli) -> ExitCode {
     match command(cli) {
         Ok(code) => code,
+        Err(error) if is_closed_pipe(&error) => ExitCode::from(EXIT_CLOSED_PIPE),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// Whether `error` is standard output's reader having gone away: nothing to report, the
+/// reader asked for no more.
+fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Logs to standard error, filtered by RUST_LOG (default: warnings and errors), as text or
@@ -84,11 +107,11 @@ impl Context {
 
 fn command(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Validate { paths } = &cli.command {
-        return Ok(validate::validate(
+        return validate::validate(
             paths,
             cli.container_properties.as_deref(),
             cli.custom_library.as_deref(),
-        ));
+        );
     }
     let container_file = cli
         .container_properties

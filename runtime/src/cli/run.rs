@@ -15,7 +15,7 @@ use sluice_runtime::record::{DocumentError, ExecutionRecord, ExecutionStatus};
 
 use super::{
     async_runtime, document_error_line, load_usable, load_warnings, prepare_kerberos, Context,
-    EXIT_DOCUMENT_ERRORS, EXIT_FAILED,
+    EXIT_CLOSED_PIPE, EXIT_DOCUMENT_ERRORS, EXIT_FAILED,
 };
 
 /// Where a run's documents come from when its process has no start operation.
@@ -61,13 +61,22 @@ pub(super) fn run(
     let progress = TerminalProgress::new();
     let record = async_runtime()?.block_on(host.execute(process, documents, &progress))?;
     progress.finish();
+    // The execution has happened and is recorded: a reader that stops reading the
+    // documents (`--documents-out - | head`) still gets the summary on standard error.
+    let mut closed = false;
     if let Some(path) = documents_out {
-        write_documents(path, &record)?;
+        match write_documents(path, &record) {
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => closed = true,
+            written => written.with_context(|| format!("cannot write {}", path.display()))?,
+        }
     }
     if documents_out == Some(Path::new("-")) {
         print_summary(&mut std::io::stderr(), &record)?;
     } else {
         print_summary(&mut std::io::stdout(), &record)?;
+    }
+    if closed {
+        return Ok(ExitCode::from(EXIT_CLOSED_PIPE));
     }
     Ok(match record.status {
         ExecutionStatus::Succeeded => ExitCode::SUCCESS,
@@ -76,14 +85,11 @@ pub(super) fn run(
     })
 }
 
-fn write_documents(path: &Path, record: &ExecutionRecord) -> anyhow::Result<()> {
+fn write_documents(path: &Path, record: &ExecutionRecord) -> std::io::Result<()> {
     let mut out: Box<dyn Write> = if path == Path::new("-") {
         Box::new(std::io::stdout().lock())
     } else {
-        Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        ))
+        Box::new(std::io::BufWriter::new(std::fs::File::create(path)?))
     };
     for doc in &record.documents_out {
         writeln!(out, "{}", document::to_json_line(doc))?;

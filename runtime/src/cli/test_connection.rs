@@ -26,7 +26,7 @@ pub(super) fn test_connection(
         );
     };
     let transport = definition.config.bootstrap.to_string();
-    println!(
+    out!(
         "Testing connection \"{connection}\" ({transport}, {})",
         definition.config.security_protocol.name()
     );
@@ -40,11 +40,11 @@ pub(super) fn test_connection(
     if prepared.is_ok() {
         checks.extend(async_runtime()?.block_on(doctor::network_checks(&config)));
     }
-    Ok(report(&checks))
+    report(&checks)
 }
 
 /// Prints each check with its mark and fix; fails when any check failed.
-fn report(checks: &[doctor::Check]) -> ExitCode {
+fn report(checks: &[doctor::Check]) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for check in checks {
         let mark = match check.verdict {
@@ -55,16 +55,16 @@ fn report(checks: &[doctor::Check]) -> ExitCode {
                 "✗"
             }
         };
-        println!("  {mark} {}", check.what);
+        out!("  {mark} {}", check.what);
         if let Some(fix) = &check.fix {
-            println!("      {fix}");
+            out!("      {fix}");
         }
     }
     if failed == 0 {
-        println!("all checks passed");
-        ExitCode::SUCCESS
+        out!("all checks passed");
+        Ok(ExitCode::SUCCESS)
     } else {
-        println!("{} failed", count(failed, "check"));
-        ExitCode::from(EXIT_FAILED)
+        out!("{} failed", count(failed, "check"));
+        Ok(ExitCode::from(EXIT_FAILED))
     }
 }

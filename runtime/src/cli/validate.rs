@@ -15,7 +15,7 @@ pub(super) fn validate(
     paths: &[PathBuf],
     container_properties: Option<&Path>,
     custom_library: Option<&Path>,
-) -> ExitCode {
+) -> anyhow::Result<ExitCode> {
     let Loaded {
         components, errors, ..
     } = Components::load_runnable(paths);
@@ -30,12 +30,12 @@ pub(super) fn validate(
     }
     if !problems.is_empty() {
         for problem in &problems {
-            println!("{problem}");
+            out!("{problem}");
         }
         eprintln!("{}", count(problems.len(), "error"));
-        return ExitCode::from(EXIT_FAILED);
+        return Ok(ExitCode::from(EXIT_FAILED));
     }
-    println!(
+    out!(
         "valid: {}, {}, {} in {}",
         count(components.connections.len(), "connection"),
         count(components.operations.len(), "operation"),
@@ -44,11 +44,11 @@ pub(super) fn validate(
     );
     for process in components.processes.values() {
         match &process.description {
-            Some(d) => println!("  process {}: {d}", process.id),
-            None => println!("  process {}", process.id),
+            Some(d) => out!("  process {}: {d}", process.id),
+            None => out!("  process {}", process.id),
         }
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The container properties `explicit`ly named, else ./container.properties when it exists;
