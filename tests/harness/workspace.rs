@@ -270,7 +270,7 @@ impl Workspace {
     /// has gone (`sluice … | head` once head has what it wants). Returns the exit code and
     /// standard error.
     pub fn sluice_into_closed_pipe(&self, args: &[&str]) -> (Option<i32>, String) {
-        let (reader, writer) = std::io::pipe().expect("a pipe");
+        let (reader, writer) = os_pipe::pipe().expect("a pipe");
         drop(reader);
         let output = sluice_command(self.path(), args, self.log_level(), &self.env.borrow())
             .stdin(Stdio::null())
