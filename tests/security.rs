@@ -416,12 +416,34 @@ fn a_wrong_oauth_client_secret_names_the_endpoints_answer_not_the_secret() {
         &[
             "could not connect to the Kafka brokers at localhost:",
             &format!(
-                "the token endpoint {} answered HTTP 401: {{\"error\":\"invalid_client\"}} (check oauth-client-id and oauth-client-secret)",
+                "the token endpoint {} answered HTTP 401: {{\"error\":\"invalid_client\"}}. Check \
+                 oauth/client-id and oauth/client-secret, and oauth/client-authentication \
+                 (client_secret_post or client_secret_basic, as the identity provider expects)",
                 endpoint.url()
             ),
         ],
     );
     assert_hidden(&output, "wrong-client-secret");
+}
+
+#[test]
+fn a_provider_that_wants_http_basic_gets_the_client_credentials_that_way() {
+    let endpoint = TokenEndpoint::start_basic("sluice-client", PASSWORD, 60);
+    let (broker, gateway) = broker_behind(vec![Mechanism::OAuthBearer(endpoint.issued.clone())]);
+    let topic = broker.create_topic("oauth-basic", 1);
+    let security = oauth_security(&endpoint.url(), PASSWORD).replace(
+        "</oauth>",
+        "<client-authentication>client_secret_basic</client-authentication></oauth>",
+    );
+    let ws = secured_workspace(&gateway.bootstrap(), &security, &topic);
+    round_trip_hiding_the_password(&ws, &broker, &topic);
+    assert!(endpoint.count() > 0);
+    // The same provider refuses the credentials in the form body, the default.
+    let post = oauth_security(&endpoint.url(), PASSWORD);
+    send_fails(
+        &secured_workspace(&gateway.bootstrap(), &post, &topic),
+        &["answered HTTP 401: {\"error\":\"invalid_client\"}. Check oauth/client-id"],
+    );
 }
 
 /// The access key id the test broker knows, with PASSWORD as its secret access key (so that

@@ -175,6 +175,8 @@ pub enum HandshakeProblem {
     KerberosTicketRefused,
     /// SASL authentication failed: wrong user name, password or mechanism.
     AuthenticationFailed,
+    /// The OAuth token endpoint refused the client's credentials (OAUTHBEARER).
+    TokenRefused,
 }
 
 /// What failed, in Kafka's terms, e.g. `the brokers require a client certificate`.
@@ -193,6 +195,7 @@ impl std::fmt::Display for HandshakeProblem {
             }
             Self::KerberosTicketRefused => "the brokers refused the Kerberos ticket",
             Self::AuthenticationFailed => "SASL authentication failed",
+            Self::TokenRefused => "the OAuth token endpoint refused the client's credentials",
         })
     }
 }
@@ -202,7 +205,11 @@ impl HandshakeProblem {
     /// name several (an authentication failure quoting a Kerberos error).
     pub(crate) fn recognise(words: &str) -> Option<Self> {
         let lower = words.to_ascii_lowercase();
-        if lower.contains("certificate required") {
+        // RFC 6749 5.2: a refused client gets 400 or 401 from the token endpoint.
+        let refused_token = ["answered http 400", "answered http 401"];
+        if lower.contains("token endpoint") && refused_token.iter().any(|r| lower.contains(r)) {
+            Some(Self::TokenRefused)
+        } else if lower.contains("certificate required") {
             Some(Self::ClientCertificateRequired)
         } else if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
             Some(Self::HostNameMismatch)

@@ -34,8 +34,8 @@ pub use error::{
 };
 pub use record::{ConsumedRecord, Delivered, Header, ProduceRecord};
 pub use security::{
-    check_property, is_sensitive_property, prepare_kerberos, AwsIam, Kerberos, OAuth,
-    PropertyError, Sasl, SaslMechanism, Secret, SecurityProtocol, Setting, Tls,
+    check_property, is_sensitive_property, prepare_kerberos, AwsIam, ClientAuthentication,
+    Kerberos, OAuth, PropertyError, Sasl, SaslMechanism, Secret, SecurityProtocol, Setting, Tls,
 };
 // librdkafka's error types appear in the errors above; callers name them through this crate.
 pub use rdkafka::error::{KafkaError, RDKafkaErrorCode};

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::client::OAuthToken;
 
-use crate::OAuth;
+use crate::{ClientAuthentication, OAuth};
 
 /// How long a token request may take.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -21,23 +21,28 @@ pub(crate) fn fetch_token(oauth: &OAuth) -> Result<OAuthToken, String> {
         .tls_connector(std::sync::Arc::new(tls))
         .timeout(TOKEN_TIMEOUT)
         .build();
-    let mut form = vec![
-        ("grant_type", "client_credentials"),
-        ("client_id", oauth.client_id.as_str()),
-        ("client_secret", oauth.client_secret.expose()),
-    ];
+    let mut form = vec![("grant_type", "client_credentials")];
+    let endpoint = &oauth.token_endpoint;
+    let mut request = agent.post(endpoint);
+    match oauth.client_authentication {
+        ClientAuthentication::Post => {
+            form.push(("client_id", oauth.client_id.as_str()));
+            form.push(("client_secret", oauth.client_secret.expose()));
+        }
+        ClientAuthentication::Basic => {
+            request = request.set("Authorization", &basic_authorization(oauth));
+        }
+    }
     if let Some(scope) = &oauth.scope {
         form.push(("scope", scope));
     }
-    let endpoint = &oauth.token_endpoint;
-    let response = match agent.post(endpoint).send_form(&form) {
+    let response = match request.send_form(&form) {
         Ok(response) => response,
         Err(ureq::Error::Status(status, response)) => {
             let body = response.into_string().unwrap_or_default();
             let body: String = body.chars().take(300).collect();
             return Err(format!(
-                "the token endpoint {endpoint} answered HTTP {status}: {body} (check \
-                 oauth-client-id and oauth-client-secret)"
+                "the token endpoint {endpoint} answered HTTP {status}: {body}"
             ));
         }
         Err(e) => {
@@ -70,4 +75,56 @@ pub(crate) fn fetch_token(oauth: &OAuth) -> Result<OAuthToken, String> {
         principal_name: oauth.client_id.clone(),
         lifetime_ms: (now + lifetime).as_millis() as i64,
     })
+}
+
+/// `Basic base64(id:secret)`, each form-urlencoded first, as RFC 6749 2.3.1 says.
+fn basic_authorization(oauth: &OAuth) -> String {
+    use base64::Engine as _;
+    let credentials = format!(
+        "{}:{}",
+        form_urlencoded(&oauth.client_id),
+        form_urlencoded(oauth.client_secret.expose())
+    );
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+/// application/x-www-form-urlencoded: unreserved characters as they are, a space as `+`,
+/// every other byte as `%XX`.
+fn form_urlencoded(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                encoded.push(char::from(byte))
+            }
+            b' ' => encoded.push('+'),
+            other => encoded.push_str(&format!("%{other:02X}")),
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Secret;
+
+    #[test]
+    fn basic_authentication_encodes_the_id_and_secret_first() {
+        let oauth = OAuth {
+            token_endpoint: "https://idp/token".into(),
+            client_id: "sluice client".into(),
+            client_secret: Secret::new("p@ss:word/1".into()),
+            scope: None,
+            client_authentication: ClientAuthentication::Basic,
+        };
+        // base64("sluice+client:p%40ss%3Aword%2F1")
+        assert_eq!(
+            basic_authorization(&oauth),
+            "Basic c2x1aWNlK2NsaWVudDpwJTQwc3MlM0F3b3JkJTJGMQ=="
+        );
+    }
 }

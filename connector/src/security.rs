@@ -153,6 +153,29 @@ pub struct OAuth {
     pub client_secret: Secret,
     /// Scope to ask for, if the provider needs one.
     pub scope: Option<String>,
+    /// How the client id and secret travel to the token endpoint.
+    pub client_authentication: ClientAuthentication,
+}
+
+/// How an OAuth client authenticates to the token endpoint (RFC 6749 2.3.1; the names are the
+/// `token_endpoint_auth_method` values of OpenID Connect).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientAuthentication {
+    /// `client_secret_post`: client_id and client_secret in the form body (the default: what
+    /// most providers accept).
+    #[default]
+    Post,
+    /// `client_secret_basic`: HTTP Basic authentication with the client id and secret, which
+    /// some providers require.
+    Basic,
+}
+
+impl ClientAuthentication {
+    /// Every method with its name, as configurations write them.
+    pub const NAMES: [(&'static str, Self); 2] = [
+        ("client_secret_post", Self::Post),
+        ("client_secret_basic", Self::Basic),
+    ];
 }
 
 /// Kerberos settings of a GSSAPI connection.

@@ -94,6 +94,10 @@ fn handshake_fix(problem: HandshakeProblem) -> &'static str {
              current"
         }
         HandshakeProblem::AuthenticationFailed => ". Check username, password and sasl-mechanism",
+        HandshakeProblem::TokenRefused => {
+            ". Check oauth/client-id and oauth/client-secret, and oauth/client-authentication \
+             (client_secret_post or client_secret_basic, as the identity provider expects)"
+        }
     }
 }
 

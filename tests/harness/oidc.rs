@@ -18,18 +18,40 @@ pub struct TokenEndpoint {
 }
 
 impl TokenEndpoint {
-    /// Serves `client_id`/`client_secret`, issuing tokens valid for `lifetime_s` seconds.
+    /// Serves `client_id`/`client_secret` sent in the form body (client_secret_post), issuing
+    /// tokens valid for `lifetime_s` seconds.
     pub fn start(client_id: &str, client_secret: &str, lifetime_s: u64) -> Self {
+        Self::start_with(client_id, client_secret, lifetime_s, false)
+    }
+
+    /// [`TokenEndpoint::start`] for a provider that takes the client's credentials only with
+    /// HTTP Basic authentication (client_secret_basic), as some require.
+    pub fn start_basic(client_id: &str, client_secret: &str, lifetime_s: u64) -> Self {
+        Self::start_with(client_id, client_secret, lifetime_s, true)
+    }
+
+    fn start_with(client_id: &str, client_secret: &str, lifetime_s: u64, basic: bool) -> Self {
         let issued = Arc::new(Mutex::new(Issued::default()));
         let (state, id, secret) = (
             issued.clone(),
             client_id.to_string(),
             client_secret.to_string(),
         );
+        // RFC 6749 2.3.1, for ids and secrets with nothing to escape.
+        let basic_credentials = {
+            use base64::Engine as _;
+            let pair = format!("{client_id}:{client_secret}");
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        };
         let port = serve_json("token endpoint", move |request| {
-            let valid = request.form_field("grant_type").as_deref() == Some("client_credentials")
-                && request.form_field("client_id").as_deref() == Some(id.as_str())
+            let in_form = request.form_field("client_id").as_deref() == Some(id.as_str())
                 && request.form_field("client_secret").as_deref() == Some(secret.as_str());
+            let in_header = request.header("authorization") == Some(basic_credentials.as_str());
+            let valid = request.form_field("grant_type").as_deref() == Some("client_credentials")
+                && if basic { in_header } else { in_form };
             if !valid {
                 return (
                     "401 Unauthorized",

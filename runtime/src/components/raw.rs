@@ -41,6 +41,7 @@ pub(crate) struct RawOAuth {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub scope: Option<String>,
+    pub client_authentication: Option<String>,
 }
 
 /// `<aws-iam>` of an OAUTHBEARER connection to Amazon MSK with IAM access control.

@@ -3,11 +3,13 @@
 //! Amazon MSK IAM). Passwords are never echoed in messages.
 
 use sluice_connector::{
-    AwsIam, Bootstrap, Kerberos, OAuth, Sasl, SaslMechanism, Secret, SecurityProtocol,
+    AwsIam, Bootstrap, ClientAuthentication, Kerberos, OAuth, Sasl, SaslMechanism, Secret,
+    SecurityProtocol,
 };
 
 use super::check::Checker;
 use super::raw::{RawAwsIam, RawOAuth};
+use super::values;
 
 /// What a user coming from Java clients' MSK IAM set-up is told.
 pub(crate) const AWS_MSK_IAM_NAME: &str = "AWS_MSK_IAM is the Java client's name for Amazon MSK \
@@ -201,12 +203,20 @@ fn oauth(c: &mut Checker<'_>, raw: RawOAuth) -> Option<Sasl> {
         "give the OAuth client secret, as ${env:NAME} or ${file:PATH}",
     );
     let scope = c.text("oauth/scope", raw.scope).filter(|s| !s.is_empty());
+    let client_authentication = c
+        .parse(
+            "oauth/client-authentication",
+            raw.client_authentication,
+            |v| values::one_of(v, &ClientAuthentication::NAMES),
+        )
+        .unwrap_or_default();
     Some(Sasl {
         oauth: Some(OAuth {
             token_endpoint: endpoint,
             client_id: client_id.clone()?,
             client_secret: Secret::new(client_secret?),
             scope,
+            client_authentication,
         }),
         ..Sasl::new(SaslMechanism::OAuthBearer, client_id?)
     })
