@@ -117,7 +117,7 @@ mod tests {
         let oauth = OAuth {
             token_endpoint: "https://idp/token".into(),
             client_id: "sluice client".into(),
-            client_secret: Secret::new("p@ss:word/1".into()),
+            client_secret: Secret::new("p@ss:word/1"),
             scope: None,
             client_authentication: ClientAuthentication::Basic,
         };
