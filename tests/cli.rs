@@ -3,6 +3,8 @@
 
 mod harness;
 
+use std::time::Duration;
+
 use harness::{assert_contains, assert_exit, stderr, stdout, Stream, Workspace};
 
 /// Runs `sluice validate` on `files` of `ws`, asserts that it finds errors (exit 1), and
@@ -335,6 +337,56 @@ fn demo_produces_and_consumes_on_the_embedded_broker() {
             "order {order} sent and received with key {key}:\n{out}"
         );
     }
+    // The listener shipped them all: the committed offsets add up to the five orders.
+    let shipped: i64 = out
+        .lines()
+        .filter_map(|l| l.split("committed up to offset ").nth(1))
+        .map(|n| n.trim().parse::<i64>().expect("an offset"))
+        .sum();
+    assert_eq!(shipped, 5, "{out}");
+}
+
+#[test]
+fn serve_on_the_embedded_broker_is_fed_by_another_process_at_its_port() {
+    let ws = demo();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "off", "--embedded-port", &port]);
+    let said = harness::wait_for("the embedded broker", Duration::from_secs(60), || {
+        let err = serving.stderr();
+        err.contains("listener started").then_some(err)
+    });
+    assert_contains(
+        &said,
+        &[&format!(
+            "sluice serve: embedded broker on 127.0.0.1:{port} (nothing persists after the host \
+             stops), with topics demo-orders, demo-shipped"
+        )],
+    );
+    // Another process feeds it through the port, as profiles/demo-feed does.
+    let feeder = Workspace::with_components(
+        &include_str!("../profiles/demo-feed/feed.xml").replace("19092", &port),
+    );
+    feeder.write(
+        "orders.jsonl",
+        include_str!("../profiles/demo/orders.jsonl"),
+    );
+    let fed = feeder.sluice(&["run", "feed-orders", "--input", "orders.jsonl"]);
+    assert_exit(&fed, 0);
+    // The listener ships the five orders: its executions say so.
+    harness::wait_for("five orders shipped", Duration::from_secs(60), || {
+        let listed = stdout(&ws.sluice(&["executions", "--process", "demo-ship-orders"]));
+        let shipped: usize = listed
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(6)?.parse::<usize>().ok())
+            .sum();
+        (shipped == 5).then_some(())
+    });
+    serving.stop("TERM", Duration::from_secs(60));
 }
 
 #[test]

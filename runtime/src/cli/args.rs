@@ -197,6 +197,7 @@ pub enum Command {
                             Examples:\n  \
                             sluice serve --components my-components/\n  \
                             sluice serve --components my-components/ --watch\n  \
+                            sluice serve --components profiles/demo --embedded-port 19092\n  \
                             kill -HUP $(pidof sluice)\n  \
                             RUST_LOG=sluice=info sluice serve --components \
                             profiles/connections/local.xml --components profiles/examples"
@@ -213,6 +214,11 @@ pub enum Command {
         /// deployed once the files have been quiet for 300 ms)
         #[arg(long)]
         watch: bool,
+        /// Where other processes reach the embedded broker (127.0.0.1:PORT), when the
+        /// components use it: `sluice run` with a connection to that address can feed the
+        /// listeners. Default: a random port, printed at start
+        #[arg(long, value_name = "PORT")]
+        embedded_port: Option<u16>,
     },
 
     /// List the recorded executions, newest first, or show one with its document errors

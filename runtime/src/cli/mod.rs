@@ -143,7 +143,16 @@ fn command(cli: Cli) -> anyhow::Result<ExitCode> {
             components,
             api,
             watch,
-        } => serve::serve(context, &components.paths, &api, watch),
+            embedded_port,
+        } => serve::serve(
+            context,
+            &components.paths,
+            serve::Options {
+                api,
+                watch,
+                embedded_port,
+            },
+        ),
         Command::Run {
             process,
             components,

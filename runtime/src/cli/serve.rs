@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sluice_connector::Secret;
+use sluice_connector::{EmbeddedBroker, Secret};
+use sluice_runtime::advice::UserMessage as _;
 use sluice_runtime::host::deploy::Source;
 use sluice_runtime::host::execution::Host;
 use sluice_runtime::host::serve::{self, ServeOptions};
@@ -18,13 +19,28 @@ use sluice_runtime::count;
 
 use super::{async_runtime, load_warnings, stop_on_errors, Context, EXIT_FAILED};
 
+/// `sluice serve`'s own options.
+pub(super) struct Options {
+    /// `--api`, as given.
+    pub api: String,
+    pub watch: bool,
+    pub embedded_port: Option<u16>,
+}
+
 pub(super) fn serve(
     context: Context,
     paths: &[PathBuf],
-    api: &str,
-    watch: bool,
+    options: Options,
 ) -> anyhow::Result<ExitCode> {
-    let api = api_address(api)?;
+    let Options {
+        api,
+        watch,
+        embedded_port,
+    } = options;
+    let api = api_address(&api)?;
+    if let Some(port) = embedded_port {
+        EmbeddedBroker::listen_on(port).map_err(|e| anyhow::anyhow!(e))?;
+    }
     let api_token = std::env::var("SLUICE_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
@@ -101,6 +117,7 @@ pub(super) fn serve(
             None
         }
     };
+    open_embedded(&components, &listeners)?;
     let records = context.open_records()?;
     let host = Host::new(components, context.container).with_records(records);
     let runtime = async_runtime()?;
@@ -149,4 +166,33 @@ fn api_address(api: &str) -> anyhow::Result<Option<SocketAddr>> {
         .copied()
         .ok_or_else(|| wrong("it resolves to no address".into()))?;
     Ok(Some(address))
+}
+
+/// Partitions of each topic the host creates on the embedded broker (what the mock cluster
+/// gives a topic it creates by itself).
+const EMBEDDED_PARTITIONS: i32 = 4;
+
+/// When the `listeners` use the embedded broker: starts it, creates the topics they name
+/// (consumers do not create the topics they read), and says where other processes reach it.
+fn open_embedded(components: &Components, listeners: &[String]) -> anyhow::Result<()> {
+    let topics = components.embedded_topics(listeners);
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let broker = EmbeddedBroker::get().map_err(|e| anyhow::anyhow!(e.user_message()))?;
+    for topic in &topics {
+        broker
+            .create_topic(topic, EMBEDDED_PARTITIONS)
+            .map_err(|e| anyhow::anyhow!(e.user_message()))?;
+    }
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    eprintln!(
+        "sluice serve: embedded broker on {} (nothing persists after the host stops), with \
+         topics {}; a connection with <bootstrap-servers>{}</bootstrap-servers> reaches it \
+         from other processes",
+        broker.address(),
+        topics.join(", "),
+        broker.address()
+    );
+    Ok(())
 }

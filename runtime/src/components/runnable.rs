@@ -217,6 +217,39 @@ impl Components {
             .collect()
     }
 
+    /// The topics that the operations of `processes` on the embedded broker name (listen,
+    /// dead-letter, consume and produce topics), so that a host can create them: consumers do
+    /// not create the topics they read.
+    pub fn embedded_topics(&self, processes: &[String]) -> BTreeSet<String> {
+        let mut topics = BTreeSet::new();
+        for process in processes.iter().filter_map(|p| self.processes.get(p)) {
+            for operation in process
+                .operations()
+                .filter_map(|id| self.operations.get(id))
+            {
+                let embedded = self
+                    .connections
+                    .get(&operation.connection.id)
+                    .is_some_and(|c| c.config.bootstrap == sluice_connector::Bootstrap::Embedded);
+                if !embedded {
+                    continue;
+                }
+                match &operation.kind {
+                    OperationKind::Listen(listen) => {
+                        topics.extend(listen.topics.iter().cloned());
+                        topics.extend(listen.dead_letter_topic.iter().cloned());
+                    }
+                    OperationKind::Produce(produce) => {
+                        topics.extend(produce.settings.topic.iter().cloned())
+                    }
+                    OperationKind::Consume(consume) => topics.extend(consume.topic.iter().cloned()),
+                    OperationKind::CommitOffset(_) => {}
+                }
+            }
+        }
+        topics
+    }
+
     /// The listen operation `process` starts with, if it starts with one.
     fn listen_operation_of(
         &self,
