@@ -41,6 +41,9 @@ pub struct BrokerOptions<'a> {
     /// Keeps topics and groups on disk (sqlite), so that the broker can be stopped and
     /// started again with its data.
     pub persistent: bool,
+    /// Listen on this loopback port (what shipped examples name, such as 9092) instead of a
+    /// free one; the broker does not start when it is taken.
+    pub port: Option<u16>,
 }
 
 /// How a tansu process is started: kept, so that a restart starts it the same way.
@@ -115,7 +118,7 @@ impl Broker {
         // The port is free when we ask; another process may take it before tansu binds, so a
         // broker that exits at start is retried on a new port.
         for _attempt in 0..3 {
-            let launch = Launch::of(&options, free_port());
+            let launch = Launch::of(&options, options.port.unwrap_or_else(free_port));
             let Some(child) = start_tansu(dir.path(), &log, &launch, options.scram_users) else {
                 continue;
             };

@@ -53,7 +53,13 @@ impl Kafka {
 
     /// Creates a topic with a unique name and waits until its metadata is visible.
     pub fn create_topic(&self, prefix: &str, partitions: i32) -> String {
-        let name = unique(prefix);
+        self.create_topic_named(&unique(prefix), partitions)
+    }
+
+    /// Creates topic `name` (as shipped examples name it) and waits until its metadata is
+    /// visible.
+    pub fn create_topic_named(&self, name: &str, partitions: i32) -> String {
+        let name = name.to_string();
         let results = futures::executor::block_on(self.admin().create_topics(
             &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
             &Self::admin_options(),

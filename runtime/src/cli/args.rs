@@ -19,8 +19,9 @@ use sluice_runtime::record::ExecutionStatus;
     after_help = "Examples:\n  \
                   sluice demo\n  \
                   sluice validate profiles/demo\n  \
-                  sluice run send-orders --components my-components/ --input orders.jsonl\n  \
-                  sluice serve --components my-components/\n  \
+                  sluice run demo-send-orders --components profiles/demo --input \
+                  profiles/demo/orders.jsonl\n  \
+                  sluice serve --components profiles/demo --embedded-port 19092\n  \
                   sluice executions --status failed\n  \
                   sluice test-connection local-kafka --components profiles/connections"
 )]
@@ -97,9 +98,10 @@ pub enum Command {
                             Exit status: 0 when everything is valid, 1 otherwise.\n\n\
                             Examples:\n  \
                             sluice validate profiles/demo\n  \
-                            sluice validate orders.xml connections.xml\n  \
-                            sluice validate my-components/ --custom-library custom-libs/ \
-                            --container-properties container.properties"
+                            sluice validate profiles/connections/local.xml \
+                            profiles/examples/orders.xml\n  \
+                            sluice validate profiles/demo --container-properties \
+                            profiles/container.properties --custom-library custom-libs/"
     )]
     Validate {
         /// Component files, or folders searched recursively for *.xml files
@@ -128,8 +130,10 @@ pub enum Command {
                             Examples:\n  \
                             sluice run demo-send-orders --components profiles/demo --input \
                             profiles/demo/orders.jsonl\n  \
-                            printf 'a\\nb\\n' | sluice run send-orders --input -\n  \
-                            sluice run receive-orders --documents-out - | jq .data"
+                            printf 'a\\nb\\n' | sluice run demo-send-orders --components \
+                            profiles/demo --input -\n  \
+                            sluice run example-receive-orders --components profiles/connections \
+                            --components profiles/examples --documents-out - | head -3"
     )]
     Run {
         /// The process id
@@ -155,7 +159,8 @@ pub enum Command {
                             otherwise. Secrets are never shown.\n\n\
                             Examples:\n  \
                             sluice test-connection local-kafka --components profiles/connections\n  \
-                            sluice test-connection scram-kafka --components my-components/"
+                            sluice test-connection embedded-kafka --components \
+                            profiles/connections"
     )]
     TestConnection {
         /// The connection id
@@ -195,10 +200,8 @@ pub enum Command {
                             invalid, or none could start (with --api off, the host also ends \
                             once every listener has failed or is invalid).\n\n\
                             Examples:\n  \
-                            sluice serve --components my-components/\n  \
-                            sluice serve --components my-components/ --watch\n  \
                             sluice serve --components profiles/demo --embedded-port 19092\n  \
-                            kill -HUP $(pidof sluice)\n  \
+                            sluice serve --components profiles/demo --watch --api off\n  \
                             RUST_LOG=sluice=info sluice serve --components \
                             profiles/connections/local.xml --components profiles/examples"
     )]
@@ -229,7 +232,7 @@ pub enum Command {
                             30).\n\n\
                             Examples:\n  \
                             sluice executions\n  \
-                            sluice executions --process send-orders --status failed\n  \
+                            sluice executions --process demo-send-orders --status failed\n  \
                             sluice executions 019a3c5e-7d41-7c2e-9f0a-2b4c6d8e0f12"
     )]
     Executions {

@@ -79,12 +79,15 @@ fn event_hubs(c: &mut Checker<'_>, raw: &mut RawConnection) -> Option<ServiceLim
             return None;
         }
     } else {
-        c.field_error(
-            "password",
-            "is missing: preset azure-event-hubs needs the namespace's connection string as \
-             <password>, e.g. <password>${env:EVENTHUBS_CONNECTION_STRING}</password>"
-                .into(),
-        );
+        // Given but unreadable (an unset ${env:…}) is already reported, as that.
+        if raw.password.is_none() {
+            c.field_error(
+                "password",
+                "is missing: preset azure-event-hubs needs the namespace's connection string \
+                 as <password>, e.g. <password>${env:EVENTHUBS_CONNECTION_STRING}</password>"
+                    .into(),
+            );
+        }
         return None;
     }
     if raw.bootstrap_servers.is_none() {
