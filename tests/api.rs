@@ -79,10 +79,17 @@ fn the_api_shows_listeners_and_pauses_resumes_and_restarts_them() {
     wait_for_state(&api, "PAUSED", 2);
     broker.read_all(&target, 4);
 
-    // The pause outlives the host.
+    // The pause outlives the host, and the start lines say so.
     serving.stop("TERM", WORK);
     let (mut serving, api) = serve(&listener);
     wait_for_state(&api, "PAUSED", 2);
+    assert_contains(
+        &serving.stderr(),
+        &[
+            "1 listener started (route (PAUSED))",
+            "a PAUSED listener holds its partitions without reading them",
+        ],
+    );
     broker.read_all(&target, 4);
 
     assert_eq!(api.send("PUT", "/listeners/route/resume"), 202);

@@ -401,6 +401,45 @@ fn serve_on_the_embedded_broker_is_fed_by_another_process_at_its_port() {
             .sum();
         (shipped == 5).then_some(())
     });
+
+    // A listener added later, on a topic nobody created yet: the reload creates it.
+    ws.write(
+        "components/returns.xml",
+        r#"<components>
+  <operation id="returns-in" type="listen" connection="demo-kafka"><topic>demo-returns</topic><consumer-group>returns</consumer-group><offset-reset>earliest</offset-reset></operation>
+  <operation id="returns-out" type="produce" connection="demo-kafka"><topic>demo-shipped</topic></operation>
+  <process id="demo-returns"><start operation="returns-in"/><steps><connector operation="returns-out"/></steps></process>
+</components>"#,
+    );
+    serving.signal("HUP");
+    harness::wait_for("the new listener", Duration::from_secs(60), || {
+        serving
+            .stderr()
+            .contains("listener \"demo-returns\" starts")
+            .then_some(())
+    });
+    let returns = Workspace::with_components(
+        &include_str!("../profiles/demo-feed/feed.xml")
+            .replace("19092", &port)
+            .replace("<topic>demo-orders</topic>", "<topic>demo-returns</topic>"),
+    );
+    returns.write(
+        "orders.jsonl",
+        include_str!("../profiles/demo/orders.jsonl"),
+    );
+    assert_exit(
+        &returns.sluice(&["run", "feed-orders", "--input", "orders.jsonl"]),
+        0,
+    );
+    harness::wait_for("five returns handled", Duration::from_secs(60), || {
+        let listed = stdout(&ws.sluice(&["executions", "--process", "demo-returns"]));
+        let handled: usize = listed
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(6)?.parse::<usize>().ok())
+            .sum();
+        (handled == 5).then_some(())
+    });
     serving.stop("TERM", Duration::from_secs(60));
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sluice_connector::{EmbeddedBroker, Secret};
 use sluice_runtime::advice::UserMessage as _;
-use sluice_runtime::host::deploy::Source;
+use sluice_runtime::host::deploy::{self, Source};
 use sluice_runtime::host::execution::Host;
 use sluice_runtime::host::serve::{self, ServeOptions};
 
@@ -168,10 +168,6 @@ fn api_address(api: &str) -> anyhow::Result<Option<SocketAddr>> {
     Ok(Some(address))
 }
 
-/// Partitions of each topic the host creates on the embedded broker (what the mock cluster
-/// gives a topic it creates by itself).
-const EMBEDDED_PARTITIONS: i32 = 4;
-
 /// When the `listeners` use the embedded broker: starts it, creates the topics they name
 /// (consumers do not create the topics they read), and says where other processes reach it.
 fn open_embedded(components: &Components, listeners: &[String]) -> anyhow::Result<()> {
@@ -179,12 +175,13 @@ fn open_embedded(components: &Components, listeners: &[String]) -> anyhow::Resul
     if topics.is_empty() {
         return Ok(());
     }
-    let broker = EmbeddedBroker::get().map_err(|e| anyhow::anyhow!(e.user_message()))?;
-    for topic in &topics {
-        broker
-            .create_topic(topic, EMBEDDED_PARTITIONS)
-            .map_err(|e| anyhow::anyhow!(e.user_message()))?;
+    if let Some(problem) = deploy::create_embedded_topics(components, listeners)
+        .into_iter()
+        .next()
+    {
+        anyhow::bail!(problem);
     }
+    let broker = EmbeddedBroker::get().map_err(|e| anyhow::anyhow!(e.user_message()))?;
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     eprintln!(
         "sluice serve: embedded broker on {} (nothing persists after the host stops), with \

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::execution::Host;
 use super::listener::{ListenerControl, ListenerFailure, ListenerStatus, Shared};
+use crate::advice::UserMessage as _;
 use crate::components::{Closure, Components, Loaded};
 use crate::connection::kerberos::{self, CredentialCache};
 
@@ -331,6 +332,9 @@ impl Deployment {
             None => kerberos::needs_setup(&components, |id| in_use.contains(id)),
         };
         report.warnings = components.shared_consumer_groups(&listeners);
+        report
+            .warnings
+            .extend(create_embedded_topics(&components, &listeners));
         let host = Arc::new(self.shared.host().redeploy(components));
 
         for process in &listeners {
@@ -487,6 +491,32 @@ impl Deployment {
         }
         changes
     }
+}
+
+/// Partitions of each topic a host creates on the embedded broker (what the mock cluster gives
+/// a topic it creates by itself).
+pub const EMBEDDED_PARTITIONS: i32 = 4;
+
+/// Creates the topics the `listeners` name on the embedded broker (consumers do not create the
+/// topics they read); returns what could not be done, as warnings.
+pub fn create_embedded_topics(components: &Components, listeners: &[String]) -> Vec<String> {
+    let topics = components.embedded_topics(listeners);
+    if topics.is_empty() {
+        return Vec::new();
+    }
+    let broker = match sluice_connector::EmbeddedBroker::get() {
+        Ok(broker) => broker,
+        Err(error) => return vec![error.user_message()],
+    };
+    topics
+        .iter()
+        .filter_map(|topic| {
+            broker
+                .create_topic(topic, EMBEDDED_PARTITIONS)
+                .err()
+                .map(|e| e.user_message())
+        })
+        .collect()
 }
 
 /// What a reload did, as lines on standard error.
