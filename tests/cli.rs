@@ -361,6 +361,17 @@ fn demo_produces_and_consumes_on_the_embedded_broker() {
     assert_eq!(shipped, 5, "{out}");
 }
 
+/// The documents out of `process`'s recorded executions in `ws`, added up.
+fn documents_out(ws: &Workspace, process: &str) -> usize {
+    let listed = stdout(&ws.sluice(&["executions", "--process", process]));
+    // The columns: execution, process, started (two words), took (two), in, out, …
+    listed
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(7)?.parse::<usize>().ok())
+        .sum()
+}
+
 #[test]
 fn serve_on_the_embedded_broker_is_fed_by_another_process_at_its_port() {
     let ws = demo();
@@ -393,13 +404,7 @@ fn serve_on_the_embedded_broker_is_fed_by_another_process_at_its_port() {
     assert_exit(&fed, 0);
     // The listener ships the five orders: its executions say so.
     harness::wait_for("five orders shipped", Duration::from_secs(60), || {
-        let listed = stdout(&ws.sluice(&["executions", "--process", "demo-ship-orders"]));
-        let shipped: usize = listed
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().nth(6)?.parse::<usize>().ok())
-            .sum();
-        (shipped == 5).then_some(())
+        (documents_out(&ws, "demo-ship-orders") == 5).then_some(())
     });
 
     // A listener added later, on a topic nobody created yet: the reload creates it.
@@ -432,13 +437,7 @@ fn serve_on_the_embedded_broker_is_fed_by_another_process_at_its_port() {
         0,
     );
     harness::wait_for("five returns handled", Duration::from_secs(60), || {
-        let listed = stdout(&ws.sluice(&["executions", "--process", "demo-returns"]));
-        let handled: usize = listed
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().nth(6)?.parse::<usize>().ok())
-            .sum();
-        (handled == 5).then_some(())
+        (documents_out(&ws, "demo-returns") == 5).then_some(())
     });
     serving.stop("TERM", Duration::from_secs(60));
 }
