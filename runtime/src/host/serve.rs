@@ -106,6 +106,9 @@ pub async fn serve(
             }
         }
     }
+    // A reload asked for from now on is refused (503) rather than left waiting: the API
+    // finishes its requests before the host ends.
+    drop(reloads);
     drain(
         &mut signals,
         &mut deployment,
