@@ -32,6 +32,7 @@ pub(super) fn executions(
                 process,
                 status,
                 limit,
+                before: None,
             },
         ),
     }

@@ -21,10 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::advice::UserMessage as _;
 use crate::components::{Components, OperationKind, Step};
+use crate::host::console::Console;
 use crate::host::deploy::{ListenerTable, ReloadRequest};
 use crate::host::listener::{ListenerControl, ListenerStatus, Shared};
 use crate::record::ExecutionStatus;
-use crate::store::{ExecutionStore, Filter, ListenerSample};
+use crate::store::{Cursor, ExecutionStore, Filter, ListenerSample};
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -37,10 +38,12 @@ pub struct ApiState {
     pub token: Option<Arc<Secret>>,
     /// Where `POST /components/reload` asks the host to load its components again.
     pub reloads: mpsc::Sender<ReloadRequest>,
+    /// The web console's sessions and samples.
+    pub console: Arc<Console>,
 }
 
 /// An API error: a status and a message for the caller.
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -59,7 +62,6 @@ fn not_found(what: &str, id: &str) -> ApiError {
 /// The routes, behind the token check (all but `/health`).
 pub fn router(state: ApiState) -> Router {
     let guarded = Router::new()
-        .route("/", get(root))
         .route("/processes", get(processes))
         .route("/processes/{id}", get(process))
         .route("/listeners", get(listeners))
@@ -75,7 +77,9 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/health", get(health))
+        .route("/", get(root))
         .merge(guarded)
+        .merge(crate::host::console::router(state.clone()))
         .fallback(|| async {
             ApiError(
                 StatusCode::NOT_FOUND,
@@ -97,9 +101,16 @@ pub fn router(state: ApiState) -> Router {
 /// Checks `Authorization: Bearer TOKEN` when a token is set, in time independent of where a
 /// wrong token differs.
 async fn authorize(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    match refused(&state, request.headers()) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    }
+}
+
+/// The 401 for a request without the host's bearer token, when it has one.
+fn refused(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
     if let Some(token) = &state.token {
-        let given = request
-            .headers()
+        let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
@@ -117,43 +128,33 @@ async fn authorize(State(state): State<ApiState>, request: Request, next: Next) 
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"sluice\""),
             );
-            return response;
+            return Some(response);
         }
     }
-    next.run(request).await
+    None
 }
 
-fn same(a: &[u8], b: &[u8]) -> bool {
+/// Whether `a` and `b` are equal, in time that does not depend on where they differ.
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// What this host is: JSON, unless the caller is a browser (it accepts text/html), which
-/// gets a page.
-async fn root(headers: HeaderMap) -> Response {
-    let about = json!({
+/// What this host is, as JSON (with the token, when one is set); a browser (it accepts
+/// text/html) goes to the console, which has its own login.
+async fn root(State(state): State<ApiState>, request: Request) -> Response {
+    if crate::host::console::wants_html(request.headers()) {
+        return axum::response::Redirect::to("/console").into_response();
+    }
+    if let Some(refused) = refused(&state, request.headers()) {
+        return refused;
+    }
+    Json(json!({
         "name": "sluice",
         "version": env!("CARGO_PKG_VERSION"),
         "commit": env!("SLUICE_COMMIT"),
         "librdkafka": sluice_connector::librdkafka_version(),
-    });
-    let browser = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    if !browser {
-        return Json(about).into_response();
-    }
-    let page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sluice</title></head>\n\
-         <body><h1>Sluice {}</h1><p>Commit {}, librdkafka {}.</p>\n<ul>{}</ul></body></html>\n",
-        env!("CARGO_PKG_VERSION"),
-        env!("SLUICE_COMMIT"),
-        sluice_connector::librdkafka_version(),
-        ["/processes", "/listeners", "/executions", "/metrics", "/health"]
-            .map(|path| format!("<li><a href=\"{path}\">{path}</a></li>"))
-            .concat()
-    );
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+    }))
+    .into_response()
 }
 
 async fn health() -> Json<Value> {
@@ -289,7 +290,11 @@ fn listen_operation(control: &ListenerControl) -> Option<String> {
     .then(|| start.id.clone())
 }
 
-async fn set_paused(state: &ApiState, id: &str, paused: bool) -> Result<Response, ApiError> {
+pub(crate) async fn set_paused(
+    state: &ApiState,
+    id: &str,
+    paused: bool,
+) -> Result<Response, ApiError> {
     let control = control(state, id)?;
     control.set_paused(paused);
     if let Some(store) = state.shared.host().records().cloned() {
@@ -347,6 +352,8 @@ struct ExecutionsQuery {
     process: Option<String>,
     status: Option<String>,
     limit: Option<usize>,
+    /// The cursor of the page before (its `Link: <…>; rel="next"` header gives it).
+    before: Option<String>,
 }
 
 fn store(state: &ApiState) -> Result<Arc<ExecutionStore>, ApiError> {
@@ -366,20 +373,29 @@ fn records_failed(error: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// `GET /executions`: newest first, a page of `limit` (default 100); when there may be more,
+/// a `Link: </executions?…&before=CURSOR>; rel="next"` header (RFC 8288) names the next page.
 async fn executions(
     State(state): State<ApiState>,
     query: Result<Query<ExecutionsQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| {
         ApiError(
             StatusCode::BAD_REQUEST,
             format!(
-                "the query string is not valid ({}): use process=ID, status={} and limit=N",
+                "the query string is not valid ({}): use process=ID, status={}, limit=N and \
+                 before=CURSOR",
                 rejection.body_text(),
                 ExecutionStatus::NAMES.join("|")
             ),
         )
     })?;
+    let before = query
+        .before
+        .as_deref()
+        .map(str::parse::<Cursor>)
+        .transpose()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("before: {e}")))?;
     if let Some(status) = &query.status {
         if !ExecutionStatus::NAMES.contains(&status.as_str()) {
             return Err(ApiError(
@@ -394,14 +410,51 @@ async fn executions(
     let filter = Filter {
         process: query.process,
         status: query.status,
-        limit: query.limit.unwrap_or(100).min(10_000),
+        limit: query.limit.unwrap_or(100).clamp(1, 10_000),
+        before,
     };
     let store = store(&state)?;
-    let list = tokio::task::spawn_blocking(move || store.list(&filter))
+    let (list, filter) = tokio::task::spawn_blocking(move || (store.list(&filter), filter))
         .await
-        .map_err(records_failed)?
         .map_err(records_failed)?;
-    Ok(Json(json!(list)))
+    let list = list.map_err(records_failed)?;
+    let mut response = Json(json!(list)).into_response();
+    // A full page: there may be more after its last one.
+    if let Some(last) = list.last().filter(|_| list.len() == filter.limit) {
+        let next = next_page(&filter, &Cursor::after(last));
+        if let Ok(link) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+    }
+    Ok(response)
+}
+
+/// The path and query of the page after `cursor` under `filter`.
+pub(crate) fn next_page(filter: &Filter, cursor: &Cursor) -> String {
+    let mut query = vec![
+        format!("limit={}", filter.limit),
+        format!("before={cursor}"),
+    ];
+    if let Some(process) = &filter.process {
+        query.push(format!("process={}", percent_encoded(process)));
+    }
+    if let Some(status) = &filter.status {
+        query.push(format!("status={}", percent_encoded(status)));
+    }
+    format!("/executions?{}", query.join("&"))
+}
+
+/// A query value with everything but unreserved characters percent-encoded.
+pub(crate) fn percent_encoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 async fn execution(

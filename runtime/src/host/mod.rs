@@ -6,6 +6,7 @@
 //! here knows of the command line.
 
 pub mod api;
+pub mod console;
 pub mod deploy;
 pub mod execution;
 pub mod listener;

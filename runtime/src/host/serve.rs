@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::api::ApiState;
+use super::console::Console;
 use super::deploy::{self, Deployment, ReloadRequest, Source};
 use super::execution::Host;
 use super::listener::{self, ListenerControl, ListenerFailure, ListenerStatus, Shared};
@@ -65,13 +66,17 @@ pub async fn serve(
     );
     let (reload_tx, mut reloads) = mpsc::channel::<ReloadRequest>(8);
     if let Some(address) = options.api {
+        let console = Arc::new(Console::new(paths.clone()));
         let api = ApiState {
             shared: shared.clone(),
             listeners: deployment.table(),
             token: options.api_token.map(Arc::new),
             reloads: reload_tx.clone(),
+            console: console.clone(),
         };
         start_api(address, api, &shutdown, &tracker).await?;
+        let (shared, listeners, stop) = (shared.clone(), deployment.table(), shutdown.clone());
+        tracker.spawn(async move { console.sampler.run(shared, listeners, stop).await });
     }
     deployment.start_first(&listeners, &invalid);
     report_start(&deployment, &listeners, &invalid);

@@ -91,6 +91,64 @@ pub struct Filter {
     pub status: Option<String>,
     /// At most this many, newest first.
     pub limit: usize,
+    /// Only those older than this one: the next page after a page that ended there.
+    pub before: Option<Cursor>,
+}
+
+/// Where a page of executions ended: the last one's start and id (executions are listed by
+/// start, then id). Written `STARTED_ID`, as the API and the console pass it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The last execution's start, milliseconds since the epoch.
+    pub started_ms: i64,
+    /// The last execution's id.
+    pub id: String,
+}
+
+impl Cursor {
+    /// The cursor after `execution`.
+    pub fn after(execution: &StoredExecution) -> Self {
+        Self {
+            started_ms: execution.started_ms,
+            id: execution.id.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.started_ms, self.id)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (started, id) = text
+            .split_once('_')
+            .ok_or_else(|| format!("\"{text}\" is not a cursor from an earlier page"))?;
+        let started_ms = started
+            .parse()
+            .map_err(|_| format!("\"{text}\" is not a cursor from an earlier page"))?;
+        Ok(Self {
+            started_ms,
+            id: id.to_string(),
+        })
+    }
+}
+
+/// What one process's executions since some moment add up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Executions.
+    pub executions: i64,
+    /// Documents in.
+    pub documents_in: i64,
+    /// Documents out.
+    pub documents_out: i64,
+    /// Documents with errors.
+    pub document_errors: i64,
 }
 
 /// The execution database. Calls block briefly (one small transaction); async callers run
@@ -200,16 +258,43 @@ impl ExecutionStore {
             "SELECT id, process, started_ms, duration_ms, status, failure, failure_kind, \
              documents_in, documents_out, document_errors FROM executions \
              WHERE (?1 IS NULL OR process = ?1) AND (?2 IS NULL OR status = ?2) \
+             AND (?4 IS NULL OR (started_ms, id) < (?4, ?5)) \
              ORDER BY started_ms DESC, id DESC LIMIT ?3",
         )?;
         let rows = query.query_map(
             params![
                 filter.process,
                 filter.status,
-                i64::try_from(filter.limit).unwrap_or(i64::MAX)
+                i64::try_from(filter.limit).unwrap_or(i64::MAX),
+                filter.before.as_ref().map(|c| c.started_ms),
+                filter.before.as_ref().map(|c| c.id.as_str()),
             ],
             execution_row,
         )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Per process, what its executions that started at or after `since_ms` add up to.
+    pub fn totals_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<std::collections::BTreeMap<String, Totals>, RecordsError> {
+        let connection = self.connection();
+        let mut query = connection.prepare(
+            "SELECT process, COUNT(*), SUM(documents_in), SUM(documents_out), \
+             SUM(document_errors) FROM executions WHERE started_ms >= ?1 GROUP BY process",
+        )?;
+        let rows = query.query_map([since_ms], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                Totals {
+                    executions: row.get(1)?,
+                    documents_in: row.get(2)?,
+                    documents_out: row.get(3)?,
+                    document_errors: row.get(4)?,
+                },
+            ))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -270,6 +270,13 @@ impl Metrics {
         self.dead_letters.get_or_create(&process(process_id)).inc();
     }
 
+    /// Documents `process_id` has sent to its dead-letter topic since the host started.
+    pub fn dead_letters_of(&self, process_id: &str) -> u64 {
+        self.dead_letters
+            .get(&process(process_id))
+            .map_or(0, |counter| counter.get())
+    }
+
     /// Counts `documents` tried again.
     pub fn retries(&self, process_id: &str, documents: usize) {
         self.retries

@@ -7,6 +7,8 @@ mod executions;
 mod metrics;
 mod migrations;
 
-pub use executions::{ExecutionStore, Filter, RecordsError, StoredDocumentError, StoredExecution};
+pub use executions::{
+    Cursor, ExecutionStore, Filter, RecordsError, StoredDocumentError, StoredExecution, Totals,
+};
 pub use metrics::{ListenerSample, Metrics};
 pub use migrations::MigrationError;
