@@ -8,12 +8,14 @@
 //! - [`components`]: the component XML tests share;
 //! - [`flows`]: what several tests do alike (send and read back, a listener under `serve`);
 //! - [`api`]: a client of a host's management API;
+//! - [`browser`]: a headless Chromium through WebDriver, for the web console;
 //! - [`gateway`], [`gssapi`], [`kdc`], [`msk_iam`], [`oidc`], [`tls`], [`http`]: the
 //!   security servers in front of the broker.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod api;
 pub mod broker;
+pub mod browser;
 pub mod components;
 pub mod flows;
 pub mod gateway;

@@ -97,7 +97,9 @@ async fn live(
     control: &std::sync::Arc<crate::host::listener::ListenerControl>,
 ) -> Markup {
     let listener = view(control).await;
-    let samples = state.console.sampler.lag(&listener.process);
+    // The samples, and the lag the table shows now as the latest point.
+    let mut samples = state.console.sampler.lag(&listener.process);
+    samples.extend(listener.lag.map(|lag| (0.0, lag)));
     html! {
         section aria-labelledby="state" {
             h2 id="state" { "State" }

@@ -64,6 +64,8 @@ impl Console {
 /// What every state-changing console form sends: its session's CSRF token.
 #[derive(serde::Deserialize)]
 pub(super) struct ActionForm {
+    /// Missing counts as wrong: the answer is 403, not a form error.
+    #[serde(default)]
     csrf: String,
 }
 

@@ -16,7 +16,9 @@ use crate::host::api::ApiState;
 
 #[derive(serde::Deserialize)]
 pub(super) struct ValidateForm {
+    #[serde(default)]
     csrf: String,
+    #[serde(default)]
     xml: String,
 }
 

@@ -1,0 +1,180 @@
+//! The web console of `sluice serve`, in a real browser (headless Chromium through WebDriver)
+//! against a real host on tansu: log in with the API token, see a listener run, pause it from
+//! its page (the API agrees, and an independent consumer sees nothing consumed meanwhile),
+//! resume it, open an execution with document errors and see where each document came from,
+//! and the security that holds it together (cookie flags, CSRF, CSP, escaped output). With
+//! `SLUICE_BLESS=1` it writes the README's screenshots to docs/console/.
+
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::api::Api;
+use harness::browser::Browser;
+use harness::flows::{produce_routed, Listener};
+use harness::{assert_contains, wait_for, Broker};
+
+const TOKEN: &str = "console-token-5d81e2";
+const WORK: Duration = Duration::from_secs(60);
+
+/// The text of the last cell of the listener page's partition row: its lag.
+fn lag_shown(browser: &Browser) -> Option<String> {
+    let row = browser.text("section[aria-labelledby=partitions] tbody tr");
+    row.split_whitespace().last().map(str::to_string)
+}
+
+#[test]
+fn the_console_logs_in_shows_pauses_resumes_and_explains_in_a_real_browser() {
+    let broker = Broker::start();
+    let source = broker.create_topic("console-in", 1);
+    let target = broker.create_topic("console-out", 1);
+    let dead_letters = broker.create_topic("console-dlt", 1);
+    let listener = Listener::new(
+        &broker,
+        &source,
+        &format!(
+            "<retry-limit>0</retry-limit><dead-letter-topic>{dead_letters}</dead-letter-topic>"
+        ),
+    );
+    listener.ws.set_env("SLUICE_API_TOKEN", TOKEN);
+    listener.ws.hold_secrets(&[TOKEN.as_bytes()]);
+    let mut serving = listener.serve_with_api();
+    let api = Api::of(&serving, Some(TOKEN));
+    let base = api.base().to_string();
+    let browser = Browser::start();
+
+    // A browser at / lands on the login form; a wrong token is refused.
+    browser.goto(&format!("{base}/"));
+    assert!(
+        browser.current_url().ends_with("/console/login"),
+        "{}",
+        browser.current_url()
+    );
+    browser.type_into("#token", "not-the-token");
+    browser.click("form.login button");
+    assert_contains(
+        &browser.text(".problem"),
+        &["That is not this host's token."],
+    );
+    browser.type_into("#token", TOKEN);
+    browser.click("form.login button");
+    browser.wait_for_text("main", "RUNNING");
+    let cookies = browser.cookies();
+    let session = cookies
+        .iter()
+        .find(|c| c.name == "sluice_session")
+        .expect("the session cookie");
+    assert!(session.http_only, "{session:?}");
+    assert_eq!(session.same_site.as_deref(), Some("Strict"), "{session:?}");
+
+    // Documents flow through the listener.
+    produce_routed(&broker, &source, 1, 0..4, &target);
+    assert_eq!(broker.read_all(&target, 4).len(), 4);
+
+    // Pause from the listener's page: the page and the API say PAUSED, and what arrives
+    // meanwhile waits (the lag shows it; an independent consumer sees nothing more).
+    browser.goto(&format!("{base}/console/listeners/route"));
+    browser.wait_for_text("main", "Partitions");
+    browser.click("form[action$='/pause'] button");
+    browser.wait_for_text("section[aria-labelledby=state]", "PAUSED");
+    wait_for("the API to say PAUSED", WORK, || {
+        (api.status("route")["state"] == "PAUSED").then_some(())
+    });
+    produce_routed(&broker, &source, 1, 4..7, &target);
+    wait_for("a lag of 3 on the listener's page", WORK, || {
+        browser.goto(&format!("{base}/console/listeners/route"));
+        (lag_shown(&browser).as_deref() == Some("3")).then_some(())
+    });
+    assert_eq!(
+        broker.read_all(&target, 4).len(),
+        4,
+        "consumed while paused"
+    );
+    assert_eq!(broker.committed(&listener.group, &source, 1), [Some(4)]);
+    if std::env::var_os("SLUICE_BLESS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
+        browser.screenshot(&docs.join("listener.png"));
+    }
+
+    // Resume: the waiting documents go through.
+    browser.click("form[action$='/resume'] button");
+    browser.wait_for_text("section[aria-labelledby=state]", "RUNNING");
+    assert_eq!(broker.read_all(&target, 7).len(), 7);
+
+    // Two documents that cannot be delivered, one naming a topic made to look like markup:
+    // the execution's page shows each error, where its document came from, and the markup as
+    // text.
+    produce_routed(&broker, &source, 1, 7..8, "nowhere-to-be-found");
+    produce_routed(&broker, &source, 1, 8..9, "<script>alert(1)</script>");
+    wait_for("both documents dead-lettered", WORK, || {
+        (broker.read_some(&dead_letters).len() == 2).then_some(())
+    });
+    browser.goto(&format!(
+        "{base}/console/executions?process=route&status=completed-with-errors"
+    ));
+    browser.wait_for_text("main", "completed-with-errors");
+    let listed = browser.source();
+    let pages: Vec<&str> = listed
+        .split("href=\"/console/executions/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(!pages.is_empty(), "{listed}");
+    let mut shown = String::new();
+    for id in pages {
+        browser.goto(&format!("{base}/console/executions/{id}"));
+        shown.push_str(&browser.wait_for_text("main", "Document errors"));
+        assert!(
+            !browser.source().contains("<script>alert(1)</script>"),
+            "markup from a document reached the page unescaped"
+        );
+    }
+    assert_contains(
+        &shown,
+        &[
+            &format!("topic {source}, partition 0, offset 7"),
+            &format!("topic {source}, partition 0, offset 8"),
+            "\"nowhere-to-be-found\"",
+            "<script>alert(1)</script>",
+        ],
+    );
+
+    // The overview, as the README shows it.
+    browser.goto(&format!("{base}/console"));
+    browser.wait_for_text("main", "route");
+    if std::env::var_os("SLUICE_BLESS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
+        browser.screenshot(&docs.join("overview.png"));
+    }
+
+    // The security headers, and a state change without the page's CSRF token refused.
+    let cookie = format!("sluice_session={}", session.value);
+    let page = ureq::get(&format!("{base}/console"))
+        .set("Cookie", &cookie)
+        .call()
+        .expect("the overview");
+    let policy = page
+        .header("Content-Security-Policy")
+        .unwrap_or_default()
+        .to_string();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    let forged = ureq::post(&format!("{base}/console/listeners/route/pause"))
+        .set("Cookie", &cookie)
+        .send_form(&[("csrf", "guessed")]);
+    assert!(
+        matches!(forged, Err(ureq::Error::Status(403, _))),
+        "a pause without the CSRF token: {forged:?}"
+    );
+    // And without a session, the API's token alone opens no console page.
+    let bearer_only = ureq::get(&format!("{base}/console/processes"))
+        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .expect("an answer");
+    assert!(bearer_only.get_url().ends_with("/console/login"));
+    assert_eq!(api.status("route")["state"], "RUNNING");
+
+    drop(browser);
+    serving.stop("TERM", WORK);
+}
