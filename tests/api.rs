@@ -470,15 +470,23 @@ fn every_answer_is_json_and_the_root_says_what_the_host_is() {
             .is_some_and(|v| v.starts_with("2.")),
         "{about}"
     );
-    // A browser gets a page instead.
+    // A browser goes to the console, whose login its bearer token does not replace.
     let base = api.base();
     let page = ureq::get(&format!("{base}/"))
         .set("Authorization", &format!("Bearer {TOKEN}"))
         .set("Accept", "text/html,application/xhtml+xml")
         .call()
         .expect("GET / as a browser");
+    assert!(
+        page.get_url().ends_with("/console/login"),
+        "{}",
+        page.get_url()
+    );
     assert_eq!(page.content_type(), "text/html");
-    assert!(page.into_string().expect("page").contains("<h1>Sluice "));
+    assert!(page
+        .into_string()
+        .expect("page")
+        .contains("<title>Log in · Sluice</title>"));
 
     // Errors are JSON too: a bad query string, a method a route does not take, no token.
     let error = |method: &str, path: &str, token: Option<&str>| -> (u16, Value) {

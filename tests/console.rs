@@ -18,6 +18,16 @@ use harness::{assert_contains, wait_for, Broker};
 const TOKEN: &str = "console-token-5d81e2";
 const WORK: Duration = Duration::from_secs(60);
 
+/// One browser at a time: two headless Chromiums side by side on 2 cores make each slow and
+/// the timings of neither meaningful.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_browser() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The text of the last cell of the listener page's partition row: its lag.
 fn lag_shown(browser: &Browser) -> Option<String> {
     let row = browser.text("section[aria-labelledby=partitions] tbody tr");
@@ -26,6 +36,7 @@ fn lag_shown(browser: &Browser) -> Option<String> {
 
 #[test]
 fn the_console_logs_in_shows_pauses_resumes_and_explains_in_a_real_browser() {
+    let _browser_turn = one_browser();
     let broker = Broker::start();
     let source = broker.create_topic("console-in", 1);
     let target = broker.create_topic("console-out", 1);
@@ -174,6 +185,117 @@ fn the_console_logs_in_shows_pauses_resumes_and_explains_in_a_real_browser() {
         .expect("an answer");
     assert!(bearer_only.get_url().ends_with("/console/login"));
     assert_eq!(api.status("route")["state"], "RUNNING");
+
+    drop(browser);
+    serving.stop("TERM", WORK);
+}
+
+/// The words of the overview's row of listener `process`.
+fn overview_row(browser: &Browser, process: &str) -> Vec<String> {
+    let table = browser.text("div[data-refresh] tbody");
+    table
+        .lines()
+        .find(|line| line.starts_with(process))
+        .map(|line| line.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_console_refreshes_by_itself_pages_executions_and_shows_processes_and_validation() {
+    let _browser_turn = one_browser();
+    let broker = Broker::start();
+    let source = broker.create_topic("console-in", 1);
+    let target = broker.create_topic("console-out", 1);
+    // One document per execution, so that a few documents make more than a page.
+    let listener = Listener::new(&broker, &source, "<max-messages>1</max-messages>");
+    let mut serving = listener.serve_with_api();
+    let api = Api::of(&serving, None);
+    let base = api.base().to_string();
+    let browser = Browser::start();
+
+    // Without a token the console is open, like the API; the overview refreshes by itself.
+    browser.goto(&format!("{base}/console"));
+    browser.wait_for_text("main", "RUNNING");
+    produce_routed(&broker, &source, 1, 0..30, &target);
+    wait_for("the overview to count 30 documents in", WORK, || {
+        (overview_row(&browser, "route").get(2).map(String::as_str) == Some("30")).then_some(())
+    });
+    assert!(
+        browser.current_url().ends_with("/console"),
+        "the page was reloaded"
+    );
+
+    // Executions a page at a time: 25, then the rest.
+    browser.goto(&format!("{base}/console/executions?process=route"));
+    browser.wait_for_text("main", "Older executions");
+    let first = browser
+        .source()
+        .matches("href=\"/console/executions/")
+        .count();
+    assert_eq!(first, 25);
+    browser.click("a[rel=next]");
+    browser.wait_for_text("main", "succeeded");
+    let second = browser
+        .source()
+        .matches("href=\"/console/executions/")
+        .count();
+    assert_eq!(second, 5);
+    // The JSON API pages the same way, with a Link header.
+    let mut ids = std::collections::BTreeSet::new();
+    let mut next = Some("/executions?process=route&limit=20".to_string());
+    while let Some(path) = next {
+        let response = ureq::get(&format!("{base}{path}")).call().expect("a page");
+        next = response.header("Link").and_then(|link| {
+            let target = link.strip_prefix('<')?.split_once(">; rel=\"next\"")?.0;
+            Some(target.to_string())
+        });
+        let page: serde_json::Value =
+            serde_json::from_str(&response.into_string().expect("body")).expect("JSON");
+        for execution in page.as_array().expect("a list") {
+            assert!(ids.insert(execution["id"].as_str().expect("id").to_string()));
+        }
+    }
+    assert_eq!(ids.len(), 30);
+
+    // A restart asks first, then happens.
+    browser.goto(&format!("{base}/console/listeners/route"));
+    browser.click("form[action$='/restart'] button");
+    browser.accept_dialog();
+    browser.wait_for_text("section[aria-labelledby=state]", "restarts: 1");
+
+    // The processes as flows, with their connection and no secret.
+    browser.goto(&format!("{base}/console/processes"));
+    assert_contains(
+        &browser.wait_for_text("main", "route"),
+        &[
+            &format!(
+                "Start: listen receive from {source} on connection tansu ({}, PLAINTEXT)",
+                broker.bootstrap()
+            ),
+            "Set properties: topic-name ← property header:route",
+        ],
+    );
+
+    // Validation of pasted components, with what they hold shown as text.
+    browser.goto(&format!("{base}/console/validate"));
+    browser.type_into(
+        "#xml",
+        r#"<components><operation id="x" type="produce" connection="c"><topik><script>alert(3)</script></topik></operation></components>"#,
+    );
+    browser.click("form.validate button");
+    let verdict = browser.wait_for_text("section[aria-labelledby=verdict]", "error");
+    assert_contains(&verdict, &["pasted.xml:1:", "unknown element <topik>"]);
+    assert!(!browser.source().contains("<script>alert(3)"));
+
+    // A listener id that is markup comes back as text.
+    browser.goto(&format!(
+        "{base}/console/listeners/%3Cscript%3Ealert(2)%3C%2Fscript%3E"
+    ));
+    assert_contains(
+        &browser.wait_for_text("main", "not defined"),
+        &["listener \"<script>alert(2)</script>\" is not defined"],
+    );
+    assert!(!browser.source().contains("<script>alert(2)"));
 
     drop(browser);
     serving.stop("TERM", WORK);

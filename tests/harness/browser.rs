@@ -113,13 +113,24 @@ impl Browser {
         })
     }
 
-    /// The visible text of the element `css` selects (waiting for it).
+    /// The visible text of the element `css` selects (waiting for it). The console replaces
+    /// parts of its pages as they refresh: an element replaced between finding it and reading
+    /// it is found again.
     pub fn text(&self, css: &str) -> String {
-        let element = self.element(css);
-        get(&self.url(&format!("/element/{element}/text")))["value"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        wait_for(
+            &format!("the text of {css}"),
+            Duration::from_secs(30),
+            || {
+                let element = self.find(css)?;
+                let url = self.url(&format!("/element/{element}/text"));
+                let answer = match ureq::get(&url).call() {
+                    Ok(response) => json_of(response),
+                    Err(ureq::Error::Status(_, response)) => json_of(response),
+                    Err(e) => panic!("GET {url}: {e}"),
+                };
+                answer["value"].as_str().map(str::to_string)
+            },
+        )
     }
 
     /// Waits until the text of the element `css` selects contains `expected`; returns it.
@@ -135,10 +146,22 @@ impl Browser {
         )
     }
 
-    /// Clicks the element `css` selects.
+    /// Clicks the element `css` selects (found again if a refresh replaced it meanwhile).
     pub fn click(&self, css: &str) {
-        let element = self.element(css);
-        post(&self.url(&format!("/element/{element}/click")), &json!({}));
+        wait_for(
+            &format!("a click on {css}"),
+            Duration::from_secs(30),
+            || {
+                let element = self.find(css)?;
+                let answer = post_any(&self.url(&format!("/element/{element}/click")), &json!({}));
+                let error = answer["value"]["error"].as_str();
+                assert!(
+                    error.is_none_or(|e| e == "stale element reference"),
+                    "click on {css}: {answer}"
+                );
+                error.is_none().then_some(())
+            },
+        );
     }
 
     /// Types `text` into the element `css` selects.

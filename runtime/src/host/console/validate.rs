@@ -80,7 +80,7 @@ fn result(verdict: &Result<Components, Vec<String>>) -> Markup {
                 (components.processes.len()) " processes" }
         },
         Err(errors) => html! {
-            p { (layout::status_badge("failed")) " " (errors.len()) " errors:" }
+            p { (layout::status_badge("failed")) " " (crate::count(errors.len(), "error")) ":" }
             ul.errors { @for error in errors { li.detail { (error) } } }
         },
     }
