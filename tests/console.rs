@@ -208,6 +208,16 @@ fn the_console_refreshes_by_itself_pages_executions_and_shows_processes_and_vali
     let target = broker.create_topic("console-out", 1);
     // One document per execution, so that a few documents make more than a page.
     let listener = Listener::new(&broker, &source, "<max-messages>1</max-messages>");
+    // Another team's listener whose connection is broken: INVALID, with its error.
+    listener.ws.write(
+        "components/other-team.xml",
+        r#"<components>
+  <connection id="audit-kafka"><bootstrap-servers>localhost</bootstrap-servers><consumer-group>g</consumer-group></connection>
+  <operation id="audit-in" type="listen" connection="audit-kafka"><topic>audit</topic></operation>
+  <process id="audit"><start operation="audit-in"/></process>
+</components>
+"#,
+    );
     let mut serving = listener.serve_with_api();
     let api = Api::of(&serving, None);
     let base = api.base().to_string();
@@ -223,6 +233,19 @@ fn the_console_refreshes_by_itself_pages_executions_and_shows_processes_and_vali
     assert!(
         browser.current_url().ends_with("/console"),
         "the page was reloaded"
+    );
+    let audit = browser.text("div[data-refresh] tbody");
+    assert_contains(
+        &audit,
+        &[
+            "INVALID",
+            "other-team.xml:2:",
+            "bootstrap-servers \"localhost\" is not host:port",
+        ],
+    );
+    assert_contains(
+        &browser.text("div[data-refresh] tfoot"),
+        &["Total 30 30 0 0 0"],
     );
 
     // Executions a page at a time: 25, then the rest.
@@ -298,5 +321,7 @@ fn the_console_refreshes_by_itself_pages_executions_and_shows_processes_and_vali
     assert!(!browser.source().contains("<script>alert(2)"));
 
     drop(browser);
-    serving.stop("TERM", WORK);
+    // The invalid listener counts as failed.
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(1));
 }

@@ -74,6 +74,27 @@ async fn listeners(state: &ApiState) -> Markup {
                     th scope="col" class="number" { "Errors" } th scope="col" class="number" { "Dead letters" }
                     th scope="col" class="number" { "Lag" }
                 } }
+                tfoot {
+                    @let all = views.iter().fold(Totals::default(), |sum, l| {
+                        let t = totals.get(&l.process).copied().unwrap_or_default();
+                        Totals {
+                            executions: sum.executions + t.executions,
+                            documents_in: sum.documents_in + t.documents_in,
+                            documents_out: sum.documents_out + t.documents_out,
+                            document_errors: sum.document_errors + t.document_errors,
+                        }
+                    });
+                    @let dead_letters: u64 = views.iter().map(|l| state.console.sampler.dead_letters_in_window(&l.process)).sum();
+                    @let lag: i64 = views.iter().filter_map(|l| l.lag).sum();
+                    tr {
+                        th scope="row" colspan="2" { "Total" }
+                        td class="number" { (all.documents_in) }
+                        td class="number" { (all.documents_out) }
+                        td class="number" { (all.document_errors) }
+                        td class="number" { (dead_letters) }
+                        td class="number" { (lag) }
+                    }
+                }
                 tbody {
                     @for listener in &views {
                         @let t = totals.get(&listener.process).copied().unwrap_or(Totals::default());
