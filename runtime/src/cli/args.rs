@@ -185,6 +185,9 @@ pub enum Command {
                             /listeners/ID/restart, /components/validate and \
                             /components/reload. With SLUICE_API_TOKEN set, every request but \
                             /health needs Authorization: Bearer <token>.\n\n\
+                            The web console is on the same address: open it in a browser \
+                            (http://127.0.0.1:8083/ by default). With SLUICE_API_TOKEN set, it \
+                            asks for the token once and keeps a session.\n\n\
                             A listener whose own components are invalid does not start and \
                             shows as INVALID with its errors; the others run.\n\n\
                             Deploy without a restart: on SIGHUP, POST /components/reload or \
