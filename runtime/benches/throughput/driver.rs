@@ -5,7 +5,8 @@
 use std::process::Stdio;
 use std::time::Instant;
 
-use crate::harness::{self, Broker};
+use crate::broker::BenchBroker as Broker;
+use crate::harness;
 use crate::latency::{self, OutputReader};
 use crate::matrix::Cell;
 use crate::resources::process_cpu_seconds;

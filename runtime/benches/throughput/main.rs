@@ -25,6 +25,7 @@
 #[path = "../../../tests/harness/mod.rs"]
 mod harness;
 
+mod broker;
 mod driver;
 mod kafka;
 mod latency;
@@ -36,6 +37,7 @@ mod worker;
 
 use serde_json::Value;
 
+use broker::BenchBroker;
 use matrix::Cell;
 
 fn main() {
@@ -55,34 +57,49 @@ fn main() {
         .into_iter()
         .filter(|c| only.is_none_or(|o| c.label().contains(o.as_str())))
         .collect();
-    let broker = harness::Broker::start();
+    let tansu = BenchBroker::Tansu(harness::Broker::start());
     eprintln!(
-        "sluice-bench: {} cells × {repetitions} repetitions × 2 (Sluice, raw) on tansu at {}",
+        "sluice-bench: {} cells × {repetitions} repetitions × 2 (Sluice, raw), each on an \
+         in-memory broker (librdkafka's mock cluster, in a process of its own) and on tansu at {}",
         cells.len(),
-        broker.bootstrap()
+        tansu.bootstrap()
     );
     let mut results = Vec::new();
+    let runs = cells.len() * 2;
     for (index, cell) in cells.iter().enumerate() {
-        let position = format!("[{}/{}]", index + 1, cells.len());
-        results.push(run_cell(&broker, cell, repetitions, &position));
-        // Written after every cell: a long run that stops half-way still leaves its figures.
-        report::write(&results, repetitions, quick);
+        // The in-memory broker first: where the broker is not the limit, the targets are
+        // judged; then tansu, the real broker, beside it.
+        let memory = BenchBroker::memory();
+        for (offset, broker) in [(0, &memory), (1, &tansu)] {
+            let position = format!("[{}/{runs}]", index * 2 + offset + 1);
+            results.push(run_cell(broker, cell, repetitions, &position));
+            // Written after every cell: a long run that stops half-way leaves its figures.
+            report::write(&results, repetitions, quick);
+        }
     }
 }
 
 /// Measures one cell and returns its row for the report. A cell that panics (a worker failed,
 /// a timeout) becomes a row marked failed, so that one bad cell does not cost the others.
-fn run_cell(broker: &harness::Broker, cell: &Cell, repetitions: usize, position: &str) -> Value {
+fn run_cell(broker: &BenchBroker, cell: &Cell, repetitions: usize, position: &str) -> Value {
     let measured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         driver::measure(broker, cell, repetitions)
     }));
     let Ok(measured) = measured else {
-        eprintln!("{position} {}: failed (see above)", cell.label());
-        return summary::failed(cell);
+        eprintln!(
+            "{position} {} on {}: failed (see above)",
+            cell.label(),
+            broker.name()
+        );
+        let mut row = summary::failed(cell);
+        row["broker"] = broker.name().into();
+        return row;
     };
-    let row = summary::row(cell, &measured);
+    let mut row = summary::row(cell, &measured);
+    row["broker"] = broker.name().into();
     eprintln!(
-        "{position} {} {} B × {} ({} partition(s), {}/execution): Sluice {:.0} msg/s, raw {:.0} msg/s, ratio {:.2}",
+        "{position} {} {} {} B × {} ({} partition(s), {}/execution): Sluice {:.0} msg/s, raw {:.0} msg/s, ratio {:.2}",
+        broker.name(),
         cell.workload,
         cell.size,
         cell.count,

@@ -45,10 +45,14 @@ fn introduction(date: &str, machine: &str, repetitions: usize, quick: bool) -> S
     let mut md = String::new();
     md.push_str("# Benchmarks: Sluice against raw librdkafka\n\n");
     md.push_str(&format!(
-        "Written by `./dev bench`{} on {date}. Machine: {machine}. Broker: tansu 0.6.0 \
-         (memory storage) on loopback, started by the benchmark. Each cell: {repetitions} \
-         repetitions, Sluice and raw alternating, each in its own process; medians shown. \
-         Raw data: [benchmarks.json](benchmarks.json).\n\n",
+        "Written by `./dev bench`{} on {date}. Machine: {machine}. Each cell runs on two \
+         brokers on loopback, started by the benchmark: **memory**, librdkafka's mock cluster \
+         in a process of its own (a fresh one per cell), where the broker is not the limit and \
+         the clients' own costs show; and **tansu** 0.6.0 (memory storage), a real \
+         Kafka-protocol broker that sets a ceiling of its own. Both share the machine's 2 cores \
+         with the client, so CPU per message is the figure to compare beside the rates. Each \
+         cell: {repetitions} repetitions, Sluice and raw alternating, each in its own process; \
+         medians shown. Raw data: [benchmarks.json](benchmarks.json).\n\n",
         if quick { " --quick" } else { "" }
     ));
     md.push_str(
@@ -62,7 +66,7 @@ fn introduction(date: &str, machine: &str, repetitions: usize, quick: bool) -> S
          minimum = all messages) against a raw `BaseConsumer` loop, each with a fresh consumer \
          group on the same pre-filled topic; both times include joining the group.\n\
          - *CPU s/M*: the client process's CPU seconds per million messages; *RSS*: its peak \
-         resident memory. *broker-bound*: tansu used ≥ 90 % of a core during the run, so \
+         resident memory. *broker-bound*: the broker used ≥ 90 % of a core during the run, so \
          throughput says more about the broker than the client: judge such cells on CPU and \
          memory.\n\n",
     );
@@ -71,7 +75,7 @@ fn introduction(date: &str, machine: &str, repetitions: usize, quick: bool) -> S
 
 /// The produce and consume cells.
 fn client_table(md: &mut String, results: &[Value]) {
-    md.push_str("| workload | size | partitions | docs/exec | messages | Sluice msg/s | raw msg/s | ratio | raw waiting msg/s | ratio to waiting | Sluice MB/s | CPU s/M Sluice / raw | peak RSS MB Sluice / raw | broker-bound |\n");
+    md.push_str("| workload · broker | size | partitions | docs/exec | messages | Sluice msg/s | raw msg/s | ratio | raw waiting msg/s | ratio to waiting | Sluice MB/s | CPU s/M Sluice / raw | peak RSS MB Sluice / raw | broker-bound |\n");
     md.push_str(
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
@@ -133,7 +137,7 @@ fn bridge_table(md: &mut String, results: &[Value]) {
          reader run in the benchmark's own process, on the same 2 cores as tansu and the \
          bridge).\n\n"
     ));
-    md.push_str("| size | partitions | messages | Sluice msg/s | raw msg/s | ratio | load msg/s | p50 ms Sluice / raw | p99 ms Sluice / raw | CPU s/M Sluice / raw | peak RSS MB Sluice / raw | broker-bound |\n");
+    md.push_str("| size · broker | partitions | messages | Sluice msg/s | raw msg/s | ratio | load msg/s | p50 ms Sluice / raw | p99 ms Sluice / raw | CPU s/M Sluice / raw | peak RSS MB Sluice / raw | broker-bound |\n");
     md.push_str(
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
@@ -149,8 +153,9 @@ fn bridge_table(md: &mut String, results: &[Value]) {
         }
         let latency = &r["latency"];
         md.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {} |\n",
+            "| {} · {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {} |\n",
             size_label(r),
+            r["broker"].as_str().unwrap_or("tansu"),
             r["partitions"],
             r["messages"],
             num(&r["sluice"]["msgs_per_s"]),
@@ -193,7 +198,7 @@ fn memory_section(md: &mut String, results: &[Value]) {
          twice `kafka.max.request.size`; `kafka.consumer.prefetch.kbytes`, at least one \
          request), the documents an execution holds (their bytes plus 1 KiB each for \
          properties, records and futures), and 32 MiB for threads and allocator arenas. \
-         Figures in MiB.\n\n| workload | size | partitions | docs/exec | added | bound: arithmetic | within |\n| --- | --- | ---: | ---: | ---: | --- | --- |\n",
+         Figures in MiB.\n\n| workload · broker | size | partitions | docs/exec | added | bound: arithmetic | within |\n| --- | --- | ---: | ---: | ---: | --- | --- |\n",
     );
     for r in results.iter().filter(|r| r["failed"] != true) {
         let added = num(&r["sluice"]["added_rss_mb"]);
@@ -265,8 +270,13 @@ fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or(0.0)
 }
 
-fn workload(r: &Value) -> &str {
-    r["workload"].as_str().unwrap_or("?")
+/// The row's workload and the broker it ran on: `produce · memory`.
+fn workload(r: &Value) -> String {
+    format!(
+        "{} · {}",
+        r["workload"].as_str().unwrap_or("?"),
+        r["broker"].as_str().unwrap_or("tansu")
+    )
 }
 
 /// The row's message size, as `100 B`, `1 KiB`, `9.5 MiB`.

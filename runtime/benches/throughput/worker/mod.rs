@@ -75,6 +75,10 @@ pub fn finished_run(mode: &str, output: &Output, seconds: Option<f64>, broker_cp
 
 /// The worker: runs one repetition of `MODE` and prints its figures as JSON on stdout.
 pub fn main(args: &[String]) {
+    if args.first().map(String::as_str) == Some("mock-broker") {
+        crate::broker::serve_mock_cluster();
+        return;
+    }
     let [mode, bootstrap, topic, size, count, per_execution, group] = args else {
         panic!("worker arguments: MODE BOOTSTRAP TOPIC SIZE COUNT PER_EXECUTION GROUP");
     };
