@@ -1,14 +1,18 @@
 //! The Produce operation: send a batch of records, one result per record.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesUnordered, StreamExt};
-use futures::FutureExt;
+use rdkafka::client::OAuthToken;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header as RdHeader, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::message::{Header as RdHeader, Message as _, OwnedHeaders};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
+use rdkafka::ClientContext;
 
 use crate::context::Observer;
 use crate::{
@@ -173,9 +177,110 @@ impl DeliveryFailure {
     }
 }
 
+/// A record's report: where it landed (partition, offset), or why it was not delivered.
+type Outcome = Result<(i32, i64), KafkaError>;
+
+/// One batch's deliveries: each report lands in its record's place, and the batch's waiter
+/// wakes once, when the last one is in (not once per record, which cost a cross-thread
+/// wake-up per message).
+struct Deliveries {
+    outcomes: Mutex<Vec<Option<Outcome>>>,
+    /// Records sent whose report has not come, plus one while records are still being sent.
+    outstanding: AtomicUsize,
+    /// Reports in so far, for progress.
+    delivered: AtomicUsize,
+    all_in: tokio::sync::Notify,
+}
+
+impl Deliveries {
+    fn new(records: usize) -> Arc<Self> {
+        Arc::new(Self {
+            outcomes: Mutex::new(vec![None; records]),
+            // The sending loop's own hold, released when every record has been sent.
+            outstanding: AtomicUsize::new(1),
+            delivered: AtomicUsize::new(0),
+            all_in: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Counts one record still to report, before it is sent.
+    fn expect_one(&self) {
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Takes back [`Deliveries::expect_one`] (the record was not sent), or releases the
+    /// sending loop's hold; wakes the waiter when nothing is outstanding any more.
+    fn settle_one(&self) {
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // A permit is kept if the waiter is not waiting yet.
+            self.all_in.notify_one();
+        }
+    }
+
+    fn report(&self, index: usize, outcome: Outcome) {
+        if let Some(slot) = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(index)
+        {
+            *slot = Some(outcome);
+        }
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.settle_one();
+    }
+}
+
+/// Where one record's report goes.
+struct Slot {
+    deliveries: Arc<Deliveries>,
+    index: usize,
+}
+
+/// The producer's context: the connection's observer (librdkafka's logs and errors, OAUTHBEARER
+/// tokens), and each delivery report written into its batch on librdkafka's polling thread.
+struct ProduceContext {
+    observer: Observer,
+}
+
+impl ClientContext for ProduceContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool =
+        <Observer as ClientContext>::ENABLE_REFRESH_OAUTH_TOKEN;
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.observer.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.observer.error(error, reason);
+    }
+
+    fn generate_oauth_token(
+        &self,
+        config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.observer.generate_oauth_token(config)
+    }
+}
+
+impl ProducerContext for ProduceContext {
+    type DeliveryOpaque = Box<Slot>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, slot: Box<Slot>) {
+        let outcome = match result {
+            Ok(message) => Ok((message.partition(), message.offset())),
+            Err((error, _)) => Err(error.clone()),
+        };
+        slot.deliveries.report(slot.index, outcome);
+    }
+}
+
+/// How often a waiting batch reports progress while its deliveries come in.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
 /// A producer bound to one Produce operation.
 pub struct Producer {
-    inner: FutureProducer<Observer>,
+    inner: Arc<ThreadedProducer<ProduceContext>>,
     observer: Observer,
     connection: Connection,
     settings: ProduceSettings,
@@ -232,11 +337,14 @@ impl Producer {
             config.set("linger.ms", "0");
         }
         let observer = Observer::for_connection(connection);
+        let context = ProduceContext {
+            observer: observer.clone(),
+        };
         let inner = config
-            .create_with_context(observer.clone())
+            .create_with_context(context)
             .map_err(ConnectorError::ClientConfig)?;
         Ok(Self {
-            inner,
+            inner: Arc::new(inner),
             observer,
             connection: connection.clone(),
             settings,
@@ -260,8 +368,7 @@ impl Producer {
     ) -> Result<Vec<Result<Delivered, ProduceError>>, ConnectorError> {
         let partition_counts = self.partition_counts(&records).await?;
         let mut results: Vec<Option<Result<Delivered, ProduceError>>> = vec![None; records.len()];
-        let mut pending = FuturesUnordered::new();
-        let mut done = 0;
+        let deliveries = Deliveries::new(records.len());
 
         for (index, record) in records.iter().enumerate() {
             let Some(topic) = self.topic_of(record) else {
@@ -287,15 +394,20 @@ impl Producer {
                     continue;
                 }
             }
-            let mut future_record = FutureRecord::to(topic).payload(&record.payload[..]);
+            let slot = Box::new(Slot {
+                deliveries: deliveries.clone(),
+                index,
+            });
+            let mut base_record =
+                BaseRecord::with_opaque_to(topic, slot).payload(&record.payload[..]);
             if let Some(key) = &record.key {
-                future_record = future_record.key(&key[..]);
+                base_record = base_record.key(&key[..]);
             }
             if let Some(partition) = record.partition {
-                future_record = future_record.partition(partition);
+                base_record = base_record.partition(partition);
             }
             if let Some(timestamp) = record.timestamp_ms {
-                future_record = future_record.timestamp(timestamp);
+                base_record = base_record.timestamp(timestamp);
             }
             if !record.headers.is_empty() {
                 let headers = record
@@ -307,49 +419,62 @@ impl Producer {
                             value: header.value.as_deref(),
                         })
                     });
-                future_record = future_record.headers(headers);
+                base_record = base_record.headers(headers);
             }
-            let delivery = loop {
-                match self.inner.send_result(future_record) {
-                    Ok(delivery) => break Ok(delivery),
+            deliveries.expect_one();
+            let sent = loop {
+                match self.inner.send(base_record) {
+                    Ok(()) => break Ok(()),
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        future_record = r;
+                        base_record = r;
                         tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                     }
                     Err((error, _)) => break Err(error),
                 }
             };
-            match delivery {
-                Ok(delivery) => pending.push(delivery.map(move |outcome| (index, outcome))),
-                Err(error) => results[index] = Some(Err(delivery_error(topic, error))),
+            if let Err(error) = sent {
+                deliveries.settle_one();
+                results[index] = Some(Err(delivery_error(topic, error)));
             }
         }
-        done += results.iter().flatten().count();
-        if done > 0 {
-            on_delivered(done);
+        let refused = results.iter().flatten().count();
+        if refused > 0 {
+            on_delivered(refused);
         }
+        // Every record is sent: the sending loop lets go of its hold.
+        deliveries.settle_one();
+        while deliveries.outstanding.load(Ordering::Acquire) > 0 {
+            tokio::select! {
+                () = deliveries.all_in.notified() => {}
+                () = tokio::time::sleep(PROGRESS_EVERY) => {}
+            }
+            on_delivered(refused + deliveries.delivered.load(Ordering::Relaxed));
+        }
+        on_delivered(refused + deliveries.delivered.load(Ordering::Relaxed));
 
-        while let Some((index, outcome)) = pending.next().await {
+        let mut outcomes = deliveries
+            .outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (index, outcome) in outcomes.iter_mut().enumerate() {
+            let Some(outcome) = outcome.take() else {
+                continue;
+            };
             // Only records with a topic were sent.
             let topic = self
                 .topic_of(&records[index])
                 .unwrap_or_default()
                 .to_string();
             results[index] = Some(match outcome {
-                Ok(Ok(delivery)) => Ok(Delivered {
+                Ok((partition, offset)) => Ok(Delivered {
                     topic,
-                    partition: delivery.partition,
-                    offset: delivery.offset,
+                    partition,
+                    offset,
                 }),
-                Ok(Err((error, _message))) => Err(delivery_error(&topic, error)),
-                Err(_canceled) => Err(ProduceError::Delivery {
-                    topic,
-                    failure: DeliveryFailure::ProducerShutDown,
-                }),
+                Err(error) => Err(delivery_error(&topic, error)),
             });
-            done += 1;
-            on_delivered(done);
         }
+        drop(outcomes);
         Ok(results
             .into_iter()
             .map(|r| r.expect("every record has a result once all deliveries are in"))
