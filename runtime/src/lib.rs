@@ -24,6 +24,18 @@ pub mod host;
 pub mod record;
 pub mod store;
 
+/// `2026-11-22 12:34:56` (UTC) for milliseconds since the epoch, as the execution records are
+/// shown.
+pub fn utc_time(ms: i64) -> String {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
 /// `1 document`, `3 documents`, `2 processes`: counts in messages.
 pub fn count(n: usize, what: &str) -> String {
     match (n, what) {

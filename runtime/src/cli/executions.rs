@@ -2,10 +2,9 @@
 //! errors.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use sluice_runtime::count;
 use sluice_runtime::store::{ExecutionStore, Filter};
+use sluice_runtime::{count, utc_time};
 
 use super::{document_error_line, Context};
 
@@ -59,7 +58,7 @@ fn list_executions(store: &ExecutionStore, filter: &Filter) -> anyhow::Result<Ex
             "{:<36}  {:<24}  {:<20}  {:>9}  {:>6}  {:>6}  {:>6}  {}",
             e.id,
             e.process,
-            started(e.started_ms),
+            utc_time(e.started_ms),
             format!("{} ms", e.duration_ms),
             e.documents_in,
             e.documents_out,
@@ -81,7 +80,7 @@ fn show_execution(store: &ExecutionStore, id: &str) -> anyhow::Result<ExitCode> 
     out!("process   {}", e.process);
     out!(
         "started   {} UTC, took {} ms",
-        started(e.started_ms),
+        utc_time(e.started_ms),
         e.duration_ms
     );
     out!("status    {}", e.status);
@@ -106,14 +105,4 @@ fn show_execution(store: &ExecutionStore, id: &str) -> anyhow::Result<ExitCode> 
         out!("{line}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `2026-11-22 12:34:56` for milliseconds since the epoch.
-fn started(ms: i64) -> String {
-    let time = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(time)
-        .to_string()
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_string()
 }

@@ -1,7 +1,7 @@
 //! `sluice serve`: every process that starts with a listen operation, with the management
 //! API, until SIGINT or SIGTERM.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,26 +56,18 @@ pub(super) fn serve(
         }
     }
     let loaded = Components::load_runnable(paths);
+    // A listener whose own components are invalid is reported and set aside; the others run.
+    let mut invalid = loaded.invalid_listeners();
+    let others = loaded.errors_outside_listeners();
     let mut components = loaded.components;
     let mut listeners = components.listener_processes();
-    // A listener whose own components are invalid is reported and set aside; the others run.
-    let mut invalid: BTreeMap<String, Vec<String>> = loaded
-        .unrunnable_listeners
-        .iter()
-        .map(|id| {
-            let errors = loaded.unrunnable[id].iter().map(ToString::to_string);
-            (id.clone(), errors.collect())
-        })
-        .collect();
-    // Listeners that share a broken component share its errors: count each error once.
-    let theirs = invalid.values().flatten().collect::<BTreeSet<_>>().len();
     if listeners.is_empty() && invalid.is_empty() && !loaded.errors.is_empty() {
         return stop_on_errors(&loaded.errors);
     }
-    if loaded.errors.len() > theirs {
+    if others > 0 {
         eprintln!(
             "warning: {} in components that no listener uses; sluice validate lists them",
-            count(loaded.errors.len() - theirs, "error")
+            count(others, "error")
         );
     }
     if listeners.is_empty() && invalid.is_empty() {
@@ -175,10 +167,7 @@ fn open_embedded(components: &Components, listeners: &[String]) -> anyhow::Resul
     if topics.is_empty() {
         return Ok(());
     }
-    if let Some(problem) = deploy::create_embedded_topics(components, listeners)
-        .into_iter()
-        .next()
-    {
+    if let Some(problem) = deploy::create_embedded_topics(&topics).into_iter().next() {
         anyhow::bail!(problem);
     }
     let broker = EmbeddedBroker::get().map_err(|e| anyhow::anyhow!(e.user_message()))?;

@@ -94,6 +94,31 @@ impl Loaded {
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
     }
+
+    /// The listeners that cannot run, each with the errors of what it uses, as `sluice
+    /// validate` prints them.
+    pub fn invalid_listeners(&self) -> BTreeMap<String, Vec<String>> {
+        self.unrunnable_listeners
+            .iter()
+            .map(|id| {
+                let errors = self.unrunnable[id].iter().map(ToString::to_string);
+                (id.clone(), errors.collect())
+            })
+            .collect()
+    }
+
+    /// How many errors are in components no listener uses: those that no invalid listener's
+    /// errors explain (listeners that share a broken component share its errors, counted
+    /// once).
+    pub fn errors_outside_listeners(&self) -> usize {
+        let theirs: BTreeSet<String> = self
+            .unrunnable_listeners
+            .iter()
+            .flat_map(|id| &self.unrunnable[id])
+            .map(ToString::to_string)
+            .collect();
+        self.errors.len().saturating_sub(theirs.len())
+    }
 }
 
 /// The errors of a process and of what it uses: its operations and their connections.

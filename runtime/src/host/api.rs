@@ -251,12 +251,7 @@ async fn listener_status(
             }
         }
     }
-    // Running without partitions: the group gave this host none (more hosts than partitions,
-    // or a rebalance under way).
-    let state_name = match &status {
-        ListenerStatus::Running if partitions.is_empty() => "UNASSIGNED",
-        other => other.state(),
-    };
+    let state_name = status.shown(!partitions.is_empty());
     let mut body = json!({"process": id, "state": state_name, "partitions": partitions,
                           "restarts": control.restarts(),
                           "revocations": control.revocations()});
@@ -556,17 +551,16 @@ async fn reload(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
 async fn metrics(State(state): State<ApiState>) -> Response {
     let mut listeners = Vec::new();
     for control in state.listeners.all() {
+        let status = control.status();
         let mut sample = ListenerSample {
             process: control.process.clone(),
-            state: control.status().state(),
+            state: status.state(),
             revocations: control.revocations(),
             lags: Vec::new(),
         };
         if let Some(consumer) = control.consumer() {
             if let Ok(positions) = consumer.positions().await {
-                if sample.state == "RUNNING" && positions.is_empty() {
-                    sample.state = "UNASSIGNED";
-                }
+                sample.state = status.shown(!positions.is_empty());
                 sample.lags = positions
                     .into_iter()
                     .filter_map(|p| Some((p.topic, p.partition, p.lag?)))

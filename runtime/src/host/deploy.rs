@@ -315,11 +315,13 @@ impl Deployment {
             needs_restart: self.host_changes(),
             ..ReloadReport::default()
         };
+        let invalid = loaded.invalid_listeners();
+        let others = loaded.errors_outside_listeners();
         let Loaded {
             mut components,
             errors,
-            unrunnable,
             unrunnable_listeners,
+            ..
         } = loaded;
         let listeners = components.listener_processes();
         let in_use: BTreeSet<String> = listeners
@@ -332,9 +334,9 @@ impl Deployment {
             None => kerberos::needs_setup(&components, |id| in_use.contains(id)),
         };
         report.warnings = components.shared_consumer_groups(&listeners);
-        report
-            .warnings
-            .extend(create_embedded_topics(&components, &listeners));
+        report.warnings.extend(create_embedded_topics(
+            &components.embedded_topics(&listeners),
+        ));
         let host = Arc::new(self.shared.host().redeploy(components));
 
         for process in &listeners {
@@ -355,30 +357,19 @@ impl Deployment {
                 .collect();
             self.deploy_one(process, &host, closure, refusals, &mut report);
         }
-        for process in &unrunnable_listeners {
-            let errors: Vec<String> = unrunnable[process]
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            if self.is_running(process) {
-                self.running[process]
+        for (process, errors) in invalid {
+            if self.is_running(&process) {
+                self.running[&process]
                     .control
                     .set_not_deployed(errors.clone());
-                report.kept.insert(process.clone(), errors);
+                report.kept.insert(process, errors);
             } else {
-                self.set_invalid(process, errors.clone());
-                report.invalid.insert(process.clone(), errors);
+                self.set_invalid(&process, errors.clone());
+                report.invalid.insert(process, errors);
             }
         }
         self.remove_missing(&listeners, &unrunnable_listeners, &errors, &mut report);
 
-        // Errors that no listener's closure explains belong to other components.
-        let theirs: BTreeSet<String> = unrunnable_listeners
-            .iter()
-            .flat_map(|p| &unrunnable[p])
-            .map(ToString::to_string)
-            .collect();
-        let others = errors.len().saturating_sub(theirs.len());
         if others > 0 {
             report.warnings.push(format!(
                 "{} in components that no listener uses; sluice validate lists them",
@@ -497,10 +488,10 @@ impl Deployment {
 /// a topic it creates by itself).
 pub const EMBEDDED_PARTITIONS: i32 = 4;
 
-/// Creates the topics the `listeners` name on the embedded broker (consumers do not create the
-/// topics they read); returns what could not be done, as warnings.
-pub fn create_embedded_topics(components: &Components, listeners: &[String]) -> Vec<String> {
-    let topics = components.embedded_topics(listeners);
+/// Creates `topics` (what the listeners on the embedded broker name, see
+/// [`Components::embedded_topics`]) there: consumers do not create the topics they read.
+/// Returns what could not be done, as warnings.
+pub fn create_embedded_topics(topics: &BTreeSet<String>) -> Vec<String> {
     if topics.is_empty() {
         return Vec::new();
     }

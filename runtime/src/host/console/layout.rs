@@ -88,14 +88,7 @@ pub fn duration(d: Duration) -> String {
 
 /// Milliseconds since the epoch as `2026-12-01 06:31:03 UTC`.
 pub fn time(ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    format!(
-        "{} UTC",
-        humantime::format_rfc3339_seconds(at)
-            .to_string()
-            .replace('T', " ")
-            .trim_end_matches('Z')
-    )
+    format!("{} UTC", crate::utc_time(ms))
 }
 
 /// An execution status as a badge.

@@ -303,10 +303,7 @@ async fn view(control: &Arc<ListenerControl>) -> ListenerView {
         Some(consumer) => consumer.positions().await.unwrap_or_default(),
         None => Vec::new(),
     };
-    let state = match &status {
-        ListenerStatus::Running if partitions.is_empty() => "UNASSIGNED",
-        other => other.state(),
-    };
+    let state = status.shown(!partitions.is_empty());
     let detail = match &status {
         ListenerStatus::Failed(failure) => vec![failure.message.clone()],
         ListenerStatus::Invalid(errors) => errors.clone(),

@@ -43,6 +43,16 @@ impl ListenerStatus {
         "INVALID",
     ];
 
+    /// The state's name as the API, the metrics and the console show it: a running listener
+    /// that `holds_partitions` not is UNASSIGNED (the group gave this host none: more hosts
+    /// than partitions, or a rebalance under way).
+    pub fn shown(&self, holds_partitions: bool) -> &'static str {
+        match self {
+            Self::Running if !holds_partitions => "UNASSIGNED",
+            other => other.state(),
+        }
+    }
+
     /// Kafka Connect's state names.
     pub fn state(&self) -> &'static str {
         match self {
