@@ -13,17 +13,44 @@ pub struct Usage {
 }
 
 /// Wall and CPU seconds of `work`, and the resident memory before it.
+///
+/// With `SLUICE_BENCH_PERF_CONTROL` naming the control FIFO of a `perf record --control
+/// fifo:… -D -1`, the profile covers the measured work only, not the payloads made before it.
 pub fn timed(work: impl FnOnce()) -> Usage {
     let idle_rss_kb = status_kb("VmRSS:");
-    let pid = std::process::id();
-    let cpu_before = process_cpu_seconds(pid);
+    let cpu_before = own_cpu_seconds();
+    perf_control("enable");
     let started = Instant::now();
     work();
+    let seconds = started.elapsed().as_secs_f64();
+    perf_control("disable");
     Usage {
-        seconds: started.elapsed().as_secs_f64(),
-        cpu_seconds: process_cpu_seconds(pid) - cpu_before,
+        seconds,
+        cpu_seconds: own_cpu_seconds() - cpu_before,
         idle_rss_kb,
     }
+}
+
+/// Tells a `perf record` waiting on its control FIFO to start or stop sampling.
+fn perf_control(command: &str) {
+    if let Some(fifo) = std::env::var_os("SLUICE_BENCH_PERF_CONTROL") {
+        std::fs::write(fifo, format!("{command}\n")).expect("perf's control FIFO");
+    }
+}
+
+/// CPU seconds (user + system) this process has used, to the microsecond: /proc counts in
+/// hundredths, too coarse for a run of a few tenths of a second.
+fn own_cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole `rusage` into the pointer it is given, which points to
+    // one; RUSAGE_SELF cannot fail.
+    #[allow(unsafe_code)]
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.

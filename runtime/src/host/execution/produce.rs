@@ -62,20 +62,20 @@ impl Host {
         op: &OperationDefinition,
         def: &ProduceDefinition,
         step: usize,
-        documents: Vec<(usize, Document)>,
+        mut documents: Vec<(usize, Document)>,
         progress: &dyn Progress,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<(usize, Document)>, ConnectorError> {
-        // Documents that carry an application error pass through without being sent.
-        let (documents, passing): (Vec<_>, Vec<_>) = documents
-            .into_iter()
-            .partition(|(_, d)| d.application_error.is_none());
         let producer = self.producer(op, def)?;
-        let records = documents
+        // Documents that carry an application error pass through without being sent. The
+        // documents stay where they are: moving thousands of them between vectors was a
+        // measurable share of a small document's cost.
+        let records: Vec<_> = documents
             .iter()
+            .filter(|(_, d)| d.application_error.is_none())
             .map(|(_, d)| produce_record(def, d))
             .collect();
-        let total = documents.len();
+        let total = records.len();
         let results = producer
             .produce(records, |done| {
                 progress.step_progress(step, &op.id, done, total)
@@ -94,8 +94,15 @@ impl Host {
         }) {
             self.retire_producer(&op.id, &producer);
         }
-        let mut delivered = passing;
-        for ((position, mut document), result) in documents.into_iter().zip(results) {
+        let mut results = results.into_iter();
+        let mut delivered = Vec::with_capacity(documents.len());
+        for (position, document) in &mut documents {
+            if document.application_error.is_some() {
+                delivered.push(true);
+                continue;
+            }
+            let result = results.next().expect("one result per record sent");
+            delivered.push(result.is_ok());
             match result {
                 Ok(at) => {
                     tracing::debug!(topic = %at.topic, partition = at.partition, offset = at.offset, "delivered");
@@ -108,28 +115,28 @@ impl Host {
                         timestamp: document.properties.timestamp,
                         headers: Vec::new(),
                     };
-                    delivered.push((position, document));
                 }
                 Err(error) => {
-                    tracing::warn!(document = position, error = %error.user_message(), "document failed");
+                    tracing::warn!(document = *position, error = %error.user_message(), "document failed");
                     // A consumed document keeps where it came from (the error names the topic
                     // it was going to); any other is tracked by that target topic.
                     let tracked = if document.tracked.topic.is_some() {
-                        document.tracked
+                        std::mem::take(&mut document.tracked)
                     } else {
                         TrackedProperties {
-                            topic: topic_override(def, &document)
+                            topic: topic_override(def, document)
                                 .or_else(|| def.settings.topic.clone()),
                             ..TrackedProperties::default()
                         }
                     };
                     let message = error.user_message();
-                    record.document_error(position, step, &op.id, message, tracked);
+                    record.document_error(*position, step, &op.id, message, tracked);
                 }
             }
         }
-        delivered.sort_by_key(|(position, _)| *position);
-        Ok(delivered)
+        let mut delivered = delivered.into_iter();
+        documents.retain(|_| delivered.next().unwrap_or(true));
+        Ok(documents)
     }
 }
 

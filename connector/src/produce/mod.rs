@@ -1,7 +1,8 @@
 //! The Produce operation: send a batch of records, one result per record.
 
+mod deliveries;
+
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use crate::{
     classify, Connection, ConnectorError, Delivered, ErrorKind, Limits, PartitionNotFound,
     ProduceRecord,
 };
+use deliveries::Ledger;
 
 /// How many replicas must acknowledge a record before it counts as delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -177,70 +179,11 @@ impl DeliveryFailure {
     }
 }
 
-/// A record's report: where it landed (partition, offset), or why it was not delivered.
-type Outcome = Result<(i32, i64), KafkaError>;
-
-/// One batch's deliveries: each report lands in its record's place, and the batch's waiter
-/// wakes once, when the last one is in (not once per record, which cost a cross-thread
-/// wake-up per message).
-struct Deliveries {
-    outcomes: Mutex<Vec<Option<Outcome>>>,
-    /// Records sent whose report has not come, plus one while records are still being sent.
-    outstanding: AtomicUsize,
-    /// Reports in so far, for progress.
-    delivered: AtomicUsize,
-    all_in: tokio::sync::Notify,
-}
-
-impl Deliveries {
-    fn new(records: usize) -> Arc<Self> {
-        Arc::new(Self {
-            outcomes: Mutex::new(vec![None; records]),
-            // The sending loop's own hold, released when every record has been sent.
-            outstanding: AtomicUsize::new(1),
-            delivered: AtomicUsize::new(0),
-            all_in: tokio::sync::Notify::new(),
-        })
-    }
-
-    /// Counts one record still to report, before it is sent.
-    fn expect_one(&self) {
-        self.outstanding.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Takes back [`Deliveries::expect_one`] (the record was not sent), or releases the
-    /// sending loop's hold; wakes the waiter when nothing is outstanding any more.
-    fn settle_one(&self) {
-        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // A permit is kept if the waiter is not waiting yet.
-            self.all_in.notify_one();
-        }
-    }
-
-    fn report(&self, index: usize, outcome: Outcome) {
-        if let Some(slot) = self
-            .outcomes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_mut(index)
-        {
-            *slot = Some(outcome);
-        }
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        self.settle_one();
-    }
-}
-
-/// Where one record's report goes.
-struct Slot {
-    deliveries: Arc<Deliveries>,
-    index: usize,
-}
-
 /// The producer's context: the connection's observer (librdkafka's logs and errors, OAUTHBEARER
-/// tokens), and each delivery report written into its batch on librdkafka's polling thread.
+/// tokens), and each delivery report filed with its batch on librdkafka's polling thread.
 struct ProduceContext {
     observer: Observer,
+    ledger: Ledger,
 }
 
 impl ClientContext for ProduceContext {
@@ -264,14 +207,14 @@ impl ClientContext for ProduceContext {
 }
 
 impl ProducerContext for ProduceContext {
-    type DeliveryOpaque = Box<Slot>;
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, slot: Box<Slot>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
         let outcome = match result {
             Ok(message) => Ok((message.partition(), message.offset())),
             Err((error, _)) => Err(error.clone()),
         };
-        slot.deliveries.report(slot.index, outcome);
+        self.ledger.report(tag, outcome);
     }
 }
 
@@ -339,6 +282,7 @@ impl Producer {
         let observer = Observer::for_connection(connection);
         let context = ProduceContext {
             observer: observer.clone(),
+            ledger: Ledger::default(),
         };
         let inner = config
             .create_with_context(context)
@@ -368,7 +312,8 @@ impl Producer {
     ) -> Result<Vec<Result<Delivered, ProduceError>>, ConnectorError> {
         let partition_counts = self.partition_counts(&records).await?;
         let mut results: Vec<Option<Result<Delivered, ProduceError>>> = vec![None; records.len()];
-        let deliveries = Deliveries::new(records.len());
+        let batch = self.inner.context().ledger.open(records.len());
+        let mut sent = 0;
 
         for (index, record) in records.iter().enumerate() {
             let Some(topic) = self.topic_of(record) else {
@@ -394,12 +339,8 @@ impl Producer {
                     continue;
                 }
             }
-            let slot = Box::new(Slot {
-                deliveries: deliveries.clone(),
-                index,
-            });
             let mut base_record =
-                BaseRecord::with_opaque_to(topic, slot).payload(&record.payload[..]);
+                BaseRecord::with_opaque_to(topic, batch.tag(index)).payload(&record.payload[..]);
             if let Some(key) = &record.key {
                 base_record = base_record.key(&key[..]);
             }
@@ -421,8 +362,7 @@ impl Producer {
                     });
                 base_record = base_record.headers(headers);
             }
-            deliveries.expect_one();
-            let sent = loop {
+            let sent_one = loop {
                 match self.inner.send(base_record) {
                     Ok(()) => break Ok(()),
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
@@ -432,32 +372,30 @@ impl Producer {
                     Err((error, _)) => break Err(error),
                 }
             };
-            if let Err(error) = sent {
-                deliveries.settle_one();
-                results[index] = Some(Err(delivery_error(topic, error)));
+            match sent_one {
+                Ok(()) => sent += 1,
+                Err(error) => results[index] = Some(Err(delivery_error(topic, error))),
             }
         }
         let refused = results.iter().flatten().count();
         if refused > 0 {
             on_delivered(refused);
         }
-        // Every record is sent: the sending loop lets go of its hold.
-        deliveries.settle_one();
-        while deliveries.outstanding.load(Ordering::Acquire) > 0 {
+        batch.sent_all(sent);
+        loop {
+            let (delivered, all_in) = batch.progress();
+            on_delivered(refused + delivered);
+            if all_in {
+                break;
+            }
             tokio::select! {
-                () = deliveries.all_in.notified() => {}
+                () = batch.notified() => {}
                 () = tokio::time::sleep(PROGRESS_EVERY) => {}
             }
-            on_delivered(refused + deliveries.delivered.load(Ordering::Relaxed));
         }
-        on_delivered(refused + deliveries.delivered.load(Ordering::Relaxed));
 
-        let mut outcomes = deliveries
-            .outcomes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (index, outcome) in outcomes.iter_mut().enumerate() {
-            let Some(outcome) = outcome.take() else {
+        for (index, outcome) in batch.outcomes().into_iter().enumerate() {
+            let Some(outcome) = outcome else {
                 continue;
             };
             // Only records with a topic were sent.
@@ -474,7 +412,6 @@ impl Producer {
                 Err(error) => Err(delivery_error(&topic, error)),
             });
         }
-        drop(outcomes);
         Ok(results
             .into_iter()
             .map(|r| r.expect("every record has a result once all deliveries are in"))
