@@ -758,3 +758,77 @@ fn many_documents_with_one_error_are_grouped_in_the_summary_and_kept_each_in_the
     let each = stdout(&shown).matches(&error).count();
     assert_eq!(each, 40, "{}", stdout(&shown));
 }
+
+/// An input larger than a chunk (16,384 documents) runs a chunk at a time, and reads as one
+/// execution: positions count through the whole input, each document gets its own result,
+/// `--documents-out` holds every document out in input order, and a bad line anywhere refuses
+/// the run before anything is sent.
+#[test]
+fn a_large_input_runs_a_chunk_at_a_time_as_one_execution() {
+    const DOCUMENTS: usize = 40_000;
+    const FAILING: usize = 35_000;
+    let broker = Broker::start();
+    let topic = broker.create_topic("chunked", 2);
+    let ws = Workspace::with_components(&components(
+        &broker,
+        "unused",
+        &format!(
+            r#"
+  <operation id="send" type="produce" connection="tansu">
+    <topic>{topic}</topic><dynamic-topic>true</dynamic-topic>
+  </operation>
+  <process id="send"><steps><connector operation="send"/></steps></process>"#
+        ),
+    ));
+    let line = |i: usize| {
+        if i == FAILING {
+            format!(r#"{{"data": "d{i}", "properties": {{"partition": 7}}}}"#)
+        } else {
+            format!(
+                r#"{{"data": "d{i}", "properties": {{"message-key": "k{}"}}}}"#,
+                i % 10
+            )
+        }
+    };
+    let mut text: String = (1..=DOCUMENTS).map(|i| line(i) + "\n").collect();
+
+    // A bad line at the very end: refused whole, nothing sent.
+    ws.write("bad.jsonl", &(text.clone() + "{\"data\": \n"));
+    ws.sluice_expect(
+        &["run", "send", "--input", "bad.jsonl"],
+        1,
+        Stream::Stderr,
+        &[&format!("error: bad.jsonl:{}:", DOCUMENTS + 1)],
+    );
+    assert!(
+        broker.read_some(&topic).is_empty(),
+        "a refused input sent nothing"
+    );
+
+    text.push('\n'); // an empty line is skipped, not a document
+    ws.write("in.jsonl", &text);
+    summary(
+        &ws,
+        &["run", "send", "--input", "in.jsonl", "--documents-out", "out.jsonl"],
+        3,
+        &[
+            &format!("documents: {DOCUMENTS} in, {} out, 1 error", DOCUMENTS - 1),
+            &format!(
+                "  document {FAILING}, step 1 (send): partition 7 does not exist in topic \"{topic}\""
+            ),
+        ],
+    );
+    let expected: Vec<String> = (1..=DOCUMENTS)
+        .filter(|&i| i != FAILING)
+        .map(|i| format!("d{i}"))
+        .collect();
+    let out: Vec<String> = ws
+        .documents_data("out.jsonl")
+        .iter()
+        .map(|d| d.as_str().expect("text data").to_string())
+        .collect();
+    assert_eq!(out, expected, "documents out, in input order");
+    let mut delivered = broker.read_payloads(&topic, DOCUMENTS - 1);
+    delivered.sort_by_key(|p| p[1..].parse::<usize>().expect("d<n>"));
+    assert_eq!(delivered, expected, "each document delivered once");
+}

@@ -118,6 +118,15 @@ pub fn read_input(path: &Path, format: InputFormat) -> Result<Vec<Document>, Inp
             })
             .collect();
     }
+    read_file(path, format)?.collect()
+}
+
+/// A reader of the documents of the file `path` (`Auto`: `.jsonl` and `.ndjson` files as
+/// JSON lines, any other as lines).
+pub fn read_file(
+    path: &Path,
+    format: InputFormat,
+) -> Result<DocumentReader<std::io::BufReader<std::fs::File>>, InputError> {
     let format = match format {
         InputFormat::Auto
             if path
@@ -129,8 +138,17 @@ pub fn read_input(path: &Path, format: InputFormat) -> Result<Vec<Document>, Inp
         InputFormat::Auto => InputFormat::Lines,
         other => other,
     };
-    let file = std::fs::File::open(path).map_err(|e| fail(0, format!("cannot be read: {e}")))?;
-    read_documents(std::io::BufReader::new(file), &source_name, format)
+    let source_name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| InputError {
+        source_name: source_name.clone(),
+        line: 0,
+        message: format!("cannot be read: {e}"),
+    })?;
+    Ok(DocumentReader::new(
+        std::io::BufReader::new(file),
+        &source_name,
+        format,
+    ))
 }
 
 /// Reads documents in `format` (`Auto` reads lines) from `input`; `source_name` names it in
@@ -140,30 +158,80 @@ pub fn read_documents(
     source_name: &str,
     format: InputFormat,
 ) -> Result<Vec<Document>, InputError> {
-    let mut documents = Vec::new();
-    for (index, line) in input.split(b'\n').enumerate() {
-        let fail = |message: String| InputError {
+    DocumentReader::new(input, source_name, format).collect()
+}
+
+/// The documents of one input, read one at a time (`Auto` reads lines).
+pub struct DocumentReader<R> {
+    lines: std::io::Split<R>,
+    /// Lines read so far.
+    line: usize,
+    source_name: String,
+    format: InputFormat,
+}
+
+impl<R: BufRead> DocumentReader<R> {
+    /// Reads `input`, named `source_name` in errors.
+    pub fn new(input: R, source_name: &str, format: InputFormat) -> Self {
+        Self {
+            lines: input.split(b'\n'),
+            line: 0,
             source_name: source_name.to_string(),
-            line: index + 1,
-            message,
-        };
-        let mut line = line.map_err(|e| fail(format!("cannot be read: {e}")))?;
-        if line.last() == Some(&b'\r') {
-            line.pop();
+            format,
         }
-        if line.is_empty() {
-            continue;
-        }
-        let document = match format {
-            InputFormat::Jsonl => from_json_line(&line).map_err(fail)?,
-            _ => Document {
-                data: line,
-                ..Document::default()
-            },
-        };
-        documents.push(document);
     }
-    Ok(documents)
+
+    /// Up to `max_documents` documents, and fewer once their payloads reach `max_bytes`:
+    /// a chunk of a large input.
+    pub fn chunk(
+        &mut self,
+        max_documents: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Document>, InputError> {
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        while chunk.len() < max_documents && bytes < max_bytes {
+            let Some(document) = self.next().transpose()? else {
+                break;
+            };
+            bytes += document.data.len();
+            chunk.push(document);
+        }
+        Ok(chunk)
+    }
+}
+
+impl<R: BufRead> Iterator for DocumentReader<R> {
+    type Item = Result<Document, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let line = self.lines.next()?;
+            self.line += 1;
+            let fail = |message: String| InputError {
+                source_name: self.source_name.clone(),
+                line: self.line,
+                message,
+            };
+            let mut line = match line {
+                Ok(line) => line,
+                Err(e) => return Some(Err(fail(format!("cannot be read: {e}")))),
+            };
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            if line.is_empty() {
+                continue;
+            }
+            return Some(match self.format {
+                InputFormat::Jsonl => from_json_line(&line).map_err(fail),
+                _ => Ok(Document {
+                    data: line,
+                    ..Document::default()
+                }),
+            });
+        }
+    }
 }
 
 // ---- The JSON-lines envelope -------------------------------------------------------------

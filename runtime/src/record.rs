@@ -71,13 +71,21 @@ pub struct ExecutionRecord {
     pub status: ExecutionStatus,
     /// Documents that entered the process.
     pub documents_in: usize,
-    /// Documents that left the last step.
+    /// Documents that left the last step, when they are kept (see `documents_handed_on`).
     pub documents_out: Vec<Document>,
+    /// Documents that left the last step and were handed on as they left instead of being
+    /// kept in `documents_out`: a run over a large input, a chunk at a time.
+    pub documents_handed_on: usize,
     /// One entry per document that failed.
     pub document_errors: Vec<DocumentError>,
 }
 
 impl ExecutionRecord {
+    /// How many documents left the last step, kept or handed on.
+    pub fn documents_out_count(&self) -> usize {
+        self.documents_out.len() + self.documents_handed_on
+    }
+
     /// Records one document's error; the document leaves the flow unless the caller keeps it.
     pub(crate) fn document_error(
         &mut self,

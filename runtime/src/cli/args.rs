@@ -141,6 +141,11 @@ pub enum Command {
         #[command(flatten)]
         components: ComponentPaths,
         /// Documents for a process without a start operation: a file, a folder, or - for stdin
+        ///
+        /// A file is checked whole first (a bad line refuses the run before anything is sent),
+        /// then goes through the steps 16,384 documents (or 16 MiB) at a time, so a large file
+        /// needs no more memory than a chunk. Standard input, a folder, and a process with a
+        /// Commit Offset step are read whole.
         #[arg(long, value_name = "FILE|DIR|-")]
         input: Option<PathBuf>,
         /// How to read --input (auto: *.jsonl and *.ndjson as jsonl, anything else as lines)

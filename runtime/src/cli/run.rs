@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use sluice_runtime::count;
-use sluice_runtime::document::{self, InputFormat};
-use sluice_runtime::host::execution::{Host, Progress};
+use sluice_runtime::document::{self, Document, InputFormat};
+use sluice_runtime::host::execution::{Chunked, Host, Progress};
 use sluice_runtime::record::{DocumentError, ExecutionRecord, ExecutionStatus};
 
 use super::{
@@ -47,10 +47,6 @@ pub(super) fn run(
     }
     // Kept until the run ends: the host's Kerberos credential cache.
     let _tickets = prepare_kerberos(&mut components, &context.custom_library, in_use)?;
-    let documents = input
-        .path
-        .map(|path| document::read_input(&path, input.format))
-        .transpose()?;
     let records = context.open_records();
     let mut host = Host::new(components, context.container);
     // A run goes ahead without records when the database cannot be opened.
@@ -59,13 +55,35 @@ pub(super) fn run(
         Err(error) => tracing::warn!(%error, "this execution will not be recorded"),
     }
     let progress = TerminalProgress::new();
-    let record = async_runtime()?.block_on(host.execute(process, documents, &progress))?;
+    let (record, written) = match input.path {
+        Some(path) if path.is_file() && host.takes_input_in_chunks(process) => run_in_chunks(
+            &host,
+            process,
+            &path,
+            input.format,
+            documents_out,
+            &progress,
+        )?,
+        path => {
+            let documents = path
+                .map(|path| document::read_input(&path, input.format))
+                .transpose()?;
+            let record = async_runtime()?.block_on(host.execute(process, documents, &progress))?;
+            let written = documents_out.map(|path| {
+                open_documents_out(path).and_then(|mut out| {
+                    write_documents(&mut out, &record.documents_out)?;
+                    out.flush()
+                })
+            });
+            (record, written)
+        }
+    };
     progress.finish();
     // The execution has happened and is recorded: a reader that stops reading the
     // documents (`--documents-out - | head`) still gets the summary on standard error.
     let mut closed = false;
     if let Some(path) = documents_out {
-        match write_documents(path, &record) {
+        match written.unwrap_or(Ok(())) {
             Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => closed = true,
             written => written.with_context(|| format!("cannot write {}", path.display()))?,
         }
@@ -85,16 +103,84 @@ pub(super) fn run(
     })
 }
 
-fn write_documents(path: &Path, record: &ExecutionRecord) -> std::io::Result<()> {
-    let mut out: Box<dyn Write> = if path == Path::new("-") {
-        Box::new(std::io::stdout().lock())
+/// Documents a chunk of a large input holds at most: a chunk goes through every step before
+/// the next is read, so memory holds one chunk's documents (and librdkafka's copies of them),
+/// not the input; each chunk's end waits for its deliveries, a pause small beside the time
+/// its documents take.
+const CHUNK_DOCUMENTS: usize = 16_384;
+/// Payload bytes a chunk holds at most (it ends at the document that reaches them).
+const CHUNK_BYTES: usize = 16 << 20;
+
+/// A run over an input file, a chunk at a time, writing the documents that leave the process
+/// as each chunk ends. Returns the record and how writing the documents out went.
+fn run_in_chunks(
+    host: &Host,
+    process: &str,
+    path: &Path,
+    format: InputFormat,
+    documents_out: Option<&Path>,
+    progress: &TerminalProgress,
+) -> anyhow::Result<(ExecutionRecord, Option<std::io::Result<()>>)> {
+    // A first pass reads every document and keeps none: a bad line refuses the run before
+    // anything is sent, as it does for an input read whole.
+    let mut total = 0;
+    for document in document::read_file(path, format)? {
+        document?;
+        total += 1;
+    }
+    let mut reader = document::read_file(path, format)?;
+    // Only if the file changed between the two passes.
+    let mut read_error = None;
+    let mut chunks = std::iter::from_fn(|| match reader.chunk(CHUNK_DOCUMENTS, CHUNK_BYTES) {
+        Ok(chunk) if chunk.is_empty() => None,
+        Ok(chunk) => Some(chunk),
+        Err(error) => {
+            read_error = Some(error);
+            None
+        }
+    });
+    let mut out = documents_out.map(open_documents_out).transpose()?;
+    let mut write_error = None;
+    let mut hand_on = |documents: Vec<Document>| {
+        if let (Some(out), None) = (out.as_mut(), &write_error) {
+            if let Err(error) = write_documents(out, &documents) {
+                write_error = Some(error);
+            }
+        }
+    };
+    let chunked = Chunked {
+        chunks: &mut chunks,
+        total,
+        out: &mut hand_on,
+    };
+    let record = async_runtime()?.block_on(host.execute_chunked(process, chunked, progress))?;
+    if let Some(error) = read_error {
+        return Err(anyhow::Error::new(error).context(format!(
+            "{} changed while it was read; the execution stopped there ({})",
+            path.display(),
+            record.id
+        )));
+    }
+    let written = out.map(|mut out| match write_error {
+        Some(error) => Err(error),
+        None => out.flush(),
+    });
+    Ok((record, written))
+}
+
+/// Where `--documents-out` goes: a file, or `-` for standard output.
+fn open_documents_out(path: &Path) -> std::io::Result<Box<dyn Write + Send>> {
+    Ok(if path == Path::new("-") {
+        Box::new(std::io::BufWriter::new(std::io::stdout()))
     } else {
         Box::new(std::io::BufWriter::new(std::fs::File::create(path)?))
-    };
-    for doc in &record.documents_out {
+    })
+}
+
+fn write_documents(out: &mut dyn Write, documents: &[Document]) -> std::io::Result<()> {
+    for doc in documents {
         writeln!(out, "{}", document::to_json_line(doc))?;
     }
-    out.flush()?;
     Ok(())
 }
 
@@ -117,7 +203,7 @@ fn print_summary(out: &mut dyn Write, record: &ExecutionRecord) -> std::io::Resu
         out,
         "documents: {} in, {} out, {}",
         record.documents_in,
-        record.documents_out.len(),
+        record.documents_out_count(),
         count(record.document_errors.len(), "error")
     )?;
     // Grouped by step and message, in the order each first happened: a thousand documents

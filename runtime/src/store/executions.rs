@@ -390,6 +390,7 @@ mod tests {
             status,
             documents_in: 3,
             documents_out: Vec::new(),
+            documents_handed_on: 0,
             document_errors: (0..errors)
                 .map(|i| DocumentError {
                     document: i + 1,

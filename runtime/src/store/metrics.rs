@@ -245,7 +245,7 @@ impl Metrics {
             family.get_or_create(&labels).inc_by(n as u64);
         };
         count(&self.documents_in, record.documents_in);
-        count(&self.documents_out, record.documents_out.len());
+        count(&self.documents_out, record.documents_out_count());
         count(&self.document_errors, record.document_errors.len());
         self.executions
             .get_or_create(&StatusLabels {
@@ -352,6 +352,7 @@ mod tests {
             status: ExecutionStatus::Succeeded,
             documents_in: 3,
             documents_out: vec![Default::default(), Default::default()],
+            documents_handed_on: 0,
             document_errors: Vec::new(),
         });
         metrics.commit("route", Duration::from_millis(250));

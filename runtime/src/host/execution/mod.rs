@@ -36,6 +36,49 @@ impl Progress for NoProgress {
     fn step_progress(&self, _: usize, _: &str, _: usize, _: usize) {}
 }
 
+/// Each document with its 1-based position in the input (after `before` others), for its
+/// error.
+fn numbered(documents: Vec<Document>, before: usize) -> Vec<(usize, Document)> {
+    documents
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (before + i + 1, d))
+        .collect()
+}
+
+/// Where an execution's documents come from.
+enum Source<'a> {
+    /// All at once: given (`Some`), or from the start operation.
+    Whole(Option<Vec<Document>>),
+    /// A chunk at a time.
+    Chunked(Chunked<'a>),
+}
+
+/// A large input, a chunk at a time, and where the documents that leave the process go.
+pub struct Chunked<'a> {
+    /// The chunks, in input order.
+    pub chunks: &'a mut (dyn Iterator<Item = Vec<Document>> + Send),
+    /// How many documents the chunks hold together, for progress.
+    pub total: usize,
+    /// Takes the documents that left the last step, a chunk's worth at a time.
+    pub out: &'a mut (dyn FnMut(Vec<Document>) + Send),
+}
+
+/// A chunk's step progress as progress through the whole input.
+struct ChunkProgress<'a> {
+    inner: &'a dyn Progress,
+    /// Documents of the chunks before this one.
+    before: usize,
+    total: usize,
+}
+
+impl Progress for ChunkProgress<'_> {
+    fn step_progress(&self, step: usize, operation: &str, done: usize, _chunk: usize) {
+        self.inner
+            .step_progress(step, operation, self.before + done, self.total);
+    }
+}
+
 /// Why an execution could not be started at all (nothing ran, nothing is recorded).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -54,6 +97,9 @@ pub enum StartError {
     /// The process starts with a listen operation: the host runs it, not a one-off run.
     #[error("process \"{0}\" starts with a listen operation, which runs for as long as the host: start it with sluice serve")]
     Listener(String),
+    /// The process cannot take its input a chunk at a time.
+    #[error("process \"{0}\" takes its input whole: its steps include one that needs every document at once")]
+    NotChunked(String),
     /// The process has no start operation and no input was given.
     #[error("process \"{0}\" takes its documents from --input (a file, a folder, or - for standard input)")]
     MissingInput(String),
@@ -138,8 +184,8 @@ impl Host {
             return;
         };
         // The documents themselves are not recorded: copy the rest without them.
+        let documents_out = record.documents_out_count();
         let documents = std::mem::take(&mut record.documents_out);
-        let documents_out = documents.len();
         let copy = record.clone();
         record.documents_out = documents;
         match tokio::task::spawn_blocking(move || store.record(&copy, documents_out)).await {
@@ -184,14 +230,50 @@ impl Host {
             (None, None) => return Err(StartError::MissingInput(process.id.clone())),
             _ => {}
         }
-        let id = uuid::Uuid::now_v7();
-        // At ERROR level so that the span is never filtered out: its fields must reach the
-        // warnings and errors logged inside it under the default filter (warn).
-        let span = tracing::error_span!("execution", process = %process.id, execution_id = %id);
-        Ok(self
-            .run(id, process, input, progress)
-            .instrument(span)
-            .await)
+        Ok(self.run(process, Source::Whole(input), progress).await)
+    }
+
+    /// Whether `process_id` can take its input a chunk at a time ([`Host::execute_chunked`]):
+    /// it has no start operation, and its steps treat each document on its own (set
+    /// properties, Produce). Commit Offset commits the highest offset of all its documents, so
+    /// a process with one takes its input whole.
+    pub fn takes_input_in_chunks(&self, process_id: &str) -> bool {
+        let Some(process) = self.components.processes.get(process_id) else {
+            return false;
+        };
+        process.start.is_none()
+            && process.steps.iter().all(|step| match step {
+                Step::SetProperties(_) => true,
+                Step::Connector { operation } => matches!(
+                    self.operation(&operation.id).kind,
+                    OperationKind::Produce(_)
+                ),
+            })
+    }
+
+    /// Runs one execution of `process_id` over a large input a chunk at a time: each chunk
+    /// goes through every step before the next is read, so memory holds one chunk, not the
+    /// input. Documents keep their positions in the whole input; those that leave the last
+    /// step go to `chunked.out`, and the record counts them. A failure ends the execution
+    /// with the chunks not yet read left unread. The process must take its input in chunks
+    /// ([`Host::takes_input_in_chunks`]).
+    pub async fn execute_chunked(
+        &self,
+        process_id: &str,
+        chunked: Chunked<'_>,
+        progress: &dyn Progress,
+    ) -> Result<ExecutionRecord, StartError> {
+        if !self.takes_input_in_chunks(process_id) {
+            return Err(match self.components.processes.get(process_id) {
+                None => StartError::UnknownProcess {
+                    id: process_id.to_string(),
+                    defined: self.components.processes.keys().cloned().collect(),
+                },
+                Some(process) => StartError::NotChunked(process.id.clone()),
+            });
+        }
+        let process = &self.components.processes[process_id];
+        Ok(self.run(process, Source::Chunked(chunked), progress).await)
     }
 
     /// Runs one execution of a listener's process on the documents its listen operation
@@ -201,20 +283,30 @@ impl Host {
         process: &ProcessDefinition,
         documents: Vec<Document>,
     ) -> ExecutionRecord {
-        let id = uuid::Uuid::now_v7();
-        // At ERROR level so that the span is never filtered out: its fields must reach the
-        // warnings and errors logged inside it under the default filter (warn).
-        let span = tracing::error_span!("execution", process = %process.id, execution_id = %id);
-        self.run(id, process, Some(documents), &NoProgress)
-            .instrument(span)
+        self.run(process, Source::Whole(Some(documents)), &NoProgress)
             .await
     }
 
     async fn run(
         &self,
+        process: &ProcessDefinition,
+        source: Source<'_>,
+        progress: &dyn Progress,
+    ) -> ExecutionRecord {
+        let id = uuid::Uuid::now_v7();
+        // At ERROR level so that the span is never filtered out: its fields must reach the
+        // warnings and errors logged inside it under the default filter (warn).
+        let span = tracing::error_span!("execution", process = %process.id, execution_id = %id);
+        self.run_in(id, process, source, progress)
+            .instrument(span)
+            .await
+    }
+
+    async fn run_in(
+        &self,
         id: uuid::Uuid,
         process: &ProcessDefinition,
-        input: Option<Vec<Document>>,
+        source: Source<'_>,
         progress: &dyn Progress,
     ) -> ExecutionRecord {
         let started = SystemTime::now();
@@ -227,10 +319,17 @@ impl Host {
             status: ExecutionStatus::Succeeded,
             documents_in: 0,
             documents_out: Vec::new(),
+            documents_handed_on: 0,
             document_errors: Vec::new(),
         };
         tracing::info!("execution started");
-        let outcome = self.flow(process, input, progress, &mut record).await;
+        let outcome = match source {
+            Source::Whole(input) => self.flow(process, input, progress, &mut record).await,
+            Source::Chunked(chunked) => {
+                self.flow_chunks(process, chunked, progress, &mut record)
+                    .await
+            }
+        };
         record.duration = clock.elapsed();
         record.status = match outcome {
             Err(failure) => ExecutionStatus::Failed(failure),
@@ -245,7 +344,7 @@ impl Host {
             status = record.status.name(),
             reason,
             documents_in = record.documents_in,
-            documents_out = record.documents_out.len(),
+            documents_out = record.documents_out_count(),
             document_errors = record.document_errors.len(),
             "execution ended"
         );
@@ -279,12 +378,7 @@ impl Host {
             (None, None) => Vec::new(),
         };
         record.documents_in = documents.len();
-        // Each document keeps its 1-based position in, for its error.
-        let mut flowing: Vec<(usize, Document)> = documents
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| (i + 1, d))
-            .collect();
+        let flowing = numbered(documents, 0);
         if let Some(start) = &process.start {
             for (position, document) in &flowing {
                 if let Some(message) = &document.application_error {
@@ -293,6 +387,43 @@ impl Host {
                 }
             }
         }
+        record.documents_out = self.steps(process, flowing, progress, record).await?;
+        Ok(())
+    }
+
+    /// The chunks of a large input through the steps, one after another.
+    async fn flow_chunks(
+        &self,
+        process: &ProcessDefinition,
+        chunked: Chunked<'_>,
+        progress: &dyn Progress,
+        record: &mut ExecutionRecord,
+    ) -> Result<(), Failure> {
+        for chunk in &mut *chunked.chunks {
+            let before = record.documents_in;
+            record.documents_in += chunk.len();
+            let progress = ChunkProgress {
+                inner: progress,
+                before,
+                total: chunked.total,
+            };
+            let out = self
+                .steps(process, numbered(chunk, before), &progress, record)
+                .await?;
+            record.documents_handed_on += out.len();
+            (chunked.out)(out);
+        }
+        Ok(())
+    }
+
+    /// The documents through the process's steps; returns those that leave the last one.
+    async fn steps(
+        &self,
+        process: &ProcessDefinition,
+        mut flowing: Vec<(usize, Document)>,
+        progress: &dyn Progress,
+        record: &mut ExecutionRecord,
+    ) -> Result<Vec<Document>, Failure> {
         for (index, step) in process.steps.iter().enumerate() {
             let step_number = index + 1;
             flowing = match step {
@@ -324,8 +455,7 @@ impl Host {
                 }
             };
         }
-        record.documents_out = flowing.into_iter().map(|(_, d)| d).collect();
-        Ok(())
+        Ok(flowing.into_iter().map(|(_, d)| d).collect())
     }
 
     fn operation(&self, id: &str) -> &OperationDefinition {
