@@ -9,6 +9,12 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 
 use crate::harness::{self, Broker};
+use crate::matrix::Cell;
+
+/// What the mock cluster keeps of a partition, with room for batch overhead: it keeps the newest
+/// 5 MiB (or 100,000 message sets) and drops older ones (librdkafka's `rdkafka_mock.c`; no
+/// setting changes it), so a reader from the earliest offset of a larger topic waits forever.
+const MOCK_PARTITION_BYTES: usize = 4 << 20;
 
 /// A broker the benchmark measures on.
 pub enum BenchBroker {
@@ -70,6 +76,20 @@ impl BenchBroker {
             Self::Tansu(broker) => broker.pid(),
             Self::Memory(memory) => memory.child.id(),
         }
+    }
+
+    /// The cell as this broker can hold it: on the mock cluster, a cell that reads its topic
+    /// back (consume, bridge) sends no more than its partitions keep.
+    pub fn fitted(&self, cell: &Cell) -> Cell {
+        let mut cell = cell.clone();
+        if matches!(self, Self::Memory(_)) && cell.workload != "produce" {
+            let kept = MOCK_PARTITION_BYTES * cell.partitions as usize / cell.size.max(1);
+            cell.count = cell.count.min(kept);
+            if cell.workload == "consume" {
+                cell.per_execution = cell.count;
+            }
+        }
+        cell
     }
 
     /// Creates a topic with a unique name.

@@ -82,6 +82,7 @@ fn main() {
 /// Measures one cell and returns its row for the report. A cell that panics (a worker failed,
 /// a timeout) becomes a row marked failed, so that one bad cell does not cost the others.
 fn run_cell(broker: &BenchBroker, cell: &Cell, repetitions: usize, position: &str) -> Value {
+    let cell = &broker.fitted(cell);
     let measured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         driver::measure(broker, cell, repetitions)
     }));
