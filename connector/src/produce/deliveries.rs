@@ -36,12 +36,17 @@ struct Batches {
 
 struct Batch {
     outcomes: Vec<Option<Outcome>>,
-    /// Records sent minus reports in. Reports can overtake the count (a record is reported
-    /// before the sending loop has added it), so it may be negative while `sending`.
-    awaited: i64,
+    /// Reports in so far. They can come before the sending loop has finished.
     delivered: usize,
-    sending: bool,
+    /// How many records went to librdkafka, once the sending loop has finished.
+    sent: Option<usize>,
     all_in: Arc<Notify>,
+}
+
+impl Batch {
+    fn all_in(&self) -> bool {
+        self.sent == Some(self.delivered)
+    }
 }
 
 impl Ledger {
@@ -66,9 +71,8 @@ impl Ledger {
             number,
             Batch {
                 outcomes: vec![None; records],
-                awaited: 0,
                 delivered: 0,
-                sending: true,
+                sent: None,
                 all_in: all_in.clone(),
             },
         );
@@ -90,8 +94,7 @@ impl Ledger {
             *slot = Some(outcome);
         }
         batch.delivered += 1;
-        batch.awaited -= 1;
-        if !batch.sending && batch.awaited == 0 {
+        if batch.all_in() {
             // A permit is kept if the waiter is not waiting yet.
             batch.all_in.notify_one();
         }
@@ -116,17 +119,17 @@ impl BatchHandle<'_> {
     pub(super) fn sent_all(&self, sent: usize) {
         let mut batches = self.ledger.lock();
         if let Some(batch) = batches.open.get_mut(&self.number) {
-            batch.sending = false;
-            batch.awaited += sent as i64;
+            batch.sent = Some(sent);
         }
     }
 
     /// How many reports are in, and whether that is all of them.
     pub(super) fn progress(&self) -> (usize, bool) {
         let batches = self.ledger.lock();
-        batches.open.get(&self.number).map_or((0, true), |batch| {
-            (batch.delivered, !batch.sending && batch.awaited == 0)
-        })
+        batches
+            .open
+            .get(&self.number)
+            .map_or((0, true), |batch| (batch.delivered, batch.all_in()))
     }
 
     /// Waits until the last report is in (or a spurious wake-up: check [`Self::progress`]).
