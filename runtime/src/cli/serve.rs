@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sluice_connector::{EmbeddedBroker, Secret};
 use sluice_runtime::advice::UserMessage as _;
-use sluice_runtime::host::deploy::{self, Source};
+use sluice_runtime::host::deploy::{self, ComponentFiles, Source};
 use sluice_runtime::host::execution::Host;
 use sluice_runtime::host::serve::{self, ServeOptions};
 
@@ -55,6 +55,8 @@ pub(super) fn serve(
             );
         }
     }
+    // Before the load: a file written from here on is a change the watch deploys.
+    let watch = watch.then(|| ComponentFiles::now(paths));
     let loaded = Components::load_runnable(paths);
     // A listener whose own components are invalid is reported and set aside; the others run.
     let mut invalid = loaded.invalid_listeners();

@@ -571,24 +571,47 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// a deployment tool writing several files is done by then.
 const WATCH_QUIET: Duration = Duration::from_millis(300);
 
+/// The component files under some paths, each with its size and modification time: what
+/// `--watch` compares to tell that something changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComponentFiles(BTreeMap<PathBuf, Option<(u64, SystemTime)>>);
+
+impl ComponentFiles {
+    /// The files as they are now. Taken before the components are loaded, so that a file
+    /// written while the host starts is a change the watch sees, never part of its baseline.
+    pub fn now(paths: &[PathBuf]) -> Self {
+        Self(
+            Components::files_under(paths)
+                .into_iter()
+                .map(|file| {
+                    let stamp = std::fs::metadata(&file)
+                        .ok()
+                        .and_then(|m| Some((m.len(), m.modified().ok()?)));
+                    (file, stamp)
+                })
+                .collect(),
+        )
+    }
+}
+
 /// `--watch`: asks for a reload when a component file under `paths` appears, disappears or
-/// changes (size or modification time), once the files have been quiet for a moment. Looks
-/// rather than subscribes: it works the same on every file system, including network mounts
-/// and the symbolic-link swaps of Kubernetes config maps.
+/// changes (size or modification time) from `seen` (the files as they were loaded), once the
+/// files have been quiet for a moment. Looks rather than subscribes: it works the same on
+/// every file system, including network mounts and the symbolic-link swaps of Kubernetes
+/// config maps.
 pub(super) async fn watch(
     paths: Vec<PathBuf>,
+    mut seen: ComponentFiles,
     requests: mpsc::Sender<ReloadRequest>,
     shutdown: CancellationToken,
 ) {
-    let mut seen = files(&paths).await;
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(WATCH_INTERVAL) => {}
-            () = shutdown.cancelled() => return,
-        }
         let mut now = files(&paths).await;
         if now == seen {
-            continue;
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_INTERVAL) => continue,
+                () = shutdown.cancelled() => return,
+            }
         }
         loop {
             tokio::select! {
@@ -612,20 +635,10 @@ pub(super) async fn watch(
     }
 }
 
-/// Each component file with its size and modification time.
-async fn files(paths: &[PathBuf]) -> BTreeMap<PathBuf, Option<(u64, SystemTime)>> {
+/// The component files now, read off the async threads.
+async fn files(paths: &[PathBuf]) -> ComponentFiles {
     let paths = paths.to_vec();
-    tokio::task::spawn_blocking(move || {
-        Components::files_under(&paths)
-            .into_iter()
-            .map(|file| {
-                let stamp = std::fs::metadata(&file)
-                    .ok()
-                    .and_then(|m| Some((m.len(), m.modified().ok()?)));
-                (file, stamp)
-            })
-            .collect()
-    })
-    .await
-    .unwrap_or_default()
+    tokio::task::spawn_blocking(move || ComponentFiles::now(&paths))
+        .await
+        .unwrap_or_default()
 }

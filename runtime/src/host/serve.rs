@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use super::api::ApiState;
 use super::console::Console;
-use super::deploy::{self, Deployment, ReloadRequest, Source};
+use super::deploy::{self, ComponentFiles, Deployment, ReloadRequest, Source};
 use super::execution::Host;
 use super::listener::{self, ListenerControl, ListenerFailure, ListenerStatus, Shared};
 
@@ -27,8 +27,9 @@ pub struct ServeOptions {
     pub api: Option<SocketAddr>,
     /// The bearer token every API request but `/health` must carry, if any.
     pub api_token: Option<Secret>,
-    /// Reload the components when a component file changes.
-    pub watch: bool,
+    /// Reload the components when a component file changes from these, the files as they
+    /// were when the components were loaded.
+    pub watch: Option<ComponentFiles>,
 }
 
 /// Runs the `listeners` of `host` until a shutdown signal, then drains them. Returns how
@@ -80,8 +81,9 @@ pub async fn serve(
     }
     deployment.start_first(&listeners, &invalid);
     report_start(&deployment, &listeners, &invalid);
-    if options.watch {
-        tracker.spawn(deploy::watch(paths, reload_tx.clone(), shutdown.clone()));
+    if let Some(seen) = options.watch {
+        let watch = deploy::watch(paths, seen, reload_tx.clone(), shutdown.clone());
+        tracker.spawn(watch);
         eprintln!("sluice serve: watching the component files; a change is deployed when they have been quiet for a moment");
     }
     if listeners.is_empty() && !restartable {
