@@ -75,6 +75,15 @@ pub fn finished_run(mode: &str, output: &Output, seconds: Option<f64>, broker_cp
 
 /// The worker: runs one repetition of `MODE` and prints its figures as JSON on stdout.
 pub fn main(args: &[String]) {
+    // While investigating a cell: `RUST_LOG=sluice_runtime=debug` shows the runtime's own
+    // events, timed, on the worker's standard error (the JSON on stdout is unchanged).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     if args.first().map(String::as_str) == Some("mock-broker") {
         crate::broker::serve_mock_cluster();
         return;

@@ -38,6 +38,28 @@ impl Host {
         Ok(producer)
     }
 
+    /// Creates the producers of the process's Produce steps now, so that they connect and
+    /// (idempotent) obtain their producer id while a listener joins its group: created at the
+    /// first batch instead, a producer whose brokers were not up yet when it asked waited
+    /// librdkafka's half-second retry before sending that batch. A producer that cannot be
+    /// created here is created, and its error reported, by the execution that needs it.
+    pub fn warm_producers(&self, process: &str) {
+        let Some(process) = self.components.processes.get(process) else {
+            return;
+        };
+        for step in &process.steps {
+            let crate::components::Step::Connector { operation } = step else {
+                continue;
+            };
+            let op = &self.components.operations[&operation.id];
+            if let crate::components::OperationKind::Produce(def) = &op.kind {
+                if let Err(error) = self.producer(op, def) {
+                    tracing::debug!(operation = %op.id, error = %error.user_message(), "producer not created ahead");
+                }
+            }
+        }
+    }
+
     /// Forgets the warm producer of an operation (if it is still `producer`): the next
     /// execution creates a new one.
     fn retire_producer(&self, operation: &str, producer: &Arc<Producer>) {

@@ -166,6 +166,7 @@ async fn run_listener(
     let limits = host.container().kafka;
     let dead_letters = dead_letter_producer(&connection, definition, limits)?;
     let settings = listen_settings(&connection, definition);
+    host.warm_producers(process_id);
     let host_limits = &host.container().host;
     let Some(consumer) = open(
         &connection,
