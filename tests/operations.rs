@@ -510,6 +510,99 @@ fn set_properties_from_constants_headers_and_tracked_properties() {
     );
 }
 
+#[test]
+fn a_key_is_taken_by_regex_and_built_by_template_and_a_document_without_a_match_gets_its_error() {
+    let broker = Broker::start();
+    let source = broker.create_topic("keyed-in", 1);
+    let target = broker.create_topic("keyed-out", 3);
+    broker.produce_one(
+        &source,
+        0,
+        Some("order-17_data"),
+        b"first",
+        &[("tenant", "acme")],
+    );
+    broker.produce_one(
+        &source,
+        0,
+        Some("order-18_data"),
+        b"second",
+        &[("tenant", "globex")],
+    );
+    broker.produce_one(&source, 0, Some("order-19_data"), b"no tenant", &[]);
+    broker.produce_one(&source, 0, Some("misc"), b"no match", &[("tenant", "acme")]);
+    broker.produce_one(
+        &source,
+        0,
+        Some("order-17_data"),
+        b"third",
+        &[("tenant", "acme")],
+    );
+    let ws = Workspace::with_components(&components(
+        &broker,
+        &harness::unique("g"),
+        &format!(
+            r#"<operation id="receive" type="consume" connection="tansu">
+  <topic>{source}</topic><minimum-messages>5</minimum-messages><offset-reset>earliest</offset-reset>
+</operation>
+<operation id="send" type="produce" connection="tansu"><topic>{target}</topic></operation>
+<process id="rekey">
+  <start operation="receive"/>
+  <steps>
+    <set-properties>
+      <property name="message-key" from-tracked="key" regex="^(.*)_data$"/>
+      <property name="header:route" template="{{header:tenant}}/{{property:message-key}}"/>
+      <property name="header:region" from-header="tenant" regex="^glo" optional="true"/>
+    </set-properties>
+    <connector operation="send"/>
+  </steps>
+</process>"#
+        ),
+    ));
+    summary(
+        &ws,
+        &["run", "rekey"],
+        3,
+        &[
+            "documents: 5 in, 3 out, 2 errors",
+            "  document 3, step 1 (set-properties): cannot set header:route: the document has no \
+             property header:tenant (in template \"{header:tenant}/{property:message-key}\") (mark \
+             the property optional=\"true\" to skip such documents' value)",
+            "  document 4, step 1 (set-properties): cannot set message-key: \"misc\" (from tracked \
+             property key) does not match regex \"^(.*)_data$\" (mark the property \
+             optional=\"true\" to skip such documents' value)",
+        ],
+    );
+    let mut routed = broker.read_all(&target, 3);
+    routed.sort_by(|a, b| a.payload.cmp(&b.payload));
+    let view: Vec<_> = routed
+        .iter()
+        .map(|r| {
+            (
+                r.payload.as_str(),
+                r.key.as_deref(),
+                r.header("route"),
+                r.header("region"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("first", Some("order-17"), Some("acme/order-17"), None),
+            (
+                "second",
+                Some("order-18"),
+                Some("globex/order-18"),
+                Some("glo")
+            ),
+            ("third", Some("order-17"), Some("acme/order-17"), None),
+        ]
+    );
+    // The extracted key picks the partition: the same key, the same partition.
+    assert_eq!(routed[0].partition, routed[2].partition);
+}
+
 /// A workspace whose process "send" produces in.txt's one document to a broker at 127.0.0.1:1,
 /// where nothing listens.
 fn unreachable_sender() -> Workspace {

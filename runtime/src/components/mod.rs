@@ -16,6 +16,7 @@
 mod check;
 mod connection;
 mod deserialize;
+mod extract;
 mod load_error;
 mod operation;
 mod presets;
@@ -35,6 +36,7 @@ use std::path::PathBuf;
 
 pub use check::Reference;
 pub use connection::ConnectionDefinition;
+pub use extract::{Template, TemplatePart, ValuePattern};
 pub use load_error::{LoadError, LoadErrors};
 pub use operation::{
     CommitOffsetDefinition, ConsumeDefinition, ListenDefinition, OperationDefinition,

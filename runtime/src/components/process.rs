@@ -2,6 +2,7 @@
 //! line) and its steps (connector operations, set-properties).
 
 use super::check::{Checker, Reference};
+use super::extract::{Template, ValuePattern};
 use super::raw::{RawConnectorStep, RawProcess, RawProperty, RawSetProperties, RawStart, RawStep};
 use super::source::Location;
 use super::values;
@@ -65,7 +66,7 @@ pub enum PropertyName {
 impl PropertyName {
     const VALID: &'static str = "message-key, topic-name, partition, timestamp or header:NAME";
 
-    fn parse(text: &str) -> Result<Self, String> {
+    pub(super) fn parse(text: &str) -> Result<Self, String> {
         match text {
             "message-key" => Ok(Self::MessageKey),
             "topic-name" => Ok(Self::TopicName),
@@ -109,7 +110,7 @@ pub enum TrackedName {
 }
 
 impl TrackedName {
-    fn parse(text: &str) -> Result<Self, String> {
+    pub(super) fn parse(text: &str) -> Result<Self, String> {
         match text {
             "topic" => Ok(Self::Topic),
             "partition" => Ok(Self::Partition),
@@ -148,6 +149,8 @@ pub enum PropertySource {
     Property(PropertyName),
     /// A tracked property (`from-tracked="…"`).
     Tracked(TrackedName),
+    /// Text and document values (`template="{header:tenant}-{property:message-key}"`).
+    Template(Template),
 }
 
 /// One `<property>` of a set-properties step.
@@ -157,7 +160,10 @@ pub struct SetProperty {
     pub target: PropertyName,
     /// Where its value comes from.
     pub source: PropertySource,
-    /// When the source is absent: leave the target as it is (`true`) or fail the document.
+    /// The part of the source value taken (`regex="…"`); `None`: all of it.
+    pub pattern: Option<ValuePattern>,
+    /// When the source is absent (or the pattern does not match it): leave the target as it
+    /// is (`true`) or fail the document.
     pub optional: bool,
 }
 
@@ -179,6 +185,7 @@ fn property_error(c: &mut Checker<'_>, index: usize, attribute: &str, message: S
 fn set_property(c: &mut Checker<'_>, raw: RawProperty, index: usize) -> Option<SetProperty> {
     let target = property_target(c, &raw, index)?;
     let source = property_source(c, &raw, &target, index)?;
+    let pattern = property_pattern(c, &raw, &source, index)?;
     let optional = match raw.optional.as_deref().map(values::boolean) {
         None => false,
         Some(Ok(optional)) => optional,
@@ -190,8 +197,39 @@ fn set_property(c: &mut Checker<'_>, raw: RawProperty, index: usize) -> Option<S
     Some(SetProperty {
         target,
         source,
+        pattern,
         optional,
     })
+}
+
+/// `regex="…"`, compiled: `Some(None)` without one, `None` when it is wrong.
+fn property_pattern(
+    c: &mut Checker<'_>,
+    raw: &RawProperty,
+    source: &PropertySource,
+    index: usize,
+) -> Option<Option<ValuePattern>> {
+    let Some(pattern) = &raw.regex else {
+        return Some(None);
+    };
+    if matches!(source, PropertySource::Constant(_)) {
+        property_error(
+            c,
+            index,
+            "regex",
+            "regex takes part of a value from the document (from-property, from-header, \
+             from-tracked or template); with a constant value, write the part you want"
+                .into(),
+        );
+        return None;
+    }
+    match ValuePattern::parse(pattern) {
+        Ok(pattern) => Some(Some(pattern)),
+        Err(problem) => {
+            property_error(c, index, "regex", format!("regex {problem}"));
+            None
+        }
+    }
 }
 
 /// The property a `<property>` sets: its `name`.
@@ -232,6 +270,7 @@ fn property_source(
         raw.from_property.is_some(),
         raw.from_header.is_some(),
         raw.from_tracked.is_some(),
+        raw.template.is_some(),
     ];
     if sources.iter().filter(|&&given| given).count() != 1 {
         property_error(
@@ -239,8 +278,8 @@ fn property_source(
             index,
             "name",
             format!(
-                "property {target} needs exactly one of value, from-property, from-header or \
-                 from-tracked"
+                "property {target} needs exactly one of value, from-property, from-header, \
+                 from-tracked or template"
             ),
         );
         return None;
@@ -271,6 +310,11 @@ fn property_source(
         Some(PropertySource::Property(PropertyName::Header(
             header.to_string(),
         )))
+    } else if let Some(template) = &raw.template {
+        Template::parse(template)
+            .map(PropertySource::Template)
+            .map_err(|p| property_error(c, index, "template", format!("template {p}")))
+            .ok()
     } else {
         let name = raw.from_tracked.as_deref().unwrap_or_default();
         TrackedName::parse(name.trim())

@@ -136,8 +136,8 @@ pub(crate) struct RawSetProperties {
     pub properties: Vec<RawProperty>,
 }
 
-/// `<property name="…" value="…"|from-property="…"|from-header="…"|from-tracked="…"
-/// optional="…"/>`
+/// `<property name="…" value="…"|from-property="…"|from-header="…"|from-tracked="…"|template="…"
+/// regex="…" optional="…"/>`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProperty {
@@ -151,6 +151,10 @@ pub(crate) struct RawProperty {
     pub from_header: Option<String>,
     #[serde(rename = "@from-tracked")]
     pub from_tracked: Option<String>,
+    #[serde(rename = "@template")]
+    pub template: Option<String>,
+    #[serde(rename = "@regex")]
+    pub regex: Option<String>,
     #[serde(rename = "@optional")]
     pub optional: Option<String>,
 }

@@ -109,7 +109,8 @@ mod set_properties {
     fn valid_steps_load() {
         assert!(errors(
             r#"<set-properties><property name="header:h" from-tracked="header:x" optional="true"/>
-               <property name="partition" value="2"/><property name="message-key" from-property="topic-name"/></set-properties>"#
+               <property name="partition" value="2"/><property name="message-key" from-property="topic-name"/>
+               <property name="message-key" template="{header:a}-{tracked:offset}" regex="^(.*)-0$"/></set-properties>"#
         )
         .is_empty());
     }
@@ -131,7 +132,31 @@ mod set_properties {
         assert_eq!(
             errors(r#"<set-properties><property name="message-key" value="a" from-header="b"/></set-properties>"#),
             ["t.xml:5:27: process \"x\": set-properties: property message-key needs exactly one of \
-              value, from-property, from-header or from-tracked"]
+              value, from-property, from-header, from-tracked or template"]
+        );
+        assert_eq!(
+            errors(r#"<set-properties><property name="message-key" from-header="k" regex="(x"/></set-properties>"#),
+            ["t.xml:5:62: process \"x\": set-properties: regex \"(x\" is not a valid regular \
+              expression: unclosed group (at character 1; the syntax is that of the Rust regex crate)"]
+        );
+        assert_eq!(
+            errors(
+                r#"<set-properties><property name="message-key" value="k" regex="k"/></set-properties>"#
+            ),
+            [
+                "t.xml:5:56: process \"x\": set-properties: regex takes part of a value from the \
+              document (from-property, from-header, from-tracked or template); with a constant \
+              value, write the part you want"
+            ]
+        );
+        assert_eq!(
+            errors(
+                r#"<set-properties><property name="message-key" template="{header:t}-{tenant}"/></set-properties>"#
+            ),
+            [
+                "t.xml:5:46: process \"x\": set-properties: template \"{header:t}-{tenant}\": \
+              {tenant} at character 12 must be {property:NAME}, {header:NAME} or {tracked:NAME}"
+            ]
         );
         assert_eq!(
             errors(r#"<set-properties><property name="topic-name" from-tracked="leader"/></set-properties>"#),

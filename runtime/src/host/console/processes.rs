@@ -8,7 +8,9 @@ use maud::{html, Markup};
 
 use super::layout::{self, Section};
 use super::session::Session;
-use crate::components::{Components, OperationDefinition, OperationKind, PropertySource, Step};
+use crate::components::{
+    Components, OperationDefinition, OperationKind, PropertySource, SetProperty, Step,
+};
 use crate::host::api::ApiState;
 
 pub(super) async fn page(
@@ -42,7 +44,7 @@ pub(super) async fn page(
                                     "Set properties: "
                                     @for (i, property) in properties.iter().enumerate() {
                                         @if i > 0 { ", " }
-                                        code { (property.target) } " ← " (source(&property.source))
+                                        code { (property.target) } " ← " (source(property))
                                     }
                                 }
                             }
@@ -98,10 +100,15 @@ fn connection(components: &Components, id: &str) -> Markup {
     }
 }
 
-fn source(source: &PropertySource) -> String {
-    match source {
+fn source(property: &SetProperty) -> String {
+    let source = match &property.source {
         PropertySource::Constant(value) => format!("\"{value}\""),
         PropertySource::Property(name) => format!("property {name}"),
         PropertySource::Tracked(name) => format!("tracked {name}"),
+        PropertySource::Template(template) => format!("template \"{}\"", template.as_str()),
+    };
+    match &property.pattern {
+        Some(pattern) => format!("{source}, regex \"{}\"", pattern.as_str()),
+        None => source,
     }
 }

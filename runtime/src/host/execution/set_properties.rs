@@ -3,7 +3,9 @@
 
 use sluice_connector::Header;
 
-use crate::components::{PropertyName, PropertySource, SetProperty, TrackedName};
+use crate::components::{
+    PropertyName, PropertySource, SetProperty, Template, TemplatePart, TrackedName,
+};
 use crate::document::{Document, DocumentProperties, TrackedProperties};
 use crate::record::ExecutionRecord;
 
@@ -32,27 +34,35 @@ pub(super) fn set_properties(
 }
 
 fn set_property(property: &SetProperty, document: &mut Document) -> Result<(), String> {
-    let value: Option<Vec<u8>> = match &property.source {
-        PropertySource::Constant(value) => Some(value.clone().into_bytes()),
-        PropertySource::Property(name) => read_property(&document.properties, name),
-        PropertySource::Tracked(name) => read_tracked(&document.tracked, name),
-    };
-    let source = || match &property.source {
-        PropertySource::Constant(_) => "the constant".to_string(),
-        PropertySource::Property(name) => format!("property {name}"),
-        PropertySource::Tracked(name) => format!("tracked property {name}"),
-    };
-    let Some(value) = value else {
-        return if property.optional {
+    let source = || describe(&property.source);
+    let skip = |why: String| {
+        if property.optional {
             Ok(())
         } else {
             Err(format!(
-                "cannot set {}: the document has no {} (mark the property optional=\"true\" to \
-                 skip such documents' value)",
-                property.target,
-                source()
+                "cannot set {}: {why} (mark the property optional=\"true\" to skip such \
+                 documents' value)",
+                property.target
             ))
-        };
+        }
+    };
+    let value = match source_value(&property.source, document) {
+        Ok(value) => value,
+        Err(missing) => return skip(format!("the document has no {missing}")),
+    };
+    let value = match &property.pattern {
+        None => value,
+        Some(pattern) => match pattern.extract(&value) {
+            Some(part) => part.to_vec(),
+            None => {
+                return skip(format!(
+                    "\"{}\" (from {}) does not match regex \"{}\"",
+                    String::from_utf8_lossy(&value),
+                    source(),
+                    pattern.as_str()
+                ))
+            }
+        },
     };
     let text = || String::from_utf8_lossy(&value).into_owned();
     let invalid = |what: &str| {
@@ -102,6 +112,52 @@ fn set_property(property: &SetProperty, document: &mut Document) -> Result<(), S
     Ok(())
 }
 
+/// The source's value, or what the document lacks for it.
+fn source_value(source: &PropertySource, document: &Document) -> Result<Vec<u8>, String> {
+    let missing = || describe(source);
+    match source {
+        PropertySource::Constant(value) => Ok(value.clone().into_bytes()),
+        PropertySource::Property(name) => {
+            read_property(&document.properties, name).ok_or_else(missing)
+        }
+        PropertySource::Tracked(name) => read_tracked(&document.tracked, name).ok_or_else(missing),
+        PropertySource::Template(template) => render(template, document),
+    }
+}
+
+/// A template with the document's values in place, or the first value it lacks.
+fn render(template: &Template, document: &Document) -> Result<Vec<u8>, String> {
+    let mut value = Vec::new();
+    for part in template.parts() {
+        let piece = match part {
+            TemplatePart::Text(text) => {
+                value.extend_from_slice(text.as_bytes());
+                continue;
+            }
+            TemplatePart::Property(name) => {
+                read_property(&document.properties, name).ok_or_else(|| format!("property {name}"))
+            }
+            TemplatePart::Tracked(name) => read_tracked(&document.tracked, name)
+                .ok_or_else(|| format!("tracked property {name}")),
+        };
+        match piece {
+            Ok(piece) => value.extend_from_slice(&piece),
+            Err(wanted) => return Err(format!("{wanted} (in template \"{}\")", template.as_str())),
+        }
+    }
+    Ok(value)
+}
+
+/// Where a value comes from, for messages.
+fn describe(source: &PropertySource) -> String {
+    match source {
+        PropertySource::Constant(_) => "the constant".to_string(),
+        PropertySource::Property(name) => format!("property {name}"),
+        PropertySource::Tracked(name) => format!("tracked property {name}"),
+        PropertySource::Template(template) => format!("template \"{}\"", template.as_str()),
+    }
+}
+
 fn read_property(p: &DocumentProperties, name: &PropertyName) -> Option<Vec<u8>> {
     match name {
         PropertyName::MessageKey => p.message_key.clone(),
@@ -131,4 +187,61 @@ fn header_value(headers: &[Header], name: &str) -> Option<Vec<u8>> {
         .rev()
         .find(|h| h.name == name)
         .and_then(|h| h.value.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::ValuePattern;
+
+    fn keyed(key: &[u8]) -> Document {
+        Document {
+            tracked: TrackedProperties {
+                key: Some(key.to_vec()),
+                offset: Some(41),
+                ..TrackedProperties::default()
+            },
+            ..Document::default()
+        }
+    }
+
+    #[test]
+    fn a_binary_key_is_taken_by_its_bytes() {
+        let property = SetProperty {
+            target: PropertyName::MessageKey,
+            source: PropertySource::Tracked(TrackedName::Key),
+            pattern: Some(ValuePattern::parse(r"(?-u)^(.+)\xFE").expect("valid")),
+            optional: false,
+        };
+        let mut document = keyed(&[0x00, 0xff, 0xfe, b'x']);
+        set_property(&property, &mut document).expect("matches");
+        assert_eq!(document.properties.message_key, Some(vec![0x00, 0xff]));
+    }
+
+    #[test]
+    fn a_template_without_its_value_is_the_documents_error_unless_optional() {
+        let template = Template::parse("{tracked:offset}-{header:tenant}").expect("valid");
+        let mut property = SetProperty {
+            target: PropertyName::MessageKey,
+            source: PropertySource::Template(template),
+            pattern: None,
+            optional: false,
+        };
+        let mut document = keyed(b"k");
+        assert_eq!(
+            set_property(&property, &mut document).unwrap_err(),
+            "cannot set message-key: the document has no property header:tenant (in template \
+             \"{tracked:offset}-{header:tenant}\") (mark the property optional=\"true\" to skip \
+             such documents' value)"
+        );
+        property.optional = true;
+        set_property(&property, &mut document).expect("optional");
+        assert_eq!(document.properties.message_key, None);
+        document.properties.headers.push(Header {
+            name: "tenant".into(),
+            value: Some(b"acme".to_vec()),
+        });
+        set_property(&property, &mut document).expect("complete");
+        assert_eq!(document.properties.message_key, Some(b"41-acme".to_vec()));
+    }
 }
