@@ -488,21 +488,9 @@ fn set_properties_from_constants_headers_and_tracked_properties() {
              property header:customer (mark the property optional=\"true\" to skip such documents' value)",
         ],
     );
-    let mut routed = broker.read_all(&target, 2);
-    routed.sort_by(|a, b| a.payload.cmp(&b.payload));
-    let view: Vec<_> = routed
-        .iter()
-        .map(|r| {
-            (
-                r.payload.as_str(),
-                r.key.as_deref(),
-                r.header("source-offset"),
-                r.header("copied-key"),
-            )
-        })
-        .collect();
+    let routed = read_by_payload(&broker, &target, 2);
     assert_eq!(
-        view,
+        keys_and_headers(&routed, ["source-offset", "copied-key"]),
         [
             ("first", Some("alice"), Some("0"), Some("alice")),
             ("second", Some("bob"), Some("2"), Some("bob"))
@@ -573,21 +561,9 @@ fn a_key_is_taken_by_regex_and_built_by_template_and_a_document_without_a_match_
              optional=\"true\" to skip such documents' value)",
         ],
     );
-    let mut routed = broker.read_all(&target, 3);
-    routed.sort_by(|a, b| a.payload.cmp(&b.payload));
-    let view: Vec<_> = routed
-        .iter()
-        .map(|r| {
-            (
-                r.payload.as_str(),
-                r.key.as_deref(),
-                r.header("route"),
-                r.header("region"),
-            )
-        })
-        .collect();
+    let routed = read_by_payload(&broker, &target, 3);
     assert_eq!(
-        view,
+        keys_and_headers(&routed, ["route", "region"]),
         [
             ("first", Some("order-17"), Some("acme/order-17"), None),
             (
@@ -601,6 +577,31 @@ fn a_key_is_taken_by_regex_and_built_by_template_and_a_document_without_a_match_
     );
     // The extracted key picks the partition: the same key, the same partition.
     assert_eq!(routed[0].partition, routed[2].partition);
+}
+
+/// The `count` records of `topic`, in the order of their payloads.
+fn read_by_payload(broker: &Broker, topic: &str, count: usize) -> Vec<harness::Record> {
+    let mut records = broker.read_all(topic, count);
+    records.sort_by(|a, b| a.payload.cmp(&b.payload));
+    records
+}
+
+/// Each record's payload, key and the values of two headers.
+fn keys_and_headers<'r>(
+    records: &'r [harness::Record],
+    [first, second]: [&str; 2],
+) -> Vec<(&'r str, Option<&'r str>, Option<&'r str>, Option<&'r str>)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r.payload.as_str(),
+                r.key.as_deref(),
+                r.header(first),
+                r.header(second),
+            )
+        })
+        .collect()
 }
 
 /// A workspace whose process "send" produces in.txt's one document to a broker at 127.0.0.1:1,
