@@ -333,6 +333,67 @@ fn a_process_consumes_from_one_topic_and_produces_to_another() {
 }
 
 #[test]
+fn test_connection_checks_a_topic_and_writes_a_probe_it_reads_back() {
+    let broker = Broker::start();
+    let topic = broker.create_topic("checked", 2);
+    broker.produce_one(&topic, 0, None, b"one", &[]);
+    broker.produce_one(&topic, 0, None, b"two", &[]);
+    broker.produce_one(&topic, 1, None, b"three", &[]);
+    let ws = workspace(&broker, "t", "g", "");
+    let output = ws.sluice(&["test-connection", "tansu", "--topic", &topic]);
+    assert_exit(&output, 0);
+    let out = stdout(&output);
+    for line in [
+        format!("  ✓ topic \"{topic}\": 2 partitions, end offsets 0:2 1:1, 3 messages kept"),
+        format!("  ✓ reading topic \"{topic}\": every partition answered a fetch"),
+        "all checks passed".to_string(),
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+    }
+    assert!(
+        !out.contains("writing"),
+        "nothing written without --write:\n{out}"
+    );
+
+    let output = ws.sluice(&["test-connection", "tansu", "--topic", &topic, "--write"]);
+    assert_exit(&output, 0);
+    let out = stdout(&output);
+    let written = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("  ✓ writing topic \"{topic}\": a probe message (header sluice.probe) was produced to partition ")))
+        .unwrap_or_else(|| panic!("no write check in\n{out}"));
+    let (partition, offset) = written
+        .strip_suffix(" and read back")
+        .and_then(|w| w.split_once(" at offset "))
+        .unwrap_or_else(|| panic!("where the probe went: {written}"));
+    // An independent reader finds the probe there, marked as one.
+    let records = broker.read_all(&topic, 4);
+    let probe = records
+        .iter()
+        .find(|r| r.partition.to_string() == partition && r.offset.to_string() == offset)
+        .unwrap_or_else(|| panic!("no record at {partition}/{offset}: {records:?}"));
+    assert_eq!(probe.payload, "sluice test-connection probe");
+    assert!(
+        probe
+            .header("sluice.probe")
+            .is_some_and(|v| v.starts_with("sluice test-connection")),
+        "{probe:?}"
+    );
+
+    let output = ws.sluice(&["test-connection", "tansu", "--topic", "no-such-topic"]);
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    for line in [
+        "  ✗ topic \"no-such-topic\" cannot be described",
+        "      topic \"no-such-topic\" does not exist: check the name (sluice validate lists what \
+         the components use), or create it",
+        "1 check failed",
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+    }
+}
+
+#[test]
 fn test_connection_passes_every_check_against_a_broker() {
     let broker = Broker::start();
     broker.create_topic("visible", 1);

@@ -569,6 +569,90 @@ fn test_connection_names_the_failing_check_and_the_fix() {
 }
 
 #[test]
+fn test_connection_says_which_right_on_a_topic_is_refused() {
+    // tansu has no ACLs: the refusals are injected on librdkafka's mock cluster (the checks
+    // that pass are tested on tansu, in tests/broker.rs).
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let topic = harness::unique("guarded");
+    cluster.create_topic(&topic, 1, 1).expect("topic");
+    let ws = Workspace::with_components(&format!(
+        r#"<components>
+  <connection id="mock"><bootstrap-servers>{}</bootstrap-servers></connection>
+</components>"#,
+        cluster.bootstrap_servers()
+    ));
+    let refused = "the principal is not allowed to use this topic: ask for an ACL on it \
+                   (TopicAuthorizationFailed)";
+    let check = |args: &[&str], expected: &[String]| {
+        let output = ws.sluice(args);
+        assert_exit(&output, 1);
+        let out = stdout(&output);
+        for line in expected {
+            assert!(out.contains(line.as_str()), "missing {line:?} in\n{out}");
+        }
+        out
+    };
+
+    // Everything allowed first: the probe lands in the topic's one partition, which then
+    // holds a batch to fetch (a fetch from the end of an empty partition on the mock cluster
+    // reports the end even when refused).
+    let output = ws.sluice(&["test-connection", "mock", "--topic", &topic, "--write"]);
+    assert_exit(&output, 0);
+    assert_contains(
+        &stdout(&output),
+        &[&format!(
+            "  ✓ writing topic \"{topic}\": a probe message (header sluice.probe) was produced \
+             to partition 0 at offset 0 and read back"
+        )],
+    );
+
+    cluster
+        .topic_error(
+            &topic,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        )
+        .expect("inject");
+    check(
+        &["test-connection", "mock", "--topic", &topic, "--write"],
+        &[
+            format!("  ✗ topic \"{topic}\" cannot be described\n      {refused}: check the name"),
+            "1 check failed".into(),
+        ],
+    );
+    cluster
+        .topic_error(&topic, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR)
+        .expect("clear");
+
+    cluster.request_errors(
+        RDKafkaApiKey::Fetch,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 20],
+    );
+    check(
+        &["test-connection", "mock", "--topic", &topic],
+        &[
+            format!("  ✓ topic \"{topic}\": 1 partition, end offsets 0:1, 1 message kept"),
+            format!("  ✗ reading topic \"{topic}\" is refused\n      {refused}: Consume and Listen need READ"),
+        ],
+    );
+    cluster.clear_request_errors(RDKafkaApiKey::Fetch);
+
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 20],
+    );
+    let out = check(
+        &["test-connection", "mock", "--topic", &topic, "--write"],
+        &[
+            format!("  ✓ reading topic \"{topic}\": every partition answered a fetch"),
+            format!("  ✗ writing topic \"{topic}\" is refused\n      "),
+            "Produce needs WRITE on the topic".into(),
+        ],
+    );
+    assert!(out.contains("TopicAuthorizationFailed"), "{out}");
+}
+
+#[test]
 fn oauthbearer_needs_an_https_token_endpoint_and_no_password() {
     let ws = conn(
         r#"<components>

@@ -106,6 +106,12 @@ const MARKS: &[(&str, Check, i32)] = &[
         0,
     ),
     (
+        "sluice test-connection embedded-kafka --topic orders --write --components \
+         profiles/connections",
+        Check::Embedded,
+        0,
+    ),
+    (
         "sluice run feed-orders --components profiles/demo-feed --input profiles/demo/orders.jsonl",
         Check::WithHost("sluice serve --components profiles/demo --embedded-port 19092"),
         0,

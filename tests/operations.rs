@@ -586,11 +586,14 @@ fn read_by_payload(broker: &Broker, topic: &str, count: usize) -> Vec<harness::R
     records
 }
 
+/// A record as the set-properties tests look at it: payload, key and two headers' values.
+type Routed<'r> = (&'r str, Option<&'r str>, Option<&'r str>, Option<&'r str>);
+
 /// Each record's payload, key and the values of two headers.
 fn keys_and_headers<'r>(
     records: &'r [harness::Record],
     [first, second]: [&str; 2],
-) -> Vec<(&'r str, Option<&'r str>, Option<&'r str>, Option<&'r str>)> {
+) -> Vec<Routed<'r>> {
     records
         .iter()
         .map(|r| {

@@ -165,11 +165,22 @@ pub enum Command {
                             Examples:\n  \
                             sluice test-connection local-kafka --components profiles/connections\n  \
                             sluice test-connection embedded-kafka --components \
-                            profiles/connections"
+                            profiles/connections\n  \
+                            sluice test-connection embedded-kafka --topic orders --write \
+                            --components profiles/connections"
     )]
     TestConnection {
         /// The connection id
         connection: String,
+        /// Also check this topic: that it exists, that this identity may describe and read it
+        /// (each partition answers a fetch of its first batch), with its partitions and end
+        /// offsets
+        #[arg(long, value_name = "TOPIC")]
+        topic: Option<String>,
+        /// With --topic: also produce one probe message (header sluice.probe) as a Produce
+        /// operation would and read it back. The topic keeps it: its consumers will see it
+        #[arg(long, requires = "topic")]
+        write: bool,
         #[command(flatten)]
         components: ComponentPaths,
     },

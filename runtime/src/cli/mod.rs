@@ -137,8 +137,15 @@ fn command(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => demo::demo(context.container),
         Command::TestConnection {
             connection,
+            topic,
+            write,
             components,
-        } => test_connection::test_connection(&context, &connection, &components.paths),
+        } => test_connection::test_connection(
+            &context,
+            &connection,
+            topic.map(|topic| (topic, write)),
+            &components.paths,
+        ),
         Command::Serve {
             components,
             api,

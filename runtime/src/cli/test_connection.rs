@@ -11,6 +11,7 @@ use super::{async_runtime, load_usable, Context, EXIT_FAILED};
 pub(super) fn test_connection(
     context: &Context,
     connection: &str,
+    topic: Option<(String, bool)>,
     paths: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
     let wanted = format!("connection \"{connection}\"");
@@ -38,7 +39,20 @@ pub(super) fn test_connection(
     let mut checks = doctor::kerberos_checks(&config, &prepared);
     checks.extend(doctor::aws_iam_checks(&config));
     if prepared.is_ok() {
-        checks.extend(async_runtime()?.block_on(doctor::network_checks(&config)));
+        let runtime = async_runtime()?;
+        checks.extend(runtime.block_on(doctor::network_checks(&config)));
+        let reached = checks.iter().all(|c| c.verdict != doctor::Verdict::Fail);
+        match topic {
+            Some((topic, write)) if reached => {
+                checks.extend(runtime.block_on(doctor::topic_checks(&config, &topic, write)));
+            }
+            Some((topic, _)) => checks.push(doctor::Check {
+                verdict: doctor::Verdict::Fail,
+                what: format!("topic \"{topic}\" not checked: the connection does not work"),
+                fix: Some("fix the checks above first".into()),
+            }),
+            None => {}
+        }
     }
     report(&checks)
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sluice_connector::probe::probe;
+use sluice_connector::probe::{probe, probe_topic, PartitionEnds, PROBE_HEADER};
 use sluice_connector::{
     Bootstrap, BrokerAddress, Connection, ConnectionConfig, SaslMechanism, SecurityProtocol,
 };
@@ -311,4 +311,66 @@ fn port_hint(server: &BrokerAddress, config: &ConnectionConfig) -> Option<Check>
         ),
         expected,
     ))
+}
+
+/// `--topic`: that the topic exists and this identity may describe and read it, and with
+/// `write`, produce to it (one probe message, read back). Run after [`network_checks`]
+/// passed.
+pub async fn topic_checks(config: &ConnectionConfig, topic: &str, write: bool) -> Vec<Check> {
+    let connection = match Connection::open(config.clone()) {
+        Ok(connection) => connection,
+        Err(e) => return vec![Check::fail("client configuration", e.user_message())],
+    };
+    let probe = match probe_topic(&connection, topic, write).await {
+        Ok(probe) => probe,
+        Err(e) => return vec![Check::fail(format!("topic \"{topic}\""), e.user_message())],
+    };
+    let mut checks = Vec::new();
+    match &probe.described {
+        Ok(partitions) => checks.push(Check::pass(describe_partitions(topic, partitions))),
+        Err(why) => checks.push(Check::fail(
+            format!("topic \"{topic}\" cannot be described"),
+            format!("{why}: check the name (sluice validate lists what the components use), or create it"),
+        )),
+    }
+    match &probe.read {
+        Some(Ok(())) => checks.push(Check::pass(format!(
+            "reading topic \"{topic}\": every partition answered a fetch"
+        ))),
+        Some(Err(why)) => checks.push(Check::fail(
+            format!("reading topic \"{topic}\" is refused"),
+            format!(
+                "{why}: Consume and Listen need READ on the topic (and on their consumer group)"
+            ),
+        )),
+        None => {}
+    }
+    match &probe.write {
+        Some(Ok(written)) => checks.push(Check::pass(format!(
+            "writing topic \"{topic}\": a probe message (header {PROBE_HEADER}) was produced to \
+             partition {} at offset {} and read back",
+            written.partition, written.offset
+        ))),
+        Some(Err(why)) => checks.push(Check::fail(
+            format!("writing topic \"{topic}\" is refused"),
+            format!("{why}: Produce needs WRITE on the topic (and IDEMPOTENT_WRITE on the cluster for the idempotent producer)"),
+        )),
+        None => {}
+    }
+    checks
+}
+
+/// `topic "orders": 3 partitions, end offsets 0:120 1:98 2:130, 348 messages kept`.
+fn describe_partitions(topic: &str, partitions: &[PartitionEnds]) -> String {
+    let ends: Vec<String> = partitions
+        .iter()
+        .map(|p| format!("{}:{}", p.partition, p.end))
+        .collect();
+    let kept: i64 = partitions.iter().map(|p| p.end - p.earliest).sum();
+    format!(
+        "topic \"{topic}\": {}, end offsets {}, {} kept",
+        crate::count(partitions.len(), "partition"),
+        ends.join(" "),
+        crate::count(kept as usize, "message")
+    )
 }
