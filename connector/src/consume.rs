@@ -27,8 +27,10 @@ pub enum OffsetReset {
 /// A Consume operation's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumeSettings {
-    /// Topic to read.
+    /// Topic to read (with a pattern: how messages name what is read).
     pub topic: String,
+    /// Read every topic whose name matches instead, as found when the operation starts.
+    pub pattern: Option<crate::topic_pattern::TopicPattern>,
     /// Consumer group whose committed offsets say where to start.
     pub consumer_group: String,
     /// Stop once at least this many records are held; 0 reads until `max_wait` ends.
@@ -131,6 +133,20 @@ fn consume_blocking(
         .map_err(ConnectorError::ClientConfig)?;
     Observer::serve_first_token(&consumer);
 
+    if let Some(pattern) = &settings.pattern {
+        let metadata = connection.metadata(consumer.client(), consumer.context(), None)?;
+        let topics = pattern.matching(&metadata);
+        drop(metadata);
+        if topics.is_empty() {
+            return Err(ConnectorError::NoTopicMatches(pattern.as_str().to_string()));
+        }
+        tracing::debug!(pattern = pattern.as_str(), topics = %topics.join(","), "pattern matched");
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|source| consume_error(settings, source))?;
+        return poll_until_done(&consumer, settings, limits, deadline);
+    }
     let Some(partition_count) =
         connection.partition_count(consumer.client(), consumer.context(), &settings.topic)?
     else {
@@ -154,13 +170,23 @@ fn consume_blocking(
             .subscribe(&[&settings.topic])
             .map_err(|source| consume_error(settings, source))?,
     }
+    poll_until_done(&consumer, settings, limits, deadline)
+}
 
+/// Polls until the operation holds its minimum, a message ends it, or the deadline passes;
+/// then commits (with autocommit) and hands over what it holds.
+fn poll_until_done(
+    consumer: &BaseConsumer<Observer>,
+    settings: &ConsumeSettings,
+    limits: Limits,
+    deadline: Instant,
+) -> Result<ConsumeOutcome, ConnectorError> {
     let minimum = settings.minimum_messages as usize;
     let mut records = Vec::new();
     let mut polls = 0;
     loop {
         let before = records.len();
-        let stop = poll_once(&consumer, settings, limits, deadline, &mut records)?;
+        let stop = poll_once(consumer, settings, limits, deadline, &mut records)?;
         if records.len() > before {
             polls += 1;
             tracing::debug!(
@@ -177,7 +203,7 @@ fn consume_blocking(
     }
 
     if settings.autocommit && !records.is_empty() {
-        commit(&consumer, settings, &records)?;
+        commit(consumer, settings, &records)?;
     }
     Ok(ConsumeOutcome { records, polls })
 }
@@ -255,6 +281,12 @@ fn poll_once(
                 if too_large && !settings.autocommit {
                     return Ok(true);
                 }
+            }
+            // One of a pattern's topics was deleted since it was matched: the others go on.
+            Some(Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+            ))) if settings.pattern.is_some() => {
+                tracing::info!(pattern = %settings.topic, "a matched topic is gone");
             }
             Some(Err(KafkaError::MessageConsumption(
                 RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,

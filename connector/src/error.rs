@@ -31,6 +31,9 @@ pub enum ConnectorError {
     /// The topic does not exist on the cluster.
     #[error("topic \"{0}\" does not exist")]
     UnknownTopic(String),
+    /// No topic on the cluster matches the operation's topic pattern.
+    #[error("no topic matches pattern \"{0}\"")]
+    NoTopicMatches(String),
     /// A partition named in the operation does not exist.
     #[error(transparent)]
     UnknownPartition(#[from] PartitionNotFound),
@@ -65,9 +68,10 @@ impl ConnectorError {
     /// to reconnect through it, as the host's owner may fix the cluster meanwhile.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::ClientConfig(_) | Self::UnknownTopic(_) | Self::UnknownPartition(_) => {
-                ErrorKind::User
-            }
+            Self::ClientConfig(_)
+            | Self::UnknownTopic(_)
+            | Self::NoTopicMatches(_)
+            | Self::UnknownPartition(_) => ErrorKind::User,
             Self::Unreachable(_) | Self::Consume { .. } | Self::Commit { .. } => {
                 ErrorKind::Environment
             }

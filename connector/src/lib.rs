@@ -23,6 +23,7 @@ pub mod probe;
 pub mod produce;
 mod record;
 mod security;
+pub mod topic_pattern;
 
 pub use connection::{
     Bootstrap, BrokerAddress, Connection, ConnectionConfig, Limits, ServiceLimit,

@@ -19,13 +19,18 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::consume::{Consumed, OffsetReset};
 use crate::context::{Observer, Progress};
+use crate::topic_pattern::TopicPattern;
 use crate::{Connection, ConnectorError, Limits, PartitionNotFound};
 
 /// A Listen operation's consumer settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenSettings {
-    /// Topics to read; the group spreads their partitions over its members.
+    /// Topics to read; the group spreads their partitions over its members. Empty with a
+    /// pattern.
     pub topics: Vec<String>,
+    /// Read every topic whose name matches, found when the consumer opens and looked for
+    /// again every `refresh` (see [`ListenConsumer::refresh_topics`]).
+    pub pattern: Option<TopicPattern>,
     /// The consumer group, shared by every host that runs the same listener.
     pub consumer_group: String,
     /// Where to start without a committed offset.
@@ -53,6 +58,22 @@ pub struct ListenConsumer {
     limits: Limits,
     /// Finished, uncommitted offsets, shared with the rebalance callback.
     progress: Arc<std::sync::Mutex<Progress>>,
+    /// The topics subscribed to now: the named ones, or those the pattern matched last.
+    subscribed: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Set when a subscribed topic has gone: the pattern's topics are looked at again at
+    /// once instead of at the next refresh.
+    topic_gone: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What a look at the cluster's topics changed in a pattern's subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicsChanged {
+    /// Topics that match now and are read from now on.
+    pub added: Vec<String>,
+    /// Topics no longer there (deleted), no longer read.
+    pub removed: Vec<String>,
+    /// The subscription now.
+    pub topics: Vec<String>,
 }
 
 /// The offset to commit for a partition: the next offset to read there.
@@ -117,6 +138,13 @@ impl ListenConsumer {
             .create_with_context(context)
             .map_err(ConnectorError::ClientConfig)?;
         Observer::serve_first_token(&consumer);
+        if let Some(pattern) = &settings.pattern {
+            let metadata = connection.metadata(consumer.client(), consumer.context(), None)?;
+            let topics = pattern.matching(&metadata);
+            drop(metadata);
+            subscribe(&consumer, &topics).map_err(|source| consume_error(&settings, source))?;
+            return Ok(Self::new(consumer, settings, limits, progress, topics));
+        }
         for topic in &settings.topics {
             let count = connection.partition_count(consumer.client(), consumer.context(), topic)?;
             let Some(count) = count else {
@@ -149,12 +177,96 @@ impl ListenConsumer {
                     .map_err(|source| consume_error(&settings, source))?;
             }
         }
-        Ok(Self {
+        let topics = settings.topics.clone();
+        Ok(Self::new(consumer, settings, limits, progress, topics))
+    }
+
+    fn new(
+        consumer: BaseConsumer<Observer>,
+        settings: ListenSettings,
+        limits: Limits,
+        progress: Arc<std::sync::Mutex<Progress>>,
+        subscribed: Vec<String>,
+    ) -> Self {
+        Self {
             consumer: Arc::new(consumer),
             settings: Arc::new(settings),
             limits,
             progress,
-        })
+            subscribed: Arc::new(std::sync::Mutex::new(subscribed)),
+            topic_gone: Arc::default(),
+        }
+    }
+
+    /// The topics subscribed to now.
+    pub fn topics(&self) -> Vec<String> {
+        self.subscribed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the pattern's topics should be looked at again now: `refresh` has passed
+    /// since `last`, or a subscribed topic has gone. Always false without a pattern.
+    pub fn refresh_due(&self, last: Instant) -> bool {
+        let Some(pattern) = &self.settings.pattern else {
+            return false;
+        };
+        last.elapsed() >= pattern.refresh
+            || self.topic_gone.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Looks at the cluster's topics again and subscribes to those the pattern matches now,
+    /// if they changed (the group then rebalances). `None`: nothing changed, or there is no
+    /// pattern. Fails when the brokers do not answer; the subscription stays as it was.
+    pub async fn refresh_topics(&self) -> Result<Option<TopicsChanged>, ConnectorError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.refresh_blocking())
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("listen refresh task failed: {e}")))?
+    }
+
+    fn refresh_blocking(&self) -> Result<Option<TopicsChanged>, ConnectorError> {
+        let Some(pattern) = &self.settings.pattern else {
+            return Ok(None);
+        };
+        self.topic_gone
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let metadata = self
+            .consumer
+            .fetch_metadata(None, REFRESH_TIMEOUT)
+            .map_err(|source| consume_error(&self.settings, source))?;
+        let topics = pattern.matching(&metadata);
+        drop(metadata);
+        let mut subscribed = self
+            .subscribed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *subscribed == topics {
+            return Ok(None);
+        }
+        subscribe(&self.consumer, &topics)
+            .map_err(|source| consume_error(&self.settings, source))?;
+        let change = TopicsChanged {
+            added: topics
+                .iter()
+                .filter(|t| !subscribed.contains(t))
+                .cloned()
+                .collect(),
+            removed: subscribed
+                .iter()
+                .filter(|t| !topics.contains(t))
+                .cloned()
+                .collect(),
+            topics: topics.clone(),
+        };
+        *subscribed = topics;
+        Ok(Some(change))
+    }
+
+    /// The topics as messages name them: the pattern, or the topics.
+    fn shown(&self) -> String {
+        shown(&self.settings)
     }
 
     /// The settings it was opened with.
@@ -193,14 +305,25 @@ impl ListenConsumer {
                 }
                 Some(Err(KafkaError::MessageConsumption(
                     RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                ))) if self.settings.pattern.is_some() => {
+                    // A matching topic was deleted: it leaves the subscription at the next
+                    // look, which this makes immediate. The other topics go on.
+                    tracing::info!(
+                        pattern = %self.shown(),
+                        "a subscribed topic is gone; looking at the pattern's topics again"
+                    );
+                    self.topic_gone
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
+                Some(Err(KafkaError::MessageConsumption(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
                 ))) => {
-                    return Err(ConnectorError::UnknownTopic(
-                        self.settings.topics.join(", "),
-                    ));
+                    return Err(ConnectorError::UnknownTopic(self.shown()));
                 }
                 Some(Err(error)) => {
                     tracing::warn!(
-                        topics = %self.settings.topics.join(","),
+                        topics = %self.shown(),
                         error = %crate::explain(&error),
                         "transient listen error"
                     );
@@ -434,7 +557,29 @@ impl ListenConsumer {
 
 fn consume_error(settings: &ListenSettings, source: KafkaError) -> ConnectorError {
     ConnectorError::Consume {
-        topic: settings.topics.join(", "),
+        topic: shown(settings),
         source,
     }
 }
+
+/// The topics of `settings` as messages name them.
+fn shown(settings: &ListenSettings) -> String {
+    match &settings.pattern {
+        Some(pattern) => format!("pattern {}", pattern.as_str()),
+        None => settings.topics.join(", "),
+    }
+}
+
+/// Subscribes to the topics a pattern matched; to none, by leaving the subscription
+/// (librdkafka refuses an empty list).
+fn subscribe(consumer: &BaseConsumer<Observer>, topics: &[String]) -> Result<(), KafkaError> {
+    if topics.is_empty() {
+        consumer.unsubscribe();
+        return Ok(());
+    }
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)
+}
+
+/// How long a look at the cluster's topics may take.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);

@@ -28,22 +28,8 @@ const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 impl ValuePattern {
     /// Compiles `pattern`; the error says where in it the problem is.
     pub(crate) fn parse(pattern: &str) -> Result<Self, String> {
-        // regex-syntax first: its errors carry the position, the compiled regex's only a
-        // drawing of it over several lines.
-        if let Err(error) = regex_syntax::ParserBuilder::new()
-            .utf8(false)
-            .build()
-            .parse(pattern)
-        {
-            let (kind, column) = match &error {
-                regex_syntax::Error::Parse(e) => (e.kind().to_string(), e.span().start.column),
-                regex_syntax::Error::Translate(e) => (e.kind().to_string(), e.span().start.column),
-                other => (other.to_string(), 1),
-            };
-            return Err(format!(
-                "\"{pattern}\" is not a valid regular expression: {kind} (at character \
-                 {column}; the syntax is that of the Rust regex crate)"
-            ));
+        if let Some(problem) = regex_problem(pattern, false) {
+            return Err(problem);
         }
         regex::bytes::RegexBuilder::new(pattern)
             .size_limit(PATTERN_SIZE_LIMIT)
@@ -74,6 +60,26 @@ impl ValuePattern {
             .or_else(|| captures.get(0))
             .map(|m| m.as_bytes())
     }
+}
+
+/// What is wrong with `pattern`, if anything, and where: from regex-syntax, whose errors carry
+/// the position (a compiled regex's error only draws it over several lines). `utf8`: the
+/// pattern must only match UTF-8 text (a topic name), else it may match any bytes.
+pub(crate) fn regex_problem(pattern: &str, utf8: bool) -> Option<String> {
+    let error = regex_syntax::ParserBuilder::new()
+        .utf8(utf8)
+        .build()
+        .parse(pattern)
+        .err()?;
+    let (kind, column) = match &error {
+        regex_syntax::Error::Parse(e) => (e.kind().to_string(), e.span().start.column),
+        regex_syntax::Error::Translate(e) => (e.kind().to_string(), e.span().start.column),
+        other => (other.to_string(), 1),
+    };
+    Some(format!(
+        "\"{pattern}\" is not a valid regular expression: {kind} (at character {column}; the \
+         syntax is that of the Rust regex crate)"
+    ))
 }
 
 /// `template="…"`: a value built from literal text and document values, e.g.

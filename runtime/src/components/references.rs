@@ -122,7 +122,12 @@ impl Components {
                 )
             }
             Some(OperationDefinition {
-                kind: OperationKind::Consume(ConsumeDefinition { topic: None, .. }),
+                kind:
+                    OperationKind::Consume(ConsumeDefinition {
+                        topic: None,
+                        pattern: None,
+                        ..
+                    }),
                 id,
                 ..
             }) => format!(

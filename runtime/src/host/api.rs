@@ -235,7 +235,15 @@ async fn listener_status(
     let control = control(&state, &id)?;
     let status = control.status();
     let mut partitions = Vec::new();
+    let mut pattern = None;
     if let Some(consumer) = control.consumer() {
+        if let Some(topic_pattern) = &consumer.settings().pattern {
+            pattern = Some((
+                topic_pattern.as_str().to_string(),
+                topic_pattern.refresh,
+                consumer.topics(),
+            ));
+        }
         match consumer.positions().await {
             Ok(positions) => {
                 partitions = positions
@@ -262,6 +270,17 @@ async fn listener_status(
         }
         ListenerStatus::Invalid(errors) => body["errors"] = json!(errors),
         _ => {}
+    }
+    if let Some((written, refresh, topics)) = pattern {
+        if topics.is_empty() {
+            body["note"] = json!(format!(
+                "topic pattern \"{written}\" matches no topic yet; the topics are looked at \
+                 again every {} s",
+                refresh.as_secs()
+            ));
+        }
+        body["topic_pattern"] = json!(written);
+        body["topics"] = json!(topics);
     }
     let not_deployed = control.not_deployed();
     if !not_deployed.is_empty() {

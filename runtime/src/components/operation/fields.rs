@@ -115,6 +115,10 @@ operation_fields! {
     description: String = "description", listed 0, for [Produce, Consume, CommitOffset, Listen];
     /// The topic (Listen: several, separated by commas).
     topic: String = "topic", listed 1, for [Produce, Consume, Listen];
+    /// Instead of a topic: every topic whose whole name matches this regular expression.
+    topic_pattern: String = "topic-pattern", listed 1, for [Consume, Listen];
+    /// How often a listener looks for topics that newly match its pattern (or have gone).
+    pattern_refresh: String = "pattern-refresh", listed 1, for [Listen];
     acks: String = "acks", listed 5, for [Produce];
     compression: String = "compression", listed 6, for [Produce];
     delivery_timeout: String = "delivery-timeout", listed 7, for [Produce];
@@ -159,7 +163,7 @@ mod tests {
             OperationType::CommitOffset.fields(),
             ["description", "consumer-group"]
         );
-        assert_eq!(OperationType::Listen.fields().len(), 11);
+        assert_eq!(OperationType::Listen.fields().len(), 13);
         assert_eq!(
             OperationType::from_name("commit-offset"),
             Some(OperationType::CommitOffset)

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sluice_connector::consume::OffsetReset;
 use sluice_connector::produce::{Acks, Compression, ProduceSettings};
+use sluice_connector::topic_pattern::TopicPattern;
 use sluice_connector::Header;
 
 pub use fields::OperationType;
@@ -86,8 +87,10 @@ pub struct CommitOffsetDefinition {
 /// A Consume operation as defined; the consumer group may still come from the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumeDefinition {
-    /// Topic to read; `None` only with `dynamic_topic`.
+    /// Topic to read; `None` with `dynamic_topic` or a pattern.
     pub topic: Option<String>,
+    /// Read every topic whose name matches instead, as found when the operation starts.
+    pub pattern: Option<TopicPattern>,
     /// As a step, read the topic each input document's topic-name property names.
     pub dynamic_topic: bool,
     /// The operation's own consumer group, if it names one.
@@ -117,8 +120,11 @@ impl ConsumeDefinition {
 /// A Listen operation as defined; the consumer group may still come from the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenDefinition {
-    /// Topics to listen to.
+    /// Topics to listen to; empty with a pattern.
     pub topics: Vec<String>,
+    /// Listen to every topic whose name matches instead, looked for again every
+    /// `pattern.refresh`; never the dead-letter topic.
+    pub pattern: Option<TopicPattern>,
     /// The operation's own consumer group, if it names one.
     pub consumer_group: Option<String>,
     /// Where to start without a committed offset.
@@ -148,6 +154,60 @@ impl ListenDefinition {
     pub const DEFAULT_RETRY_LIMIT: u32 = 3;
     /// First retry wait when the operation does not say.
     pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+    /// How often a pattern's topics are looked for again when the operation does not say:
+    /// a minute, shorter than Kafka consumers' five (metadata.max.age.ms), since a listener
+    /// that misses a new topic for minutes looks broken.
+    pub const DEFAULT_PATTERN_REFRESH: Duration = Duration::from_secs(60);
+
+    /// The topics as messages name them: the pattern, or the topics.
+    pub fn shown(&self) -> String {
+        match &self.pattern {
+            Some(pattern) => format!("pattern {}", pattern.as_str()),
+            None => self.topics.join(","),
+        }
+    }
+}
+
+/// `topic-pattern`, compiled; `None` when absent or wrong (reported).
+fn topic_pattern(
+    c: &mut Checker<'_>,
+    raw: Option<String>,
+    refresh: Duration,
+) -> Option<TopicPattern> {
+    let pattern = c.text("topic-pattern", raw)?;
+    if pattern.is_empty() {
+        c.field_error(
+            "topic-pattern",
+            "is empty: write a regular expression that topic names match, e.g. orders-.*".into(),
+        );
+        return None;
+    }
+    if let Some(problem) = super::extract::regex_problem(&pattern, true) {
+        c.field_error("topic-pattern", problem);
+        return None;
+    }
+    TopicPattern::new(&pattern, refresh)
+        .map_err(|e| {
+            c.field_error(
+                "topic-pattern",
+                format!("\"{pattern}\" does not compile: {e}"),
+            )
+        })
+        .ok()
+}
+
+/// Refuses `topic` and `topic-pattern` together (Consume and Listen read one or the other).
+fn topic_or_pattern(c: &mut Checker<'_>, raw: &RawOperation) -> bool {
+    let both = raw.topic.is_some() && raw.topic_pattern.is_some();
+    if both {
+        c.field_error(
+            "topic-pattern",
+            "and <topic> exclude each other: read the named topics, or every topic the \
+             pattern matches"
+                .into(),
+        );
+    }
+    both
 }
 
 pub(crate) fn operation(c: &mut Checker<'_>, raw: RawOperation) -> Option<OperationDefinition> {
@@ -291,12 +351,45 @@ fn produce(c: &mut Checker<'_>, raw: RawOperation) -> Option<ProduceDefinition> 
     })
 }
 
-fn consume(c: &mut Checker<'_>, raw: RawOperation) -> Option<ConsumeDefinition> {
-    let hint = "name the topic, e.g. <topic>orders</topic>";
+fn consume(c: &mut Checker<'_>, mut raw: RawOperation) -> Option<ConsumeDefinition> {
+    if topic_or_pattern(c, &raw) {
+        return None;
+    }
+    let pattern_given = raw.topic_pattern.is_some();
+    let pattern = topic_pattern(
+        c,
+        raw.topic_pattern.take(),
+        ListenDefinition::DEFAULT_PATTERN_REFRESH,
+    );
+    if pattern_given && pattern.is_none() {
+        return None;
+    }
+    if pattern.is_some() {
+        let clash = [
+            ("dynamic-topic", raw.dynamic_topic.is_some()),
+            ("partitions", raw.partitions.is_some()),
+        ];
+        for (field, given) in clash {
+            if given {
+                c.field_error(
+                    field,
+                    "does not go with <topic-pattern>: the group assigns the partitions of \
+                     every matching topic"
+                        .into(),
+                );
+                return None;
+            }
+        }
+    }
+    let hint = "name the topic, e.g. <topic>orders</topic>, or give <topic-pattern>";
     let topic_given = raw.topic.is_some();
-    let (dynamic_topic, topic) = topic_or_dynamic(c, raw.dynamic_topic, raw.topic, hint);
+    let (dynamic_topic, topic) = if pattern.is_some() {
+        (false, None)
+    } else {
+        topic_or_dynamic(c, raw.dynamic_topic, raw.topic, hint)
+    };
     // Unlike Produce, a Consume whose topic is wrong is not checked further.
-    if topic.is_none() && (topic_given || !dynamic_topic) {
+    if pattern.is_none() && topic.is_none() && (topic_given || !dynamic_topic) {
         return None;
     }
     let consumer_group = group(c, raw.consumer_group);
@@ -312,6 +405,7 @@ fn consume(c: &mut Checker<'_>, raw: RawOperation) -> Option<ConsumeDefinition> 
         .filter(|id| !id.is_empty());
     Some(ConsumeDefinition {
         topic,
+        pattern,
         dynamic_topic,
         consumer_group,
         minimum_messages: minimum.unwrap_or(ConsumeDefinition::DEFAULT_MINIMUM_MESSAGES),
@@ -324,17 +418,45 @@ fn consume(c: &mut Checker<'_>, raw: RawOperation) -> Option<ConsumeDefinition> 
 }
 
 fn listen(c: &mut Checker<'_>, raw: RawOperation) -> Option<ListenDefinition> {
-    let hint = "name the topic, e.g. <topic>orders</topic>, or several separated by commas";
-    let topics = c.required("topic", raw.topic, hint).and_then(|t| {
-        t.split(',')
-            .map(|topic| values::topic(topic.trim()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|p| c.field_error("topic", p))
-            .ok()
-    });
+    if topic_or_pattern(c, &raw) {
+        return None;
+    }
+    let refresh = c.parse("pattern-refresh", raw.pattern_refresh, values::duration);
+    if refresh.is_some() && raw.topic_pattern.is_none() {
+        c.field_error(
+            "pattern-refresh",
+            "applies to <topic-pattern>: named topics are not looked for".into(),
+        );
+    }
+    let mut pattern = topic_pattern(
+        c,
+        raw.topic_pattern.clone(),
+        refresh.unwrap_or(ListenDefinition::DEFAULT_PATTERN_REFRESH),
+    );
+    let topics = if raw.topic_pattern.is_some() {
+        pattern.as_ref().map(|_| Vec::new())
+    } else {
+        let hint = "name the topic, e.g. <topic>orders</topic>, several separated by commas, \
+                    or give <topic-pattern>";
+        c.required("topic", raw.topic, hint).and_then(|t| {
+            t.split(',')
+                .map(|topic| values::topic(topic.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|p| c.field_error("topic", p))
+                .ok()
+        })
+    };
     let consumer_group = group(c, raw.consumer_group);
     let offset_reset = offset_reset(c, raw.offset_reset);
     let partitions = c.parse("partitions", raw.partitions, values::partition_list);
+    if partitions.is_some() && pattern.is_some() {
+        c.field_error(
+            "partitions",
+            "does not go with <topic-pattern>: the group assigns the partitions of every \
+             matching topic"
+                .into(),
+        );
+    }
     if partitions.is_some() && topics.as_ref().is_some_and(|t| t.len() > 1) {
         c.field_error(
             "partitions",
@@ -354,6 +476,20 @@ fn listen(c: &mut Checker<'_>, raw: RawOperation) -> Option<ListenDefinition> {
     });
     let retry_backoff = c.parse("retry-backoff", raw.retry_backoff, values::duration);
     let dead_letter_topic = c.parse("dead-letter-topic", raw.dead_letter_topic, values::topic);
+    if let (Some(pattern), Some(dlq)) = (&mut pattern, &dead_letter_topic) {
+        if pattern.picks(dlq) {
+            c.field_error(
+                "dead-letter-topic",
+                format!(
+                    "\"{dlq}\" matches the operation's topic-pattern \"{}\": failed documents \
+                     would come back forever; name a topic the pattern does not match",
+                    pattern.as_str()
+                ),
+            );
+        }
+        // Never read, whatever else changes: the load check above is for the user's sake.
+        pattern.excluded.push(dlq.clone());
+    }
     if let (Some(topics), Some(dlq)) = (&topics, &dead_letter_topic) {
         if topics.contains(dlq) {
             c.field_error(
@@ -370,6 +506,7 @@ fn listen(c: &mut Checker<'_>, raw: RawOperation) -> Option<ListenDefinition> {
     });
     Some(ListenDefinition {
         topics: topics?,
+        pattern,
         consumer_group,
         offset_reset: offset_reset.unwrap_or_default(),
         partitions,

@@ -75,11 +75,15 @@ fn what(op: &OperationDefinition) -> String {
             (Some(topic), false) => format!("to {topic}"),
             (None, false) => String::new(),
         },
-        OperationKind::Consume(c) => match &c.topic {
-            Some(topic) => format!("from {topic}"),
-            None => "from each document's topic-name".into(),
+        OperationKind::Consume(c) => match (&c.topic, &c.pattern) {
+            (Some(topic), _) => format!("from {topic}"),
+            (None, Some(pattern)) => format!("from the topics matching {}", pattern.as_str()),
+            (None, None) => "from each document's topic-name".into(),
         },
-        OperationKind::Listen(l) => format!("from {}", l.topics.join(", ")),
+        OperationKind::Listen(l) => match &l.pattern {
+            Some(pattern) => format!("from the topics matching {}", pattern.as_str()),
+            None => format!("from {}", l.topics.join(", ")),
+        },
         OperationKind::CommitOffset(_) => "the documents' positions".into(),
     }
 }

@@ -18,15 +18,28 @@ impl Host {
             .expect("an operation that needs a consumer group has one (checked at load)")
     }
 
+    /// Runs the Consume operation on `topic`; `None`: on the topics its pattern matches.
     pub(super) async fn consume(
         &self,
         op: &OperationDefinition,
         def: &ConsumeDefinition,
-        topic: &str,
+        topic: Option<&str>,
     ) -> Result<Vec<Document>, ConnectorError> {
         let connection = self.connection(op)?;
+        let pattern = topic.is_none().then(|| def.pattern.clone()).flatten();
+        let topic = match (topic, &pattern) {
+            (Some(topic), _) => topic.to_string(),
+            (None, Some(pattern)) => format!("pattern {}", pattern.as_str()),
+            (None, None) => {
+                return Err(ConnectorError::Internal(format!(
+                    "consume operation \"{}\" has neither a topic nor a pattern",
+                    op.id
+                )))
+            }
+        };
         let settings = ConsumeSettings {
-            topic: topic.to_string(),
+            topic: topic.clone(),
+            pattern,
             consumer_group: self.consumer_group(&def.consumer_group, &connection),
             minimum_messages: def.minimum_messages,
             max_wait: def.maximum_wait,
@@ -38,7 +51,7 @@ impl Host {
         let outcome = consume::consume(&connection, settings, self.container.kafka).await?;
         tracing::info!(
             operation = %op.id,
-            topic,
+            topic = %topic,
             documents = outcome.records.len(),
             polls = outcome.polls,
             "consumed"
@@ -71,18 +84,25 @@ impl Host {
                 .topic_name
                 .as_ref()
                 .filter(|_| def.dynamic_topic);
-            let Some(topic) = named.or(def.topic.as_ref()) else {
-                fail(
-                    "no topic: the document has no topic-name property and the operation no topic"
-                        .into(),
-                );
-                continue;
-            };
-            if crate::components::valid_topic(topic).is_err() {
-                fail(format!("topic-name \"{topic}\" is not a Kafka topic name"));
-                continue;
+            let topic = named.or(def.topic.as_ref());
+            match topic {
+                // The operation's pattern (dynamic-topic does not go with one).
+                None if def.pattern.is_some() => {}
+                None => {
+                    fail(
+                        "no topic: the document has no topic-name property and the operation no \
+                         topic"
+                            .into(),
+                    );
+                    continue;
+                }
+                Some(topic) if crate::components::valid_topic(topic).is_err() => {
+                    fail(format!("topic-name \"{topic}\" is not a Kafka topic name"));
+                    continue;
+                }
+                Some(_) => {}
             }
-            match self.consume(op, def, topic).await {
+            match self.consume(op, def, topic.map(String::as_str)).await {
                 Ok(consumed) => {
                     for document in consumed {
                         if let Some(message) = &document.application_error {
@@ -93,7 +113,9 @@ impl Host {
                     }
                 }
                 Err(
-                    error @ (ConnectorError::UnknownTopic(_) | ConnectorError::UnknownPartition(_)),
+                    error @ (ConnectorError::UnknownTopic(_)
+                    | ConnectorError::UnknownPartition(_)
+                    | ConnectorError::NoTopicMatches(_)),
                 ) => fail(error.user_message()),
                 Err(error) => return Err(error),
             }

@@ -367,13 +367,12 @@ impl Host {
                 let OperationKind::Consume(def) = &op.kind else {
                     unreachable!("a process start is a consume operation (checked at load)");
                 };
-                let topic = def
-                    .topic
-                    .as_deref()
-                    .expect("a start has a topic (checked at load)");
-                self.consume(op, def, topic).await.map_err(|e| {
-                    with_next_step(op, &e).within(format_args!("start operation \"{}\"", op.id))
-                })?
+                // A start has a topic or a pattern (checked at load): None is the pattern.
+                self.consume(op, def, def.topic.as_deref())
+                    .await
+                    .map_err(|e| {
+                        with_next_step(op, &e).within(format_args!("start operation \"{}\"", op.id))
+                    })?
             }
             (None, None) => Vec::new(),
         };

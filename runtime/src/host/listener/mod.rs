@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_connector::backoff::jittered;
-use sluice_connector::listen::{ListenConsumer, ListenSettings};
+use sluice_connector::listen::{ListenConsumer, ListenSettings, TopicsChanged};
 use sluice_connector::produce::{Acks, ProduceSettings, Producer};
 use sluice_connector::{Connection, ConnectorError, ErrorKind};
 use tokio::sync::Semaphore;
@@ -181,7 +181,7 @@ async fn run_listener(
         return Ok(());
     };
     tracing::info!(
-        topics = %definition.topics.join(","),
+        topics = %definition.shown(),
         group = %consumer.settings().consumer_group,
         "listening"
     );
@@ -208,6 +208,7 @@ async fn run_listener(
 fn listen_settings(connection: &Connection, definition: &ListenDefinition) -> ListenSettings {
     ListenSettings {
         topics: definition.topics.clone(),
+        pattern: definition.pattern.clone(),
         consumer_group: definition
             .consumer_group
             .clone()
@@ -336,7 +337,20 @@ impl Listener {
     ) -> Result<(), Failure> {
         let this = Arc::new(self);
         let mut paused = false;
+        let mut looked = std::time::Instant::now();
+        this.report_pattern_topics(None);
         while !shutdown.is_cancelled() {
+            if consumer.refresh_due(looked) {
+                looked = std::time::Instant::now();
+                match consumer.refresh_topics().await {
+                    Ok(Some(change)) => this.report_pattern_topics(Some(&change)),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(
+                        error = %error.user_message(),
+                        "could not look for the topic pattern's topics; trying again at the next refresh"
+                    ),
+                }
+            }
             if this.control.is_paused() {
                 if !paused {
                     paused = true;
@@ -397,6 +411,32 @@ impl Listener {
             }
         }
         Ok(())
+    }
+
+    /// Logs what a topic pattern reads now: at the start (`None`) and after each change.
+    fn report_pattern_topics(&self, change: Option<&TopicsChanged>) {
+        let Some(pattern) = &self.definition.pattern else {
+            return;
+        };
+        let topics = self.consumer.topics();
+        if let Some(change) = change {
+            tracing::info!(
+                pattern = pattern.as_str(),
+                added = %change.added.join(","),
+                removed = %change.removed.join(","),
+                topics = %topics.join(","),
+                "the topic pattern's topics changed; the group rebalances"
+            );
+        }
+        if topics.is_empty() {
+            tracing::warn!(
+                pattern = pattern.as_str(),
+                refresh_s = pattern.refresh.as_secs(),
+                "the topic pattern matches no topic yet; looking again every refresh"
+            );
+        } else if change.is_none() {
+            tracing::info!(pattern = pattern.as_str(), topics = %topics.join(","), "the topic pattern matches");
+        }
     }
 
     /// A long batch: librdkafka evicts a member that does not poll within
