@@ -8,7 +8,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::api::Api;
-use harness::{assert_contains, components, unique, wait_for, Broker, Stream, Workspace};
+use harness::{assert_contains, components, unique, wait_for, Broker, Kafka, Stream, Workspace};
 
 /// How long a listener may take to work through a test's documents.
 const WORK: Duration = Duration::from_secs(60);
@@ -25,16 +25,16 @@ fn pattern_listener(broker: &Broker, pattern: &str, target: &str, dead_letters: 
   <offset-reset>earliest</offset-reset><dead-letter-topic>{dead_letters}</dead-letter-topic>
 </operation>
 {}"#,
-            copy_to(target, "route", "receive")
+            copy_to("tansu", target, "route", "receive")
         ),
     ))
 }
 
 /// Process `process`: what operation `start` reads goes to `target`, with the topic it came
 /// from in header `source`.
-fn copy_to(target: &str, process: &str, start: &str) -> String {
+fn copy_to(connection: &str, target: &str, process: &str, start: &str) -> String {
     format!(
-        r#"<operation id="send" type="produce" connection="tansu"><topic>{target}</topic></operation>
+        r#"<operation id="send" type="produce" connection="{connection}"><topic>{target}</topic></operation>
 <process id="{process}">
   <start operation="{start}"/>
   <steps>
@@ -46,8 +46,8 @@ fn copy_to(target: &str, process: &str, start: &str) -> String {
 }
 
 /// The payloads that reached `target`, each with the topic it came from, sorted.
-fn arrived(broker: &Broker, target: &str, count: usize) -> Vec<(String, String)> {
-    let mut arrived: Vec<(String, String)> = broker
+fn arrived(kafka: &Kafka, target: &str, count: usize) -> Vec<(String, String)> {
+    let mut arrived: Vec<(String, String)> = kafka
         .read_all(target, count)
         .into_iter()
         .map(|r| {
@@ -180,7 +180,7 @@ fn a_pattern_consume_reads_every_matching_topic_with_each_documents_topic() {
 {}
 <operation id="nothing" type="consume" connection="tansu"><topic-pattern>{prefix}-none-.*</topic-pattern></operation>
 <process id="empty"><start operation="nothing"/></process>"#,
-            copy_to(&target, "copy", "scan")
+            copy_to("tansu", &target, "copy", "scan")
         ),
     ));
     ws.sluice_expect(
