@@ -106,9 +106,8 @@ const MARKS: &[(&str, Check, i32)] = &[
         0,
     ),
     (
-        "sluice test-connection embedded-kafka --topic orders --write --components \
-         profiles/connections",
-        Check::Embedded,
+        "sluice test-connection local-kafka --topic orders --components profiles/connections",
+        Check::Tansu,
         0,
     ),
     (

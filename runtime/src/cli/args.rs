@@ -166,8 +166,8 @@ pub enum Command {
                             sluice test-connection local-kafka --components profiles/connections\n  \
                             sluice test-connection embedded-kafka --components \
                             profiles/connections\n  \
-                            sluice test-connection embedded-kafka --topic orders --write \
-                            --components profiles/connections"
+                            sluice test-connection local-kafka --topic orders --components \
+                            profiles/connections"
     )]
     TestConnection {
         /// The connection id
