@@ -60,7 +60,7 @@ fn arrived(kafka: &Kafka, target: &str, count: usize) -> Vec<(String, String)> {
 }
 
 #[test]
-fn a_pattern_listener_waits_visibly_and_picks_up_topics_created_later() {
+fn a_pattern_listener_waits_visibly_and_picks_up_topics_created_later_while_it_reads() {
     let broker = Broker::start();
     let prefix = unique("pat");
     let pattern = format!("{prefix}-[a-z]");
@@ -111,6 +111,26 @@ fn a_pattern_listener_waits_visibly_and_picks_up_topics_created_later() {
     let status = api.status("route");
     assert_eq!(status["topics"], serde_json::json!([a, b]), "{status}");
     assert!(status.get("note").is_none(), "{status}");
+
+    // A third topic while the other two are read: the group gives up its partitions and
+    // takes all three again; nothing is lost or repeated.
+    let c = format!("{prefix}-c");
+    broker.create_topic_named(&c, 1);
+    wait_for("the third topic in the subscription", WORK, || {
+        (api.status("route")["topics"] == serde_json::json!([a, b, c])).then_some(())
+    });
+    broker.produce_one(&c, 0, None, b"c0", &[]);
+    broker.produce_one(&b, 0, None, b"b1", &[]);
+    assert_eq!(
+        arrived(&broker, &target, 5),
+        [
+            ("a0".to_string(), a.clone()),
+            ("a1".to_string(), a.clone()),
+            ("b0".to_string(), b.clone()),
+            ("b1".to_string(), b.clone()),
+            ("c0".to_string(), c.clone())
+        ]
+    );
 
     // Not tested here: a topic deleted under the listener. On tansu that crashes librdkafka
     // 2.12.1 in any client still fetching the topic (a null topic name in its leader-discovery
