@@ -79,9 +79,10 @@ pub async fn commit_offsets(
 ) -> Result<Vec<Result<Committed, CommitError>>, ConnectorError> {
     let connection = connection.clone();
     let group = consumer_group.to_string();
-    tokio::task::spawn_blocking(move || commit_blocking(&connection, &group, &requests))
-        .await
-        .map_err(|e| ConnectorError::Internal(format!("commit task failed: {e}")))?
+    crate::blocking("commit", move || {
+        commit_blocking(&connection, &group, &requests)
+    })
+    .await
 }
 
 fn commit_blocking(

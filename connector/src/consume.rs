@@ -110,9 +110,10 @@ pub async fn consume(
 ) -> Result<ConsumeOutcome, ConnectorError> {
     let connection = connection.clone();
     let limits = connection.limits(limits);
-    tokio::task::spawn_blocking(move || consume_blocking(&connection, &settings, limits))
-        .await
-        .map_err(|e| ConnectorError::Internal(format!("consume task failed: {e}")))?
+    crate::blocking("consume", move || {
+        consume_blocking(&connection, &settings, limits)
+    })
+    .await
 }
 
 fn consume_blocking(
@@ -134,9 +135,7 @@ fn consume_blocking(
     Observer::serve_first_token(&consumer);
 
     if let Some(pattern) = &settings.pattern {
-        let metadata = connection.metadata(consumer.client(), consumer.context(), None)?;
-        let topics = pattern.matching(&metadata);
-        drop(metadata);
+        let topics = pattern.topics_on(connection, &consumer)?;
         if topics.is_empty() {
             return Err(ConnectorError::NoTopicMatches(pattern.as_str().to_string()));
         }

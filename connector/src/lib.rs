@@ -41,6 +41,18 @@ pub use security::{
 // librdkafka's error types appear in the errors above; callers name them through this crate.
 pub use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+/// Runs `work` (librdkafka's blocking calls) on tokio's blocking pool; a task that panicked is
+/// an internal error naming the `task`. The one place the async functions of this crate leave
+/// the async worker threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    task: &'static str,
+    work: impl FnOnce() -> Result<T, ConnectorError> + Send + 'static,
+) -> Result<T, ConnectorError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ConnectorError::Internal(format!("{task} task failed: {e}")))?
+}
+
 /// The version of the librdkafka linked in, e.g. `2.10.0`.
 pub fn librdkafka_version() -> String {
     rdkafka::util::get_rdkafka_version().1

@@ -114,9 +114,10 @@ impl ListenConsumer {
     ) -> Result<Self, ConnectorError> {
         let connection = connection.clone();
         let limits = connection.limits(limits);
-        tokio::task::spawn_blocking(move || Self::open_blocking(&connection, settings, limits))
-            .await
-            .map_err(|e| ConnectorError::Internal(format!("listen task failed: {e}")))?
+        crate::blocking("listen", move || {
+            Self::open_blocking(&connection, settings, limits)
+        })
+        .await
     }
 
     fn open_blocking(
@@ -139,9 +140,7 @@ impl ListenConsumer {
             .map_err(ConnectorError::ClientConfig)?;
         Observer::serve_first_token(&consumer);
         if let Some(pattern) = &settings.pattern {
-            let metadata = connection.metadata(consumer.client(), consumer.context(), None)?;
-            let topics = pattern.matching(&metadata);
-            drop(metadata);
+            let topics = pattern.topics_on(connection, &consumer)?;
             subscribe(&consumer, &topics).map_err(|source| consume_error(&settings, source))?;
             return Ok(Self::new(consumer, settings, limits, progress, topics));
         }
@@ -221,9 +220,7 @@ impl ListenConsumer {
     /// pattern. Fails when the brokers do not answer; the subscription stays as it was.
     pub async fn refresh_topics(&self) -> Result<Option<TopicsChanged>, ConnectorError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.refresh_blocking())
-            .await
-            .map_err(|e| ConnectorError::Internal(format!("listen refresh task failed: {e}")))?
+        crate::blocking("listen refresh", move || this.refresh_blocking()).await
     }
 
     fn refresh_blocking(&self) -> Result<Option<TopicsChanged>, ConnectorError> {
@@ -282,9 +279,7 @@ impl ListenConsumer {
     /// `wait` (plus a short linger) at the latest.
     pub async fn poll_batch(&self, wait: Duration) -> Result<Vec<Consumed>, ConnectorError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.poll_blocking(wait))
-            .await
-            .map_err(|e| ConnectorError::Internal(format!("listen poll task failed: {e}")))?
+        crate::blocking("listen poll", move || this.poll_blocking(wait)).await
     }
 
     fn poll_blocking(&self, wait: Duration) -> Result<Vec<Consumed>, ConnectorError> {
@@ -345,9 +340,7 @@ impl ListenConsumer {
     /// the partition is paused and rewound to it, so it is delivered after the resume.
     pub async fn poll_paused(&self, wait: Duration) -> Result<(), ConnectorError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.poll_paused_blocking(wait))
-            .await
-            .map_err(|e| ConnectorError::Internal(format!("listen poll task failed: {e}")))?
+        crate::blocking("listen poll", move || this.poll_paused_blocking(wait)).await
     }
 
     fn poll_paused_blocking(&self, wait: Duration) -> Result<(), ConnectorError> {
@@ -396,18 +389,14 @@ impl ListenConsumer {
     /// Fetches the assigned partitions again after [`ListenConsumer::poll_paused`].
     pub async fn resume(&self) -> Result<(), ConnectorError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.set_assignment_paused(false))
-            .await
-            .map_err(|e| ConnectorError::Internal(format!("listen resume task failed: {e}")))?
+        crate::blocking("listen resume", move || this.set_assignment_paused(false)).await
     }
 
     /// The partitions this member holds now, with the group's committed offset, the end of
     /// each partition and the lag between them. Asks the brokers (blocking pool).
     pub async fn positions(&self) -> Result<Vec<PartitionPosition>, ConnectorError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.positions_blocking())
-            .await
-            .map_err(|e| ConnectorError::Internal(format!("listen status task failed: {e}")))?
+        crate::blocking("listen status", move || this.positions_blocking()).await
     }
 
     fn positions_blocking(&self) -> Result<Vec<PartitionPosition>, ConnectorError> {
@@ -505,9 +494,7 @@ impl ListenConsumer {
             return Ok(());
         }
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.commit_blocking(&offsets))
-            .await
-            .map_err(|e| ConnectorError::Internal(format!("listen commit task failed: {e}")))?
+        crate::blocking("listen commit", move || this.commit_blocking(&offsets)).await
     }
 
     fn commit_blocking(&self, offsets: &[NextOffset]) -> Result<(), ConnectorError> {

@@ -25,7 +25,7 @@ pub struct ClusterSummary {
 /// the metadata timeout.
 pub async fn probe(connection: &Connection) -> Result<ClusterSummary, ConnectorError> {
     let connection = connection.clone();
-    tokio::task::spawn_blocking(move || {
+    crate::blocking("probe", move || {
         let consumer: BaseConsumer<Observer> = connection
             .client_config()
             .create_with_context(Observer::for_connection(&connection))
@@ -42,7 +42,6 @@ pub async fn probe(connection: &Connection) -> Result<ClusterSummary, ConnectorE
         })
     })
     .await
-    .map_err(|e| ConnectorError::Internal(format!("probe task failed: {e}")))?
 }
 
 /// A partition's offsets: the earliest still kept and the end (the next offset written).
@@ -95,7 +94,7 @@ pub async fn probe_topic(
     write: bool,
 ) -> Result<TopicProbe, ConnectorError> {
     let (checked, name) = (connection.clone(), topic.to_string());
-    let (described, read) = blocking(move || {
+    let (described, read) = crate::blocking("probe", move || {
         let consumer = reader(&checked)?;
         let described = describe(&checked, &consumer, &name)?;
         let read = described
@@ -114,14 +113,6 @@ pub async fn probe_topic(
         read,
         write,
     })
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ConnectorError> + Send + 'static,
-) -> Result<T, ConnectorError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ConnectorError::Internal(format!("probe task failed: {e}")))?
 }
 
 /// A consumer outside any group that reports the end of each partition it reaches.
@@ -152,21 +143,17 @@ fn describe(
     consumer: &BaseConsumer<Observer>,
     topic: &str,
 ) -> Result<Result<Vec<PartitionEnds>, String>, ConnectorError> {
+    let missing = || Ok(Err(format!("topic \"{topic}\" does not exist")));
     let metadata = connection.metadata(consumer.client(), consumer.context(), Some(topic))?;
     let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        return Ok(Err(format!("topic \"{topic}\" does not exist")));
+        return missing();
     };
-    if let Some(error) = found.error() {
-        let code = RDKafkaErrorCode::from(error);
-        return Ok(Err(match code {
-            RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic => {
-                format!("topic \"{topic}\" does not exist")
-            }
-            code => crate::explain(&KafkaError::MetadataFetch(code)),
-        }));
-    }
-    if found.partitions().is_empty() {
-        return Ok(Err(format!("topic \"{topic}\" does not exist")));
+    match found.error().map(RDKafkaErrorCode::from) {
+        None if !found.partitions().is_empty() => {}
+        None | Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+            return missing()
+        }
+        Some(code) => return Ok(Err(crate::explain(&KafkaError::MetadataFetch(code)))),
     }
     let mut partitions = Vec::new();
     for partition in found.partitions() {
@@ -311,7 +298,10 @@ async fn write_probe(
             offset: delivered.offset,
         },
     );
-    blocking(move || Ok(read_back(&connection, &topic, written, &marker))).await
+    crate::blocking("probe", move || {
+        Ok(read_back(&connection, &topic, written, &marker))
+    })
+    .await
 }
 
 /// Reads the probe at its partition and offset and checks its marker.

@@ -61,6 +61,17 @@ impl TopicPattern {
             && self.regex.is_match(topic)
     }
 
+    /// The topics on the cluster this pattern reads now, sorted, asked through `consumer`.
+    pub(crate) fn topics_on(
+        &self,
+        connection: &crate::Connection,
+        consumer: &rdkafka::consumer::BaseConsumer<crate::context::Observer>,
+    ) -> Result<Vec<String>, crate::ConnectorError> {
+        use rdkafka::consumer::Consumer as _;
+        let metadata = connection.metadata(consumer.client(), consumer.context(), None)?;
+        Ok(self.matching(&metadata))
+    }
+
     /// The topics of `metadata` this pattern reads, sorted. Topics the cluster reports with
     /// an error (being created or deleted) or without partitions are left for the next look.
     pub(crate) fn matching(&self, metadata: &rdkafka::metadata::Metadata) -> Vec<String> {

@@ -196,6 +196,10 @@ fn topic_pattern(
         .ok()
 }
 
+/// Why `partitions` (and Consume's `dynamic-topic`) are refused beside `topic-pattern`.
+const NOT_WITH_PATTERN: &str =
+    "does not go with <topic-pattern>: the group assigns the partitions of every matching topic";
+
 /// Refuses `topic` and `topic-pattern` together (Consume and Listen read one or the other).
 fn topic_or_pattern(c: &mut Checker<'_>, raw: &RawOperation) -> bool {
     let both = raw.topic.is_some() && raw.topic_pattern.is_some();
@@ -371,12 +375,7 @@ fn consume(c: &mut Checker<'_>, mut raw: RawOperation) -> Option<ConsumeDefiniti
         ];
         for (field, given) in clash {
             if given {
-                c.field_error(
-                    field,
-                    "does not go with <topic-pattern>: the group assigns the partitions of \
-                     every matching topic"
-                        .into(),
-                );
+                c.field_error(field, NOT_WITH_PATTERN.into());
                 return None;
             }
         }
@@ -450,12 +449,7 @@ fn listen(c: &mut Checker<'_>, raw: RawOperation) -> Option<ListenDefinition> {
     let offset_reset = offset_reset(c, raw.offset_reset);
     let partitions = c.parse("partitions", raw.partitions, values::partition_list);
     if partitions.is_some() && pattern.is_some() {
-        c.field_error(
-            "partitions",
-            "does not go with <topic-pattern>: the group assigns the partitions of every \
-             matching topic"
-                .into(),
-        );
+        c.field_error("partitions", NOT_WITH_PATTERN.into());
     }
     if partitions.is_some() && topics.as_ref().is_some_and(|t| t.len() > 1) {
         c.field_error(
