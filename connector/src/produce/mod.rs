@@ -1,6 +1,7 @@
 //! The Produce operation: send a batch of records, one result per record.
 
 mod deliveries;
+mod flusher;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use crate::{
     ProduceRecord,
 };
 use deliveries::Ledger;
+use flusher::Flusher;
 
 /// How many replicas must acknowledge a record before it counts as delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -224,6 +226,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// A producer bound to one Produce operation.
 pub struct Producer {
     inner: Arc<ThreadedProducer<ProduceContext>>,
+    /// Sends what lingers once an execution has handed over its last record.
+    flusher: Flusher,
     observer: Observer,
     connection: Connection,
     settings: ProduceSettings,
@@ -272,13 +276,8 @@ impl Producer {
                 "queue.buffering.max.kbytes",
                 limits.producer_queue_kbytes().to_string(),
             );
-        // An execution waits for every delivery before it ends, so lingering only delays
-        // its last batch (librdkafka's default of 5 ms made executions of 100 documents
-        // three times slower). Records still batch while earlier requests are in flight.
-        // A connection that sets linger.ms itself keeps its value.
-        if config.get("linger.ms").is_none() && config.get("queue.buffering.max.ms").is_none() {
-            config.set("linger.ms", "0");
-        }
+        // linger.ms stays librdkafka's (5 ms) unless the connection sets it: records enqueued
+        // together share requests, and the flusher sends an execution's last ones at once.
         let observer = Observer::for_connection(connection);
         let context = ProduceContext {
             observer: observer.clone(),
@@ -287,8 +286,13 @@ impl Producer {
         let inner = config
             .create_with_context(context)
             .map_err(ConnectorError::ClientConfig)?;
+        let inner = Arc::new(inner);
+        let flusher = Flusher::start(Arc::downgrade(&inner)).map_err(|e| {
+            ConnectorError::Internal(format!("could not start the producer's flush thread: {e}"))
+        })?;
         Ok(Self {
-            inner: Arc::new(inner),
+            inner,
+            flusher,
             observer,
             connection: connection.clone(),
             settings,
@@ -382,6 +386,9 @@ impl Producer {
             on_delivered(refused);
         }
         batch.sent_all(sent);
+        if sent > 0 {
+            self.flusher.wake();
+        }
         loop {
             let (delivered, all_in) = batch.progress();
             on_delivered(refused + delivered);

@@ -82,7 +82,7 @@ impl BenchBroker {
     /// back (consume, bridge) sends no more than its partitions keep.
     pub fn fitted(&self, cell: &Cell) -> Cell {
         let mut cell = cell.clone();
-        if matches!(self, Self::Memory(_)) && cell.workload != "produce" {
+        if matches!(self, Self::Memory(_)) && !matches!(cell.workload, "produce" | "run") {
             let kept = MOCK_PARTITION_BYTES * cell.partitions as usize / cell.size.max(1);
             cell.count = cell.count.min(kept);
             if cell.workload == "consume" {

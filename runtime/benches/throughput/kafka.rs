@@ -109,7 +109,9 @@ pub fn await_deliveries(producer: &BaseProducer<Deliveries>, sent: usize) {
     );
 }
 
-/// The settings Sluice's Produce operation gives librdkafka for this cell.
+/// The settings Sluice's Produce operation gives librdkafka for this cell, except `linger.ms`:
+/// 0 here, the raw loops' best (they send in one tight burst and then wait), where Sluice keeps
+/// librdkafka's default and flushes when an execution has sent its last record.
 fn producer_config(bootstrap: &str, size: usize) -> ClientConfig {
     let limits = container(size).kafka;
     let mut config = sluice_client(bootstrap);

@@ -4,10 +4,15 @@
 /// Documents per listener batch (and per raw loop's batch) in the bridge cells.
 pub const BRIDGE_BATCH: usize = 100;
 
+/// Documents a chunk of `sluice run --input FILE` holds (the runtime's CHUNK_DOCUMENTS): the
+/// raw loop beside it waits for its deliveries as often.
+pub const RUN_CHUNK: usize = 16_384;
+
 /// One benchmark cell.
 #[derive(Clone, Debug)]
 pub struct Cell {
-    /// `produce`, `consume` or `bridge`.
+    /// `produce`, `consume`, `bridge` or `run` (`sluice run --input` over a JSONL file of
+    /// 100,000 × 1 KiB documents, about 107 MB).
     pub workload: &'static str,
     /// Payload bytes of each message.
     pub size: usize,
@@ -30,7 +35,8 @@ impl Cell {
 }
 
 /// The cells of a run, in the order they are measured and reported. `quick`: the two smaller
-/// sizes only, no one-document executions, and the bridge at 1 KiB only.
+/// sizes only, no one-document executions, and the bridge at 1 KiB only. The `sluice run`
+/// cell comes last in both.
 pub fn matrix(quick: bool) -> Vec<Cell> {
     let sizes: &[usize] = if quick {
         &[100, 1024]
@@ -67,6 +73,13 @@ pub fn matrix(quick: bool) -> Vec<Cell> {
             }
         }
     }
+    cells.push(Cell {
+        workload: "run",
+        size: 1024,
+        partitions: 1,
+        per_execution: RUN_CHUNK,
+        count: 100_000,
+    });
     cells
 }
 

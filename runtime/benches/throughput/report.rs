@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::latency::LATENCY_SECONDS;
-use crate::matrix::BRIDGE_BATCH;
+use crate::matrix::{BRIDGE_BATCH, RUN_CHUNK};
 use crate::resources::machine;
 use crate::worker::sluice::container;
 
@@ -35,6 +35,7 @@ pub fn write(results: &[Value], repetitions: usize, quick: bool) {
     let mut md = introduction(&date, &machine, repetitions, quick);
     client_table(&mut md, results);
     bridge_table(&mut md, results);
+    run_table(&mut md, results);
     memory_section(&mut md, results);
     std::fs::write(docs.join("BENCHMARKS.md"), md).expect("write BENCHMARKS.md");
     eprintln!("sluice-bench: wrote docs/BENCHMARKS.md and docs/benchmarks.json");
@@ -57,9 +58,10 @@ fn introduction(date: &str, machine: &str, repetitions: usize, quick: bool) -> S
     ));
     md.push_str(
         "- **produce**: documents through a Sluice process with one Produce step (acks=all, \
-         idempotent, linger.ms 0), in executions of *docs/exec* documents, against a raw \
-         `BaseProducer` loop with the same client settings that waits for its deliveries only \
-         at the end; *raw waiting*: the same loop waiting for every delivery after each \
+         idempotent; librdkafka's linger.ms, flushed when an execution has sent its last record), \
+         in executions of *docs/exec* documents, against a raw `BaseProducer` loop with the \
+         same client settings but linger.ms 0 (its best for a loop that sends in one burst) \
+         that waits for its deliveries only at the end; *raw waiting*: the same loop waiting for every delivery after each \
          *docs/exec* messages, as an execution must before it ends. Payloads are generated \
          before the clock starts.\n\
          - **consume**: a Sluice Consume operation (container `kafka.max.poll.records=500`, \
@@ -79,7 +81,10 @@ fn client_table(md: &mut String, results: &[Value]) {
     md.push_str(
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
-    for r in results.iter().filter(|r| r["workload"] != "bridge") {
+    for r in results
+        .iter()
+        .filter(|r| r["workload"] != "bridge" && r["workload"] != "run")
+    {
         if r["failed"] == true {
             md.push_str(&format!(
                 "| {} | {} | {} | {} | {} | failed | | | | | | | | | |\n",
@@ -175,6 +180,52 @@ fn bridge_table(md: &mut String, results: &[Value]) {
     }
 }
 
+/// `sluice run --input FILE` over a JSONL file, if measured: rate and peak memory against the
+/// input's size.
+fn run_table(md: &mut String, results: &[Value]) {
+    let runs: Vec<&Value> = results.iter().filter(|r| r["workload"] == "run").collect();
+    if runs.is_empty() {
+        return;
+    }
+    md.push_str(&format!(
+        "\n## `sluice run` over a JSONL file\n\n`sluice run send --input documents.jsonl` \
+         (one Produce step, 1 partition), the `sluice` binary as a user starts it, over a file \
+         of JSON envelopes with 1 KiB of data and a message key each. Timed from the command's \
+         start to its exit: starting the host and its producer, the check of every line before \
+         anything is sent, and the documents going through the steps {RUN_CHUNK} at a time. \
+         Against the raw producer loop (warm, documents already in memory) that waits for its \
+         deliveries after every {RUN_CHUNK}. *Peak RSS* is the `sluice` process's own \
+         (the kernel's high-water mark); *÷ input* sets it beside the file's size.\n\n\
+         | broker | messages | input MB | Sluice msg/s | raw waiting msg/s | ratio | Sluice MB/s \
+         | CPU s/M Sluice / raw | peak RSS MB | ÷ input |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    ));
+    for r in runs {
+        if r["failed"] == true {
+            md.push_str(&format!(
+                "| {} | {} | | failed | | | | | | |\n",
+                r["broker"].as_str().unwrap_or("tansu"),
+                r["messages"]
+            ));
+            continue;
+        }
+        md.push_str(&format!(
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} / {:.1} | {:.0} | {:.2} |\n",
+            r["broker"].as_str().unwrap_or("tansu"),
+            r["messages"],
+            num(&r["input_mb"]),
+            num(&r["sluice"]["msgs_per_s"]),
+            num(&r["raw"]["msgs_per_s"]),
+            num(&r["ratio"]),
+            num(&r["sluice"]["mb_per_s"]),
+            num(&r["sluice"]["cpu_s_per_million"]),
+            num(&r["raw"]["cpu_s_per_million"]),
+            num(&r["sluice"]["peak_rss_mb"]),
+            num(&r["peak_rss_to_input"]),
+        ));
+    }
+}
+
 /// The last columns of both tables: client CPU per million messages and peak RSS, Sluice /
 /// raw, and whether the broker set the pace.
 fn client_columns(r: &Value) -> String {
@@ -204,7 +255,11 @@ fn memory_section(md: &mut String, results: &[Value]) {
          properties, records and futures), and 32 MiB for threads and allocator arenas. \
          Figures in MiB.\n\n| workload · broker | size | partitions | docs/exec | added | bound: arithmetic | within |\n| --- | --- | ---: | ---: | ---: | --- | --- |\n",
     );
-    for r in results.iter().filter(|r| r["failed"] != true) {
+    // `sluice run` has its own section: its whole peak against its input.
+    for r in results
+        .iter()
+        .filter(|r| r["failed"] != true && r["workload"] != "run")
+    {
         let added = num(&r["sluice"]["added_rss_mb"]);
         let (bound, arithmetic) = memory_bound(r);
         md.push_str(&format!(

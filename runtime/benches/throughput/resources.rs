@@ -41,16 +41,31 @@ fn perf_control(command: &str) {
 /// CPU seconds (user + system) this process has used, to the microsecond: /proc counts in
 /// hundredths, too coarse for a run of a few tenths of a second.
 fn own_cpu_seconds() -> f64 {
+    rusage(libc::RUSAGE_SELF).0
+}
+
+/// CPU seconds and peak RSS (KiB) of this process's waited-for children (all of them
+/// together; the peak is the largest child's).
+pub fn children_usage() -> (f64, u64) {
+    rusage(libc::RUSAGE_CHILDREN)
+}
+
+/// CPU seconds (user + system) and peak resident memory (KiB) from getrusage(`who`).
+fn rusage(who: libc::c_int) -> (f64, u64) {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a whole `rusage` into the pointer it is given, which points to
-    // one; RUSAGE_SELF cannot fail.
+    // one; with RUSAGE_SELF or RUSAGE_CHILDREN it cannot fail.
     #[allow(unsafe_code)]
     let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        libc::getrusage(who, usage.as_mut_ptr());
         usage.assume_init()
     };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    (
+        seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        // Linux counts ru_maxrss in KiB.
+        u64::try_from(usage.ru_maxrss).unwrap_or(0),
+    )
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.

@@ -86,6 +86,13 @@ pub fn row(cell: &Cell, measured: &Measured) -> Value {
         row["ratio_raw_waiting"] = json!(rate(&s) / rate(&waiting).max(f64::MIN_POSITIVE));
         row["raw_waiting"] = waiting;
     }
+    if cell.workload == "run" {
+        // The same file in every repetition.
+        let input = measured.sluice.first().map_or(0, |r| r.input_bytes) as f64;
+        row["input_mb"] = json!(input / 1e6);
+        row["peak_rss_to_input"] =
+            json!(s["peak_rss_mb"].as_f64().unwrap_or(0.0) * 1024.0 * 1024.0 / input.max(1.0));
+    }
     if cell.workload == "bridge" {
         row["latency"] = json!({
             "rate_msgs_per_s": measured.latency_rate,

@@ -3,6 +3,7 @@
 //! it prints back. The Sluice modes are in [`sluice`], the raw librdkafka loops in [`raw`].
 
 mod raw;
+mod run_file;
 pub mod sluice;
 
 use std::process::{Command, Output};
@@ -24,6 +25,8 @@ pub struct Run {
     /// Resident memory when the measured work began.
     pub idle_rss_kb: u64,
     pub broker_cpu_seconds: f64,
+    /// run: the size of the JSONL input file.
+    pub input_bytes: u64,
 }
 
 /// What a worker was told to do: its command-line arguments after the mode.
@@ -70,6 +73,7 @@ pub fn finished_run(mode: &str, output: &Output, seconds: Option<f64>, broker_cp
         peak_rss_kb: report["peak_rss_kb"].as_u64().expect("rss"),
         idle_rss_kb: report["idle_rss_kb"].as_u64().expect("idle rss"),
         broker_cpu_seconds: broker_cpu,
+        input_bytes: report["input_bytes"].as_u64().unwrap_or(0),
     }
 }
 
@@ -109,8 +113,21 @@ pub fn main(args: &[String]) {
     // Produce is measured warm: the client exists and has sent one message (connection,
     // metadata, producer id) before the clock starts, so the figures are throughput, not the
     // broker's start-up round trips. Consume includes joining the group, for both sides.
+    if mode == "run-sluice" {
+        let run = run_file::run(&job, payloads);
+        let usage = run.usage;
+        println!(
+            "{}",
+            json!({"seconds": usage.seconds, "cpu_seconds": usage.cpu_seconds,
+                   "peak_rss_kb": run.peak_rss_kb, "idle_rss_kb": usage.idle_rss_kb,
+                   "input_bytes": run.input_bytes})
+        );
+        return;
+    }
     let usage = match mode.as_str() {
         "produce-sluice" => sluice::produce(&job, payloads),
+        // The raw loop beside `sluice run`: waits for its deliveries after each chunk's worth.
+        "run-raw" => raw::produce(&job, payloads, job.per_execution),
         "produce-raw" => raw::produce(&job, payloads, job.count),
         "produce-rawwait" => raw::produce(&job, payloads, job.per_execution),
         "bridge-sluice" => timed(|| sluice::bridge(&job)),

@@ -1,0 +1,76 @@
+//! Sends an execution's last records at once, instead of after `linger.ms`.
+//!
+//! librdkafka holds records for up to `linger.ms` so that more can join a request. An execution
+//! that has handed over all its records gains nothing from that wait and ends later by it. Not
+//! lingering at all (`linger.ms=0`) is worse: the broker thread then wakes for every record and,
+//! while its requests are in flight, polls without sleeping, several times the CPU per message
+//! for no gain in rate. librdkafka's own "send now" is `rd_kafka_flush`: while a call is inside
+//! it, the broker threads take `linger.ms` as zero. rust-rdkafka's `flush` calls it with a zero
+//! timeout in a loop (so the flag drops again at once), hence a thread of the producer's own that
+//! sits in it while records are outstanding, woken when an execution has sent its last record.
+//! One thread per producer, not one per execution: starting a thread costs more than a small
+//! execution's whole send.
+
+use std::sync::Weak;
+use std::thread::Thread;
+use std::time::Duration;
+
+use rdkafka::producer::{Producer as _, ThreadedProducer};
+
+use super::ProduceContext;
+
+/// How long one `rd_kafka_flush` call waits before the flusher looks again whether its producer
+/// still exists.
+const FLUSH_SLICE: Duration = Duration::from_millis(100);
+
+/// How long an idle flusher sleeps before it looks whether its producer is gone: it ends at
+/// most this long after.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// The flusher thread of one producer.
+pub(super) struct Flusher {
+    thread: Thread,
+}
+
+impl Flusher {
+    /// Starts the thread. It holds the producer only while it flushes (so the producer may be
+    /// dropped on it), and ends once the producer is gone.
+    pub(super) fn start(producer: Weak<ThreadedProducer<ProduceContext>>) -> std::io::Result<Self> {
+        let handle = std::thread::Builder::new()
+            .name("sluice-flush".into())
+            .spawn(move || loop {
+                std::thread::park_timeout(IDLE_CHECK);
+                loop {
+                    let Some(producer) = producer.upgrade() else {
+                        return;
+                    };
+                    if producer.in_flight_count() == 0 {
+                        break;
+                    }
+                    flush(&producer, FLUSH_SLICE);
+                }
+            })?;
+        Ok(Self {
+            thread: handle.thread().clone(),
+        })
+    }
+
+    /// Every record of an execution is with librdkafka: send what lingers now. A wake while
+    /// the thread is flushing is kept, so records handed over meanwhile are not left behind.
+    pub(super) fn wake(&self) {
+        self.thread.unpark();
+    }
+}
+
+/// One `rd_kafka_flush` call of up to `timeout`: while it lasts, the producer's broker threads
+/// send what they hold without lingering. Its outcome is not needed: each record's own delivery
+/// report says what became of it.
+fn flush(producer: &ThreadedProducer<ProduceContext>, timeout: Duration) {
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the handle is valid while `producer` is borrowed, and librdkafka allows
+    // rd_kafka_flush from any thread, beside the thread that polls the producer's events.
+    #[allow(unsafe_code)]
+    unsafe {
+        rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), timeout_ms);
+    }
+}
