@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use super::Job;
+use crate::kafka::payload;
 use crate::resources::{children_usage, Usage};
 
 /// What a `sluice run` measured: the usual figures, with the child's peak RSS, and the size
@@ -17,17 +18,18 @@ pub struct RunUsage {
     pub input_bytes: u64,
 }
 
-/// Writes `payloads` as a JSONL file (one `{"data": …, "properties": {"message-key": …}}` a
+/// Writes the job's payloads as a JSONL file (one `{"data": …, "properties": {"message-key": …}}` a
 /// line, as `sluice run --help` describes it) and components with one Produce step to the
 /// job's topic, then times `sluice run` over them. The file is written before the clock
 /// starts; the run includes starting the host and its producer, and the check of every line
 /// that `sluice run` makes before anything is sent.
-pub fn run(job: &Job, payloads: Vec<Vec<u8>>) -> RunUsage {
+pub fn run(job: &Job) -> RunUsage {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let input = folder.path().join("documents.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&input).expect("input file"));
-    for (i, data) in payloads.iter().enumerate() {
-        let data = std::str::from_utf8(data).expect("payloads are ASCII letters");
+    for i in 0..job.count {
+        let data = payload(job.size, i);
+        let data = std::str::from_utf8(&data).expect("payloads are ASCII letters");
         writeln!(
             file,
             r#"{{"data": "{data}", "properties": {{"message-key": "k{i}"}}}}"#
@@ -38,7 +40,6 @@ pub fn run(job: &Job, payloads: Vec<Vec<u8>>) -> RunUsage {
         .expect("flush the input")
         .sync_all()
         .expect("sync the input");
-    drop(payloads);
     let components = folder.path().join("components");
     std::fs::create_dir(&components).expect("components folder");
     std::fs::write(
