@@ -44,10 +44,9 @@ impl Flusher {
                     let Some(producer) = producer.upgrade() else {
                         return;
                     };
-                    if producer.in_flight_count() == 0 {
+                    if flush(&producer, FLUSH_SLICE) {
                         break;
                     }
-                    flush(&producer, FLUSH_SLICE);
                 }
             })?;
         Ok(Self {
@@ -63,14 +62,16 @@ impl Flusher {
 }
 
 /// One `rd_kafka_flush` call of up to `timeout`: while it lasts, the producer's broker threads
-/// send what they hold without lingering. Its outcome is not needed: each record's own delivery
-/// report says what became of it.
-fn flush(producer: &ThreadedProducer<ProduceContext>, timeout: Duration) {
+/// send what they hold without lingering. True when no record is left outstanding (at once if
+/// none was). What became of each record its own delivery report says.
+fn flush(producer: &ThreadedProducer<ProduceContext>, timeout: Duration) -> bool {
     let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: the handle is valid while `producer` is borrowed, and librdkafka allows
     // rd_kafka_flush from any thread, beside the thread that polls the producer's events.
     #[allow(unsafe_code)]
-    unsafe {
-        rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), timeout_ms);
-    }
+    let outcome =
+        unsafe { rdkafka::bindings::rd_kafka_flush(producer.client().native_ptr(), timeout_ms) };
+    // With delivery reports as events (rust-rdkafka's way) it waits for the producer's count of
+    // records to reach zero and answers TIMED_OUT if the time ran out first.
+    outcome != rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR__TIMED_OUT
 }

@@ -58,12 +58,12 @@ fn introduction(date: &str, machine: &str, repetitions: usize, quick: bool) -> S
     ));
     md.push_str(
         "- **produce**: documents through a Sluice process with one Produce step (acks=all, \
-         idempotent; librdkafka's linger.ms, flushed when an execution has sent its last record), \
-         in executions of *docs/exec* documents, against a raw `BaseProducer` loop with the \
-         same client settings but linger.ms 0 (its best for a loop that sends in one burst) \
-         that waits for its deliveries only at the end; *raw waiting*: the same loop waiting for every delivery after each \
-         *docs/exec* messages, as an execution must before it ends. Payloads are generated \
-         before the clock starts.\n\
+         idempotent; librdkafka's linger.ms, flushed when an execution has sent its last \
+         record), in executions of *docs/exec* documents, against a raw `BaseProducer` loop \
+         with the same client settings but linger.ms 0 (its best for a loop that sends in one \
+         burst) that waits for its deliveries only at the end; *raw waiting*: the same loop \
+         waiting for every delivery after each *docs/exec* messages, as an execution must \
+         before it ends. Payloads are generated before the clock starts.\n\
          - **consume**: a Sluice Consume operation (container `kafka.max.poll.records=500`, \
          minimum = all messages) against a raw `BaseConsumer` loop, each with a fresh consumer \
          group on the same pre-filled topic; both times include joining the group.\n\
