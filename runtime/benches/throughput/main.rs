@@ -15,7 +15,9 @@
 //!   end-to-end latency (p50/p99) at half the raw loop's rate.
 //!
 //! Flags: `--quick` (fewer cells, 3 repetitions instead of 5), `--only TEXT` (the cells whose
-//! label contains the text). `--worker MODE …` is how the benchmark starts its own workers.
+//! label contains the text), `--report` (writes docs/BENCHMARKS.md again from
+//! docs/benchmarks.json, measuring nothing). `--worker MODE …` is how the benchmark starts its
+//! own workers.
 //!
 //! Where things are: [`matrix`] names the cells and [`driver`] measures them, starting
 //! [`worker`] processes (Sluice or raw loops; the raw ones use [`kafka`]); [`latency`] is the
@@ -44,6 +46,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--worker") {
         worker::main(&args[1..]);
+        return;
+    }
+    if args.iter().any(|a| a == "--report") {
+        report::rewrite();
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
