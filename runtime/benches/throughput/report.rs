@@ -180,12 +180,13 @@ fn client_table(md: &mut String, results: &[Value]) {
     {
         if r["failed"] == true {
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | failed | | | | | | | | | |\n",
+                "| {} | {} | {} | {} | {} | {} | | | | | | | | | |\n",
                 workload(r),
                 size_label(r),
                 r["partitions"],
                 r["per_execution"],
-                r["messages"]
+                r["messages"],
+                failure(r)
             ));
             continue;
         }
@@ -415,6 +416,16 @@ fn memory_bound(r: &Value) -> (f64, String) {
         bound,
         format!("{terms} + runtime {RUNTIME_ALLOWANCE_MIB:.0} = {bound:.0}"),
     )
+}
+
+/// What the table shows for a cell that did not finish: a cell whose message is larger than
+/// what the in-memory broker keeps of a partition cannot run there (it never had a message).
+fn failure(r: &Value) -> &'static str {
+    if r["broker"] == "memory" && r["messages"] == 0 {
+        "— (larger than the in-memory broker keeps of a partition)"
+    } else {
+        "failed"
+    }
 }
 
 /// A number of a row, 0 where it is missing.
