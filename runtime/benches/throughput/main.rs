@@ -89,29 +89,21 @@ fn main() {
 /// a timeout) becomes a row marked failed, so that one bad cell does not cost the others.
 fn run_cell(broker: &BenchBroker, cell: &Cell, repetitions: usize, position: &str) -> Value {
     let cell = &broker.fitted(cell);
-    if cell.count == 0 {
-        // Its message is larger than the broker keeps of a partition: nothing to measure.
-        eprintln!(
-            "{position} {} on {}: skipped (one message is more than the broker keeps of a partition)",
-            cell.label(),
-            broker.name()
-        );
+    // Not measured: a row marked failed, and why on standard error.
+    let not_measured = |why: &str| {
+        eprintln!("{position} {} on {}: {why}", cell.label(), broker.name());
         let mut row = summary::failed(cell);
         row["broker"] = broker.name().into();
-        return row;
+        row
+    };
+    if cell.count == 0 {
+        return not_measured("skipped (one message is more than the broker keeps of a partition)");
     }
     let measured = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         driver::measure(broker, cell, repetitions)
     }));
     let Ok(measured) = measured else {
-        eprintln!(
-            "{position} {} on {}: failed (see above)",
-            cell.label(),
-            broker.name()
-        );
-        let mut row = summary::failed(cell);
-        row["broker"] = broker.name().into();
-        return row;
+        return not_measured("failed (see above)");
     };
     let mut row = summary::row(cell, &measured);
     row["broker"] = broker.name().into();
