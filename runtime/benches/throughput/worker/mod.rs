@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::kafka::payload;
 use crate::matrix::Cell;
-use crate::resources::{peak_rss_kb, timed};
+use crate::resources::{peak_rss_kb, timed, Usage};
 
 /// What one repetition measured (reported by the worker).
 #[derive(Clone, Debug, Default)]
@@ -115,34 +115,45 @@ pub fn main(args: &[String]) {
     // Produce is measured warm: the client exists and has sent one message (connection,
     // metadata, producer id) before the clock starts, so the figures are throughput, not the
     // broker's start-up round trips. Consume includes joining the group, for both sides.
-    if mode == "run-sluice" {
-        let run = run_file::run(&job);
-        let usage = run.usage;
-        println!(
-            "{}",
-            json!({"seconds": usage.seconds, "cpu_seconds": usage.cpu_seconds,
-                   "peak_rss_kb": run.peak_rss_kb, "idle_rss_kb": usage.idle_rss_kb,
-                   "input_bytes": run.input_bytes})
-        );
-        return;
-    }
-    let usage = match mode.as_str() {
-        "produce-sluice" => sluice::produce(&job, payloads),
-        // The raw loop beside `sluice run`: waits for its deliveries after each chunk's worth.
-        "run-raw" => raw::produce(&job, payloads, job.per_execution),
-        "produce-raw" => raw::produce(&job, payloads, job.count),
-        "produce-rawwait" => raw::produce(&job, payloads, job.per_execution),
-        "bridge-sluice" => timed(|| sluice::bridge(&job)),
-        "bridge-raw" => timed(|| raw::bridge(&job)),
-        "consume-sluice" => timed(|| sluice::consume(&job)),
-        "consume-raw" => timed(|| raw::consume(&job)),
-        other => panic!("unknown worker mode {other}"),
+    let in_process = |usage: Usage| Figures {
+        usage,
+        peak_rss_kb: peak_rss_kb(),
+        input_bytes: 0,
     };
+    let figures = match mode.as_str() {
+        "run-sluice" => run_file::run(&job),
+        other => in_process(match other {
+            "produce-sluice" => sluice::produce(&job, payloads),
+            // The raw loop beside `sluice run`: waits for its deliveries after each chunk's worth.
+            "run-raw" => raw::produce(&job, payloads, job.per_execution),
+            "produce-raw" => raw::produce(&job, payloads, job.count),
+            "produce-rawwait" => raw::produce(&job, payloads, job.per_execution),
+            "bridge-sluice" => timed(|| sluice::bridge(&job)),
+            "bridge-raw" => timed(|| raw::bridge(&job)),
+            "consume-sluice" => timed(|| sluice::consume(&job)),
+            "consume-raw" => timed(|| raw::consume(&job)),
+            other => panic!("unknown worker mode {other}"),
+        }),
+    };
+    let Figures {
+        usage,
+        peak_rss_kb,
+        input_bytes,
+    } = figures;
     println!(
         "{}",
         json!({"seconds": usage.seconds, "cpu_seconds": usage.cpu_seconds,
-               "peak_rss_kb": peak_rss_kb(), "idle_rss_kb": usage.idle_rss_kb})
+               "peak_rss_kb": peak_rss_kb, "idle_rss_kb": usage.idle_rss_kb,
+               "input_bytes": input_bytes})
     );
+}
+
+/// What a worker reports: its timing, its peak RSS (a `sluice run` worker's is its child's),
+/// and for `sluice run` the size of the input file.
+pub struct Figures {
+    pub usage: Usage,
+    pub peak_rss_kb: u64,
+    pub input_bytes: u64,
 }
 
 /// Set when the parent closes this worker's standard input: how a bridge worker is told to

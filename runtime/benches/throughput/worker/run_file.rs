@@ -6,24 +6,16 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Instant;
 
-use super::Job;
+use super::{Figures, Job};
 use crate::kafka::payload;
 use crate::resources::{children_usage, Usage};
-
-/// What a `sluice run` measured: the usual figures, with the child's peak RSS, and the size
-/// of the input file.
-pub struct RunUsage {
-    pub usage: Usage,
-    pub peak_rss_kb: u64,
-    pub input_bytes: u64,
-}
 
 /// Writes the job's payloads as a JSONL file (one `{"data": …, "properties": {"message-key": …}}` a
 /// line, as `sluice run --help` describes it) and components with one Produce step to the
 /// job's topic, then times `sluice run` over them. The file is written before the clock
 /// starts; the run includes starting the host and its producer, and the check of every line
 /// that `sluice run` makes before anything is sent.
-pub fn run(job: &Job) -> RunUsage {
+pub fn run(job: &Job) -> Figures {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let input = folder.path().join("documents.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&input).expect("input file"));
@@ -73,7 +65,7 @@ pub fn run(job: &Job) -> RunUsage {
     );
     // The worker's only child: the figures are this `sluice run`'s.
     let (cpu_seconds, peak_rss_kb) = children_usage();
-    RunUsage {
+    Figures {
         usage: Usage {
             seconds,
             cpu_seconds,
