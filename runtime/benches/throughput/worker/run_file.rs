@@ -6,6 +6,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Instant;
 
+use super::sluice::send_process;
 use super::{Figures, Job};
 use crate::kafka::payload;
 use crate::resources::{children_usage, Usage};
@@ -36,15 +37,7 @@ pub fn run(job: &Job) -> Figures {
     std::fs::create_dir(&components).expect("components folder");
     std::fs::write(
         components.join("bench.xml"),
-        format!(
-            r#"<components>
-  <connection id="bench"><bootstrap-servers>{}</bootstrap-servers></connection>
-  <operation id="send" type="produce" connection="bench"><topic>{}</topic></operation>
-  <process id="send"><steps><connector operation="send"/></steps></process>
-</components>
-"#,
-            job.bootstrap, job.topic
-        ),
+        send_process(job.bootstrap, job.topic),
     )
     .expect("components");
     let input_bytes = std::fs::metadata(&input).expect("input size").len();

@@ -27,17 +27,39 @@ pub fn container(size: usize) -> ContainerProperties {
     container
 }
 
-/// A host of `operations_and_process` (XML lines) with a connection `bench` to the broker.
-fn host(bootstrap: &str, operations_and_process: &str, size: usize) -> Host {
-    let text = format!(
+/// A component file of `operations_and_process` (XML lines) with a connection `bench` to the
+/// broker.
+fn components(bootstrap: &str, operations_and_process: &str) -> String {
+    format!(
         r#"<components>
   <connection id="bench"><bootstrap-servers>{bootstrap}</bootstrap-servers></connection>
 {operations_and_process}
-</components>"#
-    );
+</components>
+"#
+    )
+}
+
+/// A host of `operations_and_process` (XML lines) with a connection `bench` to the broker.
+fn host(bootstrap: &str, operations_and_process: &str, size: usize) -> Host {
+    host_of(components(bootstrap, operations_and_process), size)
+}
+
+/// A host of one component file's text.
+fn host_of(text: String, size: usize) -> Host {
     let components = Components::from_sources(vec![(PathBuf::from("bench.xml"), text)])
         .unwrap_or_else(|e| panic!("{e}"));
     Host::new(components, container(size))
+}
+
+/// Process `send`: one Produce step to `topic` (the produce cells and `sluice run`).
+pub fn send_process(bootstrap: &str, topic: &str) -> String {
+    components(
+        bootstrap,
+        &format!(
+            r#"  <operation id="send" type="produce" connection="bench"><topic>{topic}</topic></operation>
+  <process id="send"><steps><connector operation="send"/></steps></process>"#
+        ),
+    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -69,15 +91,7 @@ fn execute(
 /// Sends `payloads` through a Produce process, `per_execution` documents an execution, after
 /// a warm-up execution of one document.
 pub fn produce(job: &Job, payloads: Vec<Vec<u8>>) -> Usage {
-    let topic = job.topic;
-    let host = host(
-        job.bootstrap,
-        &format!(
-            r#"  <operation id="send" type="produce" connection="bench"><topic>{topic}</topic></operation>
-  <process id="send"><steps><connector operation="send"/></steps></process>"#
-        ),
-        job.size,
-    );
+    let host = host_of(send_process(job.bootstrap, job.topic), job.size);
     let executions = executions(payloads, job.per_execution);
     let runtime = runtime();
     let run = |documents: Vec<Document>| {
