@@ -413,3 +413,126 @@ fn test_connection_passes_every_check_against_a_broker() {
         assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
     }
 }
+
+/// `count` records `{name}-{i}` for the operation's topic.
+fn named_records(name: &str, count: usize) -> Vec<sluice_connector::ProduceRecord<'static>> {
+    (0..count)
+        .map(|i| sluice_connector::ProduceRecord {
+            payload: format!("{name}-{i}").into_bytes().into(),
+            key: None,
+            topic: None,
+            partition: None,
+            timestamp_ms: None,
+            headers: Vec::new(),
+        })
+        .collect()
+}
+
+/// One warm producer serves several executions at once (a listener's batches and concurrent API
+/// runs share it), each waiting on its own thread for its own reports while serving the
+/// others': every execution is told where each of its documents landed, an execution cancelled
+/// while it waits still has its records delivered, and the producer goes on working after it.
+#[test]
+fn executions_sharing_a_producer_each_get_their_own_documents_offsets() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sluice_connector::produce::{Acks, Compression, ProduceSettings, Producer};
+    use sluice_connector::{Bootstrap, Connection, ConnectionConfig, Limits};
+
+    let broker = Broker::start();
+    let topic = broker.create_topic("shared", 3);
+    let connection = Connection::open(ConnectionConfig {
+        bootstrap: Bootstrap::parse(&broker.bootstrap()).expect("bootstrap"),
+        client_id: "sluice-test".into(),
+        default_consumer_group: None,
+        security_protocol: sluice_connector::SecurityProtocol::Plaintext,
+        sasl: None,
+        tls: sluice_connector::Tls::default(),
+        properties: Vec::new(),
+        idempotence: true,
+        service_limit: None,
+    })
+    .expect("connection");
+    let producer = Arc::new(
+        Producer::new(
+            &connection,
+            ProduceSettings {
+                topic: Some(topic.clone()),
+                acks: Acks::All,
+                compression: Compression::None,
+                delivery_timeout: Duration::from_secs(30),
+            },
+            Limits::default(),
+        )
+        .expect("producer"),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (executions, after) = runtime.block_on(async {
+        // Warm: the topic's partition count is known, so each execution below hands all its
+        // records to librdkafka at its first poll.
+        let warm = producer.produce(named_records("warm", 1), |_| {}).await;
+        assert!(warm.expect("warm")[0].is_ok());
+        let running: Vec<_> = (0..6)
+            .map(|e| {
+                let producer = producer.clone();
+                tokio::spawn(async move {
+                    let records = named_records(&format!("e{e}"), 400);
+                    (e, producer.produce(records, |_| {}).await)
+                })
+            })
+            .collect();
+        // Stopped after its first poll, while it waits for its reports (or, if they were all
+        // in at once, finished: its records must arrive either way).
+        let _ = tokio::time::timeout(
+            Duration::ZERO,
+            producer.produce(named_records("cancelled", 400), |_| {}),
+        )
+        .await;
+        let mut executions = Vec::new();
+        for execution in running {
+            executions.push(execution.await.expect("execution task"));
+        }
+        let after = producer.produce(named_records("after", 10), |_| {}).await;
+        (executions, after)
+    });
+
+    let held: BTreeMap<(i32, i64), String> = broker
+        .read_all(&topic, 1 + 6 * 400 + 400 + 10)
+        .into_iter()
+        .map(|r| ((r.partition, r.offset), r.payload))
+        .collect();
+    assert_eq!(held.len(), 1 + 6 * 400 + 400 + 10, "one record per offset");
+    for (e, results) in executions.into_iter().chain([(6, after)]) {
+        let name = if e == 6 {
+            "after".to_string()
+        } else {
+            format!("e{e}")
+        };
+        let results = results.expect("execution");
+        for (i, result) in results.iter().enumerate() {
+            let delivered = result
+                .as_ref()
+                .unwrap_or_else(|error| panic!("{name}-{i}: {error}"));
+            assert_eq!(delivered.topic, topic);
+            assert_eq!(
+                held.get(&(delivered.partition, delivered.offset)),
+                Some(&format!("{name}-{i}")),
+                "{name}-{i} is where its execution was told it landed"
+            );
+        }
+    }
+    for i in 0..400 {
+        let payload = format!("cancelled-{i}");
+        assert_eq!(
+            held.values().filter(|p| **p == payload).count(),
+            1,
+            "{payload}: a cancelled execution's records are still delivered, once"
+        );
+    }
+}
