@@ -519,7 +519,7 @@ fn executions_sharing_a_producer_each_get_their_own_documents_offsets() {
             let delivered = result
                 .as_ref()
                 .unwrap_or_else(|error| panic!("{name}-{i}: {error}"));
-            assert_eq!(delivered.topic, topic);
+            assert_eq!(&*delivered.topic, topic.as_str());
             assert_eq!(
                 held.get(&(delivered.partition, delivered.offset)),
                 Some(&format!("{name}-{i}")),

@@ -120,7 +120,7 @@ fn documents(prefix: &str, count: usize) -> Vec<Document> {
         .map(|i| Document {
             data: format!("{prefix}-{i}").into_bytes(),
             properties: DocumentProperties {
-                message_key: Some(format!("k{i}").into_bytes()),
+                message_key: Some(format!("k{i}").as_bytes().into()),
                 ..DocumentProperties::default()
             },
             ..Document::default()

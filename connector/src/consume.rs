@@ -2,6 +2,7 @@
 //! ends, in polls of at most max.poll.records records each (the platform's semantics).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
@@ -12,6 +13,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::context::Observer;
+use crate::record::TopicNames;
 use crate::{Connection, ConnectorError, ConsumedRecord, Header, Limits, PartitionNotFound};
 
 /// Where a consumer group with no committed offset starts.
@@ -57,7 +59,7 @@ pub enum Consumed {
     /// application error carrying offset, partition and topic).
     TooLarge {
         /// Topic.
-        topic: String,
+        topic: Arc<str>,
         /// Partition.
         partition: i32,
         /// Offset.
@@ -259,6 +261,7 @@ fn poll_once(
 ) -> Result<bool, ConnectorError> {
     let max = limits.max_poll_records.get() as usize;
     let mut taken = 0;
+    let mut topics = TopicNames::default();
     while taken < max {
         let now = Instant::now();
         if now >= deadline {
@@ -274,7 +277,7 @@ fn poll_once(
             None => break,
             Some(Ok(message)) => {
                 taken += 1;
-                let consumed = consumed(&message, limits);
+                let consumed = consumed(&message, limits, &mut topics);
                 let too_large = matches!(consumed, Consumed::TooLarge { .. });
                 records.push(consumed);
                 if too_large && !settings.autocommit {
@@ -332,10 +335,14 @@ fn commit(
 /// A polled message as Consume and Listen hand it over: a record, or, when key plus payload
 /// exceed max.request.size, only where it is (seed 003: an application error carrying offset,
 /// partition and topic).
-pub(crate) fn consumed(message: &BorrowedMessage<'_>, limits: Limits) -> Consumed {
+pub(crate) fn consumed(
+    message: &BorrowedMessage<'_>,
+    limits: Limits,
+    topics: &mut TopicNames,
+) -> Consumed {
     let size = (message.payload_len() + message.key().map_or(0, <[u8]>::len)) as u64;
     if size <= limits.max_request_size {
-        return Consumed::Record(to_record(message));
+        return Consumed::Record(to_record(message, topics));
     }
     tracing::warn!(
         topic = message.topic(),
@@ -345,7 +352,7 @@ pub(crate) fn consumed(message: &BorrowedMessage<'_>, limits: Limits) -> Consume
         "message larger than max.request.size"
     );
     Consumed::TooLarge {
-        topic: message.topic().to_string(),
+        topic: topics.get(message.topic()),
         partition: message.partition(),
         offset: message.offset(),
         size,
@@ -353,7 +360,7 @@ pub(crate) fn consumed(message: &BorrowedMessage<'_>, limits: Limits) -> Consume
     }
 }
 
-fn to_record(message: &BorrowedMessage<'_>) -> ConsumedRecord {
+fn to_record(message: &BorrowedMessage<'_>, topics: &mut TopicNames) -> ConsumedRecord {
     let headers = message
         .headers()
         .map(|headers| {
@@ -367,10 +374,10 @@ fn to_record(message: &BorrowedMessage<'_>) -> ConsumedRecord {
         })
         .unwrap_or_default();
     ConsumedRecord {
-        topic: message.topic().to_string(),
+        topic: topics.get(message.topic()),
         partition: message.partition(),
         offset: message.offset(),
-        key: message.key().map(<[u8]>::to_vec),
+        key: message.key().map(Arc::from),
         payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
         timestamp_ms: message.timestamp().to_millis(),
         headers,

@@ -19,6 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::consume::{Consumed, OffsetReset};
 use crate::context::{Observer, Progress};
+use crate::record::TopicNames;
 use crate::topic_pattern::TopicPattern;
 use crate::{Connection, ConnectorError, Limits, PartitionNotFound};
 
@@ -286,6 +287,7 @@ impl ListenConsumer {
         let deadline = Instant::now() + wait;
         let max = self.settings.max_messages.get();
         let mut batch = Vec::new();
+        let mut topics = TopicNames::default();
         while batch.len() < max {
             let now = Instant::now();
             let timeout = if batch.is_empty() {
@@ -296,7 +298,7 @@ impl ListenConsumer {
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(message)) => {
-                    batch.push(crate::consume::consumed(&message, self.limits));
+                    batch.push(crate::consume::consumed(&message, self.limits, &mut topics));
                 }
                 Some(Err(KafkaError::MessageConsumption(
                     RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,

@@ -3,6 +3,7 @@
 
 use std::io::BufRead;
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -28,11 +29,12 @@ pub struct Document {
 /// partition, timestamp and headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DocumentProperties {
-    /// Message key: the record key, which picks the partition.
-    pub message_key: Option<Vec<u8>>,
+    /// Message key: the record key, which picks the partition. Shared (a clone is a count),
+    /// as a consumed or produced document's key is also its tracked key.
+    pub message_key: Option<Arc<[u8]>>,
     /// Topic name: the topic the document was read from; Produce sends to it when the
-    /// operation allows dynamic topics.
-    pub topic_name: Option<String>,
+    /// operation allows dynamic topics. Shared by the documents read from one topic.
+    pub topic_name: Option<Arc<str>>,
     /// Partition to produce to.
     pub partition: Option<i32>,
     /// Record timestamp, milliseconds since the epoch.
@@ -44,14 +46,14 @@ pub struct DocumentProperties {
 /// Where a document was read from or written to (recorded, not meant to be changed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrackedProperties {
-    /// Topic.
-    pub topic: Option<String>,
+    /// Topic, shared by the documents of an execution that read or wrote it.
+    pub topic: Option<Arc<str>>,
     /// Partition.
     pub partition: Option<i32>,
     /// Offset.
     pub offset: Option<i64>,
-    /// Record key, as read.
-    pub key: Option<Vec<u8>>,
+    /// Record key, as read or written.
+    pub key: Option<Arc<[u8]>>,
     /// Record timestamp, milliseconds since the epoch.
     pub timestamp: Option<i64>,
     /// Record headers, as read.
@@ -418,18 +420,21 @@ fn from_json_line(line: &[u8]) -> Result<Document, String> {
         properties: DocumentProperties {
             message_key: p
                 .message_key
-                .map(|k| k.into_bytes("message-key"))
+                .map(|k| k.into_bytes("message-key").map(Arc::from))
                 .transpose()?,
-            topic_name: p.topic_name,
+            topic_name: p.topic_name.map(Arc::from),
             partition: p.partition,
             timestamp: p.timestamp,
             headers: headers_from_json(p.headers)?,
         },
         tracked: TrackedProperties {
-            topic: t.topic,
+            topic: t.topic.map(Arc::from),
             partition: t.partition,
             offset: t.offset,
-            key: t.key.map(|k| k.into_bytes("tracked key")).transpose()?,
+            key: t
+                .key
+                .map(|k| k.into_bytes("tracked key").map(Arc::from))
+                .transpose()?,
             timestamp: t.timestamp,
             headers: headers_from_json(t.headers)?,
         },
@@ -454,13 +459,13 @@ pub fn to_json_line(document: &Document) -> String {
         data_base64,
         properties: PropertiesJson {
             message_key: p.message_key.as_deref().map(BytesJson::from_bytes),
-            topic_name: p.topic_name.clone(),
+            topic_name: p.topic_name.as_deref().map(str::to_string),
             partition: p.partition,
             timestamp: p.timestamp,
             headers: headers_to_json(&p.headers),
         },
         tracked: TrackedJson {
-            topic: t.topic.clone(),
+            topic: t.topic.as_deref().map(str::to_string),
             partition: t.partition,
             offset: t.offset,
             key: t.key.as_deref().map(BytesJson::from_bytes),

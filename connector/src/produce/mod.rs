@@ -16,6 +16,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _,
 use rdkafka::ClientContext;
 
 use crate::context::Observer;
+use crate::record::TopicNames;
 use crate::{
     classify, Connection, ConnectorError, Delivered, ErrorKind, Limits, PartitionNotFound,
     ProduceRecord,
@@ -422,15 +423,13 @@ impl Producer {
             }
         }
 
+        let mut topics = TopicNames::default();
         for (index, outcome) in batch.outcomes().into_iter().enumerate() {
             let Some(outcome) = outcome else {
                 continue;
             };
             // Only records with a topic were sent.
-            let topic = self
-                .topic_of(&records[index])
-                .unwrap_or_default()
-                .to_string();
+            let topic = topics.get(self.topic_of(&records[index]).unwrap_or_default());
             results[index] = Some(match outcome {
                 Ok((partition, offset)) => Ok(Delivered {
                     topic,

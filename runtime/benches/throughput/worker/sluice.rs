@@ -123,7 +123,7 @@ fn executions(payloads: Vec<Vec<u8>>, per_execution: usize) -> Vec<Vec<Document>
                 .map(|(i, data)| Document {
                     data,
                     properties: DocumentProperties {
-                        message_key: Some(format!("k{i}").into_bytes()),
+                        message_key: Some(format!("k{i}").as_bytes().into()),
                         ..DocumentProperties::default()
                     },
                     ..Document::default()

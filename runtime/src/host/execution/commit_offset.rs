@@ -55,7 +55,7 @@ fn commit_request(document: &Document) -> Result<CommitRequest, String> {
     let t = &document.tracked;
     if let (Some(topic), Some(partition), Some(offset)) = (&t.topic, t.partition, t.offset) {
         return Ok(CommitRequest {
-            topic: topic.clone(),
+            topic: topic.to_string(),
             partition,
             offset,
             metadata: None,

@@ -82,9 +82,9 @@ impl Host {
             let named = document
                 .properties
                 .topic_name
-                .as_ref()
+                .as_deref()
                 .filter(|_| def.dynamic_topic);
-            let topic = named.or(def.topic.as_ref());
+            let topic = named.or(def.topic.as_deref());
             match topic {
                 // The operation's pattern (dynamic-topic does not go with one).
                 None if def.pattern.is_some() => {}
@@ -102,7 +102,7 @@ impl Host {
                 }
                 Some(_) => {}
             }
-            match self.consume(op, def, topic.map(String::as_str)).await {
+            match self.consume(op, def, topic).await {
                 Ok(consumed) => {
                     for document in consumed {
                         if let Some(message) = &document.application_error {

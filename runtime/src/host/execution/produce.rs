@@ -147,7 +147,8 @@ impl Host {
                     } else {
                         TrackedProperties {
                             topic: topic_override(def, document)
-                                .or_else(|| def.settings.topic.clone()),
+                                .cloned()
+                                .or_else(|| def.settings.topic.as_deref().map(Arc::from)),
                             ..TrackedProperties::default()
                         }
                     };
@@ -163,11 +164,11 @@ impl Host {
 }
 
 /// The topic a document names for itself, when the operation lets documents choose.
-fn topic_override(def: &ProduceDefinition, document: &Document) -> Option<String> {
+fn topic_override<'d>(def: &ProduceDefinition, document: &'d Document) -> Option<&'d Arc<str>> {
     document
         .properties
         .topic_name
-        .clone()
+        .as_ref()
         .filter(|_| def.dynamic_topic)
 }
 
@@ -184,7 +185,7 @@ fn produce_record<'a>(def: &ProduceDefinition, document: &'a Document) -> Produc
     ProduceRecord {
         payload: Cow::Borrowed(&document.data),
         key: properties.message_key.as_deref().map(Cow::Borrowed),
-        topic: topic_override(def, document),
+        topic: topic_override(def, document).map(|t| Cow::Borrowed(&**t)),
         partition: properties.partition.or(def.partition),
         timestamp_ms: properties.timestamp,
         headers,

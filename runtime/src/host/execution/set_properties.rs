@@ -75,13 +75,13 @@ fn set_property(property: &SetProperty, document: &mut Document) -> Result<(), S
     };
     let p = &mut document.properties;
     match &property.target {
-        PropertyName::MessageKey => p.message_key = Some(value.clone()),
+        PropertyName::MessageKey => p.message_key = Some(value.as_slice().into()),
         PropertyName::TopicName => {
             let topic = text();
             if crate::components::valid_topic(&topic).is_err() {
                 return Err(invalid("is not a Kafka topic name"));
             }
-            p.topic_name = Some(topic);
+            p.topic_name = Some(topic.into());
         }
         PropertyName::Partition => {
             p.partition = Some(
@@ -160,8 +160,8 @@ fn describe(source: &PropertySource) -> String {
 
 fn read_property(p: &DocumentProperties, name: &PropertyName) -> Option<Vec<u8>> {
     match name {
-        PropertyName::MessageKey => p.message_key.clone(),
-        PropertyName::TopicName => p.topic_name.clone().map(String::into_bytes),
+        PropertyName::MessageKey => p.message_key.as_deref().map(<[u8]>::to_vec),
+        PropertyName::TopicName => p.topic_name.as_deref().map(|t| t.as_bytes().to_vec()),
         PropertyName::Partition => p.partition.map(|n| n.to_string().into_bytes()),
         PropertyName::Timestamp => p.timestamp.map(|n| n.to_string().into_bytes()),
         PropertyName::Header(header) => header_value(&p.headers, header),
@@ -170,10 +170,10 @@ fn read_property(p: &DocumentProperties, name: &PropertyName) -> Option<Vec<u8>>
 
 fn read_tracked(t: &TrackedProperties, name: &TrackedName) -> Option<Vec<u8>> {
     match name {
-        TrackedName::Topic => t.topic.clone().map(String::into_bytes),
+        TrackedName::Topic => t.topic.as_deref().map(|t| t.as_bytes().to_vec()),
         TrackedName::Partition => t.partition.map(|n| n.to_string().into_bytes()),
         TrackedName::Offset => t.offset.map(|n| n.to_string().into_bytes()),
-        TrackedName::Key => t.key.clone(),
+        TrackedName::Key => t.key.as_deref().map(<[u8]>::to_vec),
         TrackedName::Timestamp => t.timestamp.map(|n| n.to_string().into_bytes()),
         TrackedName::Header(header) => header_value(&t.headers, header),
     }
@@ -197,7 +197,7 @@ mod tests {
     fn keyed(key: &[u8]) -> Document {
         Document {
             tracked: TrackedProperties {
-                key: Some(key.to_vec()),
+                key: Some(key.into()),
                 offset: Some(41),
                 ..TrackedProperties::default()
             },
@@ -215,7 +215,10 @@ mod tests {
         };
         let mut document = keyed(&[0x00, 0xff, 0xfe, b'x']);
         set_property(&property, &mut document).expect("matches");
-        assert_eq!(document.properties.message_key, Some(vec![0x00, 0xff]));
+        assert_eq!(
+            document.properties.message_key.as_deref(),
+            Some(&[0x00, 0xff][..])
+        );
     }
 
     #[test]
@@ -242,6 +245,9 @@ mod tests {
             value: Some(b"acme".to_vec()),
         });
         set_property(&property, &mut document).expect("complete");
-        assert_eq!(document.properties.message_key, Some(b"41-acme".to_vec()));
+        assert_eq!(
+            document.properties.message_key.as_deref(),
+            Some(&b"41-acme"[..])
+        );
     }
 }

@@ -125,7 +125,7 @@ impl Listener {
         ]);
         ProduceRecord {
             payload: document.data.into(),
-            key: document.tracked.key.clone().map(Into::into),
+            key: document.tracked.key.as_deref().map(|k| k.to_vec().into()),
             topic: None,
             partition: None,
             timestamp_ms: document.tracked.timestamp,
