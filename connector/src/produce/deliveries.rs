@@ -1,12 +1,12 @@
 //! The delivery reports of a producer's batches in flight.
 //!
-//! librdkafka hands each record's report to whichever thread polls the producer, with the
-//! opaque value the record was sent with. That value here is a plain number (the batch and the
-//! record's index in it), not a boxed pointer: a box per record was an allocation on the
-//! sending thread freed on the polling thread, which glibc's allocator serves from its shared
-//! arena under a lock instead of the thread's own cache, a measurable share of a small
-//! document's cost. The reports land in their batch's places under one lock, and the batch's
-//! waiter wakes once, when the last one is in.
+//! librdkafka hands each record's report to whichever thread serves the producer's events (see
+//! `events`), with the opaque value the record was sent with. That value here is a plain number
+//! (the batch and the record's index in it), not a boxed pointer: a box per record is an
+//! allocation on the sending thread that another thread may free, which glibc's allocator serves
+//! from its shared arena under a lock instead of the thread's own cache. The reports land in
+//! their batch's places, and the batch's waiter wakes once, when the last one is in; a report
+//! served by another execution's thread wakes its own batch's waiter.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -93,7 +93,7 @@ impl Ledger {
         }
     }
 
-    /// Files the report of the record sent with `tag` (on librdkafka's polling thread).
+    /// Files the report of the record sent with `tag` (on the thread serving the events).
     pub(super) fn report(&self, tag: usize, outcome: Outcome) {
         let (number, index) = ((tag >> 32) as u32, tag as u32 as usize);
         let mut batches = self.lock();
