@@ -36,12 +36,16 @@ struct Batches {
 }
 
 impl Batches {
+    fn position(&self, number: u32) -> Option<usize> {
+        self.open.iter().position(|b| b.number == number)
+    }
+
     fn get(&self, number: u32) -> Option<&Batch> {
-        self.open.iter().find(|b| b.number == number)
+        self.position(number).map(|at| &self.open[at])
     }
 
     fn get_mut(&mut self, number: u32) -> Option<&mut Batch> {
-        self.open.iter_mut().find(|b| b.number == number)
+        self.position(number).map(|at| &mut self.open[at])
     }
 }
 
@@ -159,7 +163,7 @@ impl BatchHandle<'_> {
 impl Drop for BatchHandle<'_> {
     fn drop(&mut self) {
         let mut batches = self.ledger.lock();
-        if let Some(at) = batches.open.iter().position(|b| b.number == self.number) {
+        if let Some(at) = batches.position(self.number) {
             batches.open.swap_remove(at);
         }
     }

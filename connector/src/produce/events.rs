@@ -70,10 +70,11 @@ impl Events {
     pub(super) fn start(producer: &BaseProducer<ProduceContext>, idle: Thread) {
         let events = &producer.context().events;
         let _ = events.idle.get_or_init(|| idle);
-        // SAFETY: the client is valid while `producer` is borrowed; the queue reference is
-        // released by `Queue::drop`.
-        let queue = unsafe { rdsys::rd_kafka_queue_get_main(producer.client().native_ptr()) };
-        let queue = events.queue.get_or_init(|| Queue(queue));
+        let queue = events.queue.get_or_init(|| {
+            // SAFETY: the client is valid while `producer` is borrowed; the queue reference is
+            // released by `Queue::drop`.
+            Queue(unsafe { rdsys::rd_kafka_queue_get_main(producer.client().native_ptr()) })
+        });
         // SAFETY: `events` lives in the client's context, which rust-rdkafka drops only after
         // rd_kafka_destroy has returned, and librdkafka calls back only until then.
         unsafe {
@@ -85,7 +86,12 @@ impl Events {
         }
         // What came before the callback was in place (a connection's first OAUTHBEARER token
         // request comes as the client is created) is served now, not at the thread's next look.
-        if let Some(idle) = events.idle.get() {
+        events.wake_idle();
+    }
+
+    /// Wakes the flusher thread to serve the queue.
+    fn wake_idle(&self) {
+        if let Some(idle) = self.idle.get() {
             idle.unpark();
         }
     }
@@ -128,9 +134,7 @@ impl Drop for Active<'_> {
         // after its last look. Either the callback already saw no execution active and woke the
         // thread, or the event is in the queue by now and counted here.
         if self.events.active.fetch_sub(1, Ordering::SeqCst) == 1 && self.events.pending() > 0 {
-            if let Some(idle) = self.events.idle.get() {
-                idle.unpark();
-            }
+            self.events.wake_idle();
         }
     }
 }
@@ -157,8 +161,6 @@ unsafe extern "C" fn queue_not_empty(_client: *mut rdsys::rd_kafka_t, opaque: *m
     let events = unsafe { &*opaque.cast::<Events>() };
     events.ready.notify_one();
     if !events.any_active() {
-        if let Some(idle) = events.idle.get() {
-            idle.unpark();
-        }
+        events.wake_idle();
     }
 }
