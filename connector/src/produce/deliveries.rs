@@ -8,7 +8,6 @@
 //! their batch's places, and the batch's waiter wakes once, when the last one is in; a report
 //! served by another execution's thread wakes its own batch's waiter.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rdkafka::error::KafkaError;
@@ -31,10 +30,27 @@ struct Batches {
     /// The next batch's number. It wraps after 2³² batches; a report that comes after its
     /// batch has gone (the waiter was cancelled) finds no batch of that number and is dropped.
     next: u32,
-    open: HashMap<u32, Batch>,
+    /// A producer has a batch open per execution that waits: a handful, so a list searched
+    /// from the front costs less per report than hashing the number.
+    open: Vec<Batch>,
+}
+
+impl Batches {
+    fn position(&self, number: u32) -> Option<usize> {
+        self.open.iter().position(|b| b.number == number)
+    }
+
+    fn get(&self, number: u32) -> Option<&Batch> {
+        self.position(number).map(|at| &self.open[at])
+    }
+
+    fn get_mut(&mut self, number: u32) -> Option<&mut Batch> {
+        self.position(number).map(|at| &mut self.open[at])
+    }
 }
 
 struct Batch {
+    number: u32,
     outcomes: Vec<Option<Outcome>>,
     /// Reports in so far. They can come before the sending loop has finished.
     delivered: usize,
@@ -63,19 +79,17 @@ impl Ledger {
         let all_in = Arc::new(Notify::new());
         let mut batches = self.lock();
         let mut number = batches.next;
-        while batches.open.contains_key(&number) {
+        while batches.get(number).is_some() {
             number = number.wrapping_add(1);
         }
         batches.next = number.wrapping_add(1);
-        batches.open.insert(
+        batches.open.push(Batch {
             number,
-            Batch {
-                outcomes: vec![None; records],
-                delivered: 0,
-                sent: None,
-                all_in: all_in.clone(),
-            },
-        );
+            outcomes: vec![None; records],
+            delivered: 0,
+            sent: None,
+            all_in: all_in.clone(),
+        });
         BatchHandle {
             ledger: self,
             number,
@@ -87,7 +101,7 @@ impl Ledger {
     pub(super) fn report(&self, tag: usize, outcome: Outcome) {
         let (number, index) = ((tag >> 32) as u32, tag as u32 as usize);
         let mut batches = self.lock();
-        let Some(batch) = batches.open.get_mut(&number) else {
+        let Some(batch) = batches.get_mut(number) else {
             return;
         };
         if let Some(slot) = batch.outcomes.get_mut(index) {
@@ -118,7 +132,7 @@ impl BatchHandle<'_> {
     /// the waiter.
     pub(super) fn sent_all(&self, sent: usize) {
         let mut batches = self.ledger.lock();
-        if let Some(batch) = batches.open.get_mut(&self.number) {
+        if let Some(batch) = batches.get_mut(self.number) {
             batch.sent = Some(sent);
         }
     }
@@ -127,8 +141,7 @@ impl BatchHandle<'_> {
     pub(super) fn progress(&self) -> (usize, bool) {
         let batches = self.ledger.lock();
         batches
-            .open
-            .get(&self.number)
+            .get(self.number)
             .map_or((0, true), |batch| (batch.delivered, batch.all_in()))
     }
 
@@ -141,8 +154,7 @@ impl BatchHandle<'_> {
     pub(super) fn outcomes(&self) -> Vec<Option<Outcome>> {
         let mut batches = self.ledger.lock();
         batches
-            .open
-            .get_mut(&self.number)
+            .get_mut(self.number)
             .map(|batch| std::mem::take(&mut batch.outcomes))
             .unwrap_or_default()
     }
@@ -150,7 +162,10 @@ impl BatchHandle<'_> {
 
 impl Drop for BatchHandle<'_> {
     fn drop(&mut self) {
-        self.ledger.lock().open.remove(&self.number);
+        let mut batches = self.ledger.lock();
+        if let Some(at) = batches.position(self.number) {
+            batches.open.swap_remove(at);
+        }
     }
 }
 

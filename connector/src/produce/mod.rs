@@ -1,6 +1,7 @@
 //! The Produce operation: send a batch of records, one result per record.
 
 mod deliveries;
+mod events;
 mod flusher;
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,9 +12,7 @@ use rdkafka::client::OAuthToken;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as RdHeader, Message as _, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::ClientContext;
 
 use crate::context::Observer;
@@ -23,6 +22,7 @@ use crate::{
     ProduceRecord,
 };
 use deliveries::Ledger;
+use events::Events;
 use flusher::Flusher;
 
 /// How many replicas must acknowledge a record before it counts as delivered.
@@ -183,10 +183,12 @@ impl DeliveryFailure {
 }
 
 /// The producer's context: the connection's observer (librdkafka's logs and errors, OAUTHBEARER
-/// tokens), and each delivery report filed with its batch on librdkafka's polling thread.
+/// tokens), each delivery report filed with its batch by whoever serves the producer's events,
+/// and who that is.
 struct ProduceContext {
     observer: Observer,
     ledger: Ledger,
+    events: Events,
 }
 
 impl ClientContext for ProduceContext {
@@ -224,10 +226,14 @@ impl ProducerContext for ProduceContext {
 /// How often a waiting batch reports progress while its deliveries come in.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
+/// How many records an execution sends between two looks at the producer's events.
+const SERVE_EVERY: usize = 1024;
+
 /// A producer bound to one Produce operation.
 pub struct Producer {
-    inner: Arc<ThreadedProducer<ProduceContext>>,
-    /// Sends what lingers once an execution has handed over its last record.
+    inner: Arc<BaseProducer<ProduceContext>>,
+    /// Sends what lingers once an execution has handed over its last record, and serves the
+    /// producer's events while no execution does.
     flusher: Flusher,
     observer: Observer,
     connection: Connection,
@@ -283,6 +289,7 @@ impl Producer {
         let context = ProduceContext {
             observer: observer.clone(),
             ledger: Ledger::default(),
+            events: Events::default(),
         };
         let inner = config
             .create_with_context(context)
@@ -291,6 +298,7 @@ impl Producer {
         let flusher = Flusher::start(Arc::downgrade(&inner)).map_err(|e| {
             ConnectorError::Internal(format!("could not start the producer's flush thread: {e}"))
         })?;
+        Events::start(&inner, flusher.thread());
         Ok(Self {
             inner,
             flusher,
@@ -317,7 +325,10 @@ impl Producer {
     ) -> Result<Vec<Result<Delivered, ProduceError>>, ConnectorError> {
         let partition_counts = self.partition_counts(&records).await?;
         let mut results: Vec<Option<Result<Delivered, ProduceError>>> = vec![None; records.len()];
-        let batch = self.inner.context().ledger.open(records.len());
+        let context = self.inner.context();
+        let batch = context.ledger.open(records.len());
+        // From here until its last report this execution serves the producer's events.
+        let _active = context.events.activate();
         let mut sent = 0;
 
         for (index, record) in records.iter().enumerate() {
@@ -372,6 +383,8 @@ impl Producer {
                     Ok(()) => break Ok(()),
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                         base_record = r;
+                        // Records leave librdkafka's queue when their reports are served.
+                        events::serve(&self.inner);
                         tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                     }
                     Err((error, _)) => break Err(error),
@@ -380,6 +393,11 @@ impl Producer {
             match sent_one {
                 Ok(()) => sent += 1,
                 Err(error) => results[index] = Some(Err(delivery_error(topic, error))),
+            }
+            // Reports of the records sent so far are served now and then, not after every send,
+            // so that a large execution does not hold them all until its end.
+            if index % SERVE_EVERY == SERVE_EVERY - 1 {
+                events::serve(&self.inner);
             }
         }
         let refused = results.iter().flatten().count();
@@ -391,12 +409,15 @@ impl Producer {
             self.flusher.wake();
         }
         loop {
+            events::serve(&self.inner);
             let (delivered, all_in) = batch.progress();
             on_delivered(refused + delivered);
             if all_in {
                 break;
             }
+            // Another execution serving the queue may file this batch's last report.
             tokio::select! {
+                () = context.events.ready() => {}
                 () = batch.notified() => {}
                 () = tokio::time::sleep(PROGRESS_EVERY) => {}
             }
