@@ -151,6 +151,29 @@ fn the_console_logs_in_shows_pauses_resumes_and_explains_in_a_real_browser() {
         ],
     );
 
+    // "Which execution handled the message at offset 7?": looked up on the executions page,
+    // the listener's execution that read it, with the document's error; that execution's page
+    // lists the offsets it read. A malformed address is explained.
+    browser.goto(&format!("{base}/console/executions"));
+    browser.type_into("#message", &format!("{source}/0/7"));
+    browser.click("form.message button");
+    let found = browser.wait_for_text("section[aria-labelledby=handled]", "nowhere-to-be-found");
+    assert_contains(&found, &["route", "read", "completed-with-errors"]);
+    browser.click("section[aria-labelledby=handled] tbody a");
+    let details = browser.wait_for_text("main", "Document errors");
+    // "offset 7", or "offsets 7-8" when both documents came in one batch.
+    assert_contains(&details, &["Read", &format!("{source}/0 offset")]);
+    browser.goto(&format!("{base}/console/executions"));
+    browser.type_into("#message", &format!("{source}/first/7"));
+    browser.click("form.message button");
+    browser.wait_for_text(
+        "section[aria-labelledby=handled] .problem",
+        &format!(
+            "\"{source}/first/7\" is not TOPIC/PARTITION/OFFSET (the partition is a number from \
+             0), e.g. orders/0/41"
+        ),
+    );
+
     // The overview, as the README shows it.
     browser.goto(&format!("{base}/console"));
     browser.wait_for_text("main", "route");

@@ -89,6 +89,11 @@ const MARKS: &[(&str, Check, i32)] = &[
         Check::NoBroker,
         0,
     ),
+    (
+        "sluice executions --message demo-orders/0/0",
+        Check::NoBroker,
+        0,
+    ),
     // An id nobody recorded: the command says so, with status 1.
     (
         "sluice executions 019a3c5e-7d41-7c2e-9f0a-2b4c6d8e0f12",

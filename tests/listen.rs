@@ -8,6 +8,9 @@ mod harness;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use serde_json::{json, Value};
+
+use harness::api::Api;
 use harness::flows::{produce_routed, source_and_target, Listener};
 use harness::{assert_contains, components, stdout, unique, wait_for, Broker, Record, Stream};
 use harness::{Serving, Workspace};
@@ -229,6 +232,7 @@ fn a_failing_document_is_retried_then_dead_lettered_with_its_context() {
         &[
             "status    completed-with-errors",
             "documents 1 in, 0 out, 1 error",
+            &format!("read      {source}/0 offset 2"),
             &format!(
                 "  document 1, step 2 (send): topic \"{missing}\" does not exist [topic {source}, \
                  partition 0, offset 2]"
@@ -239,6 +243,106 @@ fn a_failing_document_is_retried_then_dead_lettered_with_its_context() {
     assert_contains(
         &stdout(&first),
         &["       5       4       1  completed-with-errors"],
+    );
+}
+
+/// "Which execution handled this message?": a source offset leads to every attempt at its
+/// document (with the document's error in each), a target offset to the execution that wrote
+/// it, which is the one that read its source; through the API while the host serves, and the
+/// CLI after it stopped.
+#[test]
+fn each_message_is_traced_to_the_executions_that_read_and_wrote_it() {
+    const TOKEN: &str = "audit-token-41c2";
+    let topics = WithDeadLetters::new();
+    let (broker, source, target) = (&topics.broker, &topics.source, &topics.target);
+    let missing = one_failing(broker, source, target, 5, 2);
+    let listener = Listener::new(broker, source, &topics.retries(1, Some("100ms")));
+    listener.ws.set_env("SLUICE_API_TOKEN", TOKEN);
+    let mut serving = listener.serve_with_api();
+    let api = Api::of(&serving, Some(TOKEN));
+    broker.wait_for_committed(&listener.group, source, &[Some(5)]);
+    let delivered = broker.read_all(target, 4);
+
+    let handled = |address: &str| -> Vec<Value> {
+        match api.json(&format!("/executions?message={address}")) {
+            Value::Array(handled) => handled,
+            other => panic!("{address}: {other}"),
+        }
+    };
+    let failure = format!("topic \"{missing}\" does not exist");
+    let failing = handled(&format!("{source}/0/2"));
+    assert_eq!(failing.len(), 2, "a try and a retry: {failing:?}");
+    for (attempt, execution) in (1..).zip(&failing) {
+        assert_eq!(execution["process"], "route");
+        assert_eq!(execution["role"], "read");
+        assert_eq!(execution["attempt"], attempt);
+        assert_eq!(execution["status"], "completed-with-errors");
+        assert_eq!(execution["error"], failure.as_str());
+    }
+    assert_ne!(failing[0]["id"], failing[1]["id"]);
+    // The retry read that one document and wrote nothing.
+    let retry = failing[1]["id"].as_str().expect("id");
+    assert_eq!(
+        api.json(&format!("/executions/{retry}"))["messages"],
+        json!([{"role": "read", "topic": source, "partition": 0, "first": 2, "last": 2}])
+    );
+    for record in &delivered {
+        let number = record.payload.strip_prefix("doc-").expect("doc-N");
+        let read = handled(&format!("{source}/0/{number}"));
+        let written = handled(&format!("{target}/0/{}", record.offset));
+        assert_eq!(read.len(), 1, "{}: {read:?}", record.payload);
+        assert_eq!(written.len(), 1, "{}: {written:?}", record.payload);
+        assert_eq!(
+            (&read[0]["role"], &read[0]["attempt"], &read[0]["error"]),
+            (&json!("read"), &json!(1), &Value::Null)
+        );
+        assert_eq!(
+            (&written[0]["role"], &written[0]["attempt"]),
+            (&json!("written"), &Value::Null)
+        );
+        assert_eq!(read[0]["id"], written[0]["id"], "{}", record.payload);
+    }
+    assert_eq!(handled(&format!("{source}/0/5")), Vec::<Value>::new());
+    let (status, body) = api.get(&format!("/executions?message={source}/x/2"));
+    assert_eq!(status, 400);
+    assert!(
+        body.contains(&format!(
+            "message: \\\"{source}/x/2\\\" is not TOPIC/PARTITION/OFFSET (the partition is a \
+             number from 0), e.g. orders/0/41"
+        )),
+        "{body}"
+    );
+    serving.stop("TERM", WORK);
+
+    let traced = listener.ws.sluice_expect(
+        &["executions", "--message", &format!("{source}/0/2")],
+        0,
+        Stream::Stdout,
+        &[],
+    );
+    let out = stdout(&traced);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for (attempt, row) in (1..).zip(&rows) {
+        assert!(
+            row.starts_with(failing[attempt - 1]["id"].as_str().expect("id")),
+            "{out}"
+        );
+        assert!(
+            row.ends_with(&format!(
+                "  read     {attempt:>7}  completed-with-errors  {failure}"
+            )),
+            "{out}"
+        );
+    }
+    listener.ws.sluice_expect(
+        &["executions", "--message", &format!("{source}/0/5")],
+        0,
+        Stream::Stdout,
+        &[&format!(
+            "no recorded execution read or wrote {source}/0/5 (records older than \
+             host.executions.retention.days are removed)"
+        )],
     );
 }
 

@@ -1,6 +1,7 @@
 //! What one process execution did: the execution record and its parts. A leaf that the host
 //! (which writes records), the store and the metrics (which read them) all use.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::document::{Document, TrackedProperties};
@@ -78,6 +79,9 @@ pub struct ExecutionRecord {
     pub documents_handed_on: usize,
     /// One entry per document that failed.
     pub document_errors: Vec<DocumentError>,
+    /// The Kafka messages it read and wrote, as offset ranges: what answers "which execution
+    /// handled this message?".
+    pub messages: HandledMessages,
 }
 
 impl ExecutionRecord {
@@ -102,5 +106,243 @@ impl ExecutionRecord {
             message,
             tracked,
         });
+    }
+}
+
+/// Whether an execution read a message (its start, a Listen batch, a Consume step) or wrote
+/// it (a Produce step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MessageRole {
+    /// Read from Kafka.
+    Read,
+    /// Written to Kafka.
+    Written,
+}
+
+impl MessageRole {
+    /// The names records, filters and API answers use.
+    pub const NAMES: &'static [&'static str] = &["read", "written"];
+
+    /// This role's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Written => "written",
+        }
+    }
+}
+
+impl std::str::FromStr for MessageRole {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "read" => Ok(Self::Read),
+            "written" => Ok(Self::Written),
+            other => Err(format!("\"{other}\" is not a role: read or written")),
+        }
+    }
+}
+
+/// One Kafka message by where it is: `TOPIC/PARTITION/OFFSET` on the command line and in the
+/// API (a topic name has no `/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageAddress {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+}
+
+impl std::str::FromStr for MessageAddress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = |why: &str| {
+            format!("\"{text}\" is not TOPIC/PARTITION/OFFSET ({why}), e.g. orders/0/41")
+        };
+        let mut parts = text.rsplitn(3, '/');
+        let (Some(offset), Some(partition), Some(topic)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid("three parts separated by /"));
+        };
+        if topic.is_empty() {
+            return Err(invalid("no topic"));
+        }
+        let partition = partition
+            .parse::<i32>()
+            .ok()
+            .filter(|p| *p >= 0)
+            .ok_or_else(|| invalid("the partition is a number from 0"))?;
+        let offset = offset
+            .parse::<i64>()
+            .ok()
+            .filter(|o| *o >= 0)
+            .ok_or_else(|| invalid("the offset is a number from 0"))?;
+        Ok(Self {
+            topic: topic.to_string(),
+            partition,
+            offset,
+        })
+    }
+}
+
+impl std::fmt::Display for MessageAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// Consecutive offsets of one topic-partition that an execution read, or wrote.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MessageRange {
+    /// Read or written.
+    pub role: MessageRole,
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The first offset.
+    pub first: i64,
+    /// The last offset, inclusive.
+    pub last: i64,
+}
+
+/// The messages an execution handled, kept as offset ranges per topic-partition: a batch of
+/// thousands of documents is a handful of ranges, so recording them costs the hot path one
+/// comparison per document and the database a few rows per execution.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandledMessages {
+    /// In the order first noted; [`HandledMessages::ranges`] sorts and merges them.
+    ranges: Vec<MessageRange>,
+}
+
+impl HandledMessages {
+    /// Notes the message at `offset` of `topic`/`partition`.
+    pub fn note(&mut self, role: MessageRole, topic: &Arc<str>, partition: i32, offset: i64) {
+        // A partition's documents come in offset order: the range to extend is the last one
+        // of that partition, found from the end among the few an execution has.
+        let last = self.ranges.iter_mut().rev().find(|range| {
+            range.role == role
+                && range.partition == partition
+                && (Arc::ptr_eq(&range.topic, topic) || range.topic == *topic)
+        });
+        if let Some(range) = last {
+            if offset == range.last + 1 {
+                range.last = offset;
+                return;
+            }
+            if (range.first..=range.last).contains(&offset) {
+                return;
+            }
+        }
+        self.ranges.push(MessageRange {
+            role,
+            topic: topic.clone(),
+            partition,
+            first: offset,
+            last: offset,
+        });
+    }
+
+    /// Notes each document that came from Kafka (its tracked topic, partition and offset) as
+    /// read.
+    pub fn note_read<'a>(&mut self, documents: impl IntoIterator<Item = &'a Document>) {
+        for document in documents {
+            let tracked = &document.tracked;
+            if let (Some(topic), Some(partition), Some(offset)) =
+                (&tracked.topic, tracked.partition, tracked.offset)
+            {
+                self.note(MessageRole::Read, topic, partition, offset);
+            }
+        }
+    }
+
+    /// Whether nothing was noted.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The ranges, sorted by role, topic, partition and offset, with overlapping and adjacent
+    /// ones merged.
+    pub fn ranges(&self) -> Vec<MessageRange> {
+        let mut sorted = self.ranges.clone();
+        sorted.sort();
+        let mut merged: Vec<MessageRange> = Vec::with_capacity(sorted.len());
+        for range in sorted {
+            match merged.last_mut() {
+                Some(previous)
+                    if previous.role == range.role
+                        && previous.topic == range.topic
+                        && previous.partition == range.partition
+                        && range.first <= previous.last.saturating_add(1) =>
+                {
+                    previous.last = previous.last.max(range.last);
+                }
+                _ => merged.push(range),
+            }
+        }
+        merged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_address_is_topic_partition_offset() {
+        let address: MessageAddress = "orders.eu/3/41".parse().expect("valid");
+        assert_eq!(
+            (address.topic.as_str(), address.partition, address.offset),
+            ("orders.eu", 3, 41)
+        );
+        assert_eq!(address.to_string(), "orders.eu/3/41");
+        for (text, why) in [
+            ("orders/41", "three parts separated by /"),
+            ("/0/41", "no topic"),
+            ("orders/-1/41", "the partition is a number from 0"),
+            ("orders/0/x", "the offset is a number from 0"),
+        ] {
+            assert_eq!(
+                text.parse::<MessageAddress>().unwrap_err(),
+                format!("\"{text}\" is not TOPIC/PARTITION/OFFSET ({why}), e.g. orders/0/41")
+            );
+        }
+    }
+
+    #[test]
+    fn consecutive_offsets_make_one_range_and_gaps_start_another() {
+        let a: Arc<str> = Arc::from("a");
+        let b: Arc<str> = Arc::from("b");
+        let mut messages = HandledMessages::default();
+        // Two partitions interleaved, a gap (a compacted or transactional topic), a repeat,
+        // and a record the execution also wrote.
+        for offset in [5, 6, 7, 10, 11, 6] {
+            messages.note(MessageRole::Read, &a, 0, offset);
+            messages.note(MessageRole::Read, &a, 1, offset + 100);
+        }
+        messages.note(MessageRole::Written, &b, 0, 3);
+        messages.note(MessageRole::Read, &Arc::from("a"), 0, 12);
+        // Out of order: merged when listed.
+        messages.note(MessageRole::Read, &a, 0, 8);
+        messages.note(MessageRole::Read, &a, 0, 9);
+        let ranges: Vec<_> = messages
+            .ranges()
+            .into_iter()
+            .map(|r| (r.role, r.topic.to_string(), r.partition, r.first, r.last))
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                (MessageRole::Read, "a".into(), 0, 5, 12),
+                (MessageRole::Read, "a".into(), 1, 105, 107),
+                (MessageRole::Read, "a".into(), 1, 110, 111),
+                (MessageRole::Written, "b".into(), 0, 3, 3),
+            ]
+        );
     }
 }

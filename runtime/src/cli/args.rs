@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use sluice_runtime::document::InputFormat;
-use sluice_runtime::record::ExecutionStatus;
+use sluice_runtime::record::{ExecutionStatus, MessageAddress};
 
 #[derive(Parser)]
 #[command(
@@ -243,20 +243,29 @@ pub enum Command {
         embedded_port: Option<u16>,
     },
 
-    /// List the recorded executions, newest first, or show one with its document errors
+    /// List the recorded executions, newest first, show one with its document errors, or
+    /// find those that handled a Kafka message
     #[command(
         after_help = "Executions are recorded by sluice run and sluice serve in the execution \
                             database (--executions-db, default ./sluice-executions.db) and kept \
                             for host.executions.retention.days (container property, default \
-                            30).\n\n\
+                            30). Each record keeps the offsets its execution read and wrote, \
+                            per topic-partition, which --message looks up.\n\n\
                             Examples:\n  \
                             sluice executions\n  \
                             sluice executions --process demo-send-orders --status failed\n  \
-                            sluice executions 019a3c5e-7d41-7c2e-9f0a-2b4c6d8e0f12"
+                            sluice executions 019a3c5e-7d41-7c2e-9f0a-2b4c6d8e0f12\n  \
+                            sluice executions --message demo-orders/0/0"
     )]
     Executions {
         /// Show this execution, with its document errors
+        #[arg(conflicts_with = "message")]
         id: Option<String>,
+        /// The executions that read or wrote this Kafka message (TOPIC/PARTITION/OFFSET), oldest
+        /// first, each with its status, the attempt (a listener retries a failed document in a
+        /// new execution) and the document's error there
+        #[arg(long, value_name = "TOPIC/PARTITION/OFFSET")]
+        message: Option<MessageAddress>,
         /// Only this process's executions
         #[arg(long)]
         process: Option<String>,

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use sluice_runtime::record::MessageAddress;
 use sluice_runtime::store::{ExecutionStore, Filter};
 use sluice_runtime::{count, utc_time};
 
@@ -11,6 +12,7 @@ use super::{document_error_line, Context};
 pub(super) fn executions(
     context: &Context,
     id: Option<String>,
+    message: Option<MessageAddress>,
     process: Option<String>,
     status: Option<String>,
     limit: usize,
@@ -23,6 +25,9 @@ pub(super) fn executions(
         );
     }
     let store = context.open_records()?;
+    if let Some(message) = message {
+        return message_handlers(&store, &message, process.as_deref(), status.as_deref());
+    }
     match id {
         Some(id) => show_execution(&store, &id),
         None => list_executions(
@@ -93,6 +98,9 @@ fn show_execution(store: &ExecutionStore, id: &str) -> anyhow::Result<ExitCode> 
         e.documents_out,
         count(e.document_errors as usize, "error")
     );
+    for range in store.messages(id)? {
+        out!("{:<9} {range}", range.role);
+    }
     for error in errors {
         let at = (error.topic.as_deref(), error.partition, error.offset);
         let line = document_error_line(
@@ -103,6 +111,57 @@ fn show_execution(store: &ExecutionStore, id: &str) -> anyhow::Result<ExitCode> 
             at,
         );
         out!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn message_handlers(
+    store: &ExecutionStore,
+    message: &MessageAddress,
+    process: Option<&str>,
+    status: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let handled: Vec<_> = store
+        .handled(&message.topic, message.partition, message.offset)?
+        .into_iter()
+        .filter(|h| process.is_none_or(|p| h.execution.process == p))
+        .filter(|h| status.is_none_or(|s| h.execution.status == s))
+        .collect();
+    if handled.is_empty() {
+        out!(
+            "no recorded execution read or wrote {message} (records older than \
+             host.executions.retention.days are removed)"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    out!(
+        "{:<36}  {:<24}  {:<20}  {:<7}  {:>7}  {:<21}  error",
+        "execution",
+        "process",
+        "started (UTC)",
+        "role",
+        "attempt",
+        "status"
+    );
+    for h in handled {
+        let e = &h.execution;
+        out!(
+            "{:<36}  {:<24}  {:<20}  {:<7}  {:>7}  {:<21}  {}",
+            e.id,
+            e.process,
+            utc_time(e.started_ms),
+            h.role,
+            h.attempt.map_or_else(|| "-".to_string(), |a| a.to_string()),
+            e.status,
+            // A failed execution's failure, when the document has no error of its own.
+            h.error
+                .as_deref()
+                .or(e.failure.as_deref())
+                .unwrap_or("-")
+                .lines()
+                .next()
+                .unwrap_or("-")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -130,10 +130,11 @@ fn command(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { .. } => unreachable!("handled above"),
         Command::Executions {
             id,
+            message,
             process,
             status,
             limit,
-        } => executions::executions(&context, id, process, status, limit),
+        } => executions::executions(&context, id, message, process, status, limit),
         Command::Demo => demo::demo(context.container),
         Command::TestConnection {
             connection,

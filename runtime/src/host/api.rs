@@ -24,8 +24,8 @@ use crate::components::{Components, OperationKind, Step};
 use crate::host::console::Console;
 use crate::host::deploy::{ListenerTable, ReloadRequest};
 use crate::host::listener::{ListenerControl, ListenerStatus, Shared};
-use crate::record::ExecutionStatus;
-use crate::store::{Cursor, ExecutionStore, Filter, ListenerSample};
+use crate::record::{ExecutionStatus, MessageAddress};
+use crate::store::{Cursor, ExecutionStore, Filter, ListenerSample, RecordsError};
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -368,6 +368,8 @@ struct ExecutionsQuery {
     limit: Option<usize>,
     /// The cursor of the page before (its `Link: <…>; rel="next"` header gives it).
     before: Option<String>,
+    /// `TOPIC/PARTITION/OFFSET`: the executions that read or wrote that message instead.
+    message: Option<String>,
 }
 
 fn store(state: &ApiState) -> Result<Arc<ExecutionStore>, ApiError> {
@@ -398,7 +400,7 @@ async fn executions(
             StatusCode::BAD_REQUEST,
             format!(
                 "the query string is not valid ({}): use process=ID, status={}, limit=N and \
-                 before=CURSOR",
+                 before=CURSOR, or message=TOPIC/PARTITION/OFFSET",
                 rejection.body_text(),
                 ExecutionStatus::NAMES.join("|")
             ),
@@ -420,6 +422,42 @@ async fn executions(
                 ),
             ));
         }
+    }
+    if let Some(message) = &query.message {
+        let message: MessageAddress = message
+            .parse()
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("message: {e}")))?;
+        if query.before.is_some() {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "message= gives every execution that handled the message, in one answer: it \
+                 takes no before="
+                    .into(),
+            ));
+        }
+        let store = store(&state)?;
+        let handled = tokio::task::spawn_blocking(move || {
+            store.handled(&message.topic, message.partition, message.offset)
+        })
+        .await
+        .map_err(records_failed)?
+        .map_err(records_failed)?;
+        let handled: Vec<_> = handled
+            .into_iter()
+            .filter(|h| {
+                query
+                    .process
+                    .as_ref()
+                    .is_none_or(|p| &h.execution.process == p)
+            })
+            .filter(|h| {
+                query
+                    .status
+                    .as_ref()
+                    .is_none_or(|s| &h.execution.status == s)
+            })
+            .collect();
+        return Ok(Json(json!(handled)).into_response());
     }
     let filter = Filter {
         process: query.process,
@@ -477,11 +515,14 @@ async fn execution(
 ) -> Result<Json<Value>, ApiError> {
     let store = store(&state)?;
     let key = id.clone();
-    let found = tokio::task::spawn_blocking(move || store.get(&key))
-        .await
-        .map_err(records_failed)?
-        .map_err(records_failed)?;
-    let (execution, errors) = found.ok_or_else(|| {
+    let found = tokio::task::spawn_blocking(move || {
+        let found = store.get(&key)?;
+        Ok::<_, RecordsError>(found.map(|found| (found, store.messages(&key))))
+    })
+    .await
+    .map_err(records_failed)?
+    .map_err(records_failed)?;
+    let ((execution, errors), messages) = found.ok_or_else(|| {
         ApiError(
             StatusCode::NOT_FOUND,
             format!("execution \"{id}\" is not recorded"),
@@ -489,6 +530,7 @@ async fn execution(
     })?;
     let mut body = json!(execution);
     body["document_errors_list"] = json!(errors);
+    body["messages"] = json!(messages.map_err(records_failed)?);
     Ok(Json(body))
 }
 

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::migrations::{self, MigrationError};
 use crate::failure::Failure;
-use crate::record::{ExecutionRecord, ExecutionStatus};
+use crate::record::{ExecutionRecord, ExecutionStatus, MessageRole};
 
 /// What went wrong with the execution database.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +80,47 @@ pub struct StoredDocumentError {
     pub partition: Option<i64>,
     /// Tracked offset.
     pub offset: Option<i64>,
+}
+
+/// Offsets of one topic-partition that an execution read or wrote, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredMessageRange {
+    /// `read` or `written`.
+    pub role: String,
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The first offset.
+    pub first: i64,
+    /// The last offset, inclusive.
+    pub last: i64,
+}
+
+impl std::fmt::Display for StoredMessageRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} ", self.topic, self.partition)?;
+        if self.first == self.last {
+            write!(f, "offset {}", self.first)
+        } else {
+            write!(f, "offsets {}-{}", self.first, self.last)
+        }
+    }
+}
+
+/// One execution that handled a message, and how.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MessageHandling {
+    /// The execution.
+    #[serde(flatten)]
+    pub execution: StoredExecution,
+    /// `read` or `written`.
+    pub role: String,
+    /// For a read: the how-manieth of its process's executions that read the message (a
+    /// listener retries a failed document in a new execution); absent for a write.
+    pub attempt: Option<i64>,
+    /// The document's error in that execution, if it had one.
+    pub error: Option<String>,
 }
 
 /// Which executions to list.
@@ -244,6 +285,34 @@ impl ExecutionStore {
                 ])?;
             }
         }
+        if !record.messages.is_empty() {
+            let mut partition = transaction.prepare_cached(
+                "INSERT INTO message_partitions (topic, partition) VALUES (?1, ?2) \
+                 ON CONFLICT (topic, partition) DO UPDATE SET topic = excluded.topic RETURNING id",
+            )?;
+            let mut range = transaction.prepare_cached(
+                "INSERT INTO execution_messages (execution_id, role, partition_id, first_offset, \
+                 last_offset) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut boxed = transaction.prepare_cached(
+                "INSERT INTO execution_messages_boxes (id, partition_low, partition_high, \
+                 first_offset, last_offset) VALUES (last_insert_rowid(), ?1, ?1, ?2, ?3)",
+            )?;
+            for handled in record.messages.ranges() {
+                let partition_id: i64 = partition
+                    .query_row(params![&*handled.topic, handled.partition], |row| {
+                        row.get(0)
+                    })?;
+                range.execute(params![
+                    record.id.to_string(),
+                    handled.role.name(),
+                    partition_id,
+                    handled.first,
+                    handled.last,
+                ])?;
+                boxed.execute(params![partition_id, handled.first, handled.last])?;
+            }
+        }
         let cutoff = millis(SystemTime::now())
             .saturating_sub(i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX));
         transaction.execute("DELETE FROM executions WHERE started_ms < ?1", [cutoff])?;
@@ -336,6 +405,95 @@ impl ExecutionStore {
         Ok(Some((execution, errors)))
     }
 
+    /// The offsets execution `id` read and wrote, per topic-partition; empty for an
+    /// execution that handled no Kafka message (or recorded before they were kept).
+    pub fn messages(&self, id: &str) -> Result<Vec<StoredMessageRange>, RecordsError> {
+        let connection = self.connection();
+        let mut query = connection.prepare_cached(
+            "SELECT m.role, p.topic, p.partition, m.first_offset, m.last_offset \
+             FROM execution_messages m JOIN message_partitions p ON p.id = m.partition_id \
+             WHERE m.execution_id = ?1 ORDER BY m.role, p.topic, p.partition, m.first_offset",
+        )?;
+        let ranges = query
+            .query_map([id], |row| {
+                Ok(StoredMessageRange {
+                    role: row.get(0)?,
+                    topic: row.get(1)?,
+                    partition: row.get(2)?,
+                    first: row.get(3)?,
+                    last: row.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(ranges)
+    }
+
+    /// The executions that read or wrote the message at `offset` of `topic`/`partition`,
+    /// oldest first, each with how (read or written), which attempt of its process it was,
+    /// and the document's error there if it had one.
+    pub fn handled(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Vec<MessageHandling>, RecordsError> {
+        let connection = self.connection();
+        let partition_id: Option<i64> = connection
+            .query_row(
+                "SELECT id FROM message_partitions WHERE topic = ?1 AND partition = ?2",
+                params![topic, partition],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(partition_id) = partition_id else {
+            return Ok(Vec::new());
+        };
+        // The boxes find the candidates; the exact row confirms them (see migration 3).
+        let mut query = connection.prepare_cached(
+            "SELECT e.id, e.process, e.started_ms, e.duration_ms, e.status, e.failure, \
+             e.failure_kind, e.documents_in, e.documents_out, e.document_errors, m.role, \
+             (SELECT d.message FROM document_errors d WHERE d.execution_id = e.id \
+              AND d.topic = ?3 AND d.partition = ?4 AND d.offset = ?2 ORDER BY d.rowid LIMIT 1) \
+             FROM execution_messages_boxes b \
+             JOIN execution_messages m ON m.id = b.id \
+             JOIN executions e ON e.id = m.execution_id \
+             WHERE b.partition_low <= ?1 AND b.partition_high >= ?1 \
+             AND b.first_offset <= ?2 AND b.last_offset >= ?2 \
+             AND m.partition_id = ?1 AND m.first_offset <= ?2 AND m.last_offset >= ?2 \
+             ORDER BY e.started_ms, e.id, m.role",
+        )?;
+        let rows = query.query_map(params![partition_id, offset, topic, partition], |row| {
+            Ok((
+                execution_row(row)?,
+                row.get::<_, String>(10)?,
+                row.get::<_, Option<String>>(11)?,
+            ))
+        })?;
+        let mut reads_by_process = std::collections::HashMap::<String, i64>::new();
+        let mut handled = Vec::new();
+        for row in rows {
+            let (execution, role, error) = row?;
+            // Each time a process's execution reads the message is an attempt at it: a
+            // listener retries a failed document in a new execution.
+            let attempt = if role == MessageRole::Read.name() {
+                let reads = reads_by_process
+                    .entry(execution.process.clone())
+                    .or_default();
+                *reads += 1;
+                Some(*reads)
+            } else {
+                None
+            };
+            handled.push(MessageHandling {
+                execution,
+                role,
+                attempt,
+                error,
+            });
+        }
+        Ok(handled)
+    }
+
     /// Whether the listener of `process` was paused (it stays paused across restarts).
     pub fn paused(&self, process: &str) -> Result<bool, RecordsError> {
         Ok(self
@@ -391,6 +549,7 @@ mod tests {
             documents_in: 3,
             documents_out: Vec::new(),
             documents_handed_on: 0,
+            messages: Default::default(),
             document_errors: (0..errors)
                 .map(|i| DocumentError {
                     document: i + 1,
@@ -535,6 +694,174 @@ mod tests {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .expect("version");
         assert_eq!(version as usize, migrations::CURRENT);
+    }
+
+    /// `record` with the messages it read and wrote noted.
+    fn handling(
+        process: &str,
+        started: SystemTime,
+        read: &[(&str, i32, std::ops::RangeInclusive<i64>)],
+        written: &[(&str, i32, std::ops::RangeInclusive<i64>)],
+    ) -> ExecutionRecord {
+        let mut handled = record(process, ExecutionStatus::Succeeded, 0);
+        handled.started = started;
+        for (role, ranges) in [(MessageRole::Read, read), (MessageRole::Written, written)] {
+            for (topic, partition, offsets) in ranges {
+                let topic: std::sync::Arc<str> = (*topic).into();
+                for offset in offsets.clone() {
+                    handled.messages.note(role, &topic, *partition, offset);
+                }
+            }
+        }
+        handled
+    }
+
+    #[test]
+    fn a_message_is_traced_to_the_executions_that_read_and_wrote_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ExecutionStore::open(&dir.path().join("e.db"), Duration::from_secs(3600))
+            .expect("open");
+        let now = SystemTime::now();
+        let at = |ms: u64| now - Duration::from_millis(1000 - ms);
+        // A listener reads offsets 0..=99 of in/0 and writes them to out/3 at 500..=599; its
+        // document at offset 41 fails, is retried in a second execution, and then passes. A
+        // second process reads the same partition for itself; a third reads offsets near
+        // 2^40, where the R*Tree's 32-bit floats cannot tell neighbours apart.
+        let mut first = handling(
+            "bridge",
+            at(1),
+            &[("in", 0, 0..=99)],
+            &[("out", 3, 500..=598)],
+        );
+        first.status = ExecutionStatus::CompletedWithErrors;
+        first.document_errors.push(DocumentError {
+            document: 42,
+            step: 1,
+            operation: "send".into(),
+            message: "topic \"out\" refused it".into(),
+            tracked: TrackedProperties {
+                topic: Some("in".into()),
+                partition: Some(0),
+                offset: Some(41),
+                ..TrackedProperties::default()
+            },
+        });
+        let retry = handling(
+            "bridge",
+            at(2),
+            &[("in", 0, 41..=41)],
+            &[("out", 3, 599..=599)],
+        );
+        let other = handling("audit", at(3), &[("in", 0, 40..=60), ("in", 1, 0..=9)], &[]);
+        let far = 1_i64 << 40;
+        let large = handling("far", at(4), &[("in", 0, far..=far + 9)], &[]);
+        for r in [&first, &retry, &other, &large] {
+            store.record(r, 0).expect("record");
+        }
+        let seen = |topic: &str, partition: i32, offset: i64| {
+            store
+                .handled(topic, partition, offset)
+                .expect("handled")
+                .into_iter()
+                .map(|h| (h.execution.process, h.role, h.attempt, h.error))
+                .collect::<Vec<_>>()
+        };
+        let read =
+            |process: &str, attempt| (process.to_string(), "read".to_string(), Some(attempt));
+        let plain = |(p, r, a): (String, String, Option<i64>)| (p, r, a, None::<String>);
+        assert_eq!(
+            seen("in", 0, 41),
+            [
+                (
+                    "bridge".into(),
+                    "read".into(),
+                    Some(1),
+                    Some("topic \"out\" refused it".into())
+                ),
+                plain(read("bridge", 2)),
+                plain(read("audit", 1)),
+            ]
+        );
+        assert_eq!(seen("in", 0, 99), [plain(read("bridge", 1))]);
+        assert_eq!(seen("in", 0, 100), []);
+        assert_eq!(seen("in", 1, 41), []);
+        assert_eq!(seen("in", 1, 9), [plain(read("audit", 1))]);
+        assert_eq!(
+            seen("out", 3, 599),
+            [("bridge".into(), "written".into(), None, None)]
+        );
+        assert_eq!(seen("nowhere", 0, 1), []);
+        let ranges: Vec<String> = store
+            .messages(&first.id.to_string())
+            .expect("messages")
+            .iter()
+            .map(|r| format!("{} {r}", r.role))
+            .collect();
+        assert_eq!(
+            ranges,
+            ["read in/0 offsets 0-99", "written out/3 offsets 500-598"]
+        );
+        // Exact at the edges, however large the offsets.
+        assert_eq!(seen("in", 0, far), [plain(read("far", 1))]);
+        assert_eq!(seen("in", 0, far + 9), [plain(read("far", 1))]);
+        assert_eq!(seen("in", 0, far - 1), []);
+        assert_eq!(seen("in", 0, far + 10), []);
+    }
+
+    #[test]
+    fn message_ranges_are_found_through_the_rtree_and_leave_with_their_execution() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("e.db");
+        let old = handling(
+            "bridge",
+            SystemTime::now() - Duration::from_secs(120),
+            &[("in", 0, 0..=9)],
+            &[],
+        );
+        let kept_longer = ExecutionStore::open(&path, Duration::from_secs(600)).expect("open");
+        kept_longer.record(&old, 0).expect("record");
+        assert_eq!(kept_longer.handled("in", 0, 5).expect("handled").len(), 1);
+        drop(kept_longer);
+        // Under a shorter retention, recording the next one removes the old one, and its ranges
+        // with it.
+        let store = ExecutionStore::open(&path, Duration::from_secs(60)).expect("open");
+        let new = handling("bridge", SystemTime::now(), &[("in", 0, 10..=19)], &[]);
+        store.record(&new, 0).expect("record");
+        assert_eq!(store.handled("in", 0, 5).expect("handled"), []);
+        let connection = store.connection();
+        let count = |table: &str| -> i64 {
+            connection
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })
+                .expect("count")
+        };
+        assert_eq!(count("execution_messages"), 1);
+        assert_eq!(count("execution_messages_boxes"), 1);
+        // The lookup starts from the R*Tree's index, then goes to each candidate by its key:
+        // no scan of the partition's ranges, however many there are.
+        let plan: Vec<String> = connection
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT m.id FROM execution_messages_boxes b \
+                 JOIN execution_messages m ON m.id = b.id \
+                 JOIN executions e ON e.id = m.execution_id \
+                 WHERE b.partition_low <= 1 AND b.partition_high >= 1 \
+                 AND b.first_offset <= 5 AND b.last_offset >= 5 \
+                 AND m.partition_id = 1 AND m.first_offset <= 5 AND m.last_offset >= 5",
+            )
+            .expect("plan")
+            .query_map([], |row| row.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan");
+        assert!(
+            plan[0].starts_with("SCAN b VIRTUAL TABLE INDEX"),
+            "{plan:?}"
+        );
+        assert!(
+            plan[1..].iter().all(|step| step.starts_with("SEARCH")),
+            "{plan:?}"
+        );
     }
 
     #[test]

@@ -354,6 +354,7 @@ mod tests {
             documents_out: vec![Default::default(), Default::default()],
             documents_handed_on: 0,
             document_errors: Vec::new(),
+            messages: Default::default(),
         });
         metrics.commit("route", Duration::from_millis(250));
         metrics.dead_letter("route");

@@ -42,6 +42,35 @@ const MIGRATIONS: &[&str] = &[
     // 2: whose fault a failure was (user, environment, internal); NULL for failures recorded
     // before it was kept.
     "ALTER TABLE executions ADD COLUMN failure_kind TEXT;",
+    // 3: the Kafka messages each execution read and wrote, as offset ranges per
+    // topic-partition, for "which execution handled this message?". Topic-partitions are
+    // numbered so that an R*Tree can index (partition, offsets) boxes: finding the ranges that
+    // contain an offset is then a lookup, where a B-tree on the first offset would scan every
+    // earlier range of the partition. R*Tree bounds are 32-bit floats rounded outward, so a
+    // match is confirmed against the exact row.
+    "
+    CREATE TABLE message_partitions (
+        id INTEGER PRIMARY KEY,
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        UNIQUE (topic, partition)
+    );
+    CREATE TABLE execution_messages (
+        id INTEGER PRIMARY KEY,
+        execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        partition_id INTEGER NOT NULL REFERENCES message_partitions (id),
+        first_offset INTEGER NOT NULL,
+        last_offset INTEGER NOT NULL
+    );
+    CREATE INDEX execution_messages_by_execution ON execution_messages (execution_id);
+    CREATE VIRTUAL TABLE execution_messages_boxes USING rtree (
+        id, partition_low, partition_high, first_offset, last_offset
+    );
+    CREATE TRIGGER execution_messages_unboxed AFTER DELETE ON execution_messages BEGIN
+        DELETE FROM execution_messages_boxes WHERE id = old.id;
+    END;
+    ",
 ];
 
 /// The schema version this build writes.

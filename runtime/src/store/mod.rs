@@ -8,7 +8,8 @@ mod metrics;
 mod migrations;
 
 pub use executions::{
-    Cursor, ExecutionStore, Filter, RecordsError, StoredDocumentError, StoredExecution, Totals,
+    Cursor, ExecutionStore, Filter, MessageHandling, RecordsError, StoredDocumentError,
+    StoredExecution, StoredMessageRange, Totals,
 };
 pub use metrics::{ListenerSample, Metrics};
 pub use migrations::MigrationError;

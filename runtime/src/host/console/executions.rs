@@ -1,6 +1,6 @@
 //! Executions: newest first, filtered by process and status, a page at a time (the same
-//! cursor as the JSON API's); one execution with every document error and where its document
-//! came from.
+//! cursor as the JSON API's); those that handled one Kafka message; one execution with the
+//! offsets it read and wrote and every document error with where its document came from.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -11,8 +11,10 @@ use super::layout::{self, Section};
 use super::not_found;
 use super::session::Session;
 use crate::host::api::ApiState;
-use crate::record::ExecutionStatus;
-use crate::store::{Cursor, Filter, StoredDocumentError, StoredExecution};
+use crate::record::{ExecutionStatus, MessageAddress};
+use crate::store::{
+    Cursor, Filter, MessageHandling, StoredDocumentError, StoredExecution, StoredMessageRange,
+};
 
 /// Executions per page.
 const PAGE: usize = 25;
@@ -22,6 +24,8 @@ pub(super) struct ExecutionsQuery {
     process: Option<String>,
     status: Option<String>,
     before: Option<String>,
+    /// `TOPIC/PARTITION/OFFSET`: the executions that handled that message instead.
+    message: Option<String>,
 }
 
 /// The recorded executions `filter` selects; `None` when the host records none or the
@@ -41,12 +45,77 @@ pub(super) async fn list(state: &ApiState, filter: Filter) -> Option<Vec<StoredE
     }
 }
 
+/// What looking a message up found: the executions that handled it, or why there is no
+/// answer.
+async fn handlers(state: &ApiState, message: &str) -> Result<Vec<MessageHandling>, String> {
+    let address: MessageAddress = message.trim().parse()?;
+    let unavailable = "This host records no executions, or the records cannot be read (see the \
+                       host's log).";
+    let store = state.shared.host().records().cloned().ok_or(unavailable)?;
+    let found = tokio::task::spawn_blocking(move || {
+        store.handled(&address.topic, address.partition, address.offset)
+    })
+    .await;
+    match found {
+        Ok(Ok(handled)) => Ok(handled),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "execution records unavailable");
+            Err(unavailable.into())
+        }
+        Err(error) => {
+            tracing::error!(%error, "execution records unavailable");
+            Err(unavailable.into())
+        }
+    }
+}
+
+/// The executions that handled one message, oldest first.
+fn handlers_table(message: &str, found: &Result<Vec<MessageHandling>, String>) -> Markup {
+    html! {
+        section aria-labelledby="handled" {
+            h2 id="handled" { "Executions that handled " code { (message) } }
+            @match found {
+                Err(problem) => p.problem { (problem) }
+                Ok(handled) if handled.is_empty() => p {
+                    "No recorded execution read or wrote this message (records older than \
+                     host.executions.retention.days are removed)."
+                }
+                Ok(handled) => table {
+                    thead { tr {
+                        th scope="col" { "Started" } th scope="col" { "Process" } th scope="col" { "Role" }
+                        th scope="col" class="number" { "Attempt" } th scope="col" { "Status" }
+                        th scope="col" { "Document's error" }
+                    } }
+                    tbody {
+                        @for h in handled {
+                            @let e = &h.execution;
+                            tr {
+                                td { a href=(format!("/console/executions/{}", super::path_segment(&e.id))) { (layout::time(e.started_ms)) } }
+                                td { (e.process) }
+                                td { (h.role) }
+                                td class="number" { @if let Some(attempt) = h.attempt { (attempt) } @else { "—" } }
+                                td { (layout::status_badge(&e.status)) }
+                                td.detail { @if let Some(error) = &h.error { (error) } @else { "—" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(super) async fn page(
     State(state): State<ApiState>,
     Extension(session): Extension<Session>,
     Query(query): Query<ExecutionsQuery>,
 ) -> Response {
     let non_empty = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let message = non_empty(query.message);
+    let handled = match &message {
+        Some(message) => Some(handlers(&state, message).await),
+        None => None,
+    };
     let process = non_empty(query.process);
     let status = non_empty(query.status).filter(|s| ExecutionStatus::NAMES.contains(&s.as_str()));
     let before = query
@@ -94,6 +163,15 @@ pub(super) async fn page(
                 }
             }
             button type="submit" { "Show" }
+        }
+        form.filters.message method="get" action="/console/executions" {
+            label for="message" { "Message" }
+            input id="message" name="message" type="text" placeholder="TOPIC/PARTITION/OFFSET"
+                value=(message.as_deref().unwrap_or_default());
+            button type="submit" { "Find" }
+        }
+        @if let (Some(message), Some(found)) = (&message, &handled) {
+            (handlers_table(message, found))
         }
         @match &executions {
             None => p { "This host records no executions, or the records cannot be read (see the host's log)." }
@@ -148,17 +226,28 @@ pub(super) async fn one(
         return not_found(&session, "this host records no executions");
     };
     let key = id.clone();
-    let found = tokio::task::spawn_blocking(move || store.get(&key)).await;
-    let Ok(Ok(Some((execution, errors)))) = found else {
+    let found = tokio::task::spawn_blocking(move || {
+        let found = store.get(&key)?;
+        Ok::<_, crate::store::RecordsError>(match found {
+            Some(found) => Some((found, store.messages(&key)?)),
+            None => None,
+        })
+    })
+    .await;
+    let Ok(Ok(Some(((execution, errors), messages)))) = found else {
         return not_found(&session, &format!("execution \"{id}\" is not recorded"));
     };
-    let body = details(&execution, &errors);
+    let body = details(&execution, &errors, &messages);
     let title = format!("Execution of {}", execution.process);
     Html(layout::page(&title, Section::Executions, Some(&session), body).into_string())
         .into_response()
 }
 
-fn details(e: &StoredExecution, errors: &[StoredDocumentError]) -> Markup {
+fn details(
+    e: &StoredExecution,
+    errors: &[StoredDocumentError],
+    messages: &[StoredMessageRange],
+) -> Markup {
     html! {
         dl.facts {
             dt { "Execution" } dd { code { (e.id) } }
@@ -169,6 +258,13 @@ fn details(e: &StoredExecution, errors: &[StoredDocumentError]) -> Markup {
                 dt { "Failure" } dd.detail { (failure) }
             }
             dt { "Documents" } dd { (e.documents_in) " in, " (e.documents_out) " out, " (e.document_errors) " with errors" }
+            @for (role, label) in [("read", "Read"), ("written", "Wrote")] {
+                @let ranges: Vec<_> = messages.iter().filter(|r| r.role == role).collect();
+                @if !ranges.is_empty() {
+                    dt { (label) }
+                    dd { @for (i, range) in ranges.iter().enumerate() { @if i > 0 { ", " } (range) } }
+                }
+            }
         }
         @if !errors.is_empty() {
             h2 { "Document errors" }

@@ -104,6 +104,7 @@ impl Host {
             }
             match self.consume(op, def, topic).await {
                 Ok(consumed) => {
+                    record.messages.note_read(&consumed);
                     for document in consumed {
                         if let Some(message) = &document.application_error {
                             let tracked = document.tracked.clone();

@@ -18,7 +18,7 @@ use crate::components::{Components, OperationDefinition, OperationKind, ProcessD
 use crate::container::ContainerProperties;
 use crate::document::Document;
 use crate::failure::Failure;
-use crate::record::{ExecutionRecord, ExecutionStatus};
+use crate::record::{ExecutionRecord, ExecutionStatus, HandledMessages};
 use crate::store::{ExecutionStore, Metrics};
 
 pub(crate) use consume::consumed_document;
@@ -321,6 +321,7 @@ impl Host {
             documents_out: Vec::new(),
             documents_handed_on: 0,
             document_errors: Vec::new(),
+            messages: HandledMessages::default(),
         };
         tracing::info!("execution started");
         let outcome = match source {
@@ -377,6 +378,7 @@ impl Host {
             (None, None) => Vec::new(),
         };
         record.documents_in = documents.len();
+        record.messages.note_read(&documents);
         let flowing = numbered(documents, 0);
         if let Some(start) = &process.start {
             for (position, document) in &flowing {
@@ -401,6 +403,7 @@ impl Host {
         for chunk in &mut *chunked.chunks {
             let before = record.documents_in;
             record.documents_in += chunk.len();
+            record.messages.note_read(&chunk);
             let progress = ChunkProgress {
                 inner: progress,
                 before,

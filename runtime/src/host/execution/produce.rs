@@ -12,7 +12,7 @@ use super::{Host, Progress};
 use crate::advice::UserMessage as _;
 use crate::components::{OperationDefinition, ProduceDefinition};
 use crate::document::{Document, TrackedProperties};
-use crate::record::ExecutionRecord;
+use crate::record::{ExecutionRecord, MessageRole};
 
 impl Host {
     /// The warm producer of a Produce operation, created at its first use.
@@ -128,6 +128,14 @@ impl Host {
             match result {
                 Ok(at) => {
                     tracing::debug!(topic = %at.topic, partition = at.partition, offset = at.offset, "delivered");
+                    if at.offset >= 0 {
+                        record.messages.note(
+                            MessageRole::Written,
+                            &at.topic,
+                            at.partition,
+                            at.offset,
+                        );
+                    }
                     document.tracked = TrackedProperties {
                         topic: Some(at.topic),
                         partition: Some(at.partition),
