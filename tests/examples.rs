@@ -94,6 +94,31 @@ const MARKS: &[(&str, Check, i32)] = &[
         Check::NoBroker,
         0,
     ),
+    (
+        "sluice dead-letters list example-listen-forward-orders --components \
+         profiles/connections --components profiles/examples",
+        Check::Tansu,
+        0,
+    ),
+    (
+        "sluice dead-letters list example-listen-forward-orders --since 2h --error-contains \
+         'does not exist' --components profiles/connections --components profiles/examples",
+        Check::Tansu,
+        0,
+    ),
+    (
+        "sluice dead-letters replay example-listen-forward-orders --dry-run --components \
+         profiles/connections --components profiles/examples",
+        Check::Tansu,
+        0,
+    ),
+    (
+        "sluice dead-letters replay example-listen-forward-orders --to process \
+         --error-contains 'does not exist' --components profiles/connections --components \
+         profiles/examples",
+        Check::Tansu,
+        0,
+    ),
     // An id nobody recorded: the command says so, with status 1.
     (
         "sluice executions 019a3c5e-7d41-7c2e-9f0a-2b4c6d8e0f12",

@@ -21,6 +21,7 @@ pub mod msk_iam;
 mod oauth;
 pub mod probe;
 pub mod produce;
+pub mod read_topic;
 mod record;
 mod security;
 pub mod topic_pattern;

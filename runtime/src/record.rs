@@ -90,6 +90,17 @@ impl ExecutionRecord {
         self.documents_out.len() + self.documents_handed_on
     }
 
+    /// Notes the dead letters at `replayed` (the execution's documents, one each, in order)
+    /// as replayed, but for those whose document has an error.
+    pub(crate) fn note_replayed(&mut self, replayed: &[(Arc<str>, i32, i64)]) {
+        for (index, (topic, partition, offset)) in replayed.iter().enumerate() {
+            if !self.document_errors.iter().any(|e| e.document == index + 1) {
+                self.messages
+                    .note(MessageRole::Replayed, topic, *partition, *offset);
+            }
+        }
+    }
+
     /// Records one document's error; the document leaves the flow unless the caller keeps it.
     pub(crate) fn document_error(
         &mut self,
@@ -109,37 +120,29 @@ impl ExecutionRecord {
     }
 }
 
-/// Whether an execution read a message (its start, a Listen batch, a Consume step) or wrote
-/// it (a Produce step).
+/// Whether an execution read a message (its start, a Listen batch, a Consume step), wrote it
+/// (a Produce step), or replayed it (a dead letter it sent back to where it came from, or
+/// through its listener's process, with success).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MessageRole {
     /// Read from Kafka.
     Read,
     /// Written to Kafka.
     Written,
+    /// A dead letter replayed.
+    Replayed,
 }
 
 impl MessageRole {
     /// The names records, filters and API answers use.
-    pub const NAMES: &'static [&'static str] = &["read", "written"];
+    pub const NAMES: &'static [&'static str] = &["read", "written", "replayed"];
 
     /// This role's name.
     pub fn name(self) -> &'static str {
         match self {
             Self::Read => "read",
             Self::Written => "written",
-        }
-    }
-}
-
-impl std::str::FromStr for MessageRole {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "read" => Ok(Self::Read),
-            "written" => Ok(Self::Written),
-            other => Err(format!("\"{other}\" is not a role: read or written")),
+            Self::Replayed => "replayed",
         }
     }
 }

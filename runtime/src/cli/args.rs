@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use sluice_runtime::document::InputFormat;
+use sluice_runtime::host::dead_letters::ReplayTo;
 use sluice_runtime::record::{ExecutionStatus, MessageAddress};
 
 #[derive(Parser)]
@@ -277,10 +278,86 @@ pub enum Command {
         limit: usize,
     },
 
+    /// List a listener's dead letters, or replay them
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+
     /// Produce a few keyed documents and consume them back, on the embedded broker
     #[command(
         after_help = "Needs nothing installed or running: the embedded broker is \
                             librdkafka's in-process mock cluster.\n\nExample:\n  sluice demo"
     )]
     Demo,
+}
+
+/// `sluice dead-letters …`
+#[derive(Subcommand)]
+pub enum DeadLettersCommand {
+    /// The dead letters in a listener's dead-letter topic, with where each came from, why it
+    /// failed, and whether it was replayed
+    #[command(
+        after_help = "Reads the whole dead-letter topic as it is now, without a consumer \
+                            group (nothing is committed). Needs the components that define the \
+                            listener; replays are looked up in the execution database.\n\n\
+                            Examples:\n  \
+                            sluice dead-letters list example-listen-forward-orders --components \
+                            profiles/connections --components profiles/examples\n  \
+                            sluice dead-letters list example-listen-forward-orders --since 2h \
+                            --error-contains 'does not exist' --components profiles/connections \
+                            --components profiles/examples"
+    )]
+    List {
+        /// The listener (its process id)
+        listener: String,
+        #[command(flatten)]
+        components: ComponentPaths,
+        #[command(flatten)]
+        filter: DeadLetterFilterArgs,
+    },
+    /// Replay a listener's dead letters: byte for byte back to the topic and partition each
+    /// came from (marked with header sluice.replay.of), or through the listener's process
+    #[command(
+        after_help = "A replay is recorded as an execution of the listener's process that \
+                            names the dead letters it replayed: a dead letter replayed before is \
+                            skipped unless --again. A dead letter of a message over \
+                            max.request.size holds no payload: it is listed, never replayed.\n\n\
+                            Exit status: 0 when every dead letter taken was replayed (or \
+                            skipped), 3 when some failed, 1 when the replay could not run.\n\n\
+                            Examples:\n  \
+                            sluice dead-letters replay example-listen-forward-orders --dry-run \
+                            --components profiles/connections --components profiles/examples\n  \
+                            sluice dead-letters replay example-listen-forward-orders --to process \
+                            --error-contains 'does not exist' --components profiles/connections \
+                            --components profiles/examples"
+    )]
+    Replay {
+        /// The listener (its process id)
+        listener: String,
+        #[command(flatten)]
+        components: ComponentPaths,
+        #[command(flatten)]
+        filter: DeadLetterFilterArgs,
+        /// Where the dead letters go: back to their source topic and partition (the listener
+        /// receives them again), or through the listener's process directly
+        #[arg(long, value_enum, default_value = "source")]
+        to: ReplayTo,
+        /// Say what would be replayed; replay nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Replay dead letters that were replayed before, too
+        #[arg(long)]
+        again: bool,
+    },
+}
+
+/// Which dead letters a dead-letters command takes.
+#[derive(clap::Args)]
+pub struct DeadLetterFilterArgs {
+    /// Only those dead-lettered since then: a time (2026-11-30T10:00:00Z) or a while ago (2h,
+    /// 30min, 1day)
+    #[arg(long, value_name = "TIME|AGO", value_parser = sluice_runtime::host::dead_letters::since_ms)]
+    pub since: Option<i64>,
+    /// Only those whose error contains this text (case-insensitive)
+    #[arg(long, value_name = "TEXT")]
+    pub error_contains: Option<String>,
 }

@@ -15,6 +15,7 @@ macro_rules! out {
 }
 
 mod args;
+mod dead_letters;
 mod demo;
 mod executions;
 mod run;
@@ -135,6 +136,7 @@ fn command(cli: Cli) -> anyhow::Result<ExitCode> {
             status,
             limit,
         } => executions::executions(&context, id, message, process, status, limit),
+        Command::DeadLetters(command) => dead_letters::dead_letters(context, command),
         Command::Demo => demo::demo(context.container),
         Command::TestConnection {
             connection,

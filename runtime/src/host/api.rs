@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::advice::UserMessage as _;
 use crate::components::{Components, OperationKind, Step};
 use crate::host::console::Console;
+use crate::host::dead_letters::{self, DeadLetterError, DeadLetterFilter, ReplayRequest, ReplayTo};
 use crate::host::deploy::{ListenerTable, ReloadRequest};
 use crate::host::listener::{ListenerControl, ListenerStatus, Shared};
 use crate::record::{ExecutionStatus, MessageAddress};
@@ -69,6 +70,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/listeners/{id}/pause", put(pause))
         .route("/listeners/{id}/resume", put(resume))
         .route("/listeners/{id}/restart", post(restart))
+        .route("/listeners/{id}/dead-letters", get(dead_letters))
+        .route(
+            "/listeners/{id}/dead-letters/replay",
+            post(replay_dead_letters),
+        )
         .route("/executions", get(executions))
         .route("/executions/{id}", get(execution))
         .route("/components/validate", post(validate))
@@ -359,6 +365,121 @@ async fn restart(
     }
     control.request_restart();
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLettersQuery {
+    /// An RFC 3339 time, or how long ago (`2h`).
+    since: Option<String>,
+    error_contains: Option<String>,
+}
+
+impl DeadLettersQuery {
+    fn filter(&self) -> Result<DeadLetterFilter, ApiError> {
+        let since_ms = self
+            .since
+            .as_deref()
+            .map(dead_letters::since_ms)
+            .transpose()
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
+        Ok(DeadLetterFilter {
+            since_ms,
+            error_contains: self.error_contains.clone().filter(|t| !t.is_empty()),
+        })
+    }
+}
+
+fn dead_letter_error(error: DeadLetterError) -> ApiError {
+    let status = match &error {
+        DeadLetterError::UnknownListener { .. } => StatusCode::NOT_FOUND,
+        DeadLetterError::NoDeadLetterTopic(_) | DeadLetterError::NoRecords => StatusCode::CONFLICT,
+        DeadLetterError::Unreadable { .. } => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError(status, error.to_string())
+}
+
+/// `GET /listeners/ID/dead-letters?since=…&error_contains=…`: the listener's dead letters.
+async fn dead_letters(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    query: Result<Query<DeadLettersQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the query string is not valid ({}): use since=TIME|AGO and error_contains=TEXT",
+                rejection.body_text()
+            ),
+        )
+    })?;
+    let filter = query.filter()?;
+    let host = state.shared.host();
+    let (topic, letters) = dead_letters::dead_letters(&host, &id, &filter)
+        .await
+        .map_err(dead_letter_error)?;
+    let letters: Vec<Value> = letters.iter().map(|l| l.to_json()).collect();
+    Ok(Json(
+        json!({"dead_letter_topic": topic, "dead_letters": letters}),
+    ))
+}
+
+/// The body of `POST /listeners/ID/dead-letters/replay`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    #[serde(default = "replay_to_source")]
+    to: ReplayTo,
+    since: Option<String>,
+    error_contains: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    again: bool,
+}
+
+fn replay_to_source() -> ReplayTo {
+    ReplayTo::Source
+}
+
+/// `POST /listeners/ID/dead-letters/replay`, JSON `{"to": "source"|"process", "since": …,
+/// "error_contains": …, "dry_run": false, "again": false}` (all optional).
+async fn replay_dead_letters(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::from_str("{}")
+    } else {
+        serde_json::from_slice(&body)
+    }
+    .map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body is not a replay request ({e}): JSON with to (source or process), \
+                 since, error_contains, dry_run and again, each optional"
+            ),
+        )
+    })?;
+    let request = ReplayRequest {
+        to: body.to,
+        filter: DeadLettersQuery {
+            since: body.since,
+            error_contains: body.error_contains,
+        }
+        .filter()?,
+        dry_run: body.dry_run,
+        again: body.again,
+    };
+    let host = state.shared.host();
+    let outcome = dead_letters::replay(&host, &id, &request)
+        .await
+        .map_err(dead_letter_error)?;
+    Ok(Json(outcome.to_json(request.dry_run)))
 }
 
 #[derive(serde::Deserialize)]

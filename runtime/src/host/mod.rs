@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod console;
+pub mod dead_letters;
 pub mod deploy;
 pub mod execution;
 pub mod listener;

@@ -7,6 +7,7 @@ mod executions;
 mod metrics;
 mod migrations;
 
+pub(crate) use executions::millis;
 pub use executions::{
     Cursor, ExecutionStore, Filter, MessageHandling, RecordsError, StoredDocumentError,
     StoredExecution, StoredMessageRange, Totals,

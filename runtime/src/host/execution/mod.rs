@@ -4,6 +4,7 @@
 mod commit_offset;
 mod consume;
 mod produce;
+mod replay;
 mod set_properties;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::record::{ExecutionRecord, ExecutionStatus, HandledMessages};
 use crate::store::{ExecutionStore, Metrics};
 
 pub(crate) use consume::consumed_document;
+pub use replay::DeadLetterReplay;
 
 /// Where `run` reports progress: the count of documents a step has finished.
 pub trait Progress: Sync {
@@ -293,11 +295,23 @@ impl Host {
         source: Source<'_>,
         progress: &dyn Progress,
     ) -> ExecutionRecord {
+        self.run_replaying(process, source, progress, &[]).await
+    }
+
+    /// [`Host::run`] of documents that are the dead letters at `replayed` (one each, in
+    /// order): those that come through without an error are recorded as replayed.
+    async fn run_replaying(
+        &self,
+        process: &ProcessDefinition,
+        source: Source<'_>,
+        progress: &dyn Progress,
+        replayed: &[(Arc<str>, i32, i64)],
+    ) -> ExecutionRecord {
         let id = uuid::Uuid::now_v7();
         // At ERROR level so that the span is never filtered out: its fields must reach the
         // warnings and errors logged inside it under the default filter (warn).
         let span = tracing::error_span!("execution", process = %process.id, execution_id = %id);
-        self.run_in(id, process, source, progress)
+        self.run_in(id, process, source, progress, replayed)
             .instrument(span)
             .await
     }
@@ -308,6 +322,7 @@ impl Host {
         process: &ProcessDefinition,
         source: Source<'_>,
         progress: &dyn Progress,
+        replayed: &[(Arc<str>, i32, i64)],
     ) -> ExecutionRecord {
         let started = SystemTime::now();
         let clock = Instant::now();
@@ -332,6 +347,9 @@ impl Host {
             }
         };
         record.duration = clock.elapsed();
+        if outcome.is_ok() {
+            record.note_replayed(replayed);
+        }
         record.status = match outcome {
             Err(failure) => ExecutionStatus::Failed(failure),
             Ok(()) if record.document_errors.is_empty() => ExecutionStatus::Succeeded,

@@ -30,6 +30,14 @@ pub mod dead_letter_headers {
     pub const ATTEMPTS: &str = "sluice.error.attempts";
     /// The process that failed it.
     pub const PROCESS: &str = "sluice.error.process";
+    /// When it was dead-lettered, RFC 3339 in UTC.
+    pub const TIME: &str = "sluice.error.time";
+    /// Set on the dead letter of a message over max.request.size, which carries only where
+    /// the message is: its key, payload and headers were not read.
+    pub const OMITTED: &str = "sluice.error.omitted";
+    /// Set on a replayed message: the dead letter it was replayed from,
+    /// `TOPIC/PARTITION/OFFSET`.
+    pub const REPLAY_OF: &str = "sluice.replay.of";
 }
 
 impl Listener {
@@ -107,6 +115,9 @@ impl Listener {
             error,
             ..
         } = attempted;
+        // Only a message over max.request.size arrives as an application error: its bytes
+        // were never read.
+        let omitted = document.application_error.is_some();
         let mut headers = document.tracked.headers.clone();
         let text = |name: &str, value: String| Header {
             name: name.to_string(),
@@ -122,7 +133,17 @@ impl Listener {
             ),
             text(dead_letter_headers::ATTEMPTS, attempts.to_string()),
             text(dead_letter_headers::PROCESS, self.process.id.clone()),
+            text(
+                dead_letter_headers::TIME,
+                humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            ),
         ]);
+        if omitted {
+            headers.push(text(
+                dead_letter_headers::OMITTED,
+                "key, payload and headers: the message was over max.request.size".into(),
+            ));
+        }
         ProduceRecord {
             payload: document.data.into(),
             key: document.tracked.key.as_deref().map(|k| k.to_vec().into()),
