@@ -107,6 +107,26 @@ const MARKS: &[(&str, Check, i32)] = &[
         0,
     ),
     (
+        "sluice listeners seek example-listen-forward-orders --to-timestamp 2026-11-30T10:00:00Z",
+        Check::WithHost("sluice serve --components profiles/connections --components profiles/examples"),
+        0,
+    ),
+    (
+        "sluice listeners seek example-listen-forward-orders --to-timestamp 2h --api 127.0.0.1:8083",
+        Check::WithHost("sluice serve --components profiles/connections --components profiles/examples"),
+        0,
+    ),
+    (
+        "sluice listeners seek example-listen-forward-orders --to-offset orders:0:0,orders:1:0",
+        Check::WithHost("sluice serve --components profiles/connections --components profiles/examples"),
+        0,
+    ),
+    (
+        "sluice listeners seek example-listen-forward-orders --to-latest",
+        Check::WithHost("sluice serve --components profiles/connections --components profiles/examples"),
+        0,
+    ),
+    (
         "sluice dead-letters replay example-listen-forward-orders --dry-run --components \
          profiles/connections --components profiles/examples",
         Check::Tansu,
@@ -242,26 +262,43 @@ fn markdown_check(mark: &str) -> Option<Check> {
     }
 }
 
+/// `sluice COMMAND --help`.
+fn help_of(command: &str) -> String {
+    let mut args: Vec<&str> = command.split_whitespace().collect();
+    args.push("--help");
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(&args)
+        .output()
+        .expect("sluice --help");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `command` and every command under it, as its help lists them (so that a new command's
+/// examples cannot go unchecked).
+fn commands(command: &str) -> Vec<String> {
+    let mut all = vec![command.to_string()];
+    let help = help_of(command);
+    let listed = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(|name| format!("{command} {name}").trim().to_string())
+        .collect::<Vec<_>>();
+    for sub in listed {
+        all.extend(commands(&sub));
+    }
+    all
+}
+
 /// The examples of `sluice --help` and each command's help: the indented lines after
 /// "Examples:", a wrapped one joined again.
 fn help_examples() -> Vec<(String, String)> {
     let mut examples = Vec::new();
-    for command in [
-        "",
-        "validate",
-        "run",
-        "serve",
-        "executions",
-        "test-connection",
-        "demo",
-    ] {
-        let mut args: Vec<&str> = command.split_whitespace().collect();
-        args.push("--help");
-        let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(&args)
-            .output()
-            .expect("sluice --help");
-        let help = String::from_utf8_lossy(&output.stdout).into_owned();
+    for command in commands("") {
+        let help = help_of(&command);
         let mut in_examples = false;
         let mut found: Vec<String> = Vec::new();
         for line in help.lines() {

@@ -7,6 +7,12 @@ use std::time::Duration;
 /// The share of a wait that jitter may add or take away.
 const JITTER: f64 = 0.2;
 
+/// The longest [`jittered`] makes `wait`.
+pub fn longest_jittered(wait: Duration) -> Duration {
+    // JITTER is a fifth; in whole nanoseconds, so that the figure shown is exact.
+    wait + wait / 5
+}
+
 /// `wait`, give or take up to a fifth of it, at random.
 pub fn jittered(wait: Duration) -> Duration {
     let factor = 1.0 + JITTER * (fastrand::f64() * 2.0 - 1.0);

@@ -41,6 +41,8 @@ pub(crate) struct Progress {
     /// How often the group took partitions away from this member (a rebalance that revoked
     /// at least one), so that an operator can see which listeners a change disturbed.
     pub revocations: u64,
+    /// How many commits of this member moved an offset: the stall watchdog's sign of life.
+    pub commits: u64,
 }
 
 /// Where an OAUTHBEARER connection's tokens come from.

@@ -55,6 +55,10 @@ pub enum ConnectorError {
         #[source]
         source: KafkaError,
     },
+    /// A seek of a listener's partitions asked for what cannot be: a partition this member
+    /// does not hold, an offset outside what a partition keeps.
+    #[error("{0}")]
+    Seek(String),
     /// A blocking task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
@@ -71,7 +75,8 @@ impl ConnectorError {
             Self::ClientConfig(_)
             | Self::UnknownTopic(_)
             | Self::NoTopicMatches(_)
-            | Self::UnknownPartition(_) => ErrorKind::User,
+            | Self::UnknownPartition(_)
+            | Self::Seek(_) => ErrorKind::User,
             Self::Unreachable(_) | Self::Consume { .. } | Self::Commit { .. } => {
                 ErrorKind::Environment
             }

@@ -7,6 +7,8 @@
 //! inside a poll, so at that moment every finished document is already committed and the
 //! partitions can move without losing or repeating finished work.
 
+mod seek;
+
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+pub use self::seek::{SeekMove, SeekTarget};
 use crate::consume::{Consumed, OffsetReset};
 use crate::context::{Observer, Progress};
 use crate::record::TopicNames;
@@ -443,6 +446,12 @@ impl ListenConsumer {
         Ok(positions)
     }
 
+    /// How many of this consumer's commits of finished offsets have succeeded: it is making
+    /// progress while this grows.
+    pub fn commits(&self) -> u64 {
+        self.progress().commits
+    }
+
     /// How often the group has taken partitions from this consumer (rebalances that revoked
     /// at least one partition, including the one of [`ListenConsumer::close`]).
     pub fn revocations(&self) -> u64 {
@@ -481,7 +490,11 @@ impl ListenConsumer {
                 offset,
             })
             .collect();
+        let moved = !finished.is_empty();
         let result = self.commit(finished.clone()).await;
+        if result.is_ok() && moved {
+            self.progress().commits += 1;
+        }
         if result.is_err() {
             for next in finished {
                 self.mark_finished(next);

@@ -32,6 +32,9 @@ pub struct HostLimits {
     /// The waits between attempts to reach the brokers when a listener starts; the last one
     /// repeats.
     pub reconnect_backoff: Vec<Duration>,
+    /// How long a listener with lag may go without committing before the watchdog marks it
+    /// STALLED and restarts it; `None`: no watchdog.
+    pub stall_timeout: Option<Duration>,
 }
 
 impl HostLimits {
@@ -44,6 +47,9 @@ impl HostLimits {
     pub const DEFAULT_EXECUTIONS_RETENTION_DAYS: u64 = 30;
     /// The platform's reconnect schedule: 10 s, 30 s, 1 min, 2 min, then every 5 min.
     pub const DEFAULT_RECONNECT_BACKOFF_MS: [u64; 5] = [10_000, 30_000, 60_000, 120_000, 300_000];
+    /// The stall watchdog's timeout when the container properties do not say: 5 minutes,
+    /// longer than any retry sequence of the default retry settings.
+    pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 }
 
 impl HostLimits {
@@ -78,6 +84,7 @@ impl Default for HostLimits {
                 .iter()
                 .map(|ms| Duration::from_millis(*ms))
                 .collect(),
+            stall_timeout: Some(Self::DEFAULT_STALL_TIMEOUT),
         }
     }
 }
@@ -121,6 +128,7 @@ const MAX_CONCURRENT_EXECUTIONS: &str = "host.max.concurrent.executions";
 const DRAIN_TIMEOUT_MS: &str = "host.drain.timeout.ms";
 const EXECUTIONS_RETENTION_DAYS: &str = "host.executions.retention.days";
 const RECONNECT_BACKOFF_MS: &str = "host.reconnect.backoff.ms";
+const STALL_TIMEOUT_MS: &str = "host.stall.timeout.ms";
 const KNOWN: &[&str] = &[
     MAX_REQUEST_SIZE,
     MAX_POLL_RECORDS,
@@ -130,6 +138,7 @@ const KNOWN: &[&str] = &[
     DRAIN_TIMEOUT_MS,
     EXECUTIONS_RETENTION_DAYS,
     RECONNECT_BACKOFF_MS,
+    STALL_TIMEOUT_MS,
 ];
 const PLATFORM_PREFIX: &str = "com.boomi.connector.";
 
@@ -312,6 +321,17 @@ fn set_host_limit(
                 HostLimits::DEFAULT_RECONNECT_BACKOFF_MS
                     .map(|ms| ms.to_string())
                     .join(",")
+            )),
+        },
+        STALL_TIMEOUT_MS => match value.parse::<u64>() {
+            Ok(ms) => {
+                limits.stall_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+                Ok(())
+            }
+            Err(_) => Err(format!(
+                "{key} must be a whole number of milliseconds (0: no watchdog), got \
+                 \"{value}\" (default {})",
+                HostLimits::DEFAULT_STALL_TIMEOUT.as_millis()
             )),
         },
         _ => return None,

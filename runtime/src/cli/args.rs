@@ -282,6 +282,10 @@ pub enum Command {
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
 
+    /// Act on the listeners of a running host, through its management API
+    #[command(subcommand)]
+    Listeners(ListenersCommand),
+
     /// Produce a few keyed documents and consume them back, on the embedded broker
     #[command(
         after_help = "Needs nothing installed or running: the embedded broker is \
@@ -348,6 +352,86 @@ pub enum DeadLettersCommand {
         #[arg(long)]
         again: bool,
     },
+}
+
+/// `sluice listeners …`
+#[derive(Subcommand)]
+pub enum ListenersCommand {
+    /// Move a running listener's partitions: its consumer group goes on from there, without a
+    /// restart and without leaving the group
+    #[command(
+        group(clap::ArgGroup::new("to").required(true)),
+        after_help = "The running host does it (only a member of a live consumer group can move \
+                      it): the listener finishes the batch in hand, commits the new positions \
+                      for its group, seeks there and goes on; a paused listener stays paused. It \
+                      moves the partitions this host's member holds; where several hosts share \
+                      the group, seek on each. The API token comes from SLUICE_API_TOKEN.\n\n\
+                      Examples:\n  \
+                      sluice listeners seek example-listen-forward-orders --to-timestamp \
+                      2026-11-30T10:00:00Z\n  \
+                      sluice listeners seek example-listen-forward-orders --to-timestamp 2h \
+                      --api 127.0.0.1:8083\n  \
+                      sluice listeners seek example-listen-forward-orders --to-offset \
+                      orders:0:0,orders:1:0\n  \
+                      sluice listeners seek example-listen-forward-orders --to-latest"
+    )]
+    Seek {
+        /// The listener (its process id)
+        listener: String,
+        /// These next offsets (the first message processed again), each TOPIC:PARTITION:OFFSET
+        #[arg(long, value_name = "TOPIC:PARTITION:OFFSET,…", value_delimiter = ',', group = "to", value_parser = parse_seek_offset)]
+        to_offset: Vec<SeekOffset>,
+        /// On every partition: the first message at or after this time (2026-11-30T10:00:00Z)
+        /// or this long ago (2h, 30min), by the messages' timestamps
+        #[arg(long, value_name = "TIME|AGO", group = "to")]
+        to_timestamp: Option<String>,
+        /// On every partition: the first message it still keeps
+        #[arg(long, group = "to")]
+        to_earliest: bool,
+        /// On every partition: its end (skip everything not processed yet)
+        #[arg(long, group = "to")]
+        to_latest: bool,
+        /// The running host's management API (sluice serve --api)
+        #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8083")]
+        api: String,
+    },
+}
+
+/// One `--to-offset` position.
+#[derive(Debug, Clone)]
+pub struct SeekOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+fn parse_seek_offset(text: &str) -> Result<SeekOffset, String> {
+    let wrong = || {
+        format!("\"{text}\" is not TOPIC:PARTITION:OFFSET (e.g. orders:0:120; several separated by commas)")
+    };
+    let mut parts = text.rsplitn(3, ':');
+    let (Some(offset), Some(partition), Some(topic)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(wrong());
+    };
+    let partition = partition
+        .parse()
+        .ok()
+        .filter(|p: &i32| *p >= 0)
+        .ok_or_else(wrong)?;
+    let offset = offset
+        .parse()
+        .ok()
+        .filter(|o: &i64| *o >= 0)
+        .ok_or_else(wrong)?;
+    if topic.is_empty() {
+        return Err(wrong());
+    }
+    Ok(SeekOffset {
+        topic: topic.to_string(),
+        partition,
+        offset,
+    })
 }
 
 /// Which dead letters a dead-letters command takes.

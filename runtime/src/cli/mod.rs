@@ -18,6 +18,7 @@ mod args;
 mod dead_letters;
 mod demo;
 mod executions;
+mod listeners;
 mod run;
 mod serve;
 mod test_connection;
@@ -114,6 +115,9 @@ fn command(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.custom_library.as_deref(),
         );
     }
+    if let Command::Listeners(command) = cli.command {
+        return listeners::listeners(command);
+    }
     let container_file = cli
         .container_properties
         .clone()
@@ -128,7 +132,7 @@ fn command(cli: Cli) -> anyhow::Result<ExitCode> {
         executions_db: cli.executions_db,
     };
     match cli.command {
-        Command::Validate { .. } => unreachable!("handled above"),
+        Command::Validate { .. } | Command::Listeners(_) => unreachable!("handled above"),
         Command::Executions {
             id,
             message,

@@ -111,6 +111,17 @@ pub(super) fn serve(
             None
         }
     };
+    // A stall timeout that a listener's own retries could outlast would restart it while it
+    // retries: that listener is INVALID until one of the two changes.
+    listeners.retain(|process| {
+        match deploy::stall_refusal(&components, &context.container.host, process) {
+            Some(why) => {
+                invalid.insert(process.clone(), vec![why]);
+                false
+            }
+            None => true,
+        }
+    });
     open_embedded(&components, &listeners)?;
     let records = context.open_records()?;
     let host = Host::new(components, context.container).with_records(records);

@@ -3,6 +3,8 @@
 //! records, component validation, health and Prometheus metrics. Errors are JSON
 //! `{"error_code": N, "message": "…"}` and never carry internals or secrets.
 
+mod seek;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,6 +72,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/listeners/{id}/pause", put(pause))
         .route("/listeners/{id}/resume", put(resume))
         .route("/listeners/{id}/restart", post(restart))
+        .route("/listeners/{id}/seek", post(seek::seek))
         .route("/listeners/{id}/dead-letters", get(dead_letters))
         .route(
             "/listeners/{id}/dead-letters/replay",
@@ -266,10 +269,13 @@ async fn listener_status(
         }
     }
     let state_name = status.shown(!partitions.is_empty());
+    let (stalls, stalls_healed) = control.stalls();
     let mut body = json!({"process": id, "state": state_name, "partitions": partitions,
                           "restarts": control.restarts(),
-                          "revocations": control.revocations()});
+                          "revocations": control.revocations(),
+                          "stalls": stalls, "stalls_healed": stalls_healed});
     match &status {
+        ListenerStatus::Stalled(reason) => body["reason"] = json!(reason),
         ListenerStatus::Failed(failure) => {
             body["reason"] = json!(failure.message);
             body["failure_kind"] = json!(failure.kind_name());

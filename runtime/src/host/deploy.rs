@@ -19,8 +19,41 @@ use tokio_util::task::TaskTracker;
 use super::execution::Host;
 use super::listener::{ListenerControl, ListenerFailure, ListenerStatus, Shared};
 use crate::advice::UserMessage as _;
-use crate::components::{Closure, Components, Loaded};
+use crate::components::{Closure, Components, Loaded, OperationKind};
 use crate::connection::kerberos::{self, CredentialCache};
+use crate::container::HostLimits;
+
+/// Why the stall watchdog and listener `process` cannot go together, if they cannot: while a
+/// failing document waits for its retries its partition commits nothing, so a stall timeout
+/// that is not longer than all those waits together would restart a listener that is only
+/// retrying. (Not just the longest single back-off: the commit is held for the whole sequence.)
+pub fn stall_refusal(
+    components: &Components,
+    limits: &HostLimits,
+    process: &str,
+) -> Option<String> {
+    let timeout = limits.stall_timeout?;
+    let start = components.processes.get(process)?.start.as_ref()?;
+    let OperationKind::Listen(listen) = &components.operations.get(&start.id)?.kind else {
+        return None;
+    };
+    let retries = listen.longest_retry_time();
+    (timeout <= retries).then(|| {
+        format!(
+            "host.stall.timeout.ms is {} ms, but this listener's retries of one document may hold \
+             its partition for up to {} ms (retry-backoff {} ms, doubling, over retry-limit {}, \
+             each wait up to a fifth longer at random), and the watchdog would restart it while \
+             it retries: raise host.stall.timeout.ms above {} ms, or lower retry-backoff or \
+             retry-limit on operation \"{}\"",
+            timeout.as_millis(),
+            retries.as_millis(),
+            listen.retry_backoff.as_millis(),
+            listen.retry_limit,
+            retries.as_millis(),
+            start.id
+        )
+    })
+}
 
 /// Every listener of the host by process id, invalid ones included. The API reads it; a
 /// reload changes it.
@@ -344,7 +377,7 @@ impl Deployment {
                 .components()
                 .closure(process)
                 .expect("a listed process");
-            let refusals: Vec<String> = host
+            let mut refusals: Vec<String> = host
                 .components()
                 .connections_of(process)
                 .unwrap_or_default()
@@ -355,6 +388,11 @@ impl Deployment {
                         .map(|why| format!("connection \"{c}\": {why}"))
                 })
                 .collect();
+            refusals.extend(stall_refusal(
+                host.components(),
+                &host.container().host,
+                process,
+            ));
             self.deploy_one(process, &host, closure, refusals, &mut report);
         }
         for (process, errors) in invalid {

@@ -18,7 +18,8 @@ use super::api::ApiState;
 use super::console::Console;
 use super::deploy::{self, ComponentFiles, Deployment, ReloadRequest, Source};
 use super::execution::Host;
-use super::listener::{self, ListenerControl, ListenerFailure, ListenerStatus, Shared};
+use super::listener::{self, watchdog, ListenerControl, ListenerFailure, ListenerStatus, Shared};
+use crate::container::HostLimits;
 
 /// How `sluice serve` is reached and fed.
 #[derive(Debug, Default)]
@@ -271,9 +272,33 @@ pub(super) async fn supervise(
             shared.host().metrics().restart(&control.process);
         }
         let started = tokio::time::Instant::now();
-        let outcome = listener::run(shared.clone(), control.clone(), run).await;
+        let running = listener::run(shared.clone(), control.clone(), run);
+        let outcome = match host_limits.stall_timeout {
+            Some(timeout) => {
+                let metrics = shared.host().metrics().clone();
+                tokio::pin!(running);
+                tokio::select! {
+                    outcome = &mut running => outcome,
+                    // The watchdog stopped the run: it drains as on shutdown.
+                    () = watchdog::watch(&control, timeout, &metrics) => running.await,
+                }
+            }
+            None => running.await,
+        };
         if control.take_restart() && !shutdown.is_cancelled() {
             tracing::info!(process = %control.process, "listener restarting");
+            continue;
+        }
+        // Stalled: start again on the reconnect schedule, staying STALLED meanwhile.
+        if control.take_stall() && !shutdown.is_cancelled() {
+            let again = StartAgain {
+                control: &control,
+                shutdown: &shutdown,
+                limits: &host_limits,
+            };
+            if !again.after_wait(started, &mut automatic, " stalled;").await {
+                return outcome;
+            }
             continue;
         }
         match &outcome {
@@ -291,22 +316,13 @@ pub(super) async fn supervise(
         // does, rather than wait for someone to notice.
         if let Err(failure) = &outcome {
             if failure.failure.is_outside() {
-                if started.elapsed() > host_limits.longest_reconnect_wait() {
-                    automatic = 0;
-                }
-                let wait = jittered(host_limits.reconnect_wait(automatic));
-                automatic += 1;
-                eprintln!(
-                    "sluice serve: listener \"{}\" starts again in {} ms",
-                    control.process,
-                    wait.as_millis()
-                );
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = control.restart_requested() => {
-                        control.take_restart();
-                    }
-                    () = shutdown.cancelled() => return outcome,
+                let again = StartAgain {
+                    control: &control,
+                    shutdown: &shutdown,
+                    limits: &host_limits,
+                };
+                if !again.after_wait(started, &mut automatic, "").await {
+                    return outcome;
                 }
                 continue;
             }
@@ -321,5 +337,45 @@ pub(super) async fn supervise(
             }
             () = shutdown.cancelled() => return outcome,
         }
+    }
+}
+
+/// A listener's start again on the reconnect schedule, after the outside world failed it or
+/// it stalled.
+struct StartAgain<'a> {
+    control: &'a ListenerControl,
+    shutdown: &'a CancellationToken,
+    limits: &'a HostLimits,
+}
+
+impl StartAgain<'_> {
+    /// Waits the schedule's next wait (`automatic` counts the waits so far; a run that lasted
+    /// longer than the whole schedule starts it over), or less if a restart is asked for.
+    /// Says so on standard error, `why` after the listener's name. `false`: the host is
+    /// shutting down instead.
+    async fn after_wait(
+        &self,
+        started: tokio::time::Instant,
+        automatic: &mut usize,
+        why: &str,
+    ) -> bool {
+        if started.elapsed() > self.limits.longest_reconnect_wait() {
+            *automatic = 0;
+        }
+        let wait = jittered(self.limits.reconnect_wait(*automatic));
+        *automatic += 1;
+        eprintln!(
+            "sluice serve: listener \"{}\"{why} starts again in {} ms",
+            self.control.process,
+            wait.as_millis()
+        );
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = self.control.restart_requested() => {
+                self.control.take_restart();
+            }
+            () = self.shutdown.cancelled() => return false,
+        }
+        true
     }
 }

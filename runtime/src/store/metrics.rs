@@ -77,6 +77,8 @@ pub struct Metrics {
     redeliveries: Counters,
     restarts: Counters,
     revocations: Counters,
+    stalls: Counters,
+    stalls_healed: Counters,
     listener_state: Family<StateLabels, Gauge>,
     consumer_lag: Family<PartitionLabels, Gauge>,
     /// One scrape at a time: the listeners' gauges are refilled for each.
@@ -131,6 +133,15 @@ impl Default for Metrics {
             "sluice_listener_revocations",
             "Rebalances that took partitions from a listener",
         );
+        let stalls = counters(
+            "sluice_listener_stalls",
+            "Times the stall watchdog found a listener with lag and no commit for \
+             host.stall.timeout.ms, and restarted it",
+        );
+        let stalls_healed = counters(
+            "sluice_listener_stalls_healed",
+            "Stalls after whose restart the listener committed again",
+        );
         let executions = Family::<StatusLabels, Counter>::default();
         registry.register(
             "sluice_executions",
@@ -181,6 +192,8 @@ impl Default for Metrics {
             redeliveries,
             restarts,
             revocations,
+            stalls,
+            stalls_healed,
             listener_state,
             consumer_lag,
             scrape: Mutex::new(()),
@@ -231,6 +244,8 @@ impl Metrics {
                 &self.redeliveries,
                 &self.restarts,
                 &self.revocations,
+                &self.stalls,
+                &self.stalls_healed,
             ] {
                 create(family, &labels);
             }
@@ -289,6 +304,16 @@ impl Metrics {
         self.redeliveries
             .get_or_create(&process(process_id))
             .inc_by(documents as u64);
+    }
+
+    /// Counts one stall of a listener.
+    pub fn stall(&self, process_id: &str) {
+        self.stalls.get_or_create(&process(process_id)).inc();
+    }
+
+    /// Counts one stall that healed after its restart.
+    pub fn stall_healed(&self, process_id: &str) {
+        self.stalls_healed.get_or_create(&process(process_id)).inc();
     }
 
     /// Counts one restart of a listener.

@@ -148,6 +148,25 @@ pub struct ListenDefinition {
 
 /// Listen defaults.
 impl ListenDefinition {
+    /// The longest wait between two tries of a document: the back-off doubles up to it.
+    pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+
+    /// The wait before the next try of a document tried `attempts` times: the back-off,
+    /// doubling, at most [`ListenDefinition::MAX_RETRY_BACKOFF`] (before jitter).
+    pub fn retry_wait(&self, attempts: u32) -> Duration {
+        self.retry_backoff
+            .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+            .min(Self::MAX_RETRY_BACKOFF)
+    }
+
+    /// The longest a failing document's retries may hold its partition's commits back: every
+    /// wait between its tries, each at its longest jitter.
+    pub fn longest_retry_time(&self) -> Duration {
+        (1..=self.retry_limit)
+            .map(|attempts| sluice_connector::backoff::longest_jittered(self.retry_wait(attempts)))
+            .sum()
+    }
+
     /// Documents per execution when the operation does not say.
     pub const DEFAULT_MAX_MESSAGES: usize = 100;
     /// Retries of a failing document when the operation does not say.

@@ -70,7 +70,7 @@ pub fn state_badge(state: &str) -> Markup {
     let class = match state {
         "RUNNING" => "state ok",
         "PAUSED" | "UNASSIGNED" | "STARTING" => "state warn",
-        "FAILED" | "INVALID" => "state bad",
+        "FAILED" | "INVALID" | "STALLED" => "state bad",
         _ => "state",
     };
     html! { span class=(class) { (state) } }

@@ -306,6 +306,7 @@ async fn view(control: &Arc<ListenerControl>) -> ListenerView {
     let state = status.shown(!partitions.is_empty());
     let detail = match &status {
         ListenerStatus::Failed(failure) => vec![failure.message.clone()],
+        ListenerStatus::Stalled(reason) => vec![reason.clone()],
         ListenerStatus::Invalid(errors) => errors.clone(),
         _ => Vec::new(),
     };

@@ -17,9 +17,6 @@ use crate::failure::Failure;
 use crate::host::execution::consumed_document;
 use crate::record::ExecutionStatus;
 
-/// The longest wait between two tries of a failing document.
-const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
-
 impl Listener {
     /// Runs one batch, its partitions side by side. After a shutdown signal, running work has
     /// the drain deadline to finish; what has not finished by then is not committed.
@@ -215,14 +212,9 @@ impl Listener {
     }
 
     /// The wait before the next try of a document tried `attempts` times: the operation's
-    /// back-off, doubling, at most [`MAX_RETRY_BACKOFF`], with jitter.
+    /// back-off, doubling, at most a minute, with jitter.
     fn retry_wait(&self, attempts: u32) -> Duration {
-        let wait = self
-            .definition
-            .retry_backoff
-            .saturating_mul(1 << (attempts - 1).min(16))
-            .min(MAX_RETRY_BACKOFF);
-        sluice_connector::backoff::jittered(wait)
+        sluice_connector::backoff::jittered(self.definition.retry_wait(attempts))
     }
 
     /// Records the partition's progress: up to the first document that has not finished.

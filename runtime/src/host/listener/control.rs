@@ -25,6 +25,9 @@ pub enum ListenerStatus {
     Failed(Failure),
     /// Stopped with the host.
     Stopped,
+    /// The stall watchdog found it with lag but no commit for `host.stall.timeout.ms`; the
+    /// text names the partitions. It starts again on the reconnect schedule.
+    Stalled(String),
     /// Never started: its own components (the process, its operations, their connections)
     /// are invalid. Each entry is one located error, as `sluice validate` prints it.
     Invalid(Vec<String>),
@@ -41,6 +44,7 @@ impl ListenerStatus {
         "FAILED",
         "STOPPED",
         "INVALID",
+        "STALLED",
     ];
 
     /// The state's name as the API, the metrics and the console show it: a running listener
@@ -62,6 +66,7 @@ impl ListenerStatus {
             Self::Failed(_) => "FAILED",
             Self::Stopped => "STOPPED",
             Self::Invalid(_) => "INVALID",
+            Self::Stalled(_) => "STALLED",
         }
     }
 }
@@ -73,6 +78,8 @@ pub struct ListenerControl {
     state: std::sync::Mutex<ControlState>,
     paused: tokio::sync::watch::Sender<bool>,
     restart: tokio::sync::Notify,
+    /// A seek asked for through the API, for the listener to take up between two batches.
+    pub(super) seek: std::sync::Mutex<Option<super::seek::PendingSeek>>,
 }
 
 pub(super) struct ControlState {
@@ -92,6 +99,15 @@ pub(super) struct ControlState {
     /// Why the version of the listener's components found at the last reload is not the one
     /// running (invalid, or it needs a restart of the host); empty when it is.
     not_deployed: Vec<String>,
+    /// The watchdog stopped the current run: the supervisor starts it again on the reconnect
+    /// schedule.
+    stalled: bool,
+    /// Stalls since the host started, and how many of them healed (the listener committed
+    /// again after the restart).
+    stalls: u32,
+    stalls_healed: u32,
+    /// A stall's restart has not committed anything yet.
+    healing: bool,
 }
 
 impl ListenerControl {
@@ -109,9 +125,14 @@ impl ListenerControl {
                 highest_received: BTreeMap::new(),
                 deployed: None,
                 not_deployed: Vec::new(),
+                stalled: false,
+                stalls: 0,
+                stalls_healed: 0,
+                healing: false,
             }),
             paused: tokio::sync::watch::Sender::new(paused),
             restart: tokio::sync::Notify::new(),
+            seek: std::sync::Mutex::new(None),
         })
     }
 
@@ -154,6 +175,17 @@ impl ListenerControl {
         let mut state = self.state();
         state.consumer = None;
         state.revocations_before += consumer.revocations();
+        drop(state);
+        self.refuse_pending_seek();
+    }
+
+    /// A seek moved these partitions: what arrives there next is what the seek asked for, not
+    /// a redelivery.
+    pub(super) fn forget_received(&self, partitions: impl IntoIterator<Item = (String, i32)>) {
+        let mut state = self.state();
+        for key in partitions {
+            state.highest_received.remove(&key);
+        }
     }
 
     /// Of `batch`, how many messages this listener received before (a restart or rebalance
@@ -231,7 +263,50 @@ impl ListenerControl {
         state.run = Some(token);
         state.restart_requested = false;
         state.runs += 1;
-        state.status = ListenerStatus::Starting;
+        // A stalled listener stays STALLED, with its reason, until the new run is running: a
+        // restart that cannot reach the brokers is still the stall.
+        if !matches!(state.status, ListenerStatus::Stalled(_)) {
+            state.status = ListenerStatus::Starting;
+        }
+    }
+
+    /// The watchdog's verdict: the listener is STALLED on `partitions`; its run is stopped
+    /// (it drains as on shutdown) and the supervisor starts it again.
+    pub(crate) fn stall(&self, partitions: String) {
+        let mut state = self.state();
+        state.status = ListenerStatus::Stalled(partitions);
+        state.stalled = true;
+        state.stalls += 1;
+        state.healing = true;
+        if let Some(run) = &state.run {
+            run.cancel();
+        }
+    }
+
+    /// Whether the watchdog stopped the current run.
+    pub(crate) fn stalling(&self) -> bool {
+        self.state().stalled
+    }
+
+    /// Whether the watchdog stopped the run (and forgets it).
+    pub(crate) fn take_stall(&self) -> bool {
+        std::mem::take(&mut self.state().stalled)
+    }
+
+    /// The listener committed: a stall before it has healed. Returns whether this healed one.
+    pub(crate) fn committed(&self) -> bool {
+        let mut state = self.state();
+        let healed = std::mem::take(&mut state.healing);
+        if healed {
+            state.stalls_healed += 1;
+        }
+        healed
+    }
+
+    /// Stalls since the host started, and how many healed after their restart.
+    pub fn stalls(&self) -> (u32, u32) {
+        let state = self.state();
+        (state.stalls, state.stalls_healed)
     }
 
     /// Whether a restart was asked for since the run began (and forgets it).

@@ -12,6 +12,8 @@
 mod batch;
 mod control;
 mod dead_letter;
+mod seek;
+pub(crate) mod watchdog;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,7 @@ use tracing::Instrument;
 
 pub use control::{ListenerControl, ListenerStatus};
 pub use dead_letter::dead_letter_headers;
+pub use seek::SeekRefused;
 
 use crate::advice::UserMessage as _;
 use crate::components::{ListenDefinition, OperationKind, ProcessDefinition};
@@ -199,7 +202,13 @@ async fn run_listener(
     };
     let outcome = listener.listen(&consumer, &shutdown).await;
     control.end_run(&consumer);
-    consumer.close().await;
+    if control.stalling() {
+        // Its brokers may be the ones that froze: leaving the group (and committing what the
+        // revocation finds finished) must not hold the restart up.
+        tokio::spawn(consumer.close());
+    } else {
+        consumer.close().await;
+    }
     tracing::info!("listener stopped");
     outcome
 }
@@ -350,6 +359,30 @@ impl Listener {
                         "could not look for the topic pattern's topics; trying again at the next refresh"
                     ),
                 }
+            }
+            // Between two batches: nothing received is in flight, everything finished is
+            // committed. A paused listener seeks too (it reads from there once resumed).
+            let seek = if this.control.seek_pending() {
+                this.control.take_seek(consumer.holds_partitions().await)
+            } else {
+                None
+            };
+            if let Some((target, reply)) = seek {
+                let moved = consumer.seek(target).await;
+                if let Ok(moves) = &moved {
+                    this.control
+                        .forget_received(moves.iter().map(|m| (m.topic.clone(), m.partition)));
+                    for m in moves {
+                        tracing::info!(
+                            topic = %m.topic,
+                            partition = m.partition,
+                            offset = m.to,
+                            from = ?m.from,
+                            "listener moved by a seek"
+                        );
+                    }
+                }
+                reply.send(moved);
             }
             if this.control.is_paused() {
                 if !paused {

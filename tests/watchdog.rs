@@ -1,0 +1,233 @@
+//! The stall watchdog, black-box on tansu: a listener with lag that commits nothing for
+//! host.stall.timeout.ms is marked STALLED (state with its partitions, metric), restarted on
+//! the reconnect schedule, and counted as healed once it commits again; with a Produce step
+//! whose broker is frozen (SIGSTOP), and with the source broker frozen and resumed. A stall
+//! timeout shorter than a listener's retries is refused when it is loaded.
+
+mod harness;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::api::Api;
+use harness::{assert_contains, unique, Broker, Workspace};
+use serde_json::Value;
+
+const WORK: Duration = Duration::from_secs(90);
+const TOKEN: &str = "watchdog-token-5a7e";
+
+/// Container properties: a 3 s stall timeout, a quick reconnect schedule and drain.
+const QUICK: &str =
+    "host.stall.timeout.ms=3000\nhost.reconnect.backoff.ms=500\nhost.drain.timeout.ms=1000\n";
+
+/// Freezes (`STOP`) or thaws (`CONT`) a broker process.
+fn signal(broker: &Broker, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &broker.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// A workspace with a listener "route" on `source` that sends each document to `target` on
+/// `target_broker` (delivery timeout 2 min: a frozen broker holds the step, it does not fail
+/// it), and the quick container properties.
+fn bridge(source_broker: &Broker, source: &str, target_broker: &Broker, target: &str) -> Workspace {
+    let xml = format!(
+        r#"<components>
+  <connection id="source"><bootstrap-servers>{}</bootstrap-servers><consumer-group>{}</consumer-group></connection>
+  <connection id="target"><bootstrap-servers>{}</bootstrap-servers></connection>
+  <operation id="receive" type="listen" connection="source">
+    <topic>{source}</topic><offset-reset>earliest</offset-reset><retry-limit>0</retry-limit>
+  </operation>
+  <operation id="send" type="produce" connection="target"><topic>{target}</topic><delivery-timeout>2m</delivery-timeout></operation>
+  <process id="route"><start operation="receive"/><steps><connector operation="send"/></steps></process>
+</components>"#,
+        source_broker.bootstrap(),
+        unique("g"),
+        target_broker.bootstrap(),
+    );
+    let ws = Workspace::with_components(&xml);
+    ws.write("container.properties", QUICK);
+    ws.set_env("SLUICE_API_TOKEN", TOKEN);
+    ws
+}
+
+fn produce(broker: &Broker, topic: &str, numbers: std::ops::Range<i32>) {
+    for i in numbers {
+        broker.produce_one(topic, 0, None, format!("doc-{i}").as_bytes(), &[]);
+    }
+}
+
+/// Waits until the listener's status says `state`; returns it.
+fn wait_for_state(api: &Api, state: &str) -> Value {
+    wait_for_status(api, &format!("the listener to be {state}"), |s| {
+        s["state"] == state
+    })
+}
+
+/// Waits until the listener's status satisfies `condition`; returns it, or fails showing the
+/// last status seen.
+fn wait_for_status(api: &Api, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WORK;
+    loop {
+        let status = api.status("route");
+        if condition(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; the last status: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of the metric line starting with `series`.
+fn metric(api: &Api, series: &str) -> f64 {
+    let (_, text) = api.get("/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[test]
+fn a_step_stuck_on_a_frozen_broker_stalls_the_listener_which_restarts_and_heals() {
+    let source_broker = Broker::start();
+    let target_broker = Broker::start();
+    let source = source_broker.create_topic("stall-in", 1);
+    let target = target_broker.create_topic("stall-out", 1);
+    let ws = bridge(&source_broker, &source, &target_broker, &target);
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api = Api::of(&serving, Some(TOKEN));
+    produce(&source_broker, &source, 0..3);
+    assert_eq!(target_broker.wait_for_payloads(&target, 3).len(), 3);
+    wait_for_state(&api, "RUNNING");
+
+    // The target broker freezes: the next documents' step waits (its delivery timeout is
+    // longer than the stall timeout), nothing is committed, the lag stays.
+    signal(&target_broker, "STOP");
+    produce(&source_broker, &source, 3..6);
+    let stalled = wait_for_state(&api, "STALLED");
+    let reason = stalled["reason"].as_str().unwrap_or_default();
+    assert_contains(
+        reason,
+        &[
+            "no commit for 3000 ms while these partitions have lag: ",
+            &format!("{source}/0 (committed 3, lag 3)"),
+        ],
+    );
+    assert!(metric(&api, "sluice_listener_stalls_total{process=\"route\"}") >= 1.0);
+    assert_contains(
+        &serving.stderr(),
+        &["sluice serve: listener \"route\" stalled; starts again in "],
+    );
+
+    // It thaws: a restart gets through, commits, and the stall counts as healed.
+    signal(&target_broker, "CONT");
+    source_broker.wait_for_committed(&wait_group(&ws), &source, &[Some(6)]);
+    let running = wait_for_state(&api, "RUNNING");
+    assert!(running["stalls"].as_u64() >= Some(1), "{running}");
+    wait_for_status(&api, "the stall to count as healed", |status| {
+        status["stalls_healed"].as_u64() >= Some(1)
+    });
+    assert!(
+        metric(
+            &api,
+            "sluice_listener_stalls_healed_total{process=\"route\"}"
+        ) >= 1.0
+    );
+    // At least once: the documents of the abandoned run may arrive twice.
+    assert_eq!(target_broker.wait_for_payloads(&target, 6).len(), 6);
+    serving.stop("TERM", WORK);
+}
+
+#[test]
+fn a_frozen_source_broker_stalls_the_listener_until_it_is_back() {
+    let broker = Broker::start();
+    let source = broker.create_topic("frozen-in", 1);
+    let target = broker.create_topic("frozen-out", 1);
+    let ws = bridge(&broker, &source, &broker, &target);
+    // The stalled run's member cannot leave the group while the broker is frozen: the group
+    // waits for its session to time out before the restarted member gets the partition. A
+    // short session keeps that wait short (45 s by default).
+    let xml = std::fs::read_to_string(ws.path().join("components/c.xml")).expect("components");
+    ws.write_components(&xml.replacen(
+        "</consumer-group>",
+        "</consumer-group><properties><property name=\"session.timeout.ms\">6000</property>\
+         <property name=\"heartbeat.interval.ms\">1000</property></properties>",
+        1,
+    ));
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api = Api::of(&serving, Some(TOKEN));
+    wait_for_state(&api, "RUNNING");
+    // Paused, it holds three documents it has not read: lag, but not a stall.
+    assert_eq!(api.send("PUT", "/listeners/route/pause"), 202);
+    // The pause takes effect at the end of the poll in hand, which could still take a message.
+    wait_for_state(&api, "PAUSED");
+    produce(&broker, &source, 0..3);
+    wait_for_status(&api, "a lag of 3 while paused", |status| {
+        status["state"] == "PAUSED" && status["partitions"][0]["lag"] == 3
+    });
+    // Longer than the stall timeout: a watchdog that ignored the pause would have fired.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        api.status("route")["state"],
+        "PAUSED",
+        "a paused listener is not stalled"
+    );
+
+    // The broker freezes, then the listener is resumed: it cannot fetch or commit.
+    signal(&broker, "STOP");
+    assert_eq!(api.send("PUT", "/listeners/route/resume"), 202);
+    let stalled = wait_for_state(&api, "STALLED");
+    assert_contains(
+        stalled["reason"].as_str().unwrap_or_default(),
+        &[&format!("{source}/0 (committed nothing, lag 3)")],
+    );
+    signal(&broker, "CONT");
+    broker.wait_for_committed(&wait_group(&ws), &source, &[Some(3)]);
+    wait_for_status(&api, "the stall to count as healed", |status| {
+        status["state"] == "RUNNING" && status["stalls_healed"].as_u64() >= Some(1)
+    });
+    assert_eq!(broker.wait_for_payloads(&target, 3).len(), 3);
+    serving.stop("TERM", WORK);
+}
+
+/// The consumer group of the workspace's listener.
+fn wait_group(ws: &Workspace) -> String {
+    let xml = std::fs::read_to_string(ws.path().join("components/c.xml")).expect("components");
+    let (_, rest) = xml.split_once("<consumer-group>").expect("a group");
+    rest.split('<').next().expect("its name").to_string()
+}
+
+#[test]
+fn a_stall_timeout_shorter_than_a_listeners_retries_is_refused_at_load() {
+    let broker = Broker::start();
+    let source = broker.create_topic("refused-in", 1);
+    let ws = bridge(&broker, &source, &broker, &source);
+    // Retries of 1 s, 2 s and 4 s: up to 8.4 s with jitter, longer than the 3 s timeout.
+    let xml = std::fs::read_to_string(ws.path().join("components/c.xml")).expect("components");
+    ws.write_components(&xml.replace(
+        "<retry-limit>0</retry-limit>",
+        "<retry-limit>3</retry-limit><retry-backoff>1s</retry-backoff>",
+    ));
+    let mut serving = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api = Api::of(&serving, Some(TOKEN));
+    let invalid = wait_for_state(&api, "INVALID");
+    assert_eq!(
+        invalid["errors"][0],
+        "host.stall.timeout.ms is 3000 ms, but this listener's retries of one document may hold \
+         its partition for up to 8400 ms (retry-backoff 1000 ms, doubling, over retry-limit 3, \
+         each wait up to a fifth longer at random), and the watchdog would restart it while it \
+         retries: raise host.stall.timeout.ms above 8400 ms, or lower retry-backoff or \
+         retry-limit on operation \"receive\""
+    );
+    assert_contains(
+        &serving.stderr(),
+        &["sluice serve: listener \"route\" is INVALID and does not start (1 error):"],
+    );
+    // An invalid listener makes the host's exit status 1.
+    serving.signal("TERM");
+    assert_eq!(serving.wait(WORK), Some(1), "{}", serving.stderr());
+}
