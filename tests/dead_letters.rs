@@ -10,6 +10,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::api::Api;
+use harness::browser::Browser;
 use harness::flows::Listener;
 use harness::{assert_contains, stdout, unique, wait_for, Broker, Record, Stream};
 use serde_json::{json, Value};
@@ -347,4 +348,90 @@ fn dead_letters_replayed_through_the_process_skip_the_source_and_oversized_ones_
         &["replayed 3 dead letters to the process, 1 skipped, 0 failed"],
     );
     assert_eq!(broker.read_all(target, 6).len(), 6);
+}
+
+#[test]
+fn the_console_lists_and_replays_dead_letters_and_moves_the_listener_in_a_real_browser() {
+    let failing = Failing::new();
+    let (broker, source, dead, target) = (
+        &failing.broker,
+        &failing.source,
+        &failing.dead,
+        &failing.target,
+    );
+    let listener = failing.listener();
+    let mut serving = listener.serve_with_api();
+    let api = Api::of(&serving, Some(TOKEN));
+    failing.wait_for_dead_letters(3);
+    let originals = broker.read_all(dead, 3);
+    let browser = Browser::start();
+    browser.goto(&format!("{}/console/login", api.base()));
+    browser.type_into("#token", TOKEN);
+    browser.click("form.login button");
+    browser.wait_for_text("main", "RUNNING");
+
+    // From the listener's page to its dead letters: each with where it came from and why.
+    browser.goto(&format!("{}/console/listeners/route", api.base()));
+    browser.click("section[aria-labelledby=dead-letters] a");
+    let listed = browser.wait_for_text("section[aria-labelledby=letters]", &format!("In {dead}"));
+    for i in 0..3 {
+        assert_contains(
+            &listed,
+            &[
+                &format!("{dead}/0/{i}"),
+                &format!("{source}/0/{i}"),
+                &format!("topic \"{target}\" does not exist"),
+            ],
+        );
+    }
+
+    // The fix, then the replay to their source: the running listener delivers each once.
+    broker.create_topic_named(target, 1);
+    browser.click("form.replay button");
+    browser.accept_dialog();
+    let outcome = browser.wait_for_text(
+        "section[aria-labelledby=outcome]",
+        "3 replayed, 0 skipped, 0 failed.",
+    );
+    assert_contains(
+        &outcome,
+        &[&format!("{dead}/0/1"), &format!("{source}/0/1")],
+    );
+    broker.wait_for_committed(&listener.group, source, &[Some(6)]);
+    assert_replayed(&broker.read_all(target, 3), &originals, dead, target);
+    // Listed again, each names the execution that replayed it; a second replay skips them.
+    browser.goto(&format!(
+        "{}/console/listeners/route/dead-letters",
+        api.base()
+    ));
+    let execution = api.json(&format!("/executions?message={dead}/0/0"))[0]["id"]
+        .as_str()
+        .expect("the replay's execution")
+        .to_string();
+    browser.wait_for_text("section[aria-labelledby=letters]", &execution);
+    browser.click("form.replay button");
+    browser.accept_dialog();
+    browser.wait_for_text(
+        "section[aria-labelledby=outcome]",
+        "0 replayed, 3 skipped, 0 failed.",
+    );
+
+    // Seek to the earliest message: the six source messages are processed again (the three
+    // that failed first now reach their target too), without a restart.
+    browser.goto(&format!("{}/console/listeners/route", api.base()));
+    browser.click("#seek-to option[value=earliest]");
+    browser.click("form.seek button");
+    browser.accept_dialog();
+    let moved = browser.wait_for_text("section[aria-labelledby=moved]", source);
+    let row: Vec<&str> = moved
+        .lines()
+        .find(|l| l.contains(source.as_str()))
+        .expect("the partition's row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(row, [source.as_str(), "0", "6", "0"], "{moved}");
+    broker.wait_for_committed(&listener.group, source, &[Some(6)]);
+    assert_eq!(broker.read_all(target, 9).len(), 9);
+    assert_eq!(api.status("route")["restarts"], 0);
+    serving.stop("TERM", WORK);
 }

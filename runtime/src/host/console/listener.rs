@@ -1,5 +1,5 @@
 //! One listener: its state, partitions and lag (with a chart of the last minutes), pause,
-//! resume and restart, its recent executions and its dead letters.
+//! resume, restart and seek, its recent executions and its dead letters.
 
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
@@ -62,13 +62,17 @@ pub(super) async fn page(
                     button type="submit" { "Restart" }
                 }
             }
+            h3 { "Move its partitions" }
+            p { "Its group goes on from there, without a restart (as " code { "sluice listeners seek" } " does)." }
+            (super::dead_letters::seek_form(&id, &session.csrf))
         }
         section aria-labelledby="dead-letters" {
             h2 id="dead-letters" { "Dead letters" }
             p {
                 @match &dead_letter_topic {
                     Some(topic) => { "Topic " code { (topic) } ": " (dead_letters) " since the host started, "
-                        (state.console.sampler.dead_letters_in_window(&id)) " in the last hour." }
+                        (state.console.sampler.dead_letters_in_window(&id)) " in the last hour. "
+                        a href=(format!("/console/listeners/{}/dead-letters", super::path_segment(&id))) { "List and replay them" } }
                     None => { "No dead-letter topic: a document that still fails after its retries stops the listener." }
                 }
             }

@@ -1,12 +1,14 @@
 //! The web console of `sluice serve`, on the management API's address under `/console` (and
 //! `/` for a browser): an overview of the host and its listeners, a page per listener with
-//! pause, resume and restart, the execution records, the processes as flows, and validation.
+//! pause, resume, restart and seek and its dead letters to replay, the execution records, the
+//! processes as flows, and validation.
 //!
 //! Server-rendered HTML (maud: checked when it compiles, escaping what it inserts), one
 //! stylesheet and one small script of our own that refreshes live parts and confirms a
 //! restart; every action also works without the script. Sessions and CSRF tokens in
 //! [`session`]; every page carries a Content-Security-Policy that allows no inline script.
 
+mod dead_letters;
 mod executions;
 mod layout;
 mod listener;
@@ -85,7 +87,16 @@ pub fn router(state: ApiState) -> Router<ApiState> {
         .route("/console/fragments/overview", get(overview::fragment))
         .route("/console/listeners/{id}", get(listener::page))
         .route("/console/fragments/listeners/{id}", get(listener::fragment))
+        .route("/console/listeners/{id}/seek", post(dead_letters::seek))
         .route("/console/listeners/{id}/{verb}", post(listener::act))
+        .route(
+            "/console/listeners/{id}/dead-letters",
+            get(dead_letters::page),
+        )
+        .route(
+            "/console/listeners/{id}/dead-letters/replay",
+            post(dead_letters::replay),
+        )
         .route("/console/executions", get(executions::page))
         .route("/console/executions/{id}", get(executions::one))
         .route("/console/processes", get(processes::page))
