@@ -29,6 +29,8 @@ pub struct HostLimits {
     pub drain_timeout: Duration,
     /// How long execution records are kept.
     pub executions_retention: Duration,
+    /// How many execution records are kept at most (the oldest go first).
+    pub executions_max_records: u64,
     /// The waits between attempts to reach the brokers when a listener starts; the last one
     /// repeats.
     pub reconnect_backoff: Vec<Duration>,
@@ -45,6 +47,9 @@ impl HostLimits {
     pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
     /// Days execution records are kept when the container properties do not say.
     pub const DEFAULT_EXECUTIONS_RETENTION_DAYS: u64 = 30;
+    /// Execution records kept at most when the container properties do not say: a busy
+    /// host's few days, a database of a few hundred MB.
+    pub const DEFAULT_EXECUTIONS_MAX_RECORDS: u64 = 1_000_000;
     /// The platform's reconnect schedule: 10 s, 30 s, 1 min, 2 min, then every 5 min.
     pub const DEFAULT_RECONNECT_BACKOFF_MS: [u64; 5] = [10_000, 30_000, 60_000, 120_000, 300_000];
     /// The stall watchdog's timeout when the container properties do not say: 5 minutes,
@@ -80,6 +85,7 @@ impl Default for HostLimits {
             max_concurrent_executions: Self::DEFAULT_MAX_CONCURRENT_EXECUTIONS,
             drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
             executions_retention: days(Self::DEFAULT_EXECUTIONS_RETENTION_DAYS),
+            executions_max_records: Self::DEFAULT_EXECUTIONS_MAX_RECORDS,
             reconnect_backoff: Self::DEFAULT_RECONNECT_BACKOFF_MS
                 .iter()
                 .map(|ms| Duration::from_millis(*ms))
@@ -127,6 +133,7 @@ const CONSUMER_PREFETCH_KBYTES: &str = "kafka.consumer.prefetch.kbytes";
 const MAX_CONCURRENT_EXECUTIONS: &str = "host.max.concurrent.executions";
 const DRAIN_TIMEOUT_MS: &str = "host.drain.timeout.ms";
 const EXECUTIONS_RETENTION_DAYS: &str = "host.executions.retention.days";
+const EXECUTIONS_MAX_RECORDS: &str = "host.executions.max.records";
 const RECONNECT_BACKOFF_MS: &str = "host.reconnect.backoff.ms";
 const STALL_TIMEOUT_MS: &str = "host.stall.timeout.ms";
 const KNOWN: &[&str] = &[
@@ -137,6 +144,7 @@ const KNOWN: &[&str] = &[
     MAX_CONCURRENT_EXECUTIONS,
     DRAIN_TIMEOUT_MS,
     EXECUTIONS_RETENTION_DAYS,
+    EXECUTIONS_MAX_RECORDS,
     RECONNECT_BACKOFF_MS,
     STALL_TIMEOUT_MS,
 ];
@@ -310,6 +318,16 @@ fn set_host_limit(
                 HostLimits::DEFAULT_EXECUTIONS_RETENTION_DAYS
             )),
         },
+        EXECUTIONS_MAX_RECORDS => match value.parse::<u64>() {
+            Ok(n) if n >= 1 => {
+                limits.executions_max_records = n;
+                Ok(())
+            }
+            _ => Err(format!(
+                "{key} must be a whole number of records ≥ 1, got \"{value}\" (default {})",
+                HostLimits::DEFAULT_EXECUTIONS_MAX_RECORDS
+            )),
+        },
         RECONNECT_BACKOFF_MS => match reconnect_backoff(value) {
             Some(waits) => {
                 limits.reconnect_backoff = waits;
@@ -391,7 +409,8 @@ mod tests {
         let (props, warnings) = parse(
             "kafka.producer.queue.kbytes=2048\nkafka.consumer.prefetch.kbytes=4096\n\
              host.max.concurrent.executions=2\nhost.drain.timeout.ms=1500\n\
-             host.executions.retention.days=7\nhost.reconnect.backoff.ms=100, 2000\n",
+             host.executions.retention.days=7\nhost.executions.max.records=2500\n\
+             host.reconnect.backoff.ms=100, 2000\n",
         )
         .expect("valid");
         assert!(warnings.is_empty());
@@ -400,6 +419,7 @@ mod tests {
         assert_eq!(props.host.max_concurrent_executions.get(), 2);
         assert_eq!(props.host.drain_timeout, Duration::from_millis(1500));
         assert_eq!(props.host.executions_retention, days(7));
+        assert_eq!(props.host.executions_max_records, 2500);
         assert_eq!(
             props.host.reconnect_backoff,
             [Duration::from_millis(100), Duration::from_secs(2)]
@@ -440,7 +460,8 @@ mod tests {
                  properties: kafka.max.request.size, kafka.max.poll.records, \
                  kafka.producer.queue.kbytes, kafka.consumer.prefetch.kbytes, \
                  host.max.concurrent.executions, host.drain.timeout.ms, \
-                 host.executions.retention.days, host.reconnect.backoff.ms)"
+                 host.executions.retention.days, host.executions.max.records, \
+                 host.reconnect.backoff.ms, host.stall.timeout.ms)"
             ]
         );
     }

@@ -22,7 +22,9 @@ impl Api {
         let base = wait_for("the management API address", STARTUP, || {
             let err = serving.stderr();
             let (_, rest) = err.split_once("management API on ")?;
-            Some(rest.lines().next()?.trim().to_string())
+            // The whole line: the file may be read while the host is still writing it.
+            let (address, _) = rest.split_once('\n')?;
+            Some(address.trim().to_string())
         });
         Self {
             base,

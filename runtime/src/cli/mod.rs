@@ -99,11 +99,28 @@ struct Context {
 impl Context {
     /// The execution database, opened (or created) with the container's retention.
     fn open_records(&self) -> anyhow::Result<Arc<ExecutionStore>> {
-        let retention = self.container.host.executions_retention;
-        Ok(Arc::new(ExecutionStore::open(
-            &self.executions_db,
-            retention,
-        )?))
+        let host = &self.container.host;
+        Ok(Arc::new(
+            ExecutionStore::open(&self.executions_db, host.executions_retention)?
+                .keeping_at_most(host.executions_max_records),
+        ))
+    }
+}
+
+/// How long a command that ends waits for its execution records to be written (the database
+/// may be locked by another process for a while).
+const RECORDS_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits for the execution records still on their way; says how many never reached the
+/// database.
+fn flush_records(store: &ExecutionStore) {
+    let left = store.flush(RECORDS_FLUSH);
+    if left > 0 {
+        eprintln!(
+            "warning: {} could not be written to the execution database (it stayed locked or \
+             failed; the log says why)",
+            count(left as usize, "execution record")
+        );
     }
 }
 

@@ -79,6 +79,9 @@ pub(super) fn run(
         }
     };
     progress.finish();
+    if let Some(store) = host.records() {
+        super::flush_records(store);
+    }
     // The execution has happened and is recorded: a reader that stops reading the
     // documents (`--documents-out - | head`) still gets the summary on standard error.
     let mut closed = false;

@@ -124,7 +124,7 @@ pub(super) fn serve(
     });
     open_embedded(&components, &listeners)?;
     let records = context.open_records()?;
-    let host = Host::new(components, context.container).with_records(records);
+    let host = Host::new(components, context.container).with_records(records.clone());
     let runtime = async_runtime()?;
     let options = ServeOptions {
         api,
@@ -140,6 +140,7 @@ pub(super) fn serve(
     // A listener still connecting holds a blocking thread until librdkafka's metadata wait
     // ends; its work is abandoned, so the host need not wait for it.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    super::flush_records(&records);
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

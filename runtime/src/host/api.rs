@@ -757,6 +757,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         }
         listeners.push(sample);
     }
+    let records = state.shared.host().records().map(|store| store.backlog());
     (
         [(
             header::CONTENT_TYPE,
@@ -766,7 +767,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             .shared
             .host()
             .metrics()
-            .render(&listeners, ListenerStatus::STATES),
+            .render(&listeners, ListenerStatus::STATES, records),
     )
         .into_response()
 }

@@ -3,12 +3,13 @@
 //! for the retention the container properties set.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::migrations::{self, MigrationError};
+use super::writer::RecordQueue;
 use crate::failure::Failure;
 use crate::record::{ExecutionRecord, ExecutionStatus, MessageRole};
 
@@ -195,9 +196,34 @@ pub struct Totals {
 /// The execution database. Calls block briefly (one small transaction); async callers run
 /// them on the blocking pool.
 pub struct ExecutionStore {
+    pub(super) path: PathBuf,
     connection: Mutex<Connection>,
-    retention: Duration,
+    pub(super) bounds: Arc<Bounds>,
+    /// Records on their way to the database, written by a thread of their own (started at
+    /// the first [`ExecutionStore::submit`]).
+    pub(super) queue: Arc<RecordQueue>,
 }
+
+/// How much the database keeps: records younger than `retention`, and at most `max_records`
+/// of them (the oldest go first).
+pub(super) struct Bounds {
+    retention: Duration,
+    max_records: Option<u64>,
+    /// How many executions the database holds, as far as this host knows: counted at the
+    /// first write, then kept up to date by its own inserts and deletes, and counted again now
+    /// and then (other hosts may share the file).
+    rows: Mutex<RowCount>,
+}
+
+#[derive(Default)]
+struct RowCount {
+    known: Option<i64>,
+    writes_since_count: u32,
+}
+
+/// Writes between two full counts of the executions (a count of a million rows takes tens of
+/// milliseconds; an insert, well under one).
+const RECOUNT_EVERY: u32 = 10_000;
 
 pub(crate) fn millis(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)
@@ -225,9 +251,23 @@ impl ExecutionStore {
             source,
         })?;
         Ok(Self {
+            path: path.to_path_buf(),
             connection: Mutex::new(connection),
-            retention,
+            bounds: Arc::new(Bounds {
+                retention,
+                max_records: None,
+                rows: Mutex::default(),
+            }),
+            queue: Arc::default(),
         })
+    }
+
+    /// Keeps at most `max` execution records: each write removes the oldest beyond it.
+    pub fn keeping_at_most(mut self, max: u64) -> Self {
+        Arc::get_mut(&mut self.bounds)
+            .expect("bounds are set before the store is shared")
+            .max_records = Some(max);
+        self
     }
 
     fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -237,86 +277,18 @@ impl ExecutionStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records one execution with its document errors, and removes records past retention.
-    /// `documents_out` is how many documents left it (the record may hold none of them).
+    /// Records one execution with its document errors at once, and removes records past the
+    /// bounds. `documents_out` is how many documents left it (the record may hold none of them).
     pub fn record(
         &self,
         record: &ExecutionRecord,
         documents_out: usize,
     ) -> Result<(), RecordsError> {
-        let failure: Option<&Failure> = match &record.status {
-            ExecutionStatus::Failed(failure) => Some(failure),
-            _ => None,
-        };
-        let mut connection = self.connection();
-        let transaction = connection.transaction()?;
-        transaction.execute(
-            "INSERT INTO executions (id, process, started_ms, duration_ms, status, failure, \
-             failure_kind, documents_in, documents_out, document_errors) VALUES (?1, ?2, ?3, ?4, \
-             ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                record.id.to_string(),
-                record.process,
-                millis(record.started),
-                i64::try_from(record.duration.as_millis()).unwrap_or(i64::MAX),
-                record.status.name(),
-                failure.map(|f| f.message.as_str()),
-                failure.map(Failure::kind_name),
-                record.documents_in as i64,
-                documents_out as i64,
-                record.document_errors.len() as i64,
-            ],
+        write_records(
+            &mut self.connection(),
+            &self.bounds,
+            &[(record, documents_out)],
         )?;
-        {
-            let mut insert = transaction.prepare(
-                "INSERT INTO document_errors (execution_id, document, step, operation, message, \
-                 topic, partition, offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for error in &record.document_errors {
-                insert.execute(params![
-                    record.id.to_string(),
-                    error.document as i64,
-                    error.step as i64,
-                    error.operation,
-                    error.message,
-                    error.tracked.topic,
-                    error.tracked.partition,
-                    error.tracked.offset,
-                ])?;
-            }
-        }
-        if !record.messages.is_empty() {
-            let mut partition = transaction.prepare_cached(
-                "INSERT INTO message_partitions (topic, partition) VALUES (?1, ?2) \
-                 ON CONFLICT (topic, partition) DO UPDATE SET topic = excluded.topic RETURNING id",
-            )?;
-            let mut range = transaction.prepare_cached(
-                "INSERT INTO execution_messages (execution_id, role, partition_id, first_offset, \
-                 last_offset) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut boxed = transaction.prepare_cached(
-                "INSERT INTO execution_messages_boxes (id, partition_low, partition_high, \
-                 first_offset, last_offset) VALUES (last_insert_rowid(), ?1, ?1, ?2, ?3)",
-            )?;
-            for handled in record.messages.ranges() {
-                let partition_id: i64 = partition
-                    .query_row(params![&*handled.topic, handled.partition], |row| {
-                        row.get(0)
-                    })?;
-                range.execute(params![
-                    record.id.to_string(),
-                    handled.role.name(),
-                    partition_id,
-                    handled.first,
-                    handled.last,
-                ])?;
-                boxed.execute(params![partition_id, handled.first, handled.last])?;
-            }
-        }
-        let cutoff = millis(SystemTime::now())
-            .saturating_sub(i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX));
-        transaction.execute("DELETE FROM executions WHERE started_ms < ?1", [cutoff])?;
-        transaction.commit()?;
         Ok(())
     }
 
@@ -518,6 +490,141 @@ impl ExecutionStore {
     }
 }
 
+/// The connection the writer thread uses: its own, so that reads never wait behind a write
+/// that waits for a lock. Busy for only a moment before it gives up, since it tries again by
+/// itself.
+pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_millis(250))?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(connection)
+}
+
+/// Writes `records` in one transaction, then removes what the bounds no longer keep: records
+/// past retention, and the oldest beyond the row bound. Returns how many were removed.
+pub(super) fn write_records(
+    connection: &mut Connection,
+    bounds: &Bounds,
+    records: &[(&ExecutionRecord, usize)],
+) -> rusqlite::Result<usize> {
+    let transaction = connection.transaction()?;
+    for (record, documents_out) in records {
+        insert(&transaction, record, *documents_out)?;
+    }
+    let cutoff = millis(SystemTime::now())
+        .saturating_sub(i64::try_from(bounds.retention.as_millis()).unwrap_or(i64::MAX));
+    let mut removed =
+        transaction.execute("DELETE FROM executions WHERE started_ms < ?1", [cutoff])?;
+    let mut rows = bounds
+        .rows
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(max) = bounds.max_records {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let known = match rows.known {
+            Some(known) if rows.writes_since_count < RECOUNT_EVERY => {
+                known + records.len() as i64 - removed as i64
+            }
+            _ => {
+                rows.writes_since_count = 0;
+                transaction.query_row("SELECT count(*) FROM executions", [], |row| row.get(0))?
+            }
+        };
+        let excess = known - max;
+        let mut now = known;
+        if excess > 0 {
+            // The oldest first, through the index on started_ms.
+            let gone = transaction.execute(
+                "DELETE FROM executions WHERE id IN \
+                 (SELECT id FROM executions ORDER BY started_ms, id LIMIT ?1)",
+                [excess],
+            )?;
+            removed += gone;
+            now -= gone as i64;
+        }
+        rows.known = Some(now);
+        rows.writes_since_count += 1;
+    }
+    transaction.commit()?;
+    drop(rows);
+    Ok(removed)
+}
+
+fn insert(
+    transaction: &rusqlite::Transaction<'_>,
+    record: &ExecutionRecord,
+    documents_out: usize,
+) -> rusqlite::Result<()> {
+    let failure: Option<&Failure> = match &record.status {
+        ExecutionStatus::Failed(failure) => Some(failure),
+        _ => None,
+    };
+    transaction.execute(
+        "INSERT INTO executions (id, process, started_ms, duration_ms, status, failure, \
+         failure_kind, documents_in, documents_out, document_errors) VALUES (?1, ?2, ?3, ?4, \
+         ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            record.id.to_string(),
+            record.process,
+            millis(record.started),
+            i64::try_from(record.duration.as_millis()).unwrap_or(i64::MAX),
+            record.status.name(),
+            failure.map(|f| f.message.as_str()),
+            failure.map(Failure::kind_name),
+            record.documents_in as i64,
+            documents_out as i64,
+            record.document_errors.len() as i64,
+        ],
+    )?;
+    {
+        let mut insert = transaction.prepare(
+            "INSERT INTO document_errors (execution_id, document, step, operation, message, \
+             topic, partition, offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for error in &record.document_errors {
+            insert.execute(params![
+                record.id.to_string(),
+                error.document as i64,
+                error.step as i64,
+                error.operation,
+                error.message,
+                error.tracked.topic,
+                error.tracked.partition,
+                error.tracked.offset,
+            ])?;
+        }
+    }
+    if !record.messages.is_empty() {
+        let mut partition = transaction.prepare_cached(
+            "INSERT INTO message_partitions (topic, partition) VALUES (?1, ?2) \
+             ON CONFLICT (topic, partition) DO UPDATE SET topic = excluded.topic RETURNING id",
+        )?;
+        let mut range = transaction.prepare_cached(
+            "INSERT INTO execution_messages (execution_id, role, partition_id, first_offset, \
+             last_offset) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut boxed = transaction.prepare_cached(
+            "INSERT INTO execution_messages_boxes (id, partition_low, partition_high, \
+             first_offset, last_offset) VALUES (last_insert_rowid(), ?1, ?1, ?2, ?3)",
+        )?;
+        for handled in record.messages.ranges() {
+            let partition_id: i64 = partition
+                .query_row(params![&*handled.topic, handled.partition], |row| {
+                    row.get(0)
+                })?;
+            range.execute(params![
+                record.id.to_string(),
+                handled.role.name(),
+                partition_id,
+                handled.first,
+                handled.last,
+            ])?;
+            boxed.execute(params![partition_id, handled.first, handled.last])?;
+        }
+    }
+    Ok(())
+}
+
 fn execution_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredExecution> {
     Ok(StoredExecution {
         id: row.get(0)?,
@@ -534,12 +641,16 @@ fn execution_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredExecution> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::document::TrackedProperties;
     use crate::record::DocumentError;
 
-    fn record(process: &str, status: ExecutionStatus, errors: usize) -> ExecutionRecord {
+    pub(in crate::store) fn record(
+        process: &str,
+        status: ExecutionStatus,
+        errors: usize,
+    ) -> ExecutionRecord {
         ExecutionRecord {
             id: uuid::Uuid::now_v7(),
             process: process.into(),

@@ -81,6 +81,8 @@ pub struct Metrics {
     stalls_healed: Counters,
     listener_state: Family<StateLabels, Gauge>,
     consumer_lag: Family<PartitionLabels, Gauge>,
+    records_waiting: Gauge,
+    records_dropped: Counter,
     /// One scrape at a time: the listeners' gauges are refilled for each.
     scrape: Mutex<()>,
 }
@@ -171,6 +173,18 @@ impl Default for Metrics {
             Unit::Other("messages".into()),
             consumer_lag.clone(),
         );
+        let records_waiting = Gauge::default();
+        registry.register(
+            "sluice_execution_records_waiting",
+            "Execution records waiting for the execution database (it is locked or slow)",
+            records_waiting.clone(),
+        );
+        let records_dropped = Counter::default();
+        registry.register(
+            "sluice_execution_records_dropped",
+            "Execution records never written: too many waited for the execution database",
+            records_dropped.clone(),
+        );
         registry.register(
             "sluice_build",
             "The sluice version and the librdkafka it links",
@@ -196,6 +210,8 @@ impl Default for Metrics {
             stalls_healed,
             listener_state,
             consumer_lag,
+            records_waiting,
+            records_dropped,
             scrape: Mutex::new(()),
         }
     }
@@ -323,11 +339,24 @@ impl Metrics {
 
     /// Everything in Prometheus' text exposition format (version 0.0.4), with the
     /// `listeners` as they are now; `states` names every state a listener can be in.
-    pub fn render(&self, listeners: &[ListenerSample], states: &[&'static str]) -> String {
+    /// `records`: the execution database's backlog, records waiting and dropped (see
+    /// [`crate::store::ExecutionStore::backlog`]), when the host records executions.
+    pub fn render(
+        &self,
+        listeners: &[ListenerSample],
+        states: &[&'static str],
+        records: Option<(usize, u64)>,
+    ) -> String {
         let _one_at_a_time = self
             .scrape
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((waiting, dropped)) = records {
+            self.records_waiting
+                .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+            self.records_dropped
+                .inc_by(dropped.saturating_sub(self.records_dropped.get()));
+        }
         // Listeners come and go with reloads, and partitions with rebalances: only what is
         // there now is shown.
         self.listener_state.clear();
@@ -398,7 +427,7 @@ mod tests {
                 lags: vec![("in".into(), 1, 7)],
             },
         ];
-        let text = metrics.render(&listeners, &["RUNNING", "INVALID"]);
+        let text = metrics.render(&listeners, &["RUNNING", "INVALID"], Some((3, 2)));
         for line in [
             "# TYPE sluice_documents_in_total counter",
             "sluice_documents_in_total{process=\"route\"} 3",
@@ -416,6 +445,8 @@ mod tests {
             "sluice_consumer_lag_messages{process=\"route\",topic=\"in\",partition=\"1\"} 7",
             "sluice_listener_state{process=\"bad\",state=\"RUNNING\"} 0",
             "sluice_listener_state{process=\"bad\",state=\"INVALID\"} 1",
+            "sluice_execution_records_waiting 3",
+            "sluice_execution_records_dropped_total 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
@@ -435,7 +466,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.declare("bridge", true);
         metrics.declare("send", false);
-        let text = metrics.render(&[], &[]);
+        let text = metrics.render(&[], &[], None);
         for line in [
             "sluice_executions_total{process=\"send\",status=\"failed\"} 0",
             "sluice_document_errors_total{process=\"send\"} 0",

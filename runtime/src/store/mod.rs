@@ -6,6 +6,7 @@
 mod executions;
 mod metrics;
 mod migrations;
+mod writer;
 
 pub(crate) use executions::millis;
 pub use executions::{
@@ -14,3 +15,4 @@ pub use executions::{
 };
 pub use metrics::{ListenerSample, Metrics};
 pub use migrations::MigrationError;
+pub use writer::{Submitted, MAX_WAITING};

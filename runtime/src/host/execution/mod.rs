@@ -20,7 +20,11 @@ use crate::container::ContainerProperties;
 use crate::document::Document;
 use crate::failure::Failure;
 use crate::record::{ExecutionRecord, ExecutionStatus, HandledMessages};
-use crate::store::{ExecutionStore, Metrics};
+use crate::store::{ExecutionStore, Metrics, Submitted};
+
+/// How long an execution waits for its record to be written while the database takes writes:
+/// a lock taken meanwhile leaves the record waiting in memory, and the execution goes on.
+const RECORD_WAIT: Duration = Duration::from_secs(2);
 
 pub(crate) use consume::consumed_document;
 pub use replay::DeadLetterReplay;
@@ -179,8 +183,10 @@ impl Host {
         self.records.as_ref()
     }
 
-    /// Writes the record on the blocking pool. A database failure is logged, not fatal: the
-    /// execution itself has happened and its outcome is reported either way.
+    /// Hands the record to the execution database's writer and, while the database takes
+    /// writes, waits until it is written (so that it is there before the execution's offsets
+    /// are committed). A database that is locked or failing never holds the execution up: its
+    /// record waits in memory or is dropped, counted and logged by the writer.
     async fn store(&self, record: &mut ExecutionRecord) {
         let Some(store) = self.records.clone() else {
             return;
@@ -190,10 +196,9 @@ impl Host {
         let documents = std::mem::take(&mut record.documents_out);
         let copy = record.clone();
         record.documents_out = documents;
-        match tokio::task::spawn_blocking(move || store.record(&copy, documents_out)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "execution not recorded"),
-            Err(error) => tracing::error!(%error, "execution not recorded"),
+        if let Submitted::Writing(written) = store.submit(copy, documents_out) {
+            // A lock that begins just now: the record waits in memory, the execution goes on.
+            let _ = tokio::time::timeout(RECORD_WAIT, written).await;
         }
     }
 
