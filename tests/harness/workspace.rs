@@ -66,6 +66,11 @@ impl Serving {
         read(&self.err)
     }
 
+    /// Its process id (to read its resources from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Sends `signal` (`TERM`, `INT`, `KILL`) to it.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();

@@ -1,0 +1,427 @@
+//! What a soak found, judged and written as docs/SOAK.md: the configuration, each chaos event
+//! with its time and the effect it had (an event without one fails the verdict: it was not
+//! tested), the resource series, latency per minute, and the accounting of every message.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::feed::{Seen, FAILING_EVERY};
+
+/// One look at a host, every 10 s.
+pub struct Sample {
+    pub at: Duration,
+    pub host: &'static str,
+    pub rss_kb: u64,
+    pub fds: usize,
+    pub threads: u64,
+    pub records_waiting: f64,
+    pub records_dropped: f64,
+    pub bridge_lag: i64,
+    pub revocations: u64,
+}
+
+/// One chaos event and what it did.
+pub struct Event {
+    pub at: Duration,
+    /// When it happened, ms since the epoch.
+    pub at_ms: i64,
+    pub chaos: &'static str,
+    pub detail: String,
+    pub revocations_before: u64,
+    pub effect: String,
+    pub seen: bool,
+}
+
+/// Every message the broker took, accounted for downstream.
+#[derive(Default)]
+pub struct Accounting {
+    pub sent: usize,
+    /// Per output: (name, expected, distinct arrived, lost, duplicates).
+    pub outputs: Vec<(&'static str, usize, usize, usize, u64)>,
+    /// Failing listener: messages that should have been dead-lettered and went elsewhere, or
+    /// the other way round.
+    pub misrouted: usize,
+}
+
+impl Accounting {
+    pub fn of(sent: &[u64], bridge: &Seen, failing: &Seen, each: &Seen, dead: &Seen) -> Self {
+        let mut outputs = Vec::new();
+        let mut account = |name, seen: &Seen| {
+            let lost = sent.iter().filter(|s| !seen.counts.contains_key(s)).count();
+            let duplicates = seen.total() - seen.counts.len() as u64;
+            outputs.push((name, sent.len(), seen.counts.len(), lost, duplicates));
+        };
+        account("bridge", bridge);
+        account("each", each);
+        let mut both = Seen::default();
+        for (seq, n) in failing.counts.iter().chain(&dead.counts) {
+            *both.counts.entry(*seq).or_default() += n;
+        }
+        account("failing + dead letters", &both);
+        let misrouted = dead
+            .counts
+            .keys()
+            .filter(|s| *s % FAILING_EVERY != FAILING_EVERY - 1)
+            .count()
+            + failing
+                .counts
+                .keys()
+                .filter(|s| *s % FAILING_EVERY == FAILING_EVERY - 1)
+                .count();
+        Self {
+            sent: sent.len(),
+            outputs,
+            misrouted,
+        }
+    }
+
+    fn lost(&self) -> usize {
+        self.outputs.iter().map(|o| o.3).sum()
+    }
+}
+
+pub struct Report {
+    pub length: Duration,
+    pub sustained: f64,
+    pub rate: f64,
+    /// When the soak proper began, ms since the epoch (the calibration came before).
+    pub began_ms: i64,
+    pub samples: Vec<Sample>,
+    pub events: Vec<Event>,
+    pub accounting: Accounting,
+    pub latencies: [(&'static str, Vec<(i64, f64)>); 2],
+    pub rows: i64,
+    pub max_records: u64,
+    pub failed_sends: u64,
+    pub exit: Option<i32>,
+    pub machine: String,
+}
+
+/// A host's resident memory (KiB), open file descriptors and threads.
+type Level = (u64, usize, u64);
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+impl Report {
+    /// The samples of host 1 in `[from, to)`.
+    fn first_host(&self, from: Duration, to: Duration) -> impl Iterator<Item = &Sample> {
+        self.samples
+            .iter()
+            .filter(move |s| s.host == "host 1" && s.at >= from && s.at < to)
+    }
+
+    /// The bridge's latencies of messages sent in `[from_ms, to_ms)`.
+    fn bridge_latencies(&self, from_ms: i64, to_ms: i64) -> Vec<f64> {
+        sorted(
+            self.latencies[0]
+                .1
+                .iter()
+                .filter(|(sent, _)| (from_ms..to_ms).contains(sent))
+                .map(|(_, l)| *l)
+                .collect(),
+        )
+    }
+
+    /// Looks for each event's effect in the figures.
+    pub fn judge_events(&mut self) {
+        // The baseline: what the bridge's latency is before the first event.
+        let first_event_ms = self.events.first().map_or(i64::MAX, |e| e.at_ms);
+        let baseline = percentile(&self.bridge_latencies(self.began_ms, first_event_ms), 0.99);
+        let window = Duration::from_secs(60);
+        let mut effects = Vec::new();
+        for (i, event) in self.events.iter().enumerate() {
+            let until = self
+                .events
+                .get(i + 1)
+                .map_or(event.at + window, |next| next.at.min(event.at + window));
+            let after: Vec<&Sample> = self.first_host(event.at, event.at + window).collect();
+            let (effect, seen) = match event.chaos {
+                "KillBroker" => {
+                    let delayed = self.bridge_latencies(event.at_ms - 1000, event.at_ms + 10_000);
+                    let worst = delayed.last().copied().unwrap_or(0.0);
+                    (
+                        format!(
+                            "messages sent around it reached the bridge's output after up to {worst:.0} ms (p99 before the first event: {baseline:.0} ms)"
+                        ),
+                        worst > (2.0 * baseline).max(1000.0),
+                    )
+                }
+                "SecondHostJoins" | "SecondHostTerm" | "SecondHostKill" => {
+                    let most = after.iter().map(|s| s.revocations).max().unwrap_or(0);
+                    (
+                        format!(
+                            "host 1's listeners lost partitions to rebalances: revocations {} → {most}",
+                            event.revocations_before
+                        ),
+                        most > event.revocations_before,
+                    )
+                }
+                "PauseBridge" => {
+                    let during: Vec<&Sample> = self.first_host(event.at, until).collect();
+                    let lag = during.iter().map(|s| s.bridge_lag).max().unwrap_or(0);
+                    (
+                        format!("the bridge's lag grew to {lag} while paused"),
+                        lag > 0,
+                    )
+                }
+                "ResumeBridge" => {
+                    // The lag the pause built up, against the lowest within a minute after.
+                    let paused_at = i
+                        .checked_sub(1)
+                        .map_or(Duration::ZERO, |p| self.events[p].at);
+                    let peak = self
+                        .first_host(paused_at, event.at + Duration::from_secs(10))
+                        .map(|s| s.bridge_lag)
+                        .max()
+                        .unwrap_or(0);
+                    let low = after.iter().map(|s| s.bridge_lag).min().unwrap_or(i64::MAX);
+                    (
+                        format!("the bridge's lag went from {peak} (paused) down to {low} within a minute"),
+                        peak > 0 && low < peak / 2,
+                    )
+                }
+                "LockDatabase" => {
+                    let during: Vec<&Sample> = self
+                        .first_host(
+                            event.at,
+                            event.at + Duration::from_secs(crate::LOCK_SECONDS),
+                        )
+                        .collect();
+                    let waiting = during.iter().map(|s| s.records_waiting).fold(0.0, f64::max);
+                    let later: Vec<&Sample> = self
+                        .first_host(
+                            event.at + Duration::from_secs(crate::LOCK_SECONDS + 20),
+                            self.length + Duration::from_secs(3600),
+                        )
+                        .collect();
+                    let after_lock = later.first().map_or(-1.0, |s| s.records_waiting);
+                    let dropped = self
+                        .samples
+                        .iter()
+                        .map(|s| s.records_dropped)
+                        .fold(0.0, f64::max);
+                    (
+                        format!(
+                            "up to {waiting:.0} execution records waited in memory; {after_lock:.0} waiting 20 s after the lock went; {dropped:.0} dropped"
+                        ),
+                        waiting > 0.0 && after_lock == 0.0,
+                    )
+                }
+                _ => (String::new(), false),
+            };
+            effects.push((effect, seen));
+        }
+        for (event, (effect, seen)) in self.events.iter_mut().zip(effects) {
+            event.effect = effect;
+            event.seen = seen;
+        }
+    }
+
+    /// Resident memory, descriptors and threads of host 1 after the warm-up: (baseline, end).
+    fn levels(&self) -> Option<(Level, Level)> {
+        let first_event = self.events.first()?.at;
+        let warm: Vec<&Sample> = self
+            .first_host(Duration::from_secs(20), first_event)
+            .collect();
+        let all: Vec<&Sample> = self.first_host(Duration::ZERO, self.length * 2).collect();
+        let end = &all[all.len().saturating_sub(5)..];
+        let median = |samples: &[&Sample], f: &dyn Fn(&Sample) -> u64| -> u64 {
+            let mut v: Vec<u64> = samples.iter().map(|s| f(s)).collect();
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        };
+        if warm.is_empty() || end.is_empty() {
+            return None;
+        }
+        Some((
+            (
+                median(&warm, &|s| s.rss_kb),
+                median(&warm, &|s| s.fds as u64) as usize,
+                median(&warm, &|s| s.threads),
+            ),
+            (
+                median(end, &|s| s.rss_kb),
+                median(end, &|s| s.fds as u64) as usize,
+                median(end, &|s| s.threads),
+            ),
+        ))
+    }
+
+    /// Each check of the verdict: (what, passed).
+    fn checks(&self) -> Vec<(String, bool)> {
+        let mut checks = vec![(
+            format!(
+                "no message lost: {} lost over {} outputs",
+                self.accounting.lost(),
+                self.accounting.outputs.len()
+            ),
+            self.accounting.lost() == 0 && self.accounting.sent > 0,
+        )];
+        checks.push((
+            format!(
+                "every 50th message dead-lettered, no other: {} misrouted",
+                self.accounting.misrouted
+            ),
+            self.accounting.misrouted == 0,
+        ));
+        for event in &self.events {
+            checks.push((
+                format!("{} at {} s had an effect", event.chaos, event.at.as_secs()),
+                event.seen,
+            ));
+        }
+        match self.levels() {
+            Some(((rss0, fds0, threads0), (rss1, fds1, threads1))) => {
+                let ratio = rss1 as f64 / rss0.max(1) as f64;
+                checks.push((
+                    format!(
+                        "resident memory flat after the warm-up: {} → {} MB ({:+.0} %)",
+                        rss0 / 1024,
+                        rss1 / 1024,
+                        (ratio - 1.0) * 100.0
+                    ),
+                    (0.9..=1.1).contains(&ratio),
+                ));
+                checks.push((
+                    format!("file descriptors back to their level: {fds0} → {fds1}"),
+                    fds1 <= fds0 + fds0 / 10 + 2,
+                ));
+                checks.push((
+                    format!("threads back to their level: {threads0} → {threads1}"),
+                    threads1 <= threads0 + threads0 / 10 + 2,
+                ));
+            }
+            None => checks.push(("resource levels: too few samples".into(), false)),
+        }
+        checks.push((
+            format!(
+                "execution records within their bound: {} rows, at most {}",
+                self.rows, self.max_records
+            ),
+            (0..=self.max_records as i64).contains(&self.rows),
+        ));
+        checks.push((
+            format!("host 1 stopped cleanly: exit status {:?}", self.exit),
+            self.exit == Some(0),
+        ));
+        checks
+    }
+
+    pub fn passed(&self) -> bool {
+        self.checks().iter().all(|(_, ok)| *ok)
+    }
+
+    pub fn verdict(&self) -> &'static str {
+        if self.passed() {
+            "PASS"
+        } else {
+            "FAIL"
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "# Soak: {} minutes of service under chaos\n",
+            self.length.as_secs() / 60
+        );
+        let _ = writeln!(
+            md,
+            "Written by `./dev soak --minutes {}` ({}). Verdict: **{}**.\n",
+            self.length.as_secs_f64() / 60.0,
+            self.machine,
+            self.verdict()
+        );
+        md.push_str("## Configuration\n\n");
+        let _ = writeln!(
+            md,
+            "- `sluice serve` (host 1) with three listeners on one input topic of 3 partitions, each in its own consumer group: **bridge** (to a topic), **failing** (routed by a header; every {FAILING_EVERY}th message names a topic that does not exist, fails, is retried once and dead-lettered), **each** (`execution-per=document`). Session timeout 6 s; container properties `host.executions.max.records={}`, `host.reconnect.backoff.ms=1000,2000,5000`.",
+            self.max_records
+        );
+        let _ = writeln!(
+            md,
+            "- tansu 0.6.0 with sqlite storage. An independent producer sends numbered messages, one per batch, no compression; independent readers account for them in the outputs and time their arrival (the reader's clock, fetches answered within 100 ms).\n- Calibration: a backlog of 2,000 passed through all three listeners at **{:.0} messages/s**; the soak sends at half of that, **{:.0}/s**. The producer's deliveries that failed (not Sluice's): {}.\n",
+            self.sustained, self.rate, self.failed_sends
+        );
+        md.push_str("## Verdict\n\n| check | passed |\n| --- | --- |\n");
+        for (what, ok) in self.checks() {
+            let _ = writeln!(md, "| {what} | {} |", if ok { "yes" } else { "**no**" });
+        }
+        md.push_str("\n## Chaos events\n\n| at (s) | event | what | effect | seen |\n| ---: | --- | --- | --- | --- |\n");
+        for e in &self.events {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                e.at.as_secs(),
+                e.chaos,
+                e.detail,
+                e.effect,
+                if e.seen { "yes" } else { "**no**" }
+            );
+        }
+        md.push_str("\n## Accounting\n\n| output | expected | arrived (distinct) | lost | duplicates |\n| --- | ---: | ---: | ---: | ---: |\n");
+        for (name, expected, distinct, lost, duplicates) in &self.accounting.outputs {
+            let _ = writeln!(
+                md,
+                "| {name} | {expected} | {distinct} | {lost} | {duplicates} |"
+            );
+        }
+        md.push_str("\nDuplicates are at-least-once at work: documents processed but not committed when a host was killed, a broker went away mid-commit or a rebalance moved a partition are delivered again.\n");
+        md.push_str("\n## Latency per minute (send to output)\n\n| minute | bridge p50 ms | bridge p99 ms | each p50 ms | each p99 ms | messages |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        let per_minute = |arrivals: &[(i64, f64)]| -> BTreeMap<i64, Vec<f64>> {
+            let mut minutes: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+            for (sent, latency) in arrivals {
+                if *sent >= self.began_ms {
+                    minutes
+                        .entry((sent - self.began_ms) / 60_000)
+                        .or_default()
+                        .push(*latency);
+                }
+            }
+            minutes
+        };
+        let bridge = per_minute(&self.latencies[0].1);
+        let each = per_minute(&self.latencies[1].1);
+        for (minute, values) in &bridge {
+            let b = sorted(values.clone());
+            let e = sorted(each.get(minute).cloned().unwrap_or_default());
+            let _ = writeln!(
+                md,
+                "| {minute} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                percentile(&b, 0.5),
+                percentile(&b, 0.99),
+                percentile(&e, 0.5),
+                percentile(&e, 0.99),
+                b.len()
+            );
+        }
+        md.push_str("\n## Resources, every 10 s\n\n| at (s) | host | RSS MB | FDs | threads | records waiting | bridge lag | revocations |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        for s in &self.samples {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} | {} | {} | {:.0} | {} | {} |",
+                s.at.as_secs(),
+                s.host,
+                s.rss_kb as f64 / 1024.0,
+                s.fds,
+                s.threads,
+                s.records_waiting,
+                s.bridge_lag,
+                s.revocations
+            );
+        }
+        md
+    }
+}
