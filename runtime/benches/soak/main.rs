@@ -32,6 +32,8 @@ use report::{Accounting, Event, Report, Sample};
 const INPUT_PARTITIONS: i32 = 3;
 /// The row bound the soak sets, well below what it writes, to see that it holds.
 const MAX_RECORDS: u64 = 5000;
+/// How long each calibration rate is sent, in seconds.
+const CALIBRATION_STEP: f64 = 15.0;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -261,27 +263,52 @@ fn soak(length: Duration) -> Report {
         Reader::start(&bootstrap, &topics.failing, 1),
         Reader::start(&bootstrap, &topics.each, 1),
         Reader::start(&bootstrap, &topics.dead, 1),
+        // What the broker kept of the input: a message it acknowledged and then lost (killed
+        // before its storage held it) is the broker's loss, not Sluice's.
+        Reader::start(&bootstrap, &topics.input, INPUT_PARTITIONS),
     ];
     let mut feed = Feed::new(&bootstrap, &topics.input, INPUT_PARTITIONS, &topics.failing);
 
-    // What these cores sustain: a backlog sent at once, the time until all three listeners
-    // have passed it on.
-    let backlog = 2000;
-    let calibration = Instant::now();
-    feed.run(f64::MAX, &AtomicBool::new(false), Some(backlog));
-    feed.finish(Duration::from_secs(60));
-    let caught_up = |readers: &[Reader; 4], n: usize| {
+    // What these cores (and tansu's sqlite storage) sustain: steady rates, doubling, each for
+    // a while; a rate is sustained when the broker took every message and all three
+    // listeners passed them on within a few seconds of the last. A burst would overstate it:
+    // under a backlog every batch is full, while steady traffic comes a message at a time.
+    let caught_up = |readers: &[Reader; 5], n: usize| {
         readers[0].distinct() >= n
             && readers[2].distinct() >= n
             && readers[1].distinct() + readers[3].distinct() >= n
     };
-    harness::wait_for(
-        "the calibration backlog to pass",
-        Duration::from_secs(300),
-        || caught_up(&readers, backlog as usize).then_some(()),
-    );
-    let sustained = backlog as f64 / calibration.elapsed().as_secs_f64();
-    let rate = sustained / 2.0;
+    let mut sustained = 0.0;
+    let mut step_rate = 10.0;
+    loop {
+        feed.run(
+            step_rate,
+            &AtomicBool::new(false),
+            Some((step_rate * CALIBRATION_STEP) as u64),
+        );
+        feed.finish(Duration::from_secs(10));
+        let sent = feed.sent.delivered.lock().expect("sent").len();
+        let settled = Instant::now();
+        while settled.elapsed() < Duration::from_secs(5) && !caught_up(&readers, sent) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let kept_up = sent as u64 == feed.sent.sent() && caught_up(&readers, sent);
+        eprintln!(
+            "soak: calibration at {step_rate:.0}/s: {}",
+            if kept_up { "kept up" } else { "fell behind" }
+        );
+        if !kept_up || step_rate >= 1000.0 {
+            break;
+        }
+        sustained = step_rate;
+        step_rate *= 2.0;
+    }
+    // What the last step left behind passes before the soak begins.
+    let sent = feed.sent.delivered.lock().expect("sent").len();
+    harness::wait_for("the calibration to pass", Duration::from_secs(600), || {
+        caught_up(&readers, sent).then_some(())
+    });
+    let rate = (sustained / 2.0_f64).max(5.0);
     eprintln!("soak: these cores sustain {sustained:.0} messages/s through the three listeners; soaking at {rate:.0}/s for {} s", length.as_secs());
 
     let stop = AtomicBool::new(false);
@@ -407,7 +434,11 @@ fn soak(length: Duration) -> Report {
     let delivered: Vec<u64> = feed.sent.delivered.lock().expect("sent").clone();
     // Everything sent has had time to pass: until each output holds every number, or 5 min.
     let drain = Instant::now();
-    while drain.elapsed() < Duration::from_secs(300) && !caught_up(&readers, delivered.len()) {
+    let expected = delivered
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    while drain.elapsed() < Duration::from_secs(300) && !caught_up(&readers, expected) {
         std::thread::sleep(Duration::from_millis(500));
     }
     first.serving.signal("TERM");
@@ -418,9 +449,15 @@ fn soak(length: Duration) -> Report {
     let rows: i64 = rusqlite::Connection::open(&database)
         .and_then(|c| c.query_row("SELECT count(*) FROM executions", [], |r| r.get(0)))
         .unwrap_or(-1);
-    let [bridge, failing, each, dead] =
+    let [bridge, failing, each, dead, input] =
         readers.map(|r| std::mem::take(&mut *r.seen.lock().expect("seen")));
-    let accounting = Accounting::of(&delivered, &bridge, &failing, &each, &dead);
+    let kept: Vec<u64> = input.counts.keys().copied().collect();
+    let mut accounting = Accounting::of(&kept, &bridge, &failing, &each, &dead);
+    accounting.broker_lost = delivered
+        .iter()
+        .filter(|s| !input.counts.contains_key(s))
+        .count();
+    accounting.input_duplicates = input.total() - input.counts.len() as u64;
     let mut report = Report {
         length,
         sustained,

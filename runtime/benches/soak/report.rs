@@ -42,6 +42,10 @@ pub struct Accounting {
     /// Failing listener: messages that should have been dead-lettered and went elsewhere, or
     /// the other way round.
     pub misrouted: usize,
+    /// Acknowledged by the broker, then not in the input topic (the broker lost them).
+    pub broker_lost: usize,
+    /// Messages the feed's resends put into the input twice.
+    pub input_duplicates: u64,
 }
 
 impl Accounting {
@@ -73,6 +77,7 @@ impl Accounting {
             sent: sent.len(),
             outputs,
             misrouted,
+            ..Self::default()
         }
     }
 
@@ -297,6 +302,36 @@ impl Report {
                     format!("file descriptors back to their level: {fds0} → {fds1}"),
                     fds1 <= fds0 + fds0 / 10 + 2,
                 ));
+                // After each event: the last sample before the next one (or the end).
+                let back = |level: u64, now: u64| now <= level + level / 10 + 2;
+                let unsettled: Vec<String> =
+                    self.events
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, event)| {
+                            let next = self.events.get(i + 1).map_or(self.length, |n| n.at);
+                            let last = self.first_host(event.at, next).last()?;
+                            (!back(fds0 as u64, last.fds as u64) || !back(threads0, last.threads))
+                                .then(|| {
+                                    format!(
+                                        "{} at {} s: {} FDs, {} threads",
+                                        event.chaos,
+                                        event.at.as_secs(),
+                                        last.fds,
+                                        last.threads
+                                    )
+                                })
+                        })
+                        .collect();
+                checks.push((
+                    if unsettled.is_empty() {
+                        "file descriptors and threads back to their level before each next event"
+                            .to_string()
+                    } else {
+                        format!("not back to their level: {}", unsettled.join("; "))
+                    },
+                    unsettled.is_empty(),
+                ));
                 checks.push((
                     format!("threads back to their level: {threads0} → {threads1}"),
                     threads1 <= threads0 + threads0 / 10 + 2,
@@ -378,6 +413,11 @@ impl Report {
                 "| {name} | {expected} | {distinct} | {lost} | {duplicates} |"
             );
         }
+        let _ = writeln!(
+            md,
+            "\nExpected: the distinct messages the input topic holds at the end. Acknowledged by tansu but not in the input (lost by the broker on a SIGKILL, not by Sluice): {}. Put into the input twice by the feed's resends: {}.",
+            self.accounting.broker_lost, self.accounting.input_duplicates
+        );
         md.push_str("\nDuplicates are at-least-once at work: documents processed but not committed when a host was killed, a broker went away mid-commit or a rebalance moved a partition are delivered again.\n");
         md.push_str("\n## Latency per minute (send to output)\n\n| minute | bridge p50 ms | bridge p99 ms | each p50 ms | each p99 ms | messages |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
         let per_minute = |arrivals: &[(i64, f64)]| -> BTreeMap<i64, Vec<f64>> {
