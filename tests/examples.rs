@@ -117,11 +117,6 @@ const MARKS: &[(&str, Check, i32)] = &[
         0,
     ),
     (
-        "sluice listeners seek example-listen-forward-orders --to-offset orders:0:0,orders:1:0",
-        Check::WithHost("sluice serve --components profiles/connections --components profiles/examples"),
-        0,
-    ),
-    (
         "sluice listeners seek example-listen-forward-orders --to-latest",
         Check::WithHost("sluice serve --components profiles/connections --components profiles/examples"),
         0,

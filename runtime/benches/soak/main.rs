@@ -32,8 +32,9 @@ use report::{Accounting, Event, Report, Sample};
 const INPUT_PARTITIONS: i32 = 3;
 /// The row bound the soak sets, well below what it writes, to see that it holds.
 const MAX_RECORDS: u64 = 5000;
-/// How long each calibration rate is sent, in seconds.
-const CALIBRATION_STEP: f64 = 15.0;
+/// How long each calibration rate is sent, in seconds: long enough for a queue that grows
+/// slowly to show (15 s steps passed 160/s, and 80/s then fell behind for minutes).
+const CALIBRATION_STEP: f64 = 45.0;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -286,7 +287,8 @@ fn soak(length: Duration) -> Report {
             &AtomicBool::new(false),
             Some((step_rate * CALIBRATION_STEP) as u64),
         );
-        feed.finish(Duration::from_secs(10));
+        // A queue the broker cannot empty within a moment: the feed itself fell behind.
+        feed.finish(Duration::from_secs(2));
         let sent = feed.sent.delivered.lock().expect("sent").len();
         let settled = Instant::now();
         while settled.elapsed() < Duration::from_secs(5) && !caught_up(&readers, sent) {

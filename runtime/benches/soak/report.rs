@@ -267,7 +267,8 @@ impl Report {
     fn checks(&self) -> Vec<(String, bool)> {
         let mut checks = vec![(
             format!(
-                "no message lost: {} lost over {} outputs",
+                "no message missing at the end (lost, or not through 5 min after the feed \
+                 stopped): {} missing over {} outputs",
                 self.accounting.lost(),
                 self.accounting.outputs.len()
             ),
@@ -406,7 +407,7 @@ impl Report {
                 if e.seen { "yes" } else { "**no**" }
             );
         }
-        md.push_str("\n## Accounting\n\n| output | expected | arrived (distinct) | lost | duplicates |\n| --- | ---: | ---: | ---: | ---: |\n");
+        md.push_str("\n## Accounting\n\n| output | expected | arrived (distinct) | missing | duplicates |\n| --- | ---: | ---: | ---: | ---: |\n");
         for (name, expected, distinct, lost, duplicates) in &self.accounting.outputs {
             let _ = writeln!(
                 md,

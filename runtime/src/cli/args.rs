@@ -365,14 +365,14 @@ pub enum ListenersCommand {
                       it): the listener finishes the batch in hand, commits the new positions \
                       for its group, seeks there and goes on; a paused listener stays paused. It \
                       moves the partitions this host's member holds; where several hosts share \
-                      the group, seek on each. The API token comes from SLUICE_API_TOKEN.\n\n\
+                      the group, seek on each. --to-offset names partitions this host holds \
+                      (GET /listeners/ID/status lists them), such as --to-offset \
+                      orders:0:120,orders:1:98. The API token comes from SLUICE_API_TOKEN.\n\n\
                       Examples:\n  \
                       sluice listeners seek example-listen-forward-orders --to-timestamp \
                       2026-11-30T10:00:00Z\n  \
                       sluice listeners seek example-listen-forward-orders --to-timestamp 2h \
                       --api 127.0.0.1:8083\n  \
-                      sluice listeners seek example-listen-forward-orders --to-offset \
-                      orders:0:0,orders:1:0\n  \
                       sluice listeners seek example-listen-forward-orders --to-latest"
     )]
     Seek {
