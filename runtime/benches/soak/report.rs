@@ -140,9 +140,13 @@ impl Report {
 
     /// Looks for each event's effect in the figures.
     pub fn judge_events(&mut self) {
-        // The baseline: what the bridge's latency is before the first event.
+        // The baseline: the bridge's latency before the first event, after a warm-up (the
+        // first seconds still carry the calibration's tail: a p99 of 16 s in the third soak).
         let first_event_ms = self.events.first().map_or(i64::MAX, |e| e.at_ms);
-        let baseline = percentile(&self.bridge_latencies(self.began_ms, first_event_ms), 0.99);
+        let baseline = percentile(
+            &self.bridge_latencies(self.began_ms + 30_000, first_event_ms),
+            0.99,
+        );
         let window = Duration::from_secs(60);
         let mut effects = Vec::new();
         for (i, event) in self.events.iter().enumerate() {
@@ -220,7 +224,8 @@ impl Report {
                         format!(
                             "up to {waiting:.0} execution records waited in memory; {after_lock:.0} waiting 20 s after the lock went; {dropped:.0} dropped"
                         ),
-                        waiting > 0.0 && after_lock == 0.0,
+                        // Back to the few records a write has in hand at any moment.
+                        waiting > 0.0 && after_lock >= 0.0 && after_lock < waiting / 10.0,
                     )
                 }
                 _ => (String::new(), false),
