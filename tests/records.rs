@@ -13,14 +13,6 @@ use harness::{assert_contains, wait_for, Broker};
 
 const WORK: Duration = Duration::from_secs(60);
 
-/// The value of an unlabelled metric.
-fn metric(api: &Api, name: &str) -> f64 {
-    let (_, text) = api.get("/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-}
-
 #[test]
 fn a_locked_execution_database_holds_no_listener_up_and_its_records_are_written_after() {
     let broker = Broker::start();
@@ -41,7 +33,7 @@ fn a_locked_execution_database_holds_no_listener_up_and_its_records_are_written_
     // Delivered and committed all the same: nothing waits for the database.
     broker.wait_for_committed(&listener.group, &source, &[Some(6)]);
     assert_eq!(broker.wait_for_payloads(&target, 6).len(), 6);
-    assert_eq!(metric(&api, "sluice_execution_records_waiting"), 5.0);
+    assert_eq!(api.metric("sluice_execution_records_waiting"), 5.0);
     assert_contains(
         &serving.stderr(),
         &["the execution database is locked (by another process?): records wait in memory"],
@@ -50,9 +42,9 @@ fn a_locked_execution_database_holds_no_listener_up_and_its_records_are_written_
     // The lock goes: the waiting records are written, none dropped.
     locker.execute_batch("COMMIT").expect("unlock");
     wait_for("the waiting records to be written", WORK, || {
-        (metric(&api, "sluice_execution_records_waiting") == 0.0).then_some(())
+        (api.metric("sluice_execution_records_waiting") == 0.0).then_some(())
     });
-    assert_eq!(metric(&api, "sluice_execution_records_dropped_total"), 0.0);
+    assert_eq!(api.metric("sluice_execution_records_dropped_total"), 0.0);
     let recorded = api.json("/executions?process=route");
     assert_eq!(recorded.as_array().map(Vec::len), Some(6), "{recorded}");
     for n in 0..6 {

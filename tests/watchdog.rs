@@ -83,14 +83,6 @@ fn wait_for_status(api: &Api, what: &str, condition: impl Fn(&Value) -> bool) ->
     }
 }
 
-/// The value of the metric line starting with `series`.
-fn metric(api: &Api, series: &str) -> f64 {
-    let (_, text) = api.get("/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-}
-
 #[test]
 fn a_step_stuck_on_a_frozen_broker_stalls_the_listener_which_restarts_and_heals() {
     let source_broker = Broker::start();
@@ -117,7 +109,7 @@ fn a_step_stuck_on_a_frozen_broker_stalls_the_listener_which_restarts_and_heals(
             &format!("{source}/0 (committed 3, lag 3)"),
         ],
     );
-    assert!(metric(&api, "sluice_listener_stalls_total{process=\"route\"}") >= 1.0);
+    assert!(api.metric("sluice_listener_stalls_total{process=\"route\"}") >= 1.0);
     assert_contains(
         &serving.stderr(),
         &["sluice serve: listener \"route\" stalled; starts again in "],
@@ -131,12 +123,7 @@ fn a_step_stuck_on_a_frozen_broker_stalls_the_listener_which_restarts_and_heals(
     wait_for_status(&api, "the stall to count as healed", |status| {
         status["stalls_healed"].as_u64() >= Some(1)
     });
-    assert!(
-        metric(
-            &api,
-            "sluice_listener_stalls_healed_total{process=\"route\"}"
-        ) >= 1.0
-    );
+    assert!(api.metric("sluice_listener_stalls_healed_total{process=\"route\"}") >= 1.0);
     // At least once: the documents of the abandoned run may arrive twice.
     assert_eq!(target_broker.wait_for_payloads(&target, 6).len(), 6);
     serving.stop("TERM", WORK);
@@ -169,13 +156,16 @@ fn a_frozen_source_broker_stalls_the_listener_until_it_is_back() {
     wait_for_status(&api, "a lag of 3 while paused", |status| {
         status["state"] == "PAUSED" && status["partitions"][0]["lag"] == 3
     });
-    // Longer than the stall timeout: a watchdog that ignored the pause would have fired.
-    std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(
-        api.status("route")["state"],
-        "PAUSED",
-        "a paused listener is not stalled"
-    );
+    // Longer than the stall timeout, looking all along: a watchdog that ignored the pause
+    // would have fired (a wait for something not to happen has no condition to end it).
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(4) {
+        let status = api.status("route");
+        assert_eq!(
+            status["state"], "PAUSED",
+            "a paused listener is not stalled: {status}"
+        );
+    }
 
     // The broker freezes, then the listener is resumed: it cannot fetch or commit.
     signal(&broker, "STOP");

@@ -92,6 +92,20 @@ impl Api {
         )
     }
 
+    /// The value of the series `series` (name with its labels, as /metrics writes it).
+    pub fn metric(&self, series: &str) -> f64 {
+        let (_, text) = self.get("/metrics");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    }
+
     pub fn status(&self, listener: &str) -> Value {
         self.json(&format!("/listeners/{listener}/status"))
     }
