@@ -221,3 +221,151 @@ fn a_stall_timeout_shorter_than_a_listeners_retries_is_refused_at_load() {
     serving.signal("TERM");
     assert_eq!(serving.wait(WORK), Some(1), "{}", serving.stderr());
 }
+
+/// A listener "route" on `source` (3 partitions) that sends each document to `target`, in a
+/// group with a 6 s session; a 10 s stall timeout, longer than the session, as in production
+/// (where the default is 5 min against 45 s).
+fn shared_group(broker: &Broker, source: &str, target: &str) -> Workspace {
+    let xml = format!(
+        r#"<components>
+  <connection id="c"><bootstrap-servers>{}</bootstrap-servers><consumer-group>{}</consumer-group>
+    <properties><property name="session.timeout.ms">6000</property><property name="heartbeat.interval.ms">1000</property></properties></connection>
+  <operation id="receive" type="listen" connection="c"><topic>{source}</topic><offset-reset>earliest</offset-reset><retry-limit>0</retry-limit></operation>
+  <operation id="send" type="produce" connection="c"><topic>{target}</topic></operation>
+  <process id="route"><start operation="receive"/><steps><connector operation="send"/></steps></process>
+</components>"#,
+        broker.bootstrap(),
+        unique("g"),
+    );
+    let ws = Workspace::with_components(&xml);
+    ws.write(
+        "container.properties",
+        "host.stall.timeout.ms=10000\nhost.reconnect.backoff.ms=500\nhost.drain.timeout.ms=1000\n",
+    );
+    ws.set_env("SLUICE_API_TOKEN", TOKEN);
+    ws
+}
+
+/// Partitions held by the listener on the host behind `api`.
+fn held(api: &Api) -> Vec<i64> {
+    api.status("route")["partitions"]
+        .as_array()
+        .map(|ps| ps.iter().filter_map(|p| p["partition"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+/// Sends `doc-{i}` for each i in `numbers` to partition i % 3.
+fn produce_spread(broker: &Broker, topic: &str, numbers: std::ops::Range<i32>) {
+    for i in numbers {
+        broker.produce_one(topic, i % 3, None, format!("doc-{i}").as_bytes(), &[]);
+    }
+}
+
+#[test]
+fn partitions_no_member_reads_after_a_host_is_killed_are_taken_up_by_a_rejoin() {
+    let broker = Broker::start();
+    let source = broker.create_topic("orphan-in", 3);
+    let target = broker.create_topic("orphan-out", 1);
+    let ws = shared_group(&broker, &source, &target);
+    let mut first = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api = Api::of(&first, Some(TOKEN));
+    api.wait_until_running("route", 3);
+    let mut second = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let second_api = Api::of(&second, Some(TOKEN));
+    harness::wait_for("the two hosts to share the partitions", WORK, || {
+        let (one, two) = (held(&api), held(&second_api));
+        (!one.is_empty() && !two.is_empty() && one.len() + two.len() == 3).then_some(())
+    });
+    produce_spread(&broker, &source, 0..6);
+    assert_eq!(broker.wait_for_payloads(&target, 6).len(), 6);
+
+    // The second host dies without leaving. tansu drops it from the group when its session
+    // ends, but gives its partitions to no one: the first host goes on with its own alone.
+    let orphaned: Vec<i64> = held(&second_api);
+    second.signal("KILL");
+    let _ = second.wait(WORK);
+    produce_spread(&broker, &source, 6..12);
+    // The watchdog finds partitions with lag that no member on this host holds, rejoins the
+    // group, and the group assigns all three here.
+    let stalled = wait_for_state(&api, "STALLED");
+    let reason = stalled["reason"].as_str().unwrap_or_default();
+    assert_contains(
+        reason,
+        &["no member of the group holds these partitions, which have lag and no commit for 10000 ms: "],
+    );
+    for partition in &orphaned {
+        assert_contains(
+            reason,
+            &[&format!("{source}/{partition} (committed 2, lag 2)")],
+        );
+    }
+    assert!(
+        !reason.contains("no commit for 10000 ms while these partitions have lag"),
+        "the partitions held here were moving: {reason}"
+    );
+    let payloads = broker.wait_for_payloads(&target, 12);
+    assert_eq!(payloads.len(), 12, "{payloads:?}");
+    api.wait_until_running("route", 3);
+    wait_for_status(&api, "the stall to count as healed", |status| {
+        status["stalls_healed"].as_u64() >= Some(1)
+    });
+    broker.wait_for_committed(&wait_group(&ws), &source, &[Some(4), Some(4), Some(4)]);
+    first.stop("TERM", WORK);
+}
+
+#[test]
+fn partitions_paused_on_another_host_are_not_taken_for_unread() {
+    let broker = Broker::start();
+    let source = broker.create_topic("elsewhere-in", 3);
+    let target = broker.create_topic("elsewhere-out", 1);
+    let ws = shared_group(&broker, &source, &target);
+    // A quicker stall timeout: this test waits for it to pass without a stall.
+    ws.write(
+        "container.properties",
+        "host.stall.timeout.ms=3000\nhost.reconnect.backoff.ms=500\nhost.drain.timeout.ms=1000\n",
+    );
+    let mut first = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let api = Api::of(&first, Some(TOKEN));
+    api.wait_until_running("route", 3);
+    produce_spread(&broker, &source, 0..3);
+    assert_eq!(broker.wait_for_payloads(&target, 3).len(), 3);
+    let mut second = ws.sluice_spawn(&["serve", "--api", "127.0.0.1:0"]);
+    let second_api = Api::of(&second, Some(TOKEN));
+    harness::wait_for("the two hosts to share the partitions", WORK, || {
+        let (one, two) = (held(&api), held(&second_api));
+        (!one.is_empty() && !two.is_empty() && one.len() + two.len() == 3).then_some(())
+    });
+
+    // The second host's listener is paused: its partitions get lag that waits on purpose.
+    // The first host cannot tell that from a dead member's (tansu does not say who holds
+    // what), so it must leave them be: a rejoin for each would move them for nothing.
+    assert_eq!(second_api.send("PUT", "/listeners/route/pause"), 202);
+    wait_for_state(&second_api, "PAUSED");
+    let waiting = held(&second_api);
+    produce_spread(&broker, &source, 3..9);
+    // Three stall timeouts, looking all along.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(9) {
+        let status = api.status("route");
+        assert_eq!(status["state"], "RUNNING", "{status}");
+        assert_eq!(status["stalls"], 0, "{status}");
+    }
+    assert_eq!(second_api.status("route")["stalls"], 0);
+    // It says so, naming them.
+    let warned = first.stderr();
+    for partition in &waiting {
+        assert_contains(
+            &warned,
+            &[
+                "partitions held by another member of the group (or by no one: the broker does not say) have lag and no commit for host.stall.timeout.ms",
+                &format!("{source}/{partition} (committed 1, lag 2)"),
+            ],
+        );
+    }
+
+    // Resumed, the second host reads them.
+    assert_eq!(second_api.send("PUT", "/listeners/route/resume"), 202);
+    assert_eq!(broker.wait_for_payloads(&target, 9).len(), 9);
+    second.stop("TERM", WORK);
+    first.stop("TERM", WORK);
+}

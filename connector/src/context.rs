@@ -43,6 +43,9 @@ pub(crate) struct Progress {
     pub revocations: u64,
     /// How many commits of this member moved an offset: the stall watchdog's sign of life.
     pub commits: u64,
+    /// The group has given this member an assignment (maybe empty): it is one of the group's
+    /// members.
+    pub joined: bool,
 }
 
 /// Where an OAUTHBEARER connection's tokens come from.
@@ -241,6 +244,7 @@ impl ConsumerContext for Observer {
                 drop(commit);
             }
             Rebalance::Assign(list) => {
+                progress.joined = true;
                 for element in list.elements() {
                     progress
                         .revoked

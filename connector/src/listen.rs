@@ -7,6 +7,7 @@
 //! inside a poll, so at that moment every finished document is already committed and the
 //! partitions can move without losing or repeating finished work.
 
+mod group;
 mod seek;
 
 use std::num::NonZeroUsize;
@@ -19,6 +20,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+pub use self::group::{GroupPosition, Holder};
 pub use self::seek::{SeekMove, SeekTarget};
 use crate::consume::{Consumed, OffsetReset};
 use crate::context::{Observer, Progress};

@@ -148,6 +148,11 @@ impl Broker {
         self.child.id()
     }
 
+    /// What the broker has logged so far.
+    pub fn log(&self) -> String {
+        read(&self.log)
+    }
+
     /// Stops the broker process (clients see it go away).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -235,7 +240,12 @@ fn spawn_tansu(dir: &Path, log: &Path, launch: &Launch) -> Option<Child> {
     let mut child = command
         // sqlite paths are relative to the working directory.
         .current_dir(dir)
-        .env("RUST_LOG", "warn")
+        // SLUICE_TEST_TANSU_LOG=info (or debug) shows the group coordinator's decisions when a
+        // test about groups needs explaining; warnings only by default.
+        .env(
+            "RUST_LOG",
+            std::env::var("SLUICE_TEST_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(log_file.try_clone().expect("log file"))
         .stderr(log_file)
         .stdin(Stdio::null())

@@ -129,7 +129,7 @@ impl ListenConsumer {
     }
 
     /// The partitions assigned to this member now, in order.
-    fn held_partitions(&self) -> Result<Vec<(String, i32)>, ConnectorError> {
+    pub(super) fn held_partitions(&self) -> Result<Vec<(String, i32)>, ConnectorError> {
         let assignment = self
             .consumer
             .assignment()

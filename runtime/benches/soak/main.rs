@@ -15,6 +15,7 @@
 mod harness;
 
 mod feed;
+mod probe;
 mod report;
 
 use std::path::Path;
@@ -27,7 +28,8 @@ use harness::{Broker, BrokerOptions, Workspace};
 use serde_json::Value;
 
 use feed::{Feed, Reader};
-use report::{Accounting, Event, Report, Sample};
+use probe::{CpuClock, GroupProbe};
+use report::{Accounting, Event, GroupSample, Report, Sample};
 
 const INPUT_PARTITIONS: i32 = 3;
 /// The row bound the soak sets, well below what it writes, to see that it holds.
@@ -144,26 +146,21 @@ impl Host {
 
     /// Revocations of all three listeners.
     fn revocations(&self) -> u64 {
-        ["bridge", "failing", "each"]
-            .iter()
-            .map(|l| self.status(l)["revocations"].as_u64().unwrap_or(0))
-            .sum()
+        self.statuses().iter().map(revocations).sum()
     }
 
-    fn status(&self, listener: &str) -> Value {
-        match self
-            .api
-            .call("GET", &format!("/listeners/{listener}/status"), None, None)
-        {
-            (200, body) => serde_json::from_str(&body).unwrap_or(Value::Null),
-            _ => Value::Null,
-        }
-    }
-
-    fn lag(&self, listener: &str) -> i64 {
-        self.status(listener)["partitions"]
-            .as_array()
-            .map_or(0, |ps| ps.iter().filter_map(|p| p["lag"].as_i64()).sum())
+    /// The status of each of the three listeners (`Null` for one that did not answer): one
+    /// call each, since a status asks the broker for the partitions' positions.
+    fn statuses(&self) -> [Value; 3] {
+        LISTENERS.map(|listener| {
+            match self
+                .api
+                .call("GET", &format!("/listeners/{listener}/status"), None, None)
+            {
+                (200, body) => serde_json::from_str(&body).unwrap_or(Value::Null),
+                _ => Value::Null,
+            }
+        })
     }
 
     fn metric(&self, name: &str) -> f64 {
@@ -172,6 +169,23 @@ impl Host {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0.0)
     }
+}
+
+const LISTENERS: [&str; 3] = ["bridge", "failing", "each"];
+
+fn revocations(status: &Value) -> u64 {
+    status["revocations"].as_u64().unwrap_or(0)
+}
+
+/// The lag of the partitions a listener's status shows (those assigned on its host).
+fn lag(status: &Value) -> i64 {
+    status["partitions"]
+        .as_array()
+        .map_or(0, |ps| ps.iter().filter_map(|p| p["lag"].as_i64()).sum())
+}
+
+fn partitions(status: &Value) -> usize {
+    status["partitions"].as_array().map_or(0, Vec::len)
 }
 
 /// What /proc says of a process: resident memory (KiB), open file descriptors, threads.
@@ -315,6 +329,14 @@ fn soak(length: Duration) -> Report {
 
     let stop = AtomicBool::new(false);
     let mut samples: Vec<Sample> = Vec::new();
+    let mut group_samples: Vec<GroupSample> = Vec::new();
+    let groups = GroupProbe::new(
+        &bootstrap,
+        &topics.input,
+        INPUT_PARTITIONS,
+        &LISTENERS.map(|l| (l, format!("soak-{l}"))),
+    );
+    let mut broker_cpu = CpuClock::new(broker.pid());
     let mut events: Vec<Event> = Vec::new();
     let database = ws.path().join("sluice-executions.db");
     let began_ms = feed::now_ms();
@@ -401,6 +423,7 @@ fn soak(length: Duration) -> Report {
                 next_sample += Duration::from_secs(10);
                 for host in std::iter::once(&first).chain(second.as_ref()) {
                     if let Some((rss_kb, fds, threads)) = proc_sample(host.pid()) {
+                        let statuses = host.statuses();
                         samples.push(Sample {
                             at: soak_started.elapsed(),
                             host: host.name,
@@ -409,11 +432,19 @@ fn soak(length: Duration) -> Report {
                             threads,
                             records_waiting: host.metric("sluice_execution_records_waiting"),
                             records_dropped: host.metric("sluice_execution_records_dropped_total"),
-                            bridge_lag: host.lag("bridge"),
-                            revocations: host.revocations(),
+                            bridge_lag: lag(&statuses[0]),
+                            partitions: statuses.each_ref().map(partitions),
+                            revocations: statuses.iter().map(revocations).sum(),
                         });
                     }
                 }
+                broker_cpu.follow(broker.pid());
+                group_samples.push(GroupSample {
+                    at: soak_started.elapsed(),
+                    broker_cpu: broker_cpu.percent(),
+                    broker_rss_kb: probe::rss_kb(broker.pid()),
+                    lags: groups.lags(),
+                });
             }
             if let Some(child) = &mut lock {
                 if child.try_wait().ok().flatten().is_some() {
@@ -468,7 +499,12 @@ fn soak(length: Duration) -> Report {
         samples,
         events,
         accounting,
-        latencies: [("bridge", bridge.arrivals), ("each", each.arrivals)],
+        latencies: [
+            ("bridge", bridge.arrivals),
+            ("each", each.arrivals),
+            ("input", input.arrivals),
+        ],
+        group_samples,
         rows,
         max_records: MAX_RECORDS,
         failed_sends: feed.sent.failed.load(Ordering::Relaxed),

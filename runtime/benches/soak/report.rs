@@ -18,7 +18,19 @@ pub struct Sample {
     pub records_waiting: f64,
     pub records_dropped: f64,
     pub bridge_lag: i64,
+    /// Partitions assigned on this host to the bridge, failing and each listeners.
+    pub partitions: [usize; 3],
     pub revocations: u64,
+}
+
+/// One look from outside the hosts, every 10 s: the broker process and each listener
+/// group's lag per input partition (from the group's commits; `None`: no answer).
+pub struct GroupSample {
+    pub at: Duration,
+    /// tansu's share of one core since the last look, %.
+    pub broker_cpu: Option<f64>,
+    pub broker_rss_kb: Option<u64>,
+    pub lags: Vec<(&'static str, Vec<Option<i64>>)>,
 }
 
 /// One chaos event and what it did.
@@ -95,7 +107,10 @@ pub struct Report {
     pub samples: Vec<Sample>,
     pub events: Vec<Event>,
     pub accounting: Accounting,
-    pub latencies: [(&'static str, Vec<(i64, f64)>); 2],
+    /// Send to arrival in the bridge's and the each listener's outputs, and in the input
+    /// topic itself (the broker's share of every other latency).
+    pub latencies: [(&'static str, Vec<(i64, f64)>); 3],
+    pub group_samples: Vec<GroupSample>,
     pub rows: i64,
     pub max_records: u64,
     pub failed_sends: u64,
@@ -425,7 +440,7 @@ impl Report {
             self.accounting.broker_lost, self.accounting.input_duplicates
         );
         md.push_str("\nDuplicates are at-least-once at work: documents processed but not committed when a host was killed, a broker went away mid-commit or a rebalance moved a partition are delivered again.\n");
-        md.push_str("\n## Latency per minute (send to output)\n\n| minute | bridge p50 ms | bridge p99 ms | each p50 ms | each p99 ms | messages |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        md.push_str("\n## Latency per minute (send to output)\n\nBy the minute the message was sent in. *input*: from send until the independent reader sees it in the input topic, which is the broker's share of the others.\n\n| minute | input p50 ms | input p99 ms | bridge p50 ms | bridge p99 ms | each p50 ms | each p99 ms | messages |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         let per_minute = |arrivals: &[(i64, f64)]| -> BTreeMap<i64, Vec<f64>> {
             let mut minutes: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
             for (sent, latency) in arrivals {
@@ -440,12 +455,16 @@ impl Report {
         };
         let bridge = per_minute(&self.latencies[0].1);
         let each = per_minute(&self.latencies[1].1);
+        let input = per_minute(&self.latencies[2].1);
         for (minute, values) in &bridge {
             let b = sorted(values.clone());
             let e = sorted(each.get(minute).cloned().unwrap_or_default());
+            let i = sorted(input.get(minute).cloned().unwrap_or_default());
             let _ = writeln!(
                 md,
-                "| {minute} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                "| {minute} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                percentile(&i, 0.5),
+                percentile(&i, 0.99),
                 percentile(&b, 0.5),
                 percentile(&b, 0.99),
                 percentile(&e, 0.5),
@@ -453,11 +472,12 @@ impl Report {
                 b.len()
             );
         }
-        md.push_str("\n## Resources, every 10 s\n\n| at (s) | host | RSS MB | FDs | threads | records waiting | bridge lag | revocations |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        md.push_str("\n## Resources, every 10 s\n\n*partitions*: assigned on that host to the bridge / failing / each listeners.\n\n| at (s) | host | RSS MB | FDs | threads | records waiting | bridge lag | partitions | revocations |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n");
         for s in &self.samples {
+            let [b, f, e] = s.partitions;
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.1} | {} | {} | {:.0} | {} | {} |",
+                "| {} | {} | {:.1} | {} | {} | {:.0} | {} | {b} / {f} / {e} | {} |",
                 s.at.as_secs(),
                 s.host,
                 s.rss_kb as f64 / 1024.0,
@@ -466,6 +486,32 @@ impl Report {
                 s.records_waiting,
                 s.bridge_lag,
                 s.revocations
+            );
+        }
+        md.push_str("\n## The broker and the groups, every 10 s\n\nFrom outside the hosts: tansu's CPU (share of one core) and memory, and each listener group's lag on input partitions 0, 1 and 2, from what the group has committed (`?`: the broker did not answer).\n\n| at (s) | tansu CPU % | tansu RSS MB | bridge lag | failing lag | each lag |\n| ---: | ---: | ---: | --- | --- | --- |\n");
+        for g in &self.group_samples {
+            let lags = |listener: &str| {
+                g.lags
+                    .iter()
+                    .find(|(l, _)| *l == listener)
+                    .map_or_else(String::new, |(_, lags)| {
+                        lags.iter()
+                            .map(|l| l.map_or_else(|| "?".to_string(), |l| l.to_string()))
+                            .collect::<Vec<_>>()
+                            .join(" / ")
+                    })
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                g.at.as_secs(),
+                g.broker_cpu
+                    .map_or_else(|| "-".into(), |c| format!("{c:.0}")),
+                g.broker_rss_kb
+                    .map_or_else(|| "-".into(), |r| format!("{:.1}", r as f64 / 1024.0)),
+                lags("bridge"),
+                lags("failing"),
+                lags("each"),
             );
         }
         md

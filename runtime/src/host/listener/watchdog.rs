@@ -1,33 +1,68 @@
-//! The stall watchdog: a listener whose partitions have lag while it commits nothing for
-//! `host.stall.timeout.ms` (and is not paused) is marked STALLED and its run stopped, for the
-//! supervisor to start it again. What it catches is what a person would otherwise find: a step
-//! stuck on a frozen broker, a consumer that stopped fetching after a network blip.
+//! The stall watchdog. It judges each partition of the listener's topics on its own: a
+//! partition with lag whose group commit has not moved for `host.stall.timeout.ms` is stuck.
+//! - Held here (and the listener not paused): this host's run is stuck on it (a step waiting
+//!   on a frozen broker, a consumer that stopped fetching). The run is stopped, marked
+//!   STALLED, and started again.
+//! - Held by no member of the group: no one reads it. Seen on tansu 0.6.0, whose coordinator
+//!   drops a member that died (its session ended) without forming the group again, so the
+//!   dead member's partitions go to no one. This host rejoins the group the same way (stop,
+//!   STALLED, start again), and the group forms anew and assigns every partition.
+//! - Held by another member, or the broker does not say who holds it: that member's own
+//!   watchdog judges it (it may be paused on purpose). This host only warns, once per
+//!   timeout, naming the partitions.
+//!
+//! Judging each partition, not the listener's commits as a whole, catches one stuck partition
+//! beside others that move.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use sluice_connector::listen::PartitionPosition;
+use sluice_connector::consume::OffsetReset;
+use sluice_connector::listen::{GroupPosition, Holder};
 use tokio::time::Instant;
 
 use super::ListenerControl;
 use crate::store::Metrics;
 
-/// The longest one look at the partitions may take (their broker may be the frozen one).
-const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest one look at the group may take (its brokers may be the frozen ones).
+const LOOK_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Watches the current run of `control`'s listener; returns once it has found the listener
-/// stalled and stopped the run (never, while the listener makes progress). A commit after a
-/// stall's restart counts that stall as healed.
+/// What the watchdog knows of one partition.
+struct Watched {
+    position: GroupPosition,
+    /// Since when the partition has had lag under the same commit.
+    since: Instant,
+    /// The partition's end when `since` was set: without a commit and with offset-reset
+    /// latest, only what arrived after that is unread.
+    end_then: Option<i64>,
+}
+
+impl Watched {
+    /// What is unread: from the commit, or (none, latest) what arrived since the clock began.
+    fn lag(&self, reset: OffsetReset) -> i64 {
+        match (self.position.committed, reset) {
+            (None, OffsetReset::Latest) => {
+                (self.position.end.unwrap_or(0) - self.end_then.unwrap_or(0)).max(0)
+            }
+            _ => self.position.lag.unwrap_or(0),
+        }
+    }
+}
+
+/// Watches the current run of `control`'s listener; returns once it has found a stuck
+/// partition and stopped the run (never, while every partition with lag makes progress). A
+/// commit after a stall's restart counts that stall as healed.
 pub(crate) async fn watch(control: &ListenerControl, timeout: Duration, metrics: &Metrics) {
     let every = (timeout / 5).clamp(Duration::from_millis(100), Duration::from_secs(5));
-    let mut quiet_since = Instant::now();
     let mut commits = None;
-    // The partitions with lag at the last look that got an answer.
-    let mut lagging: Vec<PartitionPosition> = Vec::new();
+    let mut watched: HashMap<(String, i32), Watched> = HashMap::new();
+    // When partitions held elsewhere were last warned about.
+    let mut warned: Option<Instant> = None;
     loop {
         tokio::time::sleep(every).await;
         let Some(consumer) = control.consumer() else {
             // Not consuming yet (joining its group): nothing it could have committed.
-            quiet_since = Instant::now();
+            watched.clear();
             continue;
         };
         // Each run has its own consumer, whose count starts at 0.
@@ -36,47 +71,122 @@ pub(crate) async fn watch(control: &ListenerControl, timeout: Duration, metrics:
             metrics.stall_healed(&control.process);
             tracing::info!("stall healed: the listener commits again");
         }
-        if commits != Some(now) {
-            commits = Some(now);
-            quiet_since = Instant::now();
+        commits = Some(now);
+        let reset = consumer.settings().offset_reset;
+        let paused = control.is_paused();
+        // A look that fails (the brokers do not answer) keeps what the last one found, and
+        // the clocks run on.
+        if let Ok(Ok(positions)) =
+            tokio::time::timeout(LOOK_TIMEOUT, consumer.group_positions()).await
+        {
+            look(&mut watched, positions);
         }
-        // A look that fails (the brokers do not answer) keeps what the last one found.
-        if let Ok(Ok(positions)) = tokio::time::timeout(LOOK_TIMEOUT, consumer.positions()).await {
-            lagging = positions
-                .into_iter()
-                .filter(|p| p.lag.is_some_and(|lag| lag > 0))
-                .collect();
-        }
-        if control.is_paused() || lagging.is_empty() {
-            quiet_since = Instant::now();
+        if paused {
+            // Lag that waits on purpose: every clock starts again at the resume.
+            for w in watched.values_mut() {
+                w.since = Instant::now();
+                w.end_then = w.position.end;
+            }
             continue;
         }
-        if quiet_since.elapsed() >= timeout {
-            let partitions = lagging
+        let mut stuck: Vec<&Watched> = watched
+            .values()
+            .filter(|w| w.lag(reset) > 0 && w.since.elapsed() >= timeout)
+            .collect();
+        stuck.sort_by(|a, b| {
+            let key = |w: &Watched| (w.position.topic.clone(), w.position.partition);
+            key(a).cmp(&key(b))
+        });
+        let shown = |holders: &[Holder]| {
+            stuck
                 .iter()
-                .map(|p| {
+                .filter(|w| holders.contains(&w.position.holder))
+                .map(|w| {
                     format!(
                         "{}/{} (committed {}, lag {})",
-                        p.topic,
-                        p.partition,
-                        p.committed
+                        w.position.topic,
+                        w.position.partition,
+                        w.position
+                            .committed
                             .map_or_else(|| "nothing".into(), |c| c.to_string()),
-                        p.lag.unwrap_or_default()
+                        w.lag(reset)
                     )
                 })
                 .collect::<Vec<_>>()
-                .join(", ");
-            tracing::error!(
-                partitions = %partitions,
+                .join(", ")
+        };
+        let (here, nobody) = (shown(&[Holder::Here]), shown(&[Holder::Nobody]));
+        let others = shown(&[Holder::Elsewhere, Holder::Unknown]);
+        if !others.is_empty() && warned.is_none_or(|at: Instant| at.elapsed() >= timeout) {
+            warned = Some(Instant::now());
+            tracing::warn!(
+                partitions = %others,
                 stall_timeout_ms = timeout.as_millis() as u64,
-                "listener stalled: lag, and no commit for host.stall.timeout.ms; restarting it"
+                "partitions held by another member of the group (or by no one: the broker does \
+                 not say) have lag and no commit for host.stall.timeout.ms; look at the other \
+                 hosts that run this listener"
             );
-            metrics.stall(&control.process);
-            control.stall(format!(
-                "no commit for {} ms while these partitions have lag: {partitions}",
+        }
+        if here.is_empty() && nobody.is_empty() {
+            continue;
+        }
+        let mut reasons = Vec::new();
+        if !here.is_empty() {
+            reasons.push(format!(
+                "no commit for {} ms while these partitions have lag: {here}",
                 timeout.as_millis()
             ));
-            return;
+        }
+        if !nobody.is_empty() {
+            reasons.push(format!(
+                "no member of the group holds these partitions, which have lag and no commit \
+                 for {} ms: {nobody}; rejoining the group so that it assigns them again",
+                timeout.as_millis()
+            ));
+        }
+        let reason = reasons.join("; ");
+        tracing::error!(
+            partitions = %here,
+            held_by_nobody = %nobody,
+            stall_timeout_ms = timeout.as_millis() as u64,
+            "listener stalled: partitions with lag and no commit for host.stall.timeout.ms; restarting it"
+        );
+        metrics.stall(&control.process);
+        control.stall(reason);
+        return;
+    }
+}
+
+/// Takes in one look at the group: a partition's clock starts again when its commit moves,
+/// when it has no lag, and when it moves to or from this host.
+fn look(watched: &mut HashMap<(String, i32), Watched>, positions: Vec<GroupPosition>) {
+    let now = Instant::now();
+    let mut seen = Vec::with_capacity(positions.len());
+    for position in positions {
+        let key = (position.topic.clone(), position.partition);
+        seen.push(key.clone());
+        let here = |p: &GroupPosition| p.holder == Holder::Here;
+        match watched.get_mut(&key) {
+            Some(w) => {
+                let moved = w.position.committed != position.committed
+                    || here(&w.position) != here(&position);
+                if moved || position.lag == Some(0) {
+                    w.since = now;
+                    w.end_then = position.end;
+                }
+                w.position = position;
+            }
+            None => {
+                watched.insert(
+                    key,
+                    Watched {
+                        end_then: position.end,
+                        position,
+                        since: now,
+                    },
+                );
+            }
         }
     }
+    watched.retain(|key, _| seen.contains(key));
 }
