@@ -314,7 +314,7 @@ fn partitions_no_member_reads_after_a_host_is_killed_are_taken_up_by_a_rejoin() 
 }
 
 #[test]
-fn partitions_paused_on_another_host_are_not_taken_for_unread() {
+fn partitions_paused_on_another_host_cost_few_rejoins() {
     let broker = Broker::start();
     let source = broker.create_topic("elsewhere-in", 3);
     let target = broker.create_topic("elsewhere-out", 1);
@@ -337,31 +337,26 @@ fn partitions_paused_on_another_host_are_not_taken_for_unread() {
     });
 
     // The second host's listener is paused: its partitions get lag that waits on purpose.
-    // The first host cannot tell that from a dead member's (tansu does not say who holds
-    // what), so it must leave them be: a rejoin for each would move them for nothing.
+    // tansu does not say who holds what, so the first host cannot tell them from a dead
+    // member's: it rejoins after the stall timeout, and waits twice as long before the next.
     assert_eq!(second_api.send("PUT", "/listeners/route/pause"), 202);
     wait_for_state(&second_api, "PAUSED");
-    let waiting = held(&second_api);
     produce_spread(&broker, &source, 3..9);
-    // Three stall timeouts, looking all along.
     let watched = Instant::now();
-    while watched.elapsed() < Duration::from_secs(9) {
+    while watched.elapsed() < Duration::from_secs(8) {
         let status = api.status("route");
-        assert_eq!(status["state"], "RUNNING", "{status}");
-        assert_eq!(status["stalls"], 0, "{status}");
+        assert!(status["stalls"].as_u64() <= Some(1), "{status}");
     }
+    assert_eq!(api.status("route")["stalls"], 1);
+    assert_contains(
+        &first.stderr(),
+        &[
+            "which have lag and no commit for 3000 ms, and the broker does not say who does: ",
+            "rejoining the group in case no one does (the next time after 6000 ms: another host \
+             may hold them paused)",
+        ],
+    );
     assert_eq!(second_api.status("route")["stalls"], 0);
-    // It says so, naming them.
-    let warned = first.stderr();
-    for partition in &waiting {
-        assert_contains(
-            &warned,
-            &[
-                "partitions held by another member of the group (or by no one: the broker does not say) have lag and no commit for host.stall.timeout.ms",
-                &format!("{source}/{partition} (committed 1, lag 2)"),
-            ],
-        );
-    }
 
     // Resumed, the second host reads them.
     assert_eq!(second_api.send("PUT", "/listeners/route/resume"), 202);

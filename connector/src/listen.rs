@@ -60,6 +60,8 @@ const BATCH_LINGER: Duration = Duration::ZERO;
 #[derive(Clone)]
 pub struct ListenConsumer {
     consumer: Arc<BaseConsumer<Observer>>,
+    /// The connection it was opened on (for a look at the group from a client of its own).
+    connection: Arc<Connection>,
     settings: Arc<ListenSettings>,
     limits: Limits,
     /// Finished, uncommitted offsets, shared with the rebalance callback.
@@ -148,7 +150,9 @@ impl ListenConsumer {
         if let Some(pattern) = &settings.pattern {
             let topics = pattern.topics_on(connection, &consumer)?;
             subscribe(&consumer, &topics).map_err(|source| consume_error(&settings, source))?;
-            return Ok(Self::new(consumer, settings, limits, progress, topics));
+            return Ok(Self::new(
+                consumer, connection, settings, limits, progress, topics,
+            ));
         }
         for topic in &settings.topics {
             let count = connection.partition_count(consumer.client(), consumer.context(), topic)?;
@@ -183,11 +187,14 @@ impl ListenConsumer {
             }
         }
         let topics = settings.topics.clone();
-        Ok(Self::new(consumer, settings, limits, progress, topics))
+        Ok(Self::new(
+            consumer, connection, settings, limits, progress, topics,
+        ))
     }
 
     fn new(
         consumer: BaseConsumer<Observer>,
+        connection: &Connection,
         settings: ListenSettings,
         limits: Limits,
         progress: Arc<std::sync::Mutex<Progress>>,
@@ -195,6 +202,7 @@ impl ListenConsumer {
     ) -> Self {
         Self {
             consumer: Arc::new(consumer),
+            connection: Arc::new(connection.clone()),
             settings: Arc::new(settings),
             limits,
             progress,

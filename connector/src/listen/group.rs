@@ -10,14 +10,18 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::ListenConsumer;
+use crate::context::Observer;
 use crate::ConnectorError;
 
 /// How long one look at the group may wait for the brokers.
 const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the group's description may take.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A member's partitions as the group describes them: `None` when it does not say.
 type Assignment = Option<Vec<(String, i32)>>;
@@ -50,7 +54,7 @@ pub enum Holder {
     /// this member is the group's only one.
     Nobody,
     /// Another member or nobody: the broker did not say (no assignments in its description
-    /// of a group of several members, or no answer).
+    /// of a group of several members, or no answer), or no one has asked yet.
     Unknown,
 }
 
@@ -85,7 +89,6 @@ impl ListenConsumer {
             }
             all
         };
-        let members = if named { None } else { self.members() };
         let mut list = TopicPartitionList::new();
         for (topic, partition) in &partitions {
             list.add_partition(topic, *partition);
@@ -113,10 +116,11 @@ impl ListenConsumer {
                 _ => None,
             };
             let key = (topic, partition);
+            // Who else holds it is asked only when it matters (see `holders`).
             let holder = if held.contains(&key) {
                 Holder::Here
             } else {
-                holder(members.as_deref(), &key, self.progress().joined)
+                Holder::Unknown
             };
             let (topic, partition) = key;
             positions.push(GroupPosition {
@@ -133,35 +137,61 @@ impl ListenConsumer {
         Ok(positions)
     }
 
+    /// Who holds each of `partitions` (none of them held here), as the group's coordinator
+    /// describes the group. Asked from a client of its own, never this consumer: a broker that
+    /// cannot describe groups may drop the connection that asked (tansu 0.6.0 with sqlite
+    /// storage does), and the listener's own must not go with it. Runs on the blocking pool.
+    pub async fn holders(&self, partitions: Vec<(String, i32)>) -> Vec<Holder> {
+        let this = self.clone();
+        let count = partitions.len();
+        crate::blocking("listen group description", move || {
+            let members = this.members();
+            let joined = this.progress().joined;
+            Ok(partitions
+                .iter()
+                .map(|p| holder(members.as_deref(), p, joined))
+                .collect())
+        })
+        .await
+        .unwrap_or_else(|_| vec![Holder::Unknown; count])
+    }
+
     /// Each member's assignment, as the group's coordinator describes the group (`None` for
     /// a member whose assignment it does not say); `None` when it does not answer.
     fn members(&self) -> Option<Vec<Assignment>> {
-        let groups = self
-            .consumer
-            .fetch_group_list(Some(&self.settings.consumer_group), LOOK_TIMEOUT)
+        let config = crate::consume::group_consumer_config(
+            &self.connection,
+            &self.settings.consumer_group,
+            self.settings.offset_reset,
+            self.settings.client_id.as_deref(),
+            self.limits,
+        );
+        // Never subscribes: it describes the group without joining it.
+        let client: BaseConsumer<Observer> = config
+            .create_with_context(Observer::for_connection(&self.connection))
+            .ok()?;
+        Observer::serve_first_token(&client);
+        let groups = client
+            .fetch_group_list(Some(&self.settings.consumer_group), DESCRIBE_TIMEOUT)
             .ok()?;
         let group = groups
             .groups()
             .iter()
             .find(|g| g.name() == self.settings.consumer_group)?;
-        Some(
-            group
-                .members()
-                .iter()
-                .map(|m| m.assignment().and_then(decode_assignment))
-                .collect(),
-        )
+        let members = group
+            .members()
+            .iter()
+            .map(|m| m.assignment().and_then(decode_assignment))
+            .collect();
+        drop(groups);
+        Some(members)
     }
 }
 
 /// Who holds `partition`, which this member does not, from the group's `members` (see
 /// [`ListenConsumer::members`]); `in_group`: this member has joined the group, so it is one
 /// of them.
-fn holder(
-    members: Option<&[Assignment]>,
-    partition: &(String, i32),
-    in_group: bool,
-) -> Holder {
+fn holder(members: Option<&[Assignment]>, partition: &(String, i32), in_group: bool) -> Holder {
     let Some(members) = members else {
         return Holder::Unknown;
     };

@@ -474,6 +474,13 @@ fn soak(length: Duration) -> Report {
     while drain.elapsed() < Duration::from_secs(300) && !caught_up(&readers, expected) {
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The watchdog's restarts over the soak (a rejoin for partitions no member held counts).
+    let stalls = LISTENERS.map(|l| {
+        (
+            l,
+            first.metric(&format!("sluice_listener_stalls_total{{process=\"{l}\"}}")),
+        )
+    });
     first.serving.signal("TERM");
     let exit = first.serving.wait(Duration::from_secs(120));
     for reader in &mut readers {
@@ -505,6 +512,7 @@ fn soak(length: Duration) -> Report {
             ("input", input.arrivals),
         ],
         group_samples,
+        stalls,
         rows,
         max_records: MAX_RECORDS,
         failed_sends: feed.sent.failed.load(Ordering::Relaxed),

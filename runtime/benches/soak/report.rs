@@ -111,6 +111,8 @@ pub struct Report {
     /// topic itself (the broker's share of every other latency).
     pub latencies: [(&'static str, Vec<(i64, f64)>); 3],
     pub group_samples: Vec<GroupSample>,
+    /// Host 1's stall-watchdog restarts per listener at the end.
+    pub stalls: [(&'static str, f64); 3],
     pub rows: i64,
     pub max_records: u64,
     pub failed_sends: u64,
@@ -438,6 +440,15 @@ impl Report {
             md,
             "\nExpected: the distinct messages the input topic holds at the end. Acknowledged by tansu but not in the input (lost by the broker on a SIGKILL, not by Sluice): {}. Put into the input twice by the feed's resends: {}.",
             self.accounting.broker_lost, self.accounting.input_duplicates
+        );
+        let _ = writeln!(
+            md,
+            "\nThe stall watchdog restarted host 1's listeners (a stuck partition of its own, or a rejoin for partitions no member of the group held): {}.",
+            self.stalls
+                .iter()
+                .map(|(l, n)| format!("{l} {n:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         md.push_str("\nDuplicates are at-least-once at work: documents processed but not committed when a host was killed, a broker went away mid-commit or a rebalance moved a partition are delivered again.\n");
         md.push_str("\n## Latency per minute (send to output)\n\nBy the minute the message was sent in. *input*: from send until the independent reader sees it in the input topic, which is the broker's share of the others.\n\n| minute | input p50 ms | input p99 ms | bridge p50 ms | bridge p99 ms | each p50 ms | each p99 ms | messages |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");

@@ -137,8 +137,9 @@ impl Default for Metrics {
         );
         let stalls = counters(
             "sluice_listener_stalls",
-            "Times the stall watchdog found a listener with lag and no commit for \
-             host.stall.timeout.ms, and restarted it",
+            "Times the stall watchdog found a partition with lag and no commit for \
+             host.stall.timeout.ms (held by this listener, or by no member of its group), and \
+             restarted the listener",
         );
         let stalls_healed = counters(
             "sluice_listener_stalls_healed",

@@ -108,6 +108,9 @@ pub(super) struct ControlState {
     stalls_healed: u32,
     /// A stall's restart has not committed anything yet.
     healing: bool,
+    /// Rejoins in a row for partitions whose holder the broker would not name: each next one
+    /// waits twice as long (another host may hold them paused, on purpose).
+    blind_rejoins: u32,
 }
 
 impl ListenerControl {
@@ -129,6 +132,7 @@ impl ListenerControl {
                 stalls: 0,
                 stalls_healed: 0,
                 healing: false,
+                blind_rejoins: 0,
             }),
             paused: tokio::sync::watch::Sender::new(paused),
             restart: tokio::sync::Notify::new(),
@@ -281,6 +285,22 @@ impl ListenerControl {
         if let Some(run) = &state.run {
             run.cancel();
         }
+    }
+
+    /// Rejoins in a row for partitions whose holder the broker would not name.
+    pub(crate) fn blind_rejoins(&self) -> u32 {
+        self.state().blind_rejoins
+    }
+
+    /// Counts a rejoin for partitions whose holder the broker would not name, or (`false`)
+    /// starts the count over: every partition with lag is held here again.
+    pub(crate) fn blind_rejoin(&self, happened: bool) {
+        let mut state = self.state();
+        state.blind_rejoins = if happened {
+            state.blind_rejoins.saturating_add(1)
+        } else {
+            0
+        };
     }
 
     /// Whether the watchdog stopped the current run.

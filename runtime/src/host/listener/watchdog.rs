@@ -7,9 +7,15 @@
 //!   drops a member that died (its session ended) without forming the group again, so the
 //!   dead member's partitions go to no one. This host rejoins the group the same way (stop,
 //!   STALLED, start again), and the group forms anew and assigns every partition.
-//! - Held by another member, or the broker does not say who holds it: that member's own
-//!   watchdog judges it (it may be paused on purpose). This host only warns, once per
-//!   timeout, naming the partitions.
+//! - Held by another member: that member's own watchdog judges it (it may be paused on
+//!   purpose). This host only warns, once per timeout, naming the partitions.
+//! - The broker does not say who holds it (tansu 0.6.0 describes groups without assignments,
+//!   or not at all with sqlite storage): this host rejoins as for no one, but each rejoin in a
+//!   row waits twice as long as the last, so that a host that holds them paused costs few
+//!   rebalances.
+//!
+//! Who holds a partition is asked of the group (DescribeGroups) only when one not held here
+//! is stuck, at most once per timeout.
 //!
 //! Judging each partition, not the listener's commits as a whole, catches one stuck partition
 //! beside others that move.
@@ -56,8 +62,10 @@ pub(crate) async fn watch(control: &ListenerControl, timeout: Duration, metrics:
     let every = (timeout / 5).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut commits = None;
     let mut watched: HashMap<(String, i32), Watched> = HashMap::new();
-    // When partitions held elsewhere were last warned about.
+    // When partitions held elsewhere were last warned about, and the group last asked who
+    // holds them.
     let mut warned: Option<Instant> = None;
+    let mut asked: Option<Instant> = None;
     loop {
         tokio::time::sleep(every).await;
         let Some(consumer) = control.consumer() else {
@@ -89,9 +97,39 @@ pub(crate) async fn watch(control: &ListenerControl, timeout: Duration, metrics:
             }
             continue;
         }
+        // Every partition with lag is held here: the blind rejoins (below) start over.
+        if watched
+            .values()
+            .all(|w| w.position.holder == Holder::Here || w.lag(reset) == 0)
+        {
+            control.blind_rejoin(false);
+        }
+        let stuck_for =
+            |w: &Watched, threshold: Duration| w.lag(reset) > 0 && w.since.elapsed() >= threshold;
+        // Partitions held elsewhere: the group says who holds them only when asked.
+        let elsewhere: Vec<(String, i32)> = watched
+            .values()
+            .filter(|w| w.position.holder != Holder::Here && stuck_for(w, timeout))
+            .map(|w| (w.position.topic.clone(), w.position.partition))
+            .collect();
+        if !elsewhere.is_empty() && asked.is_none_or(|at: Instant| at.elapsed() >= timeout) {
+            asked = Some(Instant::now());
+            let holders = consumer.holders(elsewhere.clone()).await;
+            for (key, holder) in elsewhere.into_iter().zip(holders) {
+                if let Some(w) = watched.get_mut(&key) {
+                    w.position.holder = holder;
+                }
+            }
+        }
+        // Not named by the broker: rejoin after the timeout, then after twice as long each
+        // time in a row, so that a host that holds them paused costs few rebalances.
+        let blind = timeout.saturating_mul(1 << control.blind_rejoins().min(6));
         let mut stuck: Vec<&Watched> = watched
             .values()
-            .filter(|w| w.lag(reset) > 0 && w.since.elapsed() >= timeout)
+            .filter(|w| match w.position.holder {
+                Holder::Here | Holder::Nobody | Holder::Elsewhere => stuck_for(w, timeout),
+                Holder::Unknown => stuck_for(w, blind),
+            })
             .collect();
         stuck.sort_by(|a, b| {
             let key = |w: &Watched| (w.position.topic.clone(), w.position.partition);
@@ -116,18 +154,17 @@ pub(crate) async fn watch(control: &ListenerControl, timeout: Duration, metrics:
                 .join(", ")
         };
         let (here, nobody) = (shown(&[Holder::Here]), shown(&[Holder::Nobody]));
-        let others = shown(&[Holder::Elsewhere, Holder::Unknown]);
+        let (others, unknown) = (shown(&[Holder::Elsewhere]), shown(&[Holder::Unknown]));
         if !others.is_empty() && warned.is_none_or(|at: Instant| at.elapsed() >= timeout) {
             warned = Some(Instant::now());
             tracing::warn!(
                 partitions = %others,
                 stall_timeout_ms = timeout.as_millis() as u64,
-                "partitions held by another member of the group (or by no one: the broker does \
-                 not say) have lag and no commit for host.stall.timeout.ms; look at the other \
-                 hosts that run this listener"
+                "partitions held by another member of the group have lag and no commit for \
+                 host.stall.timeout.ms; look at the other hosts that run this listener"
             );
         }
-        if here.is_empty() && nobody.is_empty() {
+        if here.is_empty() && nobody.is_empty() && unknown.is_empty() {
             continue;
         }
         let mut reasons = Vec::new();
@@ -144,10 +181,22 @@ pub(crate) async fn watch(control: &ListenerControl, timeout: Duration, metrics:
                 timeout.as_millis()
             ));
         }
+        if !unknown.is_empty() {
+            control.blind_rejoin(true);
+            reasons.push(format!(
+                "no member on this host holds these partitions, which have lag and no commit \
+                 for {} ms, and the broker does not say who does: {unknown}; rejoining the \
+                 group in case no one does (the next time after {} ms: another host may hold \
+                 them paused)",
+                blind.as_millis(),
+                timeout
+                    .saturating_mul(1 << control.blind_rejoins().min(6))
+                    .as_millis()
+            ));
+        }
         let reason = reasons.join("; ");
         tracing::error!(
-            partitions = %here,
-            held_by_nobody = %nobody,
+            %reason,
             stall_timeout_ms = timeout.as_millis() as u64,
             "listener stalled: partitions with lag and no commit for host.stall.timeout.ms; restarting it"
         );
@@ -174,7 +223,13 @@ fn look(watched: &mut HashMap<(String, i32), Watched>, positions: Vec<GroupPosit
                     w.since = now;
                     w.end_then = position.end;
                 }
-                w.position = position;
+                // Who holds it elsewhere is what the group said when last asked.
+                let holder = if here(&position) || here(&w.position) {
+                    position.holder
+                } else {
+                    w.position.holder
+                };
+                w.position = GroupPosition { holder, ..position };
             }
             None => {
                 watched.insert(
