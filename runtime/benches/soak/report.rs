@@ -410,7 +410,7 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "- tansu 0.6.0 with sqlite storage. An independent producer sends numbered messages, one per batch, no compression; independent readers account for them in the outputs and time their arrival (the reader's clock, fetches answered within 100 ms).\n- Calibration: a backlog of 2,000 passed through all three listeners at **{:.0} messages/s**; the soak sends at half of that, **{:.0}/s**. The producer's deliveries that failed (not Sluice's): {}.\n",
+            "- tansu 0.6.0 with sqlite storage. An independent producer sends numbered messages, one per batch, no compression; independent readers account for them in the outputs and time their arrival (the reader's clock, fetches answered within 100 ms).\n- Calibration: a backlog of 2,000 passed through all three listeners at **{:.0} messages/s**; the soak sends at a quarter of that, **{:.0}/s** (tansu's sqlite storage slows as it grows: at half, the broker alone saturated a core within 5 minutes). The producer's deliveries that failed (not Sluice's): {}.\n",
             self.sustained, self.rate, self.failed_sends
         );
         md.push_str("## Verdict\n\n| check | passed |\n| --- | --- |\n");

@@ -11,8 +11,8 @@
 //!   purpose). This host only warns, once per timeout, naming the partitions.
 //! - The broker does not say who holds it (tansu 0.6.0 describes groups without assignments,
 //!   or not at all with sqlite storage): this host rejoins as for no one, but each rejoin in a
-//!   row waits twice as long as the last, so that a host that holds them paused costs few
-//!   rebalances.
+//!   row waits twice as long as the last (up to four timeouts), so that a host that holds them
+//!   paused costs few rebalances.
 //!
 //! Who holds a partition is asked of the group (DescribeGroups) only when one not held here
 //! is stuck, at most once per timeout.
@@ -32,6 +32,12 @@ use crate::store::Metrics;
 
 /// The longest one look at the group may take (its brokers may be the frozen ones).
 const LOOK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Blind rejoins (the broker does not say who holds the partitions) in a row wait the stall
+/// timeout, twice it, then four times it at most: with the default 5 min, a host that holds
+/// partitions paused costs a rebalance every 20 min, and partitions no one holds wait no
+/// longer than that to be taken up.
+const MAX_DOUBLINGS: u32 = 2;
 
 /// What the watchdog knows of one partition.
 struct Watched {
@@ -123,7 +129,7 @@ pub(crate) async fn watch(control: &ListenerControl, timeout: Duration, metrics:
         }
         // Not named by the broker: rejoin after the timeout, then after twice as long each
         // time in a row, so that a host that holds them paused costs few rebalances.
-        let blind = timeout.saturating_mul(1 << control.blind_rejoins().min(6));
+        let blind = timeout.saturating_mul(1 << control.blind_rejoins().min(MAX_DOUBLINGS));
         let mut stuck: Vec<&Watched> = watched
             .values()
             .filter(|w| match w.position.holder {
@@ -190,7 +196,7 @@ pub(crate) async fn watch(control: &ListenerControl, timeout: Duration, metrics:
                  them paused)",
                 blind.as_millis(),
                 timeout
-                    .saturating_mul(1 << control.blind_rejoins().min(6))
+                    .saturating_mul(1 << control.blind_rejoins().min(MAX_DOUBLINGS))
                     .as_millis()
             ));
         }
