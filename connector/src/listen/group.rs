@@ -5,8 +5,9 @@
 //!
 //! Who holds a partition comes from the group's description (DescribeGroups). Kafka says
 //! each member's assignment there; a broker that does not (tansu 0.6.0 answers members with
-//! empty assignments) still says how many members there are, and a group whose only member is
-//! this one has nobody else to hold a partition.
+//! empty assignments, and with sqlite storage drops the connection instead) may still say how
+//! many members there are, and a group whose only member is this one has nobody else to hold
+//! a partition.
 
 use std::time::Duration;
 
