@@ -428,32 +428,42 @@ impl ListenConsumer {
         let committed = committed?;
         let mut positions = Vec::new();
         for element in committed.elements() {
-            let (topic, partition) = (element.topic().to_string(), element.partition());
-            let committed = match element.offset() {
-                Offset::Offset(n) => Some(n),
-                _ => None,
-            };
-            let end = self
-                .consumer
-                .fetch_watermarks(&topic, partition, TIMEOUT)
-                .ok()
-                .map(|(_, high)| high);
-            let lag = match (committed, end) {
-                (Some(c), Some(e)) => Some((e - c).max(0)),
-                (None, Some(e)) => Some(e),
-                _ => None,
-            };
-            positions.push(PartitionPosition {
-                topic,
-                partition,
-                committed,
-                end,
-                lag,
-            });
+            positions.push(self.position_of(&element, TIMEOUT));
         }
         drop(committed);
         positions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         Ok(positions)
+    }
+
+    /// Where the group stands on one partition: its committed offset (from `element`, an
+    /// answer to committed_offsets), the partition's end (asked of the broker) and the lag.
+    fn position_of(
+        &self,
+        element: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>,
+        timeout: Duration,
+    ) -> PartitionPosition {
+        let (topic, partition) = (element.topic().to_string(), element.partition());
+        let committed = match element.offset() {
+            Offset::Offset(n) => Some(n),
+            _ => None,
+        };
+        let end = self
+            .consumer
+            .fetch_watermarks(&topic, partition, timeout)
+            .ok()
+            .map(|(_, high)| high);
+        let lag = match (committed, end) {
+            (Some(c), Some(e)) => Some((e - c).max(0)),
+            (None, Some(e)) => Some(e),
+            _ => None,
+        };
+        PartitionPosition {
+            topic,
+            partition,
+            committed,
+            end,
+            lag,
+        }
     }
 
     /// How many of this consumer's commits of finished offsets have succeeded: it is making

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 
 use super::ListenConsumer;
 use crate::context::Observer;
@@ -101,22 +101,8 @@ impl ListenConsumer {
         let committed = committed?;
         let mut positions = Vec::new();
         for element in committed.elements() {
-            let (topic, partition) = (element.topic().to_string(), element.partition());
-            let committed_offset = match element.offset() {
-                Offset::Offset(n) => Some(n),
-                _ => None,
-            };
-            let end = self
-                .consumer
-                .fetch_watermarks(&topic, partition, LOOK_TIMEOUT)
-                .ok()
-                .map(|(_, high)| high);
-            let lag = match (committed_offset, end) {
-                (Some(c), Some(e)) => Some((e - c).max(0)),
-                (None, Some(e)) => Some(e),
-                _ => None,
-            };
-            let key = (topic, partition);
+            let position = self.position_of(&element, LOOK_TIMEOUT);
+            let key = (position.topic, position.partition);
             // Who else holds it is asked only when it matters (see `holders`).
             let holder = if held.contains(&key) {
                 Holder::Here
@@ -128,9 +114,9 @@ impl ListenConsumer {
                 holder,
                 topic,
                 partition,
-                committed: committed_offset,
-                end,
-                lag,
+                committed: position.committed,
+                end: position.end,
+                lag: position.lag,
             });
         }
         drop(committed);
