@@ -9,7 +9,15 @@
 //! /proc; independent readers account for every input message downstream or in the
 //! dead-letter topic and time its arrival. docs/SOAK.md gets the figures and a verdict.
 //!
-//! `--worker lock-db PATH SECONDS` is how it holds the database locked from another process.
+//! `--rate N` skips the calibration and soaks at N messages/s (for a quick look at one
+//! question; the report says the rate was given, not measured). `--worker lock-db PATH
+//! SECONDS` is how it holds the database locked from another process.
+//!
+//! For a look at host 1's memory (how host/memory.rs was found): `SLUICE_SOAK_SMAPS=DIR`
+//! copies its /proc smaps into DIR at every sample, and `SLUICE_SOAK_HOST1_ENV="K=V;K=V"` adds
+//! to its environment only, for a heap profiler's preload, e.g. heaptrack's:
+//! `LD_PRELOAD=/usr/lib/heaptrack/libheaptrack_preload.so;DUMP_HEAPTRACK_OUTPUT=FIFO` with
+//! `/usr/lib/heaptrack/libexec/heaptrack_interpret < FIFO | zstd > host1.zst` reading it.
 
 #[path = "../../../tests/harness/mod.rs"]
 mod harness;
@@ -32,11 +40,13 @@ use probe::{CpuClock, GroupProbe};
 use report::{Accounting, Event, GroupSample, Report, Sample};
 
 const INPUT_PARTITIONS: i32 = 3;
-/// The row bound the soak sets, well below what it writes, to see that it holds.
-const MAX_RECORDS: u64 = 5000;
+/// The row bound the soak sets, well below what it writes, to see that it holds; low enough
+/// that the database is full (the end of the memory's warm-up, see report.rs) within about
+/// two minutes at 10/s, before the first chaos event of a 25-minute soak.
+const MAX_RECORDS: u64 = 2000;
 /// How long each calibration rate is sent, in seconds: long enough for a queue that grows
 /// slowly to show (15 s steps passed 160/s, and 80/s then fell behind for minutes).
-const CALIBRATION_STEP: f64 = 45.0;
+pub const CALIBRATION_STEP: f64 = 45.0;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,7 +59,12 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|m| m.parse().expect("--minutes N"))
         .unwrap_or(10.0);
-    let report = soak(Duration::from_secs_f64(minutes * 60.0));
+    let rate: Option<f64> = args
+        .iter()
+        .position(|a| a == "--rate")
+        .and_then(|i| args.get(i + 1))
+        .map(|r| r.parse().expect("--rate N (messages/s)"));
+    let report = soak(Duration::from_secs_f64(minutes * 60.0), rate);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/SOAK.md");
     std::fs::write(&path, report.markdown()).expect("docs/SOAK.md");
     eprintln!(
@@ -188,6 +203,18 @@ fn partitions(status: &Value) -> usize {
     status["partitions"].as_array().map_or(0, Vec::len)
 }
 
+/// The rows of the execution database, read while the hosts write it (`None` while another
+/// process holds it locked).
+fn execution_rows(database: &Path) -> Option<i64> {
+    let connection =
+        rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?;
+    connection.busy_timeout(Duration::from_millis(200)).ok()?;
+    connection
+        .query_row("SELECT count(*) FROM executions", [], |r| r.get(0))
+        .ok()
+}
+
 /// What /proc says of a process: resident memory (KiB), open file descriptors, threads.
 fn proc_sample(pid: u32) -> Option<(u64, usize, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -244,7 +271,7 @@ const SCHEDULE: [(f64, Chaos); 10] = [
 pub const LOCK_SECONDS: u64 = 45;
 const BROKER_DOWN: Duration = Duration::from_secs(5);
 
-fn soak(length: Duration) -> Report {
+fn soak(length: Duration, given_rate: Option<f64>) -> Report {
     let mut broker = Broker::start_with(BrokerOptions {
         persistent: true,
         ..BrokerOptions::default()
@@ -266,7 +293,23 @@ fn soak(length: Duration) -> Report {
     );
     // Warnings only: the debug lines of hours of traffic would fill the disk.
     ws.set_env("RUST_LOG", "warn");
+    // Environment for host 1 only (a heap profiler's preload; see the top of this file); the
+    // second host gets the variables emptied.
+    let host1_env: Vec<(String, String)> = std::env::var("SLUICE_SOAK_HOST1_ENV")
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    for (k, v) in &host1_env {
+        ws.set_env(k, v);
+    }
     let mut first = Host::start(&ws, "host 1");
+    for (k, _) in &host1_env {
+        ws.set_env(k, "");
+    }
     for listener in ["bridge", "failing", "each"] {
         first
             .api
@@ -295,7 +338,7 @@ fn soak(length: Duration) -> Report {
     };
     let mut sustained = 0.0;
     let mut step_rate = 10.0;
-    loop {
+    while given_rate.is_none() {
         feed.run(
             step_rate,
             &AtomicBool::new(false),
@@ -328,8 +371,11 @@ fn soak(length: Duration) -> Report {
     // At half (20/s), its CPU went from 65 % of a core to 99 % within 5 minutes with no chaos
     // to blame, and the input topic's own latency (send until readable) from 150 ms to 45 s:
     // the soak then measured a saturated broker, not Sluice.
-    let rate = (sustained / 4.0_f64).max(5.0);
-    eprintln!("soak: these cores sustain {sustained:.0} messages/s through the three listeners; soaking at {rate:.0}/s for {} s", length.as_secs());
+    let rate = given_rate.unwrap_or((sustained / 4.0_f64).max(5.0));
+    match given_rate {
+        None => eprintln!("soak: these cores sustain {sustained:.0} messages/s through the three listeners; soaking at {rate:.0}/s for {} s", length.as_secs()),
+        Some(_) => eprintln!("soak: at the given {rate:.0}/s for {} s (no calibration)", length.as_secs()),
+    }
 
     let stop = AtomicBool::new(false);
     let mut samples: Vec<Sample> = Vec::new();
@@ -425,7 +471,16 @@ fn soak(length: Duration) -> Report {
             }
             if Instant::now() >= next_sample {
                 next_sample += Duration::from_secs(10);
+                if let Ok(dir) = std::env::var("SLUICE_SOAK_SMAPS") {
+                    let _ = std::fs::copy(
+                        format!("/proc/{}/smaps", first.pid()),
+                        format!("{dir}/{:05}.txt", soak_started.elapsed().as_secs()),
+                    );
+                }
                 for host in std::iter::once(&first).chain(second.as_ref()) {
+                    let rows = (host.name == first.name)
+                        .then(|| execution_rows(&database))
+                        .flatten();
                     if let Some((rss_kb, fds, threads)) = proc_sample(host.pid()) {
                         let statuses = host.statuses();
                         samples.push(Sample {
@@ -437,6 +492,7 @@ fn soak(length: Duration) -> Report {
                             records_waiting: host.metric("sluice_execution_records_waiting"),
                             records_dropped: host.metric("sluice_execution_records_dropped_total"),
                             bridge_lag: lag(&statuses[0]),
+                            rows,
                             partitions: statuses.each_ref().map(partitions),
                             revocations: statuses.iter().map(revocations).sum(),
                         });
@@ -504,7 +560,7 @@ fn soak(length: Duration) -> Report {
     accounting.input_duplicates = input.total() - input.counts.len() as u64;
     let mut report = Report {
         length,
-        sustained,
+        sustained: given_rate.is_none().then_some(sustained),
         rate,
         began_ms,
         samples,

@@ -11,4 +11,5 @@ pub mod dead_letters;
 pub mod deploy;
 pub mod execution;
 pub mod listener;
+pub mod memory;
 pub mod serve;

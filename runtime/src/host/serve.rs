@@ -19,6 +19,7 @@ use super::console::Console;
 use super::deploy::{self, ComponentFiles, Deployment, ReloadRequest, Source};
 use super::execution::Host;
 use super::listener::{self, watchdog, ListenerControl, ListenerFailure, ListenerStatus, Shared};
+use super::memory;
 use crate::container::HostLimits;
 
 /// How `sluice serve` is reached and fed.
@@ -80,6 +81,7 @@ pub async fn serve(
         let (shared, listeners, stop) = (shared.clone(), deployment.table(), shutdown.clone());
         tracker.spawn(async move { console.sampler.run(shared, listeners, stop).await });
     }
+    tracker.spawn(memory::release_free_memory(shutdown.clone()));
     deployment.start_first(&listeners, &invalid);
     report_start(&deployment, &listeners, &invalid);
     if let Some(seen) = options.watch {
