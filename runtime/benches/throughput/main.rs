@@ -63,6 +63,16 @@ fn main() {
         .into_iter()
         .filter(|c| only.is_none_or(|o| c.label().contains(o.as_str())))
         .collect();
+    if cells.is_empty() {
+        // Measuring nothing would write an empty docs/BENCHMARKS.md over the published one.
+        let labels: Vec<String> = matrix::matrix(quick).iter().map(Cell::label).collect();
+        eprintln!(
+            "sluice-bench: no cell's label contains {:?}; labels are workload/size/partitionsp/per-execution: {}",
+            only.map_or("", String::as_str),
+            labels.join(", ")
+        );
+        std::process::exit(2);
+    }
     let tansu = BenchBroker::Tansu(harness::Broker::start());
     eprintln!(
         "sluice-bench: {} cells × {repetitions} repetitions × 2 (Sluice, raw), each on an \
