@@ -205,25 +205,11 @@ pub struct ExecutionStore {
 }
 
 /// How much the database keeps: records younger than `retention`, and at most `max_records`
-/// of them (the oldest go first).
+/// of them (the first written go first).
 pub(super) struct Bounds {
     retention: Duration,
     max_records: Option<u64>,
-    /// How many executions the database holds, as far as this host knows: counted at the
-    /// first write, then kept up to date by its own inserts and deletes, and counted again now
-    /// and then (other hosts may share the file).
-    rows: Mutex<RowCount>,
 }
-
-#[derive(Default)]
-struct RowCount {
-    known: Option<i64>,
-    writes_since_count: u32,
-}
-
-/// Writes between two full counts of the executions (a count of a million rows takes tens of
-/// milliseconds; an insert, well under one).
-const RECOUNT_EVERY: u32 = 10_000;
 
 pub(crate) fn millis(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)
@@ -256,13 +242,14 @@ impl ExecutionStore {
             bounds: Arc::new(Bounds {
                 retention,
                 max_records: None,
-                rows: Mutex::default(),
             }),
             queue: Arc::default(),
         })
     }
 
-    /// Keeps at most `max` execution records: each write removes the oldest beyond it.
+    /// Keeps at most `max` execution records: each write removes the first written beyond it
+    /// (whichever host wrote them, when several share the file). A gap left by records
+    /// removed by hand moves up with the others, so for a while the table keeps fewer.
     pub fn keeping_at_most(mut self, max: u64) -> Self {
         Arc::get_mut(&mut self.bounds)
             .expect("bounds are set before the store is shared")
@@ -515,38 +502,17 @@ pub(super) fn write_records(
         .saturating_sub(i64::try_from(bounds.retention.as_millis()).unwrap_or(i64::MAX));
     let mut removed =
         transaction.execute("DELETE FROM executions WHERE started_ms < ?1", [cutoff])?;
-    let mut rows = bounds
-        .rows
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(max) = bounds.max_records {
-        let max = i64::try_from(max).unwrap_or(i64::MAX);
-        let known = match rows.known {
-            Some(known) if rows.writes_since_count < RECOUNT_EVERY => {
-                known + records.len() as i64 - removed as i64
-            }
-            _ => {
-                rows.writes_since_count = 0;
-                transaction.query_row("SELECT count(*) FROM executions", [], |row| row.get(0))?
-            }
-        };
-        let excess = known - max;
-        let mut now = known;
-        if excess > 0 {
-            // The oldest first, through the index on started_ms.
-            let gone = transaction.execute(
-                "DELETE FROM executions WHERE id IN \
-                 (SELECT id FROM executions ORDER BY started_ms, id LIMIT ?1)",
-                [excess],
-            )?;
-            removed += gone;
-            now -= gone as i64;
-        }
-        rows.known = Some(now);
-        rows.writes_since_count += 1;
+        // The newest `max` rowids are the last `max` records written, by this host or any
+        // other sharing the file: a count kept here would miss the others' rows (and so let
+        // the table grow past the bound), and count(*) reads the whole table on every write.
+        // Rowids are unique integers, so at most `max` of them fit above the cut.
+        removed += transaction.execute(
+            "DELETE FROM executions WHERE rowid <= (SELECT max(rowid) FROM executions) - ?1",
+            [i64::try_from(max).unwrap_or(i64::MAX)],
+        )?;
     }
     transaction.commit()?;
-    drop(rows);
     Ok(removed)
 }
 

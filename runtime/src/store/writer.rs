@@ -275,20 +275,52 @@ mod tests {
             .keeping_at_most(5);
         let now = SystemTime::now();
         let mut ids = Vec::new();
-        for i in 0..12 {
+        let mut next = || {
             let mut r = record("a", ExecutionStatus::Succeeded, 1);
-            r.started = now - Duration::from_secs(100 - i);
+            r.started = now - Duration::from_secs(100 - ids.len() as u64);
             ids.push(r.id.to_string());
-            // Some one at a time, some through the writer in batches.
-            if i % 2 == 0 {
-                store.record(&r, 0).expect("record");
-            } else {
-                assert!(matches!(store.submit(r, 0), Submitted::Writing(_)));
-            }
+            r
+        };
+        // Six one at a time, as `sluice run` writes them...
+        for _ in 0..6 {
+            store.record(&next(), 0).expect("record");
+        }
+        assert_eq!(all(&store).len(), 5, "one at a time");
+        // ... and six through the writer, as `serve` does, in batches as they queue up.
+        for _ in 0..6 {
+            assert!(matches!(store.submit(next(), 0), Submitted::Writing(_)));
         }
         assert_eq!(store.flush(Duration::from_secs(10)), 0);
         let newest: Vec<String> = ids.iter().rev().take(5).cloned().collect();
         assert_eq!(all(&store), newest, "the five newest, newest first");
+    }
+
+    #[test]
+    fn the_row_bound_holds_with_two_hosts_writing_to_one_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("e.db");
+        let open = || {
+            ExecutionStore::open(&path, Duration::from_secs(3600))
+                .expect("open")
+                .keeping_at_most(5)
+        };
+        let (host1, host2) = (open(), open());
+        let now = SystemTime::now();
+        let mut ids = Vec::new();
+        // Each host's first writes find the table below the bound; then both go past it.
+        for (turn, store) in [&host1, &host2, &host1, &host2].into_iter().enumerate() {
+            for _ in 0..3 {
+                let mut r = record("a", ExecutionStatus::Succeeded, 1);
+                // A second apart, so that "newest first" has one answer.
+                r.started = now - Duration::from_secs(100 - ids.len() as u64);
+                ids.push(r.id.to_string());
+                store.record(&r, 0).expect("record");
+            }
+            let held = all(&host1).len();
+            assert!(held <= 5, "{held} records after turn {turn}, bound 5");
+        }
+        let newest: Vec<String> = ids.iter().rev().take(5).cloned().collect();
+        assert_eq!(all(&host2), newest, "the five written last, newest first");
     }
 
     #[test]
