@@ -23,6 +23,7 @@
 mod harness;
 
 mod feed;
+mod plot;
 mod probe;
 mod report;
 
@@ -64,8 +65,20 @@ fn main() {
         .position(|a| a == "--rate")
         .and_then(|i| args.get(i + 1))
         .map(|r| r.parse().expect("--rate N (messages/s)"));
+    if minutes < 10.0 {
+        // The schedule is in fractions of the soak: a broker restart and the next event can
+        // come 17 s apart in 4 minutes, sooner than three listeners settle after it.
+        eprintln!(
+            "soak: under 10 minutes the chaos events come too close together for the hosts to \
+             settle between them; \"back to their level\" may fail for that alone"
+        );
+    }
     let report = soak(Duration::from_secs_f64(minutes * 60.0), rate);
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/SOAK.md");
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    for (name, svg) in report.plots() {
+        std::fs::write(docs.join(name), svg).expect(name);
+    }
+    let path = docs.join("SOAK.md");
     std::fs::write(&path, report.markdown()).expect("docs/SOAK.md");
     eprintln!(
         "soak: wrote {}; verdict: {}",

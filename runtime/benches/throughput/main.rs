@@ -15,7 +15,7 @@
 //!   end-to-end latency (p50/p99) at half the raw loop's rate.
 //!
 //! Flags: `--quick` (fewer cells, 3 repetitions instead of 5), `--only TEXT` (the cells whose
-//! label contains the text), `--report` (writes docs/BENCHMARKS.md again from
+//! label contains the text; their report goes to target/tmp/bench-only, not docs/), `--report` (writes docs/BENCHMARKS.md again from
 //! docs/benchmarks.json, measuring nothing). `--worker MODE …` is how the benchmark starts its
 //! own workers.
 //!
@@ -64,7 +64,7 @@ fn main() {
         .filter(|c| only.is_none_or(|o| c.label().contains(o.as_str())))
         .collect();
     if cells.is_empty() {
-        // Measuring nothing would write an empty docs/BENCHMARKS.md over the published one.
+        // Measuring nothing is a typo, not a run.
         let labels: Vec<String> = matrix::matrix(quick).iter().map(Cell::label).collect();
         eprintln!(
             "sluice-bench: no cell's label contains {:?}; labels are workload/size/partitionsp/per-execution: {}",
@@ -80,6 +80,11 @@ fn main() {
         cells.len(),
         tansu.bootstrap()
     );
+    let folder = if only.is_some() {
+        report::partial()
+    } else {
+        report::docs()
+    };
     let mut results = Vec::new();
     let runs = cells.len() * 2;
     for (index, cell) in cells.iter().enumerate() {
@@ -90,7 +95,7 @@ fn main() {
             let position = format!("[{}/{runs}]", index * 2 + offset + 1);
             results.push(run_cell(broker, cell, repetitions, &position));
             // Written after every cell: a long run that stops half-way leaves its figures.
-            report::write(&results, repetitions, quick);
+            report::write(&folder, &results, repetitions, quick);
         }
     }
 }

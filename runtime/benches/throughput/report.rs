@@ -2,7 +2,7 @@
 //! (the produce and consume table, the Listen bridge table, and memory against the limits the
 //! container properties set).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -18,38 +18,49 @@ const PER_DOCUMENT_OVERHEAD: f64 = 1024.0;
 /// Threads, allocator arenas and client buffers that do not grow with the documents, in MiB.
 const RUNTIME_ALLOWANCE_MIB: f64 = 32.0;
 
-/// The folder both documents go to.
-fn docs() -> PathBuf {
+/// The folder both documents go to after a whole run.
+pub fn docs() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs")
 }
 
-/// Writes both documents from the rows so far.
-pub fn write(results: &[Value], repetitions: usize, quick: bool) {
-    let docs = docs();
-    std::fs::create_dir_all(&docs).expect("docs folder");
+/// The folder for a run of some cells (`--only`): their figures beside the published ones
+/// would make a report no run produced.
+pub fn partial() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-only")
+}
+
+/// Writes both documents from the rows so far into `folder`.
+pub fn write(folder: &Path, results: &[Value], repetitions: usize, quick: bool) {
+    std::fs::create_dir_all(folder).expect("report folder");
     let machine = machine();
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let json = json!({"date": date, "machine": machine, "repetitions": repetitions,
                       "quick": quick, "results": results});
     std::fs::write(
-        docs.join("benchmarks.json"),
+        folder.join("benchmarks.json"),
         serde_json::to_string_pretty(&json).expect("JSON") + "\n",
     )
     .expect("write benchmarks.json");
-    write_markdown(&json);
-    eprintln!("sluice-bench: wrote docs/BENCHMARKS.md and docs/benchmarks.json");
+    write_markdown(folder, &json);
+    eprintln!(
+        "sluice-bench: wrote BENCHMARKS.md and benchmarks.json in {}",
+        folder.display()
+    );
 }
 
 /// `--report`: writes docs/BENCHMARKS.md again from docs/benchmarks.json as it is (after a
 /// change to the report's text, without measuring again).
 pub fn rewrite() {
     let text = std::fs::read_to_string(docs().join("benchmarks.json")).expect("benchmarks.json");
-    write_markdown(&serde_json::from_str(&text).expect("benchmarks.json is JSON"));
+    write_markdown(
+        &docs(),
+        &serde_json::from_str(&text).expect("benchmarks.json is JSON"),
+    );
     eprintln!("sluice-bench: wrote docs/BENCHMARKS.md from docs/benchmarks.json");
 }
 
-/// docs/BENCHMARKS.md from a run's JSON document.
-fn write_markdown(run: &Value) {
+/// BENCHMARKS.md in `folder` from a run's JSON document.
+fn write_markdown(folder: &Path, run: &Value) {
     let results = run["results"].as_array().map_or(&[][..], Vec::as_slice);
     let mut md = introduction(
         run["date"].as_str().unwrap_or("?"),
@@ -62,7 +73,7 @@ fn write_markdown(run: &Value) {
     bridge_table(&mut md, results);
     run_table(&mut md, results);
     memory_section(&mut md, results);
-    std::fs::write(docs().join("BENCHMARKS.md"), md).expect("write BENCHMARKS.md");
+    std::fs::write(folder.join("BENCHMARKS.md"), md).expect("write BENCHMARKS.md");
 }
 
 /// Host overhead is judged on the in-memory broker, where the broker is not the limit: Produce
