@@ -10,6 +10,7 @@
 mod group;
 mod seek;
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -426,44 +427,72 @@ impl ListenConsumer {
             .map_err(|source| self.commit_error(source));
         drop(assignment);
         let committed = committed?;
-        let mut positions = Vec::new();
-        for element in committed.elements() {
-            positions.push(self.position_of(&element, TIMEOUT));
-        }
+        let mut positions = self.positions_of(&committed, TIMEOUT);
         drop(committed);
         positions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         Ok(positions)
     }
 
-    /// Where the group stands on one partition: its committed offset (from `element`, an
-    /// answer to committed_offsets), the partition's end (asked of the broker) and the lag.
-    fn position_of(
+    /// Where the group stands on each partition of `committed` (an answer to
+    /// committed_offsets): its committed offset, the partition's end and the lag between
+    /// them. The ends are asked of every leader at once, one ListOffsets request each, in
+    /// parallel. A watermark query per partition is two requests one after the other, and each
+    /// waits on the broker behind this consumer's own fetch on that connection (up to
+    /// fetch.wait.max.ms): 200 partitions took 100 s a look, where the watchdog gives up after
+    /// 15 s. A partition whose end is not known (its leader did not answer) has no lag.
+    fn positions_of(
         &self,
-        element: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>,
+        committed: &TopicPartitionList,
         timeout: Duration,
-    ) -> PartitionPosition {
-        let (topic, partition) = (element.topic().to_string(), element.partition());
-        let committed = match element.offset() {
-            Offset::Offset(n) => Some(n),
-            _ => None,
-        };
-        let end = self
-            .consumer
-            .fetch_watermarks(&topic, partition, timeout)
-            .ok()
-            .map(|(_, high)| high);
-        let lag = match (committed, end) {
-            (Some(c), Some(e)) => Some((e - c).max(0)),
-            (None, Some(e)) => Some(e),
-            _ => None,
-        };
-        PartitionPosition {
-            topic,
-            partition,
-            committed,
-            end,
-            lag,
+    ) -> Vec<PartitionPosition> {
+        let mut ends = TopicPartitionList::new();
+        for element in committed.elements() {
+            // In a list for offsets_for_times the offset field holds a time; "the end" is the
+            // same value, -1, in both, and the answer puts the end's offset there.
+            let _ = ends.add_partition_offset(element.topic(), element.partition(), Offset::End);
         }
+        let mut known = HashMap::new();
+        if ends.count() > 0 {
+            match self.consumer.offsets_for_times(ends, timeout) {
+                Ok(answer) => {
+                    for element in answer.elements() {
+                        if let (Offset::Offset(end), Ok(())) = (element.offset(), element.error()) {
+                            known.insert((element.topic().to_string(), element.partition()), end);
+                        }
+                    }
+                    // Dropped before the next call on the client (TESTING.md: lists kept alive
+                    // have hung librdkafka's destroy).
+                    drop(answer);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "the partitions' ends could not be listed");
+                }
+            }
+        }
+        committed
+            .elements()
+            .iter()
+            .map(|element| {
+                let (topic, partition) = (element.topic().to_string(), element.partition());
+                let committed = match element.offset() {
+                    Offset::Offset(n) => Some(n),
+                    _ => None,
+                };
+                let end = known.get(&(topic.clone(), partition)).copied();
+                let lag = match (committed, end) {
+                    (Some(c), Some(e)) => Some((e - c).max(0)),
+                    (None, Some(e)) => Some(e),
+                    _ => None,
+                };
+                PartitionPosition {
+                    topic,
+                    partition,
+                    committed,
+                    end,
+                    lag,
+                }
+            })
+            .collect()
     }
 
     /// How many of this consumer's commits of finished offsets have succeeded: it is making

@@ -99,26 +99,28 @@ impl ListenConsumer {
             .committed_offsets(list, LOOK_TIMEOUT)
             .map_err(|source| self.commit_error(source));
         let committed = committed?;
-        let mut positions = Vec::new();
-        for element in committed.elements() {
-            let position = self.position_of(&element, LOOK_TIMEOUT);
-            let key = (position.topic, position.partition);
-            // Who else holds it is asked only when it matters (see `holders`).
-            let holder = if held.contains(&key) {
-                Holder::Here
-            } else {
-                Holder::Unknown
-            };
-            let (topic, partition) = key;
-            positions.push(GroupPosition {
-                holder,
-                topic,
-                partition,
-                committed: position.committed,
-                end: position.end,
-                lag: position.lag,
-            });
-        }
+        let mut positions: Vec<GroupPosition> = self
+            .positions_of(&committed, LOOK_TIMEOUT)
+            .into_iter()
+            .map(|position| {
+                let key = (position.topic, position.partition);
+                // Who else holds it is asked only when it matters (see `holders`).
+                let holder = if held.contains(&key) {
+                    Holder::Here
+                } else {
+                    Holder::Unknown
+                };
+                let (topic, partition) = key;
+                GroupPosition {
+                    holder,
+                    topic,
+                    partition,
+                    committed: position.committed,
+                    end: position.end,
+                    lag: position.lag,
+                }
+            })
+            .collect();
         drop(committed);
         positions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         Ok(positions)
