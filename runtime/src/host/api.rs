@@ -738,7 +738,7 @@ async fn reload(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> 
 
 async fn metrics(State(state): State<ApiState>) -> Response {
     let mut listeners = Vec::new();
-    for control in state.listeners.all() {
+    for (control, positions) in state.listeners.all_with_positions().await {
         let status = control.status();
         let mut sample = ListenerSample {
             process: control.process.clone(),
@@ -746,14 +746,12 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             revocations: control.revocations(),
             lags: Vec::new(),
         };
-        if let Some(consumer) = control.consumer() {
-            if let Ok(positions) = consumer.positions().await {
-                sample.state = status.shown(!positions.is_empty());
-                sample.lags = positions
-                    .into_iter()
-                    .filter_map(|p| Some((p.topic, p.partition, p.lag?)))
-                    .collect();
-            }
+        if let Some(positions) = positions {
+            sample.state = status.shown(!positions.is_empty());
+            sample.lags = positions
+                .into_iter()
+                .filter_map(|p| Some((p.topic, p.partition, p.lag?)))
+                .collect();
         }
         listeners.push(sample);
     }

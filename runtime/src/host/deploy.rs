@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt as _;
 use serde::Serialize;
+use sluice_connector::listen::PartitionPosition;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,6 +57,13 @@ pub fn stall_refusal(
     })
 }
 
+/// How many listeners' positions are asked of their brokers at once. Each ask waits about half
+/// a second on the broker (behind the consumer's own fetch) on a thread of the blocking pool:
+/// one listener after another made the overview page and a /metrics scrape take that long
+/// per listener (3 s for ten, past Prometheus' 10 s scrape timeout at forty); all at once
+/// would hold a thread per listener.
+const LOOKS_AT_ONCE: usize = 16;
+
 /// Every listener of the host by process id, invalid ones included. The API reads it; a
 /// reload changes it.
 #[derive(Clone, Default)]
@@ -69,6 +78,25 @@ impl ListenerTable {
     /// Every listener, by process id.
     pub fn all(&self) -> Vec<Arc<ListenerControl>> {
         self.read().values().cloned().collect()
+    }
+
+    /// Every listener, by process id, with where its consumer stands on the partitions it
+    /// holds (`None`: not consuming, or its brokers did not answer), asked of up to
+    /// [`LOOKS_AT_ONCE`] listeners at a time.
+    pub async fn all_with_positions(
+        &self,
+    ) -> Vec<(Arc<ListenerControl>, Option<Vec<PartitionPosition>>)> {
+        futures::stream::iter(self.all())
+            .map(|control| async move {
+                let positions = match control.consumer() {
+                    Some(consumer) => consumer.positions().await.ok(),
+                    None => None,
+                };
+                (control, positions)
+            })
+            .buffered(LOOKS_AT_ONCE)
+            .collect()
+            .await
     }
 
     fn insert(&self, control: Arc<ListenerControl>) {

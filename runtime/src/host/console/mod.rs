@@ -309,11 +309,17 @@ struct ListenerView {
 }
 
 async fn view(control: &Arc<ListenerControl>) -> ListenerView {
-    let status = control.status();
-    let partitions = match control.consumer() {
-        Some(consumer) => consumer.positions().await.unwrap_or_default(),
-        None => Vec::new(),
+    let positions = match control.consumer() {
+        Some(consumer) => consumer.positions().await.ok(),
+        None => None,
     };
+    view_with(control, positions)
+}
+
+/// [`view`] with the positions already asked (`None`: not known).
+fn view_with(control: &ListenerControl, positions: Option<Vec<PartitionPosition>>) -> ListenerView {
+    let status = control.status();
+    let partitions = positions.unwrap_or_default();
     let state = status.shown(!partitions.is_empty());
     let detail = match &status {
         ListenerStatus::Failed(failure) => vec![failure.message.clone()],

@@ -8,7 +8,7 @@ use maud::{html, Markup};
 
 use super::layout::{self, Section};
 use super::session::Session;
-use super::{view, ListenerView};
+use super::{view_with, ListenerView};
 use crate::host::api::ApiState;
 use crate::store::Totals;
 
@@ -58,10 +58,13 @@ pub(super) async fn fragment(State(state): State<ApiState>) -> Html<String> {
 }
 
 async fn listeners(state: &ApiState) -> Markup {
-    let mut views: Vec<ListenerView> = Vec::new();
-    for control in state.listeners.all() {
-        views.push(view(&control).await);
-    }
+    let views: Vec<ListenerView> = state
+        .listeners
+        .all_with_positions()
+        .await
+        .into_iter()
+        .map(|(control, positions)| view_with(&control, positions))
+        .collect();
     let totals = super::last_hour_totals(state).await;
     html! {
         @if views.is_empty() {

@@ -54,15 +54,9 @@ impl Sampler {
     async fn sample(&self, shared: &Shared, listeners: &ListenerTable) {
         let now = Instant::now();
         let metrics = shared.host().metrics().clone();
-        for control in listeners.all() {
-            let lag = match control.consumer() {
-                Some(consumer) => consumer
-                    .positions()
-                    .await
-                    .ok()
-                    .map(|positions| positions.iter().filter_map(|p| p.lag).sum::<i64>()),
-                None => None,
-            };
+        for (control, positions) in listeners.all_with_positions().await {
+            let lag =
+                positions.map(|positions| positions.iter().filter_map(|p| p.lag).sum::<i64>());
             let dead_letters = metrics.dead_letters_of(&control.process);
             let mut histories = self.histories();
             let history = histories.entry(control.process.clone()).or_default();
