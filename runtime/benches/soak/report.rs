@@ -178,6 +178,7 @@ impl Report {
         )
     }
 
+    /// p50 and p99 per minute sent, for the table and the chart.
     fn latency_minutes(&self) -> Vec<LatencyMinute> {
         let per_minute = |arrivals: &[(i64, f64)]| -> BTreeMap<i64, Vec<f64>> {
             let mut minutes: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
