@@ -495,9 +495,12 @@ fn soak(length: Duration, given_rate: Option<f64>) -> Report {
                         .then(|| execution_rows(&database))
                         .flatten();
                     if let Some((rss_kb, fds, threads)) = proc_sample(host.pid()) {
+                        // When /proc was read: the API calls after it may wait on a broker
+                        // that is down for seconds.
+                        let at = soak_started.elapsed();
                         let statuses = host.statuses();
                         samples.push(Sample {
-                            at: soak_started.elapsed(),
+                            at,
                             host: host.name,
                             rss_kb,
                             fds,
