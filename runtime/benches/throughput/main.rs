@@ -15,9 +15,9 @@
 //!   end-to-end latency (p50/p99) at half the raw loop's rate.
 //!
 //! Flags: `--quick` (fewer cells, 3 repetitions instead of 5), `--only TEXT` (the cells whose
-//! label contains the text; their report goes to target/tmp/bench-only, not docs/), `--report` (writes docs/BENCHMARKS.md again from
-//! docs/benchmarks.json, measuring nothing). `--worker MODE …` is how the benchmark starts its
-//! own workers.
+//! label contains the text; their report goes to target/tmp/bench-only, not docs/), `--report`
+//! (writes docs/BENCHMARKS.md again from docs/benchmarks.json, measuring nothing). `--worker
+//! MODE …` is how the benchmark starts its own workers.
 //!
 //! Where things are: [`matrix`] names the cells and [`driver`] measures them, starting
 //! [`worker`] processes (Sluice or raw loops; the raw ones use [`kafka`]); [`latency`] is the

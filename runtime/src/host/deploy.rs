@@ -88,10 +88,7 @@ impl ListenerTable {
     ) -> Vec<(Arc<ListenerControl>, Option<Vec<PartitionPosition>>)> {
         futures::stream::iter(self.all())
             .map(|control| async move {
-                let positions = match control.consumer() {
-                    Some(consumer) => consumer.positions().await.ok(),
-                    None => None,
-                };
+                let positions = control.positions().await;
                 (control, positions)
             })
             .buffered(LOOKS_AT_ONCE)

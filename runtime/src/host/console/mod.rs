@@ -309,11 +309,7 @@ struct ListenerView {
 }
 
 async fn view(control: &Arc<ListenerControl>) -> ListenerView {
-    let positions = match control.consumer() {
-        Some(consumer) => consumer.positions().await.ok(),
-        None => None,
-    };
-    view_with(control, positions)
+    view_with(control, control.positions().await)
 }
 
 /// [`view`] with the positions already asked (`None`: not known).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sluice_connector::consume::Consumed;
 
-use sluice_connector::listen::ListenConsumer;
+use sluice_connector::listen::{ListenConsumer, PartitionPosition};
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::Failure;
@@ -235,6 +235,12 @@ impl ListenerControl {
     /// The listener's consumer while it runs (for its partitions and lag).
     pub fn consumer(&self) -> Option<ListenConsumer> {
         self.state().consumer.clone()
+    }
+
+    /// Where the consumer stands on the partitions it holds, asked of the brokers; `None`
+    /// while not consuming, or when the brokers did not answer.
+    pub async fn positions(&self) -> Option<Vec<PartitionPosition>> {
+        self.consumer()?.positions().await.ok()
     }
 
     /// Whether the listener is to hold off fetching.
